@@ -1,0 +1,231 @@
+package config
+
+import (
+	"bytes"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
+)
+
+// ExportTOML writes cfg in the seed format, laid out like a hand-written seed file, so
+// that ParseTOML gives the same config back. User tokens are written as token_sha256:
+// the clear token is not kept, and a clear token still present is hashed rather than
+// written out. Provider api_keys are written as they are; Redact first to drop them.
+//
+// The config is not validated (exporting a broken config to fix it by hand is
+// legitimate); only what TOML cannot represent is an error.
+func ExportTOML(cfg *berryv1.Config) ([]byte, error) {
+	w := &tomlWriter{}
+	st := cfg.GetSettings()
+	w.table("settings")
+	w.int("health_check_interval_seconds", int64(st.GetHealthCheckIntervalSeconds()))
+	w.int("request_timeout_seconds", int64(st.GetRequestTimeoutSeconds()))
+	w.int("max_retries", int64(st.GetMaxRetries()))
+	w.int("circuit_breaker_failure_threshold", int64(st.GetCircuitBreakerFailureThreshold()))
+	w.int("circuit_breaker_timeout_seconds", int64(st.GetCircuitBreakerTimeoutSeconds()))
+	w.int("recovery_check_interval_seconds", int64(st.GetRecoveryCheckIntervalSeconds()))
+	w.uint("max_request_body_bytes", st.GetMaxRequestBodyBytes())
+
+	seen := map[string]bool{}
+	for _, p := range cfg.GetProviders() {
+		w.unique(seen, "providers", p.GetId())
+		w.table("providers." + tomlKey(p.GetId()))
+		w.str("name", p.GetName())
+		w.str("base_url", p.GetBaseUrl())
+		w.str("api_key", p.GetApiKey())
+		w.strs("models", p.GetModels())
+		w.bool("enabled", p.GetEnabled())
+		w.int("timeout_seconds", int64(p.GetTimeoutSeconds()))
+		w.int("max_retries", int64(p.GetMaxRetries()))
+		if len(p.GetHeaders()) > 0 {
+			w.key("headers")
+			w.buf.WriteString("{ ")
+			for i, name := range sortedKeys(p.GetHeaders()) {
+				if i > 0 {
+					w.buf.WriteString(", ")
+				}
+				w.buf.WriteString(tomlKey(name))
+				w.buf.WriteString(" = ")
+				w.quote(p.GetHeaders()[name])
+			}
+			w.buf.WriteString(" }\n")
+		}
+		w.str("backend_type", p.GetBackendType())
+		if p.GetApiVersion() != "" {
+			w.str("api_version", p.GetApiVersion())
+		}
+	}
+
+	for _, m := range cfg.GetModels() {
+		w.unique(seen, "models", m.GetId())
+		table := "models." + tomlKey(m.GetId())
+		w.table(table)
+		w.str("name", m.GetName())
+		w.str("strategy", m.GetStrategy())
+		w.bool("enabled", m.GetEnabled())
+		for _, b := range m.GetBackends() {
+			w.buf.WriteString("\n[[" + table + ".backends]]\n")
+			w.str("provider", b.GetProvider())
+			w.str("model", b.GetModel())
+			w.float("weight", b.GetWeight())
+			w.int("priority", int64(b.GetPriority()))
+			w.bool("enabled", b.GetEnabled())
+			if len(b.GetTags()) > 0 {
+				w.strs("tags", b.GetTags())
+			}
+			w.str("billing_mode", b.GetBillingMode())
+		}
+	}
+
+	for _, u := range cfg.GetUsers() {
+		w.unique(seen, "users", u.GetId())
+		w.table("users." + tomlKey(u.GetId()))
+		w.str("name", u.GetName())
+		hash := u.GetTokenSha256()
+		if len(hash) == 0 && u.GetToken() != "" {
+			hash = HashToken(u.GetToken())
+		}
+		if len(hash) > 0 {
+			w.str("token_sha256", hex.EncodeToString(hash))
+		}
+		if len(u.GetAllowedModels()) > 0 {
+			w.strs("allowed_models", u.GetAllowedModels())
+		}
+		w.bool("enabled", u.GetEnabled())
+		if len(u.GetTags()) > 0 {
+			w.strs("tags", u.GetTags())
+		}
+		if rl := u.GetRateLimit(); rl != nil {
+			fmt.Fprintf(&w.buf, "rate_limit = { requests_per_minute = %d, requests_per_hour = %d, requests_per_day = %d }\n",
+				rl.GetRequestsPerMinute(), rl.GetRequestsPerHour(), rl.GetRequestsPerDay())
+		}
+	}
+	if w.err != nil {
+		return nil, fmt.Errorf("export config: %w", w.err)
+	}
+	return w.buf.Bytes(), nil
+}
+
+// tomlWriter keeps the first error so the layout code above can read straight through.
+type tomlWriter struct {
+	buf bytes.Buffer
+	err error
+}
+
+func (w *tomlWriter) table(name string) {
+	if w.buf.Len() > 0 {
+		w.buf.WriteByte('\n')
+	}
+	w.buf.WriteString("[" + name + "]\n")
+}
+
+// unique refuses duplicate ids: TOML cannot hold two tables with one key, and
+// writing one would produce a file that does not parse.
+func (w *tomlWriter) unique(seen map[string]bool, section, id string) {
+	path := section + "." + tomlKey(id)
+	if seen[path] && w.err == nil {
+		w.err = fmt.Errorf("%s: duplicate %s id", path, section)
+	}
+	seen[path] = true
+}
+
+func (w *tomlWriter) key(k string) { w.buf.WriteString(k + " = ") }
+
+func (w *tomlWriter) str(k, v string) {
+	w.key(k)
+	w.quote(v)
+	w.buf.WriteByte('\n')
+}
+
+func (w *tomlWriter) strs(k string, vs []string) {
+	w.key(k)
+	w.buf.WriteByte('[')
+	for i, v := range vs {
+		if i > 0 {
+			w.buf.WriteString(", ")
+		}
+		w.quote(v)
+	}
+	w.buf.WriteString("]\n")
+}
+
+func (w *tomlWriter) bool(k string, v bool) {
+	w.buf.WriteString(k + " = " + strconv.FormatBool(v) + "\n")
+}
+
+func (w *tomlWriter) int(k string, v int64) {
+	w.buf.WriteString(k + " = " + strconv.FormatInt(v, 10) + "\n")
+}
+
+func (w *tomlWriter) uint(k string, v uint64) {
+	// TOML integers are 64-bit signed; a larger value would not parse back.
+	if v > math.MaxInt64 && w.err == nil {
+		w.err = fmt.Errorf("%s = %d does not fit a TOML integer", k, v)
+	}
+	w.buf.WriteString(k + " = " + strconv.FormatUint(v, 10) + "\n")
+}
+
+func (w *tomlWriter) float(k string, v float64) {
+	var s string
+	switch {
+	case math.IsNaN(v):
+		s = "nan"
+	case math.IsInf(v, 1):
+		s = "inf"
+	case math.IsInf(v, -1):
+		s = "-inf"
+	default:
+		s = strconv.FormatFloat(v, 'g', -1, 64)
+		// A bare "1" would read back as an integer; keep the float type visible.
+		if !strings.ContainsAny(s, ".e") {
+			s += ".0"
+		}
+	}
+	w.buf.WriteString(k + " = " + s + "\n")
+}
+
+func (w *tomlWriter) quote(s string) {
+	if !utf8.ValidString(s) && w.err == nil {
+		w.err = fmt.Errorf("string %q is not valid UTF-8", s)
+	}
+	w.buf.WriteString(tomlString(s))
+}
+
+// tomlString quotes s as a TOML basic string. strconv.Quote is not usable: TOML has
+// no \x or \a escapes.
+func tomlString(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 2)
+	b.WriteByte('"')
+	for _, r := range s {
+		switch r {
+		case '"':
+			b.WriteString(`\"`)
+		case '\\':
+			b.WriteString(`\\`)
+		case '\b':
+			b.WriteString(`\b`)
+		case '\t':
+			b.WriteString(`\t`)
+		case '\n':
+			b.WriteString(`\n`)
+		case '\f':
+			b.WriteString(`\f`)
+		case '\r':
+			b.WriteString(`\r`)
+		default:
+			if r < 0x20 || r == 0x7f {
+				fmt.Fprintf(&b, `\u%04X`, r)
+			} else {
+				b.WriteRune(r)
+			}
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}

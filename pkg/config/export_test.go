@@ -1,0 +1,152 @@
+package config
+
+import (
+	"strings"
+	"testing"
+
+	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+func TestExportRoundTrip(t *testing.T) {
+	tricky := func() *berryv1.Config {
+		c := validConfig()
+		c.Settings.MaxRequestBodyBytes = 1 << 40
+		c.Providers[0].Id = "odd.id"
+		c.Providers[0].Name = "Quotes \" and \\ and ünïcödé\tand\u007f"
+		c.Providers[0].Headers = map[string]string{"X-Extra": "tab\there", "OpenAI-Organization": `"org"`}
+		c.Providers[0].TimeoutSeconds = 0
+		c.Providers[0].MaxRetries = 9
+		c.Providers[1].BackendType = "azure"
+		c.Providers[1].ApiVersion = "2024-10-21"
+		c.Providers[1].Enabled = false
+		c.Models[0].Name = "" + "name with spaces"
+		c.Models[0].Backends[0].Provider = "odd.id"
+		c.Models[0].Backends[0].Weight = 0.1
+		c.Models[0].Backends[0].Priority = -5
+		c.Models[0].Backends[0].Tags = []string{"a", "b c"}
+		c.Models[0].Backends = append(c.Models[0].Backends,
+			&berryv1.Backend{Provider: "b", Model: "up", Weight: 1e-300, Enabled: false, BillingMode: "per_request"},
+			&berryv1.Backend{Provider: "b", Model: "up2", Weight: 3, Priority: 2147483647, Enabled: true, BillingMode: "per_token"})
+		c.Models[1].Enabled = false
+		c.Users[0].Name = ""
+		c.Users[0].Tags = []string{"t"}
+		c.Users[0].RateLimit = &berryv1.RateLimit{}
+		c.Users[1].RateLimit = &berryv1.RateLimit{RequestsPerMinute: 1, RequestsPerHour: 4294967295}
+		c.Users[1].AllowedModels = []string{"m1", "m2"}
+		// Normalized form is sorted by id.
+		c.Providers[0], c.Providers[1] = c.Providers[1], c.Providers[0]
+		return c
+	}
+	fromSeed, _, err := ParseTOML([]byte(seedTOML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		cfg  *berryv1.Config
+	}{
+		{"seed", fromSeed},
+		{"valid proto", validConfig()},
+		{"tricky values", tricky()},
+		{"empty", &berryv1.Config{Settings: validConfig().Settings}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := Validate(tt.cfg); err != nil {
+				t.Fatalf("test config invalid: %v", err)
+			}
+			doc, err := ExportTOML(tt.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, warnings, err := ParseTOML(doc)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, doc)
+			}
+			if len(warnings) > 0 {
+				t.Errorf("warnings on re-import: %q", warnings)
+			}
+			wantProto(t, back, tt.cfg)
+			again, err := ExportTOML(back)
+			if err != nil || string(again) != string(doc) {
+				t.Errorf("export not stable (err %v):\n%s\n---\n%s", err, doc, again)
+			}
+		})
+	}
+}
+
+func TestExportLayout(t *testing.T) {
+	cfg, _, err := ParseTOML([]byte(seedTOML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := ExportTOML(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(doc)
+	for _, want := range []string{
+		"[settings]\nhealth_check_interval_seconds = 30\n",
+		"[providers.openai-primary]\nname = \"OpenAI Primary Account\"\n",
+		"api_key = \"sk-primary-secret\"\n",
+		"headers = { X-Extra = \"v\" }\n",
+		"[models.gpt_4]\nname = \"gpt-4\"\nstrategy = \"weighted_random\"\nenabled = true\n",
+		"[[models.gpt_4.backends]]\nprovider = \"openai-primary\"\nmodel = \"gpt-4\"\nweight = 0.5\n",
+		"weight = 2.0\n",
+		"[users.alice]\nname = \"Alice\"\ntoken_sha256 = \"",
+		"rate_limit = { requests_per_minute = 60, requests_per_hour = 1000, requests_per_day = 10000 }\n",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("export lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "berry-alice-token") || strings.Contains(text, "\ntoken =") {
+		t.Errorf("export contains a clear token:\n%s", text)
+	}
+}
+
+func TestExportClearTokenIsHashed(t *testing.T) {
+	c := validConfig()
+	c.Users[0].TokenSha256 = nil
+	c.Users[0].Token = "t1"
+	doc, err := ExportTOML(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(doc), `"t1"`) {
+		t.Fatalf("clear token exported:\n%s", doc)
+	}
+	back, _, err := ParseTOML(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := validConfig()
+	if !proto.Equal(back.GetUsers()[0], want.GetUsers()[0]) {
+		t.Errorf("users.u1 = %v, want %v", back.GetUsers()[0], want.GetUsers()[0])
+	}
+}
+
+func TestExportErrors(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(c *berryv1.Config)
+		want   string
+	}{
+		{"duplicate provider id", func(c *berryv1.Config) { c.Providers[1].Id = "a" }, "providers.a: duplicate providers id"},
+		{"duplicate user id", func(c *berryv1.Config) { c.Users[1].Id = "u1" }, "users.u1: duplicate users id"},
+		{"invalid UTF-8", func(c *berryv1.Config) { c.Models[0].Name = "bad\xff" }, "not valid UTF-8"},
+		{"body limit beyond TOML integers", func(c *berryv1.Config) { c.Settings.MaxRequestBodyBytes = 1 << 63 },
+			"max_request_body_bytes = 9223372036854775808 does not fit a TOML integer"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := validConfig()
+			tt.mutate(c)
+			_, err := ExportTOML(c)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}

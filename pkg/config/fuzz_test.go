@@ -1,0 +1,39 @@
+package config
+
+import (
+	"testing"
+)
+
+// FuzzParseTOML checks that no document makes ParseTOML panic, and that whatever it
+// accepts is valid and survives an export/import round trip unchanged.
+func FuzzParseTOML(f *testing.F) {
+	f.Add([]byte(seedTOML))
+	f.Add([]byte(doc{}.String()))
+	f.Add([]byte(doc{settings: "max_retries = -1", backend: "weight = nan\npriority = 99999999999"}.String()))
+	f.Add([]byte(doc{provider: `headers = { "X A" = "v\r\n" }`, user: `rate_limit = { requests_per_day = -1 }`}.String()))
+	f.Add([]byte("providers = 1\n[users.\"\"]\ntoken_sha256 = \"zz\"\n"))
+	f.Add([]byte("[settings\n"))
+	f.Add([]byte(""))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		cfg, _, err := ParseTOML(in)
+		if err != nil {
+			if cfg != nil {
+				t.Fatal("config returned along with an error")
+			}
+			return
+		}
+		if err := Validate(cfg); err != nil {
+			t.Fatalf("ParseTOML accepted a config Validate refuses: %v", err)
+		}
+		out, err := ExportTOML(cfg)
+		if err != nil {
+			t.Fatalf("export of an accepted config: %v", err)
+		}
+		back, _, err := ParseTOML(out)
+		if err != nil {
+			t.Fatalf("re-import: %v\n%s", err, out)
+		}
+		wantProto(t, back, cfg)
+		_ = Redact(cfg)
+	})
+}
