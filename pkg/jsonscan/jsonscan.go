@@ -1,0 +1,243 @@
+// Package jsonscan reads the few top-level fields of a JSON request body that a gateway
+// routes on (model, stream, backend) without decoding the rest, and splices a new model
+// value into the body, so the body is otherwise passed through byte for byte.
+package jsonscan
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Errors returned by Scan; all wrap ErrBadRequest.
+var (
+	ErrBadRequest = errors.New("bad request body")
+	ErrMalformed  = fmt.Errorf("%w: not a valid JSON object", ErrBadRequest)
+)
+
+// Span is a half-open byte range [Start, End) of a value in the body; the zero Span
+// means the field was absent.
+type Span struct{ Start, End int }
+
+// Present reports whether the field was in the body.
+func (s Span) Present() bool { return s.End > s.Start }
+
+// Fields are the routing fields of a request body.
+type Fields struct {
+	// Model is the raw "model" value including its quotes.
+	Model Span
+	// Backend is the raw "backend" value (forces a provider) including its quotes.
+	Backend Span
+	// BackendMember spans the whole `"backend": "x"` member, for removal.
+	BackendMember Span
+	Stream        bool
+}
+
+// Scan validates body as a JSON object and locates its routing fields. It does not
+// allocate for well-formed bodies whose keys carry no escapes.
+func Scan(body []byte, f *Fields) error {
+	*f = Fields{}
+	if !json.Valid(body) {
+		return ErrMalformed
+	}
+	i := skipWS(body, 0)
+	if i >= len(body) || body[i] != '{' {
+		return ErrMalformed
+	}
+	prevEnd := i // the '{' or the ',' before the current member, for member removal
+	i++
+	for {
+		i = skipWS(body, i)
+		if body[i] == '}' {
+			return nil
+		}
+		if body[i] == ',' {
+			prevEnd = i
+			i = skipWS(body, i+1)
+		}
+		keyStart := i
+		keyEnd := skipString(body, i)
+		key := body[keyStart+1 : keyEnd-1]
+		i = skipWS(body, keyEnd)
+		i = skipWS(body, i+1) // ':'
+		valStart := i
+		valEnd := skipValue(body, i)
+		switch keyName(key) {
+		case "model":
+			if body[valStart] != '"' {
+				return fmt.Errorf("%w: \"model\" must be a string", ErrBadRequest)
+			}
+			f.Model = Span{valStart, valEnd}
+		case "stream":
+			switch string(body[valStart:valEnd]) {
+			case "true":
+				f.Stream = true
+			case "false", "null":
+				f.Stream = false
+			default:
+				return fmt.Errorf("%w: \"stream\" must be a boolean", ErrBadRequest)
+			}
+		case "backend":
+			if body[valStart] != '"' {
+				return fmt.Errorf("%w: \"backend\" must be a string", ErrBadRequest)
+			}
+			f.Backend = Span{valStart, valEnd}
+			f.BackendMember = Span{prevEnd, valEnd}
+			if prevEnd < len(body) && body[prevEnd] == '{' {
+				// First member: remove it with its trailing comma instead of a leading one.
+				f.BackendMember = Span{keyStart, valEnd}
+				if j := skipWS(body, valEnd); body[j] == ',' {
+					f.BackendMember.End = skipWS(body, j+1)
+				}
+			}
+		}
+		i = valEnd
+	}
+}
+
+// String returns the decoded string value at s (which must span a JSON string).
+func String(body []byte, s Span) string {
+	raw := body[s.Start+1 : s.End-1]
+	if !hasEscape(raw) {
+		return string(raw)
+	}
+	var v string
+	_ = json.Unmarshal(body[s.Start:s.End], &v) // already validated
+	return v
+}
+
+// Unescaped returns the raw bytes of the string at s when it has no escapes, so a
+// lookup can use them without allocating; ok is false when it has escapes.
+func Unescaped(body []byte, s Span) (raw []byte, ok bool) {
+	raw = body[s.Start+1 : s.End-1]
+	return raw, !hasEscape(raw)
+}
+
+// Rewrite appends body to dst with the model value replaced by newModel (a plain
+// string, JSON-quoted here) and the "backend" member removed when drop is set.
+func Rewrite(dst, body []byte, f *Fields, newModel string, dropBackend bool) []byte {
+	type cut struct {
+		span Span
+		repl bool
+	}
+	var cuts [2]cut
+	n := 0
+	if f.Model.Present() {
+		cuts[n] = cut{f.Model, true}
+		n++
+	}
+	if dropBackend && f.BackendMember.Present() {
+		cuts[n] = cut{f.BackendMember, false}
+		n++
+	}
+	if n == 2 && cuts[1].span.Start < cuts[0].span.Start {
+		cuts[0], cuts[1] = cuts[1], cuts[0]
+	}
+	pos := 0
+	for _, c := range cuts[:n] {
+		dst = append(dst, body[pos:c.span.Start]...)
+		if c.repl {
+			dst = appendQuoted(dst, newModel)
+		}
+		pos = c.span.End
+	}
+	return append(dst, body[pos:]...)
+}
+
+func keyName(key []byte) string {
+	// The switch in Scan compares against constants; Go does not allocate for
+	// string(key) in a comparison, only escaped keys need decoding.
+	if !hasEscape(key) {
+		switch string(key) {
+		case "model":
+			return "model"
+		case "stream":
+			return "stream"
+		case "backend":
+			return "backend"
+		}
+		return ""
+	}
+	var s string
+	q := make([]byte, 0, len(key)+2)
+	q = append(append(append(q, '"'), key...), '"')
+	_ = json.Unmarshal(q, &s)
+	return s
+}
+
+func hasEscape(b []byte) bool {
+	for _, c := range b {
+		if c == '\\' {
+			return true
+		}
+	}
+	return false
+}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index just past the string starting at b[i] == '"'. The body
+// has been validated, so bounds and syntax are known good.
+func skipString(b []byte, i int) int {
+	for i++; ; i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+}
+
+func skipValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for ; ; i++ {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+		}
+	default:
+		for i < len(b) {
+			switch b[i] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				return i
+			}
+			i++
+		}
+		return i
+	}
+}
+
+func appendQuoted(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			dst = append(dst, '\\', c)
+		case c < 0x20:
+			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return append(dst, '"')
+}

@@ -1,0 +1,140 @@
+package jsonscan
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"testing"
+)
+
+func TestScan(t *testing.T) {
+	tests := []struct {
+		name      string
+		body      string
+		model     string
+		stream    bool
+		backend   string
+		wantErr   bool
+		rewritten string // with model "up" and backend dropped
+	}{
+		{name: "plain", body: `{"model":"gpt-4","messages":[]}`, model: "gpt-4",
+			rewritten: `{"model":"up","messages":[]}`},
+		{name: "stream true", body: `{"messages":[{"role":"user","content":"}{\""}],"stream":true,"model":"m"}`,
+			model: "m", stream: true, rewritten: `{"messages":[{"role":"user","content":"}{\""}],"stream":true,"model":"up"}`},
+		{name: "stream null", body: `{"model":"m","stream":null}`, model: "m", rewritten: `{"model":"up","stream":null}`},
+		{name: "nested model key ignored", body: `{"x":{"model":"inner"},"model":"outer"}`, model: "outer",
+			rewritten: `{"x":{"model":"inner"},"model":"up"}`},
+		{name: "escaped key", body: `{"mod\u0065l":"m"}`, model: "m", rewritten: `{"mod\u0065l":"up"}`},
+		{name: "escaped value", body: `{"model":"a\"b"}`, model: `a"b`, rewritten: `{"model":"up"}`},
+		{name: "backend first", body: `{"backend":"p1", "model":"m"}`, model: "m", backend: "p1",
+			rewritten: `{"model":"up"}`},
+		{name: "backend middle", body: `{"model":"m" , "backend":"p1","n":1}`, model: "m", backend: "p1",
+			rewritten: `{"model":"up" ,"n":1}`},
+		{name: "backend last", body: "{\"model\":\"m\",\n \"backend\" : \"p1\"\n}", model: "m", backend: "p1",
+			rewritten: "{\"model\":\"up\"\n}"},
+		{name: "backend only", body: `{"backend":"p1"}`, backend: "p1", rewritten: `{}`},
+		{name: "whitespace", body: " \n{ \"model\" :\t\"m\" , \"stream\" : false } ", model: "m",
+			rewritten: " \n{ \"model\" :\t\"up\" , \"stream\" : false } "},
+		{name: "no model", body: `{"messages":[]}`, rewritten: `{"messages":[]}`},
+		{name: "malformed", body: `{"model":"m"`, wantErr: true},
+		{name: "trailing garbage", body: `{"model":"m"} x`, wantErr: true},
+		{name: "array", body: `["model"]`, wantErr: true},
+		{name: "empty", body: ``, wantErr: true},
+		{name: "model number", body: `{"model":4}`, wantErr: true},
+		{name: "stream string", body: `{"model":"m","stream":"yes"}`, wantErr: true},
+		{name: "backend number", body: `{"model":"m","backend":1}`, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var f Fields
+			err := Scan([]byte(tt.body), &f)
+			if tt.wantErr {
+				if !errors.Is(err, ErrBadRequest) {
+					t.Fatalf("Scan error = %v, want ErrBadRequest", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Scan: %v", err)
+			}
+			body := []byte(tt.body)
+			if f.Model.Present() != (tt.model != "") || (tt.model != "" && String(body, f.Model) != tt.model) {
+				t.Errorf("model = %q, want %q", String(body, f.Model), tt.model)
+			}
+			if f.Stream != tt.stream {
+				t.Errorf("stream = %v, want %v", f.Stream, tt.stream)
+			}
+			if tt.backend != "" && String(body, f.Backend) != tt.backend {
+				t.Errorf("backend = %q, want %q", String(body, f.Backend), tt.backend)
+			}
+			got := string(Rewrite(nil, body, &f, "up", true))
+			if got != tt.rewritten {
+				t.Errorf("Rewrite = %q, want %q", got, tt.rewritten)
+			}
+			if !json.Valid([]byte(got)) {
+				t.Errorf("Rewrite produced invalid JSON %q", got)
+			}
+		})
+	}
+}
+
+func FuzzScan(f *testing.F) {
+	for _, s := range []string{`{"model":"gpt-4","stream":true,"messages":[{"role":"user","content":"hi"}]}`,
+		`{"backend":"p","model":"m"}`, `{"a":[1,{"b":"\"}"}],"model":"x\u00e9","backend":"y"}`, `{}`, `[]`, `"x"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var fl Fields
+		if err := Scan(body, &fl); err != nil {
+			return
+		}
+		out := Rewrite(nil, body, &fl, "new\"model", true)
+		if !json.Valid(out) {
+			t.Fatalf("Rewrite(%q) = %q: invalid JSON", body, out)
+		}
+		var m map[string]any
+		if json.Unmarshal(out, &m) == nil { // duplicate keys make this ambiguous; check simple cases
+			if fl.Model.Present() {
+				if v, _ := m["model"].(string); v != "new\"model" {
+					if countKey(body) == 1 {
+						t.Fatalf("model = %q after Rewrite of %q", v, body)
+					}
+				}
+			}
+		}
+	})
+}
+
+// countKey is 1 when the body has one top-level model key; duplicate keys are legal
+// JSON but decoders disagree on which wins, so the fuzzer does not judge those.
+func countKey(body []byte) int {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	tok, _ := dec.Token()
+	if tok != json.Delim('{') {
+		return 0
+	}
+	n := 0
+	for dec.More() {
+		k, _ := dec.Token()
+		var v json.RawMessage
+		_ = dec.Decode(&v)
+		if k == "model" {
+			n++
+		}
+	}
+	return n
+}
+
+func BenchmarkScanRewrite(b *testing.B) {
+	body := []byte(`{"model":"gpt-4","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Write a haiku about load balancers and the quiet hum of many servers."}],"temperature":0.7,"stream":false}`)
+	buf := make([]byte, 0, 1024)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		var f Fields
+		if err := Scan(body, &f); err != nil {
+			b.Fatal(err)
+		}
+		buf = Rewrite(buf[:0], body, &f, "gpt-4-0613", true)
+	}
+}
