@@ -1,0 +1,123 @@
+// Command berry-edge is Berry's data plane: a stateless OpenAI-compatible proxy that
+// serves clients from the last routing snapshot it accepted from the control plane.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/berry-gateway/berry/edge/internal/cpsync"
+	"github.com/berry-gateway/berry/edge/internal/proxy"
+	"github.com/berry-gateway/berry/edge/internal/tables"
+	"github.com/valyala/fasthttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "berry-edge:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("berry-edge", flag.ContinueOnError)
+	defListen := os.Getenv("BIND_ADDRESS")
+	if defListen == "" {
+		defListen = "127.0.0.1:3000"
+	}
+	listen := fs.String("listen", defListen, "client-facing HTTP listen address (env BIND_ADDRESS)")
+	cpAddr := fs.String("control-plane", "", "control plane gRPC address, e.g. 127.0.0.1:9090")
+	edgeID := fs.String("edge-id", "", "this edge's id in fleet status (default host name + listen port)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *cpAddr == "" {
+		return errors.New("--control-plane is required")
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	lis, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("--listen: %w", err)
+	}
+	if *edgeID == "" {
+		host, _ := os.Hostname()
+		_, port, _ := net.SplitHostPort(lis.Addr().String())
+		*edgeID = host + ":" + port
+	}
+
+	var current tables.Current
+	conn, err := grpc.NewClient(*cpAddr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		// Snapshots of large configs exceed gRPC's 4 MiB default.
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)),
+	)
+	if err != nil {
+		return fmt.Errorf("--control-plane: %w", err)
+	}
+	defer conn.Close()
+	sync := &cpsync.Client{
+		Conn: conn, EdgeID: *edgeID, BuildVersion: buildVersion(),
+		ListenAddress: lis.Addr().String(), Applier: &current, Log: log.With("component", "cpsync"),
+	}
+	go func() { _ = sync.Run(ctx) }()
+
+	h := proxy.New(&current, log.With("component", "proxy"))
+	srv := &fasthttp.Server{
+		Handler:            h.ServeHTTP,
+		Name:               "berry-edge",
+		MaxRequestBodySize: 8 << 20,
+		ReadTimeout:        60 * time.Second,
+		IdleTimeout:        120 * time.Second,
+		// Error bodies for malformed HTTP must be OpenAI-style JSON too.
+		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
+			proxy.WriteProtocolError(ctx, err)
+		},
+		Logger: slogPrinter{log},
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(lis) }()
+	log.Info("edge listening", "addr", lis.Addr().String(), "edge_id", *edgeID, "control_plane", *cpAddr)
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down; finishing requests in flight")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return srv.ShutdownWithContext(sctx)
+}
+
+func buildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+type slogPrinter struct{ log *slog.Logger }
+
+func (p slogPrinter) Printf(format string, args ...any) { p.log.Debug(fmt.Sprintf(format, args...)) }

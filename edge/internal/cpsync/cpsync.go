@@ -1,0 +1,130 @@
+// Package cpsync keeps an edge in step with the control plane: it holds the edge's Sync
+// stream open, applies each snapshot it receives, answers ACK or NACK, and reconnects
+// with capped exponential backoff and jitter when the stream breaks.
+package cpsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Applier is what the edge does with a snapshot: Apply installs it or explains why it
+// cannot; Applied is the version being served (0 for none).
+type Applier interface {
+	Apply(*berryv1.Snapshot) error
+	Applied() uint64
+}
+
+// ErrOlder is returned (and NACKed) for a snapshot older than the one being served.
+var ErrOlder = errors.New("snapshot is older than the applied version")
+
+// Client syncs one edge. Fields must be set before Run.
+type Client struct {
+	Conn          grpc.ClientConnInterface
+	EdgeID        string
+	BuildVersion  string
+	ListenAddress string
+	Applier       Applier
+	Log           *slog.Logger
+
+	// Backoff bounds; defaults 500ms and 30s.
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// Run syncs until ctx is done.
+func (c *Client) Run(ctx context.Context) error {
+	log := c.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	minB, maxB := c.MinBackoff, c.MaxBackoff
+	if minB <= 0 {
+		minB = 500 * time.Millisecond
+	}
+	if maxB <= 0 {
+		maxB = 30 * time.Second
+	}
+	backoff := minB
+	for {
+		start := time.Now()
+		err := c.session(ctx, log)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		// A stream that lived a while was healthy: start the backoff over.
+		if time.Since(start) > maxB {
+			backoff = minB
+		}
+		// Full jitter keeps a fleet from reconnecting in lockstep after a restart.
+		wait := time.Duration(rand.Int64N(int64(backoff))) + minB/2
+		log.Warn("control plane stream ended; reconnecting", "err", err, "in", wait.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		backoff = min(backoff*2, maxB)
+	}
+}
+
+func (c *Client) session(ctx context.Context, log *slog.Logger) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := berryv1.NewEdgeServiceClient(c.Conn).Sync(ctx)
+	if err != nil {
+		return fmt.Errorf("open stream: %w", err)
+	}
+	hello := &berryv1.Hello{
+		EdgeId: c.EdgeID, BuildVersion: c.BuildVersion, ListenAddress: c.ListenAddress,
+		AppliedVersion: c.Applier.Applied(),
+	}
+	if err := stream.Send(&berryv1.SyncRequest{Kind: &berryv1.SyncRequest_Hello{Hello: hello}}); err != nil {
+		return fmt.Errorf("send hello: %w", err)
+	}
+	log.Info("connected to control plane", "applied_version", hello.AppliedVersion)
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled {
+				return fmt.Errorf("stream closed: %w", err)
+			}
+			return fmt.Errorf("receive: %w", err)
+		}
+		snap := msg.GetSnapshot()
+		if snap == nil {
+			continue // a kind this build does not know yet
+		}
+		ack := &berryv1.SnapshotAck{Version: snap.GetVersion(), Accepted: true}
+		if err := c.apply(snap); err != nil {
+			ack.Accepted, ack.ErrorDetail = false, err.Error()
+			log.Error("snapshot rejected; still serving the previous one",
+				"version", snap.GetVersion(), "serving", c.Applier.Applied(), "err", err)
+		} else {
+			log.Info("snapshot applied", "version", snap.GetVersion())
+		}
+		if err := stream.Send(&berryv1.SyncRequest{Kind: &berryv1.SyncRequest_Ack{Ack: ack}}); err != nil {
+			return fmt.Errorf("send ack: %w", err)
+		}
+	}
+}
+
+func (c *Client) apply(s *berryv1.Snapshot) error {
+	cur := c.Applier.Applied()
+	switch {
+	case s.GetVersion() < cur:
+		return fmt.Errorf("%w (got %d, serving %d)", ErrOlder, s.GetVersion(), cur)
+	case s.GetVersion() == cur:
+		return nil
+	}
+	return c.Applier.Apply(s)
+}

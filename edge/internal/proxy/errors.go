@@ -1,0 +1,55 @@
+package proxy
+
+import (
+	"errors"
+	"strconv"
+
+	"github.com/valyala/fasthttp"
+)
+
+// OpenAI's error "type" values, which SDKs map to exception classes.
+const (
+	typeInvalidRequest = "invalid_request_error"
+	typeAuth           = "authentication_error"
+	typePermission     = "permission_error"
+	typeNotFound       = "not_found_error"
+	typeUnavailable    = "service_unavailable"
+	typeUpstream       = "upstream_error"
+	typeTimeout        = "timeout_error"
+)
+
+// writeError answers with an OpenAI-style error body.
+func writeError(ctx *fasthttp.RequestCtx, status int, typ, code, msg string) {
+	ctx.Response.Reset()
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.Response.SetBodyRaw(appendError(nil, typ, code, msg))
+}
+
+// appendError appends {"error":{"message","type","code"}} to dst.
+func appendError(dst []byte, typ, code, msg string) []byte {
+	dst = append(dst, `{"error":{"message":`...)
+	dst = strconv.AppendQuote(dst, msg)
+	dst = append(dst, `,"type":`...)
+	dst = strconv.AppendQuote(dst, typ)
+	dst = append(dst, `,"code":`...)
+	if code == "" {
+		dst = append(dst, "null"...)
+	} else {
+		dst = strconv.AppendQuote(dst, code)
+	}
+	return append(dst, "}}"...)
+}
+
+// WriteProtocolError answers a request fasthttp could not parse (too large, malformed
+// HTTP, read timeout) with an OpenAI-style error.
+func WriteProtocolError(ctx *fasthttp.RequestCtx, err error) {
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, typeInvalidRequest, "request_too_large",
+			"the request body exceeds the gateway's size limit")
+	default:
+		writeError(ctx, fasthttp.StatusBadRequest, typeInvalidRequest, "bad_request",
+			"malformed HTTP request")
+	}
+}

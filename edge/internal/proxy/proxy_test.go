@@ -1,0 +1,126 @@
+package proxy
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berry-gateway/berry/edge/internal/routing"
+	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
+	"github.com/berry-gateway/berry/pkg/config"
+	"github.com/valyala/fasthttp"
+)
+
+type staticTable struct{ t *routing.Table }
+
+func (s staticTable) Table() *routing.Table { return s.t }
+
+func buildTable(t testing.TB, doc string) *routing.Table {
+	t.Helper()
+	cfg, _, err := config.ParseTOML([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab, err := routing.Build(&berryv1.Snapshot{Version: 1, Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tab
+}
+
+// serveEdge runs the handler on a loopback socket and returns its base URL.
+func serveEdge(t testing.TB, src TableSource) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &fasthttp.Server{Handler: New(src, nil).ServeHTTP}
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(func() { _ = srv.Shutdown() })
+	return "http://" + lis.Addr().String()
+}
+
+func oneBackend(upstream string) string {
+	return fmt.Sprintf(`
+[providers.up]
+name = "up"
+base_url = %q
+api_key = "k"
+models = ["m"]
+[models.m]
+name = "m"
+[[models.m.backends]]
+provider = "up"
+model = "m"
+[users.u]
+name = "u"
+token = "t"
+`, upstream)
+}
+
+// TestStreamIsRelayedAsItArrives holds the upstream after its first event until the
+// client has read that event: an edge that buffered the stream would deadlock here.
+func TestStreamIsRelayedAsItArrives(t *testing.T) {
+	release := make(chan struct{})
+	up := http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: {\"choices\":[{\"delta\":{\"content\":\"first\"}}]}\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-time.After(10 * time.Second):
+		}
+		io.WriteString(w, "data: {\"choices\":[{\"delta\":{\"content\":\"second\"}}]}\n\ndata: [DONE]\n\n")
+	})}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = up.Serve(lis) }()
+	defer up.Close()
+
+	edge := serveEdge(t, staticTable{buildTable(t, oneBackend("http://"+lis.Addr().String()+"/v1"))})
+	req, _ := http.NewRequest(http.MethodPost, edge+"/v1/chat/completions",
+		strings.NewReader(`{"model":"m","stream":true,"messages":[]}`))
+	req.Header.Set("Authorization", "Bearer t")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(resp.Body).ReadString('\n')
+		got <- line
+	}()
+	select {
+	case line := <-got:
+		if !strings.Contains(line, "first") {
+			t.Fatalf("first line = %q", line)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the first event did not reach the client while the upstream held the rest: the stream is buffered")
+	}
+	close(release)
+}
+
+func TestNoTableYet(t *testing.T) {
+	edge := serveEdge(t, staticTable{})
+	for _, path := range []string{"/v1/chat/completions", "/health"} {
+		resp, err := http.Post(edge+path, "application/json", strings.NewReader(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("%s: %d %s, want 503", path, resp.StatusCode, b)
+		}
+	}
+}

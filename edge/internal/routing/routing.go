@@ -1,0 +1,199 @@
+// Package routing compiles a config snapshot into the read-only table an edge serves
+// requests from. A table is built once per snapshot and swapped in atomically, so a
+// request in flight keeps the table it started with.
+package routing
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
+	"github.com/berry-gateway/berry/pkg/balancer"
+	"github.com/berry-gateway/berry/pkg/config"
+)
+
+// Table is one applied snapshot, indexed for the request path.
+type Table struct {
+	Version  uint64
+	Settings *berryv1.Settings
+
+	users      map[[sha256.Size]byte]*User
+	models     map[string]*Model // by the name clients send
+	modelsByID map[string]*Model
+	providers  map[string]*Provider
+	// ModelNames keeps config order for listings.
+	ModelNames []string
+}
+
+// User is a gateway API key.
+type User struct {
+	ID, Name string
+	Enabled  bool
+	allowed  map[string]bool // model ids; nil means all
+	Tags     []string
+}
+
+// Allowed reports whether the user may use the model.
+func (u *User) Allowed(m *Model) bool { return u.allowed == nil || u.allowed[m.ID] }
+
+// Model is a client-facing model name and its backends.
+type Model struct {
+	ID, Name string
+	Enabled  bool
+	Strategy balancer.Strategy
+	Backends []*Backend
+}
+
+// Backend is one upstream model on one provider.
+type Backend struct {
+	Provider      *Provider
+	UpstreamModel string
+	Weight        float64
+	Priority      int32
+	Enabled       bool
+	Tags          []string
+	PerRequest    bool // billed per call: never probed with paid requests
+}
+
+// Provider is one upstream account with its request settings precomputed.
+type Provider struct {
+	ID, Name string
+	Kind     string
+	Enabled  bool
+	// ChatURL is the full chat-completions endpoint.
+	ChatURL string
+	// Headers are sent on every upstream request: auth first, then the configured ones.
+	Headers    [][2]string
+	Timeout    time.Duration
+	MaxRetries int
+}
+
+// Build validates a snapshot and compiles it. An error means the snapshot must be
+// NACKed and the previous table kept.
+func Build(s *berryv1.Snapshot) (*Table, error) {
+	if s.GetVersion() == 0 {
+		return nil, fmt.Errorf("snapshot has no version")
+	}
+	cfg := s.GetConfig()
+	if cfg == nil {
+		return nil, fmt.Errorf("snapshot %d has no config", s.GetVersion())
+	}
+	if err := config.Validate(cfg); err != nil {
+		return nil, fmt.Errorf("snapshot %d: %w", s.GetVersion(), err)
+	}
+	t := &Table{
+		Version:    s.GetVersion(),
+		Settings:   cfg.GetSettings(),
+		users:      make(map[[sha256.Size]byte]*User, len(cfg.GetUsers())),
+		models:     make(map[string]*Model, len(cfg.GetModels())),
+		modelsByID: make(map[string]*Model, len(cfg.GetModels())),
+		providers:  make(map[string]*Provider, len(cfg.GetProviders())),
+	}
+	for _, p := range cfg.GetProviders() {
+		prov, err := buildProvider(p, t.Settings)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot %d: providers.%s: %w", s.GetVersion(), p.GetId(), err)
+		}
+		t.providers[p.GetId()] = prov
+	}
+	for _, m := range cfg.GetModels() {
+		strat, err := balancer.New(m.GetStrategy())
+		if err != nil {
+			return nil, fmt.Errorf("snapshot %d: models.%s.strategy: %w", s.GetVersion(), m.GetId(), err)
+		}
+		mod := &Model{ID: m.GetId(), Name: m.GetName(), Enabled: m.GetEnabled(), Strategy: strat}
+		for _, b := range m.GetBackends() {
+			mod.Backends = append(mod.Backends, &Backend{
+				Provider:      t.providers[b.GetProvider()],
+				UpstreamModel: b.GetModel(),
+				Weight:        b.GetWeight(),
+				Priority:      b.GetPriority(),
+				Enabled:       b.GetEnabled(),
+				Tags:          b.GetTags(),
+				PerRequest:    b.GetBillingMode() == "per_request",
+			})
+		}
+		t.models[mod.Name] = mod
+		t.modelsByID[mod.ID] = mod
+		t.ModelNames = append(t.ModelNames, mod.Name)
+	}
+	for _, u := range cfg.GetUsers() {
+		var h [sha256.Size]byte
+		copy(h[:], u.GetTokenSha256())
+		usr := &User{ID: u.GetId(), Name: u.GetName(), Enabled: u.GetEnabled(), Tags: u.GetTags()}
+		if len(u.GetAllowedModels()) > 0 {
+			usr.allowed = make(map[string]bool, len(u.GetAllowedModels()))
+			for _, id := range u.GetAllowedModels() {
+				usr.allowed[id] = true
+			}
+		}
+		t.users[h] = usr
+	}
+	return t, nil
+}
+
+// UserByToken finds the user whose token hashes to the given token. Looking up by
+// SHA-256 means the comparison never runs over the secret itself, so its timing says
+// nothing about the stored token.
+func (t *Table) UserByToken(token []byte) *User {
+	return t.users[sha256.Sum256(token)]
+}
+
+// Model finds a model by the name clients send; name may alias a request buffer.
+func (t *Table) Model(name []byte) *Model { return t.models[string(name)] }
+
+// ModelByName is Model for a string.
+func (t *Table) ModelByName(name string) *Model { return t.models[name] }
+
+func buildProvider(p *berryv1.Provider, st *berryv1.Settings) (*Provider, error) {
+	prov := &Provider{
+		ID: p.GetId(), Name: p.GetName(), Kind: p.GetBackendType(), Enabled: p.GetEnabled(),
+		Timeout:    time.Duration(p.GetTimeoutSeconds()) * time.Second,
+		MaxRetries: int(p.GetMaxRetries()),
+	}
+	if prov.Timeout <= 0 {
+		prov.Timeout = time.Duration(st.GetRequestTimeoutSeconds()) * time.Second
+	}
+	switch prov.Kind {
+	case "", "openai", "gemini":
+		u, err := openAIEndpoint(p.GetBaseUrl(), "chat/completions")
+		if err != nil {
+			return nil, err
+		}
+		prov.ChatURL = u
+		if p.GetApiKey() != "" {
+			prov.Headers = append(prov.Headers, [2]string{"Authorization", "Bearer " + p.GetApiKey()})
+		}
+	default:
+		// Azure and Anthropic adapters come with their own issue; until then such a
+		// provider is refused loudly rather than called with the wrong protocol.
+		return nil, fmt.Errorf("backend_type %q is not supported by this edge yet", prov.Kind)
+	}
+	for k, v := range p.GetHeaders() {
+		prov.Headers = append(prov.Headers, [2]string{k, v})
+	}
+	return prov, nil
+}
+
+// openAIEndpoint joins an OpenAI-style base URL and an operation path. A base that
+// already ends in the operation is used as is; a bare host gets /v1/ first; any other
+// path (…/v1, …/openai/v1, …/api/paas/v4) gets the operation appended.
+func openAIEndpoint(base, op string) (string, error) {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("base_url %q is not an absolute http(s) URL", base)
+	}
+	path := strings.TrimRight(u.Path, "/")
+	switch {
+	case strings.HasSuffix(path, "/"+op):
+	case path == "":
+		path = "/v1/" + op
+	default:
+		path += "/" + op
+	}
+	u.Path = path
+	return u.String(), nil
+}
