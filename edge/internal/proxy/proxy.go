@@ -17,6 +17,7 @@ import (
 	"github.com/berry-gateway/berry/edge/internal/routing"
 	"github.com/berry-gateway/berry/pkg/balancer"
 	"github.com/berry-gateway/berry/pkg/jsonscan"
+	"github.com/berry-gateway/berry/pkg/provider"
 	"github.com/valyala/fasthttp"
 )
 
@@ -70,7 +71,6 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 type request struct {
 	fields jsonscan.Fields
 	cands  []balancer.Candidate
-	body   []byte
 }
 
 var requestPool = sync.Pool{New: func() any { return &request{cands: make([]balancer.Candidate, 0, 8)} }}
@@ -120,7 +120,6 @@ func (h *Handler) chat(ctx *fasthttp.RequestCtx) {
 	r := requestPool.Get().(*request)
 	defer func() {
 		r.cands = r.cands[:0]
-		r.body = r.body[:0]
 		requestPool.Put(r)
 	}()
 	body := ctx.PostBody()
@@ -186,17 +185,14 @@ func (h *Handler) forward(ctx *fasthttp.RequestCtx, r *request, model *routing.M
 		b := model.Backends[c.Index]
 		p := b.Provider
 		req.Reset()
-		req.Header.SetMethod(fasthttp.MethodPost)
-		req.SetRequestURI(p.ChatURL)
-		req.Header.SetContentType("application/json")
-		for _, hv := range p.Headers {
-			req.Header.Set(hv[0], hv[1])
+		if err := p.Adapter.WriteRequest(req, &p.Account, provider.OpChat, b.UpstreamModel, ctx.PostBody(), &r.fields); err != nil {
+			lastErr, lastStatus = err, 0
+			h.log.Warn("cannot build upstream request", "model", model.ID, "provider", p.ID, "err", err)
+			continue
 		}
 		if streaming {
 			req.Header.Set("Accept", "text/event-stream")
 		}
-		r.body = jsonscan.Rewrite(r.body[:0], ctx.PostBody(), &r.fields, b.UpstreamModel, true)
-		req.SetBodyRaw(r.body)
 		// Streams get a wider bound: this deadline covers the whole body, and a long
 		// generation must not be cut at the first-byte timeout.
 		timeout := p.Timeout

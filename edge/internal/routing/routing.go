@@ -6,13 +6,14 @@ package routing
 import (
 	"crypto/sha256"
 	"fmt"
-	"net/url"
-	"strings"
+	"maps"
+	"slices"
 	"time"
 
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/pkg/balancer"
 	"github.com/berry-gateway/berry/pkg/config"
+	"github.com/berry-gateway/berry/pkg/provider"
 )
 
 // Table is one applied snapshot, indexed for the request path.
@@ -58,15 +59,13 @@ type Backend struct {
 	PerRequest    bool // billed per call: never probed with paid requests
 }
 
-// Provider is one upstream account with its request settings precomputed.
+// Provider is one upstream account: its adapter and the account settings the adapter
+// prepared for the request path.
 type Provider struct {
-	ID, Name string
-	Kind     string
-	Enabled  bool
-	// ChatURL is the full chat-completions endpoint.
-	ChatURL string
-	// Headers are sent on every upstream request: auth first, then the configured ones.
-	Headers    [][2]string
+	ID, Name   string
+	Enabled    bool
+	Adapter    provider.Adapter
+	Account    provider.Account
 	Timeout    time.Duration
 	MaxRetries int
 }
@@ -150,50 +149,28 @@ func (t *Table) ModelByName(name string) *Model { return t.models[name] }
 
 func buildProvider(p *berryv1.Provider, st *berryv1.Settings) (*Provider, error) {
 	prov := &Provider{
-		ID: p.GetId(), Name: p.GetName(), Kind: p.GetBackendType(), Enabled: p.GetEnabled(),
+		ID: p.GetId(), Name: p.GetName(), Enabled: p.GetEnabled(),
 		Timeout:    time.Duration(p.GetTimeoutSeconds()) * time.Second,
 		MaxRetries: int(p.GetMaxRetries()),
+		Account: provider.Account{
+			ID: p.GetId(), Kind: p.GetBackendType(), BaseURL: p.GetBaseUrl(),
+			APIKey: p.GetApiKey(), APIVersion: p.GetApiVersion(),
+		},
 	}
 	if prov.Timeout <= 0 {
 		prov.Timeout = time.Duration(st.GetRequestTimeoutSeconds()) * time.Second
 	}
-	switch prov.Kind {
-	case "", "openai", "gemini":
-		u, err := openAIEndpoint(p.GetBaseUrl(), "chat/completions")
-		if err != nil {
-			return nil, err
-		}
-		prov.ChatURL = u
-		if p.GetApiKey() != "" {
-			prov.Headers = append(prov.Headers, [2]string{"Authorization", "Bearer " + p.GetApiKey()})
-		}
-	default:
-		// Azure and Anthropic adapters come with their own issue; until then such a
-		// provider is refused loudly rather than called with the wrong protocol.
-		return nil, fmt.Errorf("backend_type %q is not supported by this edge yet", prov.Kind)
+	// Sorted so that the header order upstream does not vary between snapshots.
+	for _, k := range slices.Sorted(maps.Keys(p.GetHeaders())) {
+		prov.Account.Headers = append(prov.Account.Headers, [2]string{k, p.GetHeaders()[k]})
 	}
-	for k, v := range p.GetHeaders() {
-		prov.Headers = append(prov.Headers, [2]string{k, v})
+	a, err := provider.Lookup(p.GetBackendType())
+	if err != nil {
+		return nil, err
 	}
+	if err := a.Prepare(&prov.Account); err != nil {
+		return nil, err
+	}
+	prov.Adapter = a
 	return prov, nil
-}
-
-// openAIEndpoint joins an OpenAI-style base URL and an operation path. A base that
-// already ends in the operation is used as is; a bare host gets /v1/ first; any other
-// path (…/v1, …/openai/v1, …/api/paas/v4) gets the operation appended.
-func openAIEndpoint(base, op string) (string, error) {
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("base_url %q is not an absolute http(s) URL", base)
-	}
-	path := strings.TrimRight(u.Path, "/")
-	switch {
-	case strings.HasSuffix(path, "/"+op):
-	case path == "":
-		path = "/v1/" + op
-	default:
-		path += "/" + op
-	}
-	u.Path = path
-	return u.String(), nil
 }

@@ -1,4 +1,4 @@
-package routing
+package provider
 
 import "testing"
 
@@ -14,13 +14,14 @@ func TestOpenAIEndpoint(t *testing.T) {
 		{base: "https://open.bigmodel.cn/api/paas/v4", want: "https://open.bigmodel.cn/api/paas/v4/chat/completions"},
 		{base: "http://127.0.0.1:8081/v1/chat/completions", want: "http://127.0.0.1:8081/v1/chat/completions"},
 		{base: "https://x.example/v1?key=1", want: "https://x.example/v1/chat/completions?key=1"},
+		{base: "http://h/v1/embeddings", want: "http://h/v1/chat/completions"},
 		{base: "ftp://x", wantErr: true},
 		{base: "/v1", wantErr: true},
 	}
 	for _, tt := range tests {
-		got, err := openAIEndpoint(tt.base, "chat/completions")
+		got, err := OpenAIEndpoint(tt.base, OpChat.String())
 		if (err != nil) != tt.wantErr || got != tt.want {
-			t.Errorf("openAIEndpoint(%q) = %q, %v; want %q (error %v)", tt.base, got, err, tt.want, tt.wantErr)
+			t.Errorf("OpenAIEndpoint(%q) = %q, %v; want %q (error %v)", tt.base, got, err, tt.want, tt.wantErr)
 		}
 	}
 }

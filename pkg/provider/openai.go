@@ -1,0 +1,91 @@
+package provider
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/berry-gateway/berry/pkg/jsonscan"
+	"github.com/valyala/fasthttp"
+)
+
+func init() {
+	Register("openai", openAI{})
+	// Gemini is served through Google's OpenAI-compatible endpoint
+	// (https://generativelanguage.googleapis.com/v1beta/openai), so it is the same adapter.
+	Register("gemini", openAI{})
+}
+
+// openAI is any OpenAI-compatible service: the body passes through with only the model
+// rewritten, and answers are already in OpenAI's format.
+type openAI struct{}
+
+func (openAI) Prepare(a *Account) error {
+	for op := range numOps {
+		u, err := OpenAIEndpoint(a.BaseURL, op.String())
+		if err != nil {
+			return err
+		}
+		a.URLs[op] = u
+	}
+	if a.APIKey != "" {
+		a.Auth = [2]string{"Authorization", "Bearer " + a.APIKey}
+	}
+	return nil
+}
+
+func (openAI) Supports(Op) bool { return true }
+
+func (openAI) WriteRequest(req *fasthttp.Request, a *Account, op Op, model string, body []byte, f *jsonscan.Fields) error {
+	req.SetRequestURI(a.URLs[op])
+	if op == OpModels {
+		req.Header.SetMethod(fasthttp.MethodGet)
+	} else {
+		req.Header.SetMethod(fasthttp.MethodPost)
+		req.Header.SetContentType("application/json")
+		// Rewrite into the request's own pooled buffer, so its capacity is reused.
+		req.SwapBody(jsonscan.Rewrite(req.SwapBody(nil)[:0], body, f, model, true))
+	}
+	setHeaders(req, a)
+	return nil
+}
+
+func (openAI) TranslateResponse(_ Op, _ int, _, dst []byte) ([]byte, bool, error) {
+	return dst, false, nil
+}
+
+func (openAI) NewStream(Op, string) StreamTranslator { return nil }
+
+// setHeaders sends the account's auth header and then its configured extra headers,
+// so an operator can override anything but cannot lose authentication by accident.
+func setHeaders(req *fasthttp.Request, a *Account) {
+	if a.Auth[0] != "" {
+		req.Header.Set(a.Auth[0], a.Auth[1])
+	}
+	for _, h := range a.Headers {
+		req.Header.Set(h[0], h[1])
+	}
+}
+
+// OpenAIEndpoint joins an OpenAI-style base URL and an operation path. A base that
+// already ends in the operation is used as is; a bare host gets /v1/ first; any other
+// path (…/v1, …/openai/v1, …/api/paas/v4) gets the operation appended.
+func OpenAIEndpoint(base, op string) (string, error) {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("base_url %q is not an absolute http(s) URL", base)
+	}
+	path := strings.TrimRight(u.Path, "/")
+	for _, known := range []string{"/chat/completions", "/completions", "/embeddings", "/models"} {
+		if strings.HasSuffix(path, known) {
+			// A full endpoint was configured: keep it for that op, swap it for others.
+			path = strings.TrimSuffix(path, known)
+			break
+		}
+	}
+	if path == "" {
+		path = "/v1"
+	}
+	u.Path = path + "/" + op
+	return u.String(), nil
+}

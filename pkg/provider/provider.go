@@ -1,0 +1,131 @@
+// Package provider holds one adapter per provider kind (backend_type): how to call it,
+// how to authenticate, and how to turn its answers into OpenAI's format. Each kind is
+// one file that registers itself; the edge's proxy only talks to the Adapter interface.
+package provider
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/berry-gateway/berry/pkg/jsonscan"
+	"github.com/valyala/fasthttp"
+)
+
+// Op is an operation a client asks for, named by its OpenAI endpoint.
+type Op uint8
+
+// Operations.
+const (
+	OpChat        Op = iota // POST /v1/chat/completions
+	OpCompletions           // POST /v1/completions
+	OpEmbeddings            // POST /v1/embeddings
+	OpModels                // GET /v1/models (health probes and model discovery)
+	numOps
+)
+
+func (o Op) String() string {
+	switch o {
+	case OpChat:
+		return "chat/completions"
+	case OpCompletions:
+		return "completions"
+	case OpEmbeddings:
+		return "embeddings"
+	case OpModels:
+		return "models"
+	}
+	return fmt.Sprintf("Op(%d)", uint8(o))
+}
+
+// Account is one configured provider as an adapter sees it. Prepare fills the derived
+// fields once per snapshot so the request path only reads them.
+type Account struct {
+	ID         string
+	Kind       string
+	BaseURL    string
+	APIKey     string
+	APIVersion string
+	// Headers are the provider's extra headers from config, sent on every request.
+	Headers [][2]string
+
+	// URLs holds the endpoint per Op, filled by Prepare ("" where unsupported or where
+	// the URL depends on the model, as for Azure deployments).
+	URLs [numOps]string
+	// Auth is the authentication header (name, value), filled by Prepare.
+	Auth [2]string
+}
+
+// Adapter is one provider kind. Implementations must be safe for concurrent use and
+// should not allocate on the passthrough path.
+type Adapter interface {
+	// Prepare checks an account's settings and fills its derived fields. An error
+	// names what is wrong (it makes an edge NACK the snapshot).
+	Prepare(a *Account) error
+	// Supports reports whether the kind serves op.
+	Supports(op Op) bool
+	// WriteRequest fills req (method, URL, headers, body) for one attempt of op against
+	// upstream model `model`. body is the client's OpenAI-format request and f its
+	// routing fields; the adapter rewrites or translates it.
+	WriteRequest(req *fasthttp.Request, a *Account, op Op, model string, body []byte, f *jsonscan.Fields) error
+	// TranslateResponse converts a buffered upstream response body (success or error)
+	// to OpenAI's format, appending to dst. translated is false when the body is
+	// already in OpenAI's format and can be passed through as is.
+	TranslateResponse(op Op, status int, body, dst []byte) (out []byte, translated bool, err error)
+	// NewStream returns a translator for a streamed answer, or nil when the upstream
+	// already speaks OpenAI's SSE format.
+	NewStream(op Op, model string) StreamTranslator
+}
+
+// StreamTranslator turns one upstream SSE stream into OpenAI chat.completion.chunk
+// events. It is used by one request at a time.
+type StreamTranslator interface {
+	// Event translates one upstream SSE event (its event name, possibly empty, and its
+	// data payload), appending zero or more complete OpenAI SSE events ("data: …\n\n")
+	// to dst. An error means the upstream reported a failure in-stream.
+	Event(name, data, dst []byte) ([]byte, error)
+	// End appends whatever closes the stream ("data: [DONE]\n\n").
+	End(dst []byte) []byte
+}
+
+var (
+	mu       sync.RWMutex
+	adapters = map[string]Adapter{}
+)
+
+// Register makes an adapter available for a backend_type. It panics on a duplicate, a
+// programming error caught at init.
+func Register(kind string, a Adapter) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := adapters[kind]; dup {
+		panic("provider: kind registered twice: " + kind)
+	}
+	adapters[kind] = a
+}
+
+// Lookup returns the adapter for a backend_type; "" means "openai".
+func Lookup(kind string) (Adapter, error) {
+	if kind == "" {
+		kind = "openai"
+	}
+	mu.RLock()
+	a, ok := adapters[kind]
+	mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("backend_type %q is not supported by this edge (known: %v)", kind, Kinds())
+	}
+	return a, nil
+}
+
+// Kinds lists the registered backend types, sorted.
+func Kinds() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	out := make([]string, 0, len(adapters))
+	for k := range adapters {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
