@@ -1,0 +1,205 @@
+// Package fleetscore merges the latency and error observations that many edges report
+// for the same backends into one fleet-wide score per backend. The control plane feeds
+// it every edge's batches and pushes the merged scores back, so a backend one edge finds
+// slow is avoided by all of them.
+//
+// Merging is robust by construction: each edge contributes its latest estimate with a
+// weight from its recent sample count; weights are capped relative to the typical edge,
+// and the merged value is a weighted median, so one edge reporting wild numbers cannot
+// move the score alone while it is outnumbered.
+package fleetscore
+
+import (
+	"slices"
+	"sync"
+	"time"
+)
+
+// Observation is one edge's report about one backend for the last interval.
+type Observation struct {
+	// Backend is the stable backend key shared by edges and control plane.
+	Backend string
+	// Latency and TTFT are the edge's current estimates in seconds (0: no estimate).
+	Latency, TTFT float64
+	// Samples is how many latency samples the edge took since its last report.
+	Samples uint32
+	// Requests and Errors count upstream attempts and failed ones since the last report.
+	Requests, Errors uint32
+}
+
+// Score is the fleet's merged view of one backend.
+type Score struct {
+	Latency, TTFT float64 // weighted medians in seconds; 0 when nobody measured
+	// Weight is the decayed sample count behind the score, summed over edges.
+	Weight float64
+	// Edges is how many edges contributed a live estimate.
+	Edges int
+	// ErrorRate is errors/requests over the fleet's recent window; Requests its base.
+	ErrorRate float64
+	Requests  float64
+}
+
+// Merger accumulates observations. The zero value is ready for use with default
+// settings; it is safe for concurrent use.
+type Merger struct {
+	// TTL expires an edge's contribution when it has not reported for this long
+	// (default 10s).
+	TTL time.Duration
+	// Decay is the fraction of an edge's sample weight and counts kept per report
+	// (default 0.5): recent intervals dominate, old ones fade.
+	Decay float64
+
+	mu       sync.Mutex
+	backends map[string]*backend
+	epoch    uint64
+}
+
+type backend struct {
+	edges map[string]*contribution
+}
+
+type contribution struct {
+	latency, ttft    float64
+	weight           float64
+	requests, errors float64
+	at               time.Time
+}
+
+// Observe records a batch from one edge taken at time at.
+func (m *Merger) Observe(edge string, at time.Time, batch []Observation) {
+	decay := m.Decay
+	if decay <= 0 || decay >= 1 {
+		decay = 0.5
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.backends == nil {
+		m.backends = make(map[string]*backend)
+	}
+	for i := range batch {
+		o := &batch[i]
+		b := m.backends[o.Backend]
+		if b == nil {
+			b = &backend{edges: make(map[string]*contribution)}
+			m.backends[o.Backend] = b
+		}
+		c := b.edges[edge]
+		if c == nil {
+			c = &contribution{}
+			b.edges[edge] = c
+		}
+		if o.Latency > 0 {
+			c.latency = o.Latency
+		}
+		if o.TTFT > 0 {
+			c.ttft = o.TTFT
+		}
+		c.weight = c.weight*decay + float64(o.Samples)
+		c.requests = c.requests*decay + float64(o.Requests)
+		c.errors = c.errors*decay + float64(o.Errors)
+		c.at = at
+	}
+}
+
+// RemoveEdge drops an edge's contributions at once (it disconnected for good).
+func (m *Merger) RemoveEdge(edge string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, b := range m.backends {
+		delete(b.edges, edge)
+	}
+}
+
+// Scores merges the live contributions as of now and returns them with a new epoch;
+// expired contributions and backends nobody reports on any more are dropped.
+func (m *Merger) Scores(now time.Time) (epoch uint64, scores map[string]Score) {
+	ttl := m.TTL
+	if ttl <= 0 {
+		ttl = 10 * time.Second
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.epoch++
+	scores = make(map[string]Score, len(m.backends))
+	var lat, ttft []weighted
+	var weights []float64
+	for key, b := range m.backends {
+		lat, ttft, weights = lat[:0], ttft[:0], weights[:0]
+		var s Score
+		var errs float64
+		for id, c := range b.edges {
+			if now.Sub(c.at) > ttl {
+				delete(b.edges, id)
+				continue
+			}
+			s.Requests += c.requests
+			errs += c.errors
+			if c.weight <= 0 {
+				continue
+			}
+			s.Edges++
+			s.Weight += c.weight
+			weights = append(weights, c.weight)
+			if c.latency > 0 {
+				lat = append(lat, weighted{c.latency, c.weight})
+			}
+			if c.ttft > 0 {
+				ttft = append(ttft, weighted{c.ttft, c.weight})
+			}
+		}
+		if len(b.edges) == 0 {
+			delete(m.backends, key)
+			continue
+		}
+		if s.Requests > 0 {
+			s.ErrorRate = errs / s.Requests
+		}
+		limit := weightCap(weights)
+		s.Latency = weightedMedian(lat, limit)
+		s.TTFT = weightedMedian(ttft, limit)
+		scores[key] = s
+	}
+	return m.epoch, scores
+}
+
+type weighted struct{ v, w float64 }
+
+// weightCap bounds one edge's weight at twice the median edge's, so an edge that
+// sends most of the traffic still counts most, but not as the whole fleet.
+func weightCap(ws []float64) float64 {
+	if len(ws) < 3 {
+		return 0 // too few edges for "typical" to mean anything
+	}
+	slices.Sort(ws)
+	return 2 * ws[len(ws)/2]
+}
+
+func weightedMedian(xs []weighted, limit float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	slices.SortFunc(xs, func(a, b weighted) int {
+		switch {
+		case a.v < b.v:
+			return -1
+		case a.v > b.v:
+			return 1
+		}
+		return 0
+	})
+	total := 0.0
+	for i := range xs {
+		if limit > 0 && xs[i].w > limit {
+			xs[i].w = limit
+		}
+		total += xs[i].w
+	}
+	half, acc := total/2, 0.0
+	for _, x := range xs {
+		acc += x.w
+		if acc >= half {
+			return x.v
+		}
+	}
+	return xs[len(xs)-1].v
+}
