@@ -330,6 +330,2688 @@ func (x *GetCurrentVersionResponse) GetMessage() string {
 	return ""
 }
 
+// WriteOptions go with every write: why, and (optionally) the version it is based on.
+type WriteOptions struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Why this change is made; stored with the version.
+	Message string `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
+	// When non-zero, the write applies only if the current version is this one;
+	// otherwise it is refused with FAILED_PRECONDITION.
+	ExpectedVersion uint64 `protobuf:"varint,2,opt,name=expected_version,json=expectedVersion,proto3" json:"expected_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *WriteOptions) Reset() {
+	*x = WriteOptions{}
+	mi := &file_berry_v1_admin_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WriteOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WriteOptions) ProtoMessage() {}
+
+func (x *WriteOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WriteOptions.ProtoReflect.Descriptor instead.
+func (*WriteOptions) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *WriteOptions) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *WriteOptions) GetExpectedVersion() uint64 {
+	if x != nil {
+		return x.ExpectedVersion
+	}
+	return 0
+}
+
+// WriteResult is the version a write created.
+type WriteResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WriteResult) Reset() {
+	*x = WriteResult{}
+	mi := &file_berry_v1_admin_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WriteResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WriteResult) ProtoMessage() {}
+
+func (x *WriteResult) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WriteResult.ProtoReflect.Descriptor instead.
+func (*WriteResult) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *WriteResult) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+type ApplyConfigRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Source:
+	//
+	//	*ApplyConfigRequest_Toml
+	//	*ApplyConfigRequest_Config
+	Source        isApplyConfigRequest_Source `protobuf_oneof:"source"`
+	Options       *WriteOptions               `protobuf:"bytes,3,opt,name=options,proto3" json:"options,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApplyConfigRequest) Reset() {
+	*x = ApplyConfigRequest{}
+	mi := &file_berry_v1_admin_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApplyConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApplyConfigRequest) ProtoMessage() {}
+
+func (x *ApplyConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApplyConfigRequest.ProtoReflect.Descriptor instead.
+func (*ApplyConfigRequest) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ApplyConfigRequest) GetSource() isApplyConfigRequest_Source {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+func (x *ApplyConfigRequest) GetToml() string {
+	if x != nil {
+		if x, ok := x.Source.(*ApplyConfigRequest_Toml); ok {
+			return x.Toml
+		}
+	}
+	return ""
+}
+
+func (x *ApplyConfigRequest) GetConfig() *Config {
+	if x != nil {
+		if x, ok := x.Source.(*ApplyConfigRequest_Config); ok {
+			return x.Config
+		}
+	}
+	return nil
+}
+
+func (x *ApplyConfigRequest) GetOptions() *WriteOptions {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+type isApplyConfigRequest_Source interface {
+	isApplyConfigRequest_Source()
+}
+
+type ApplyConfigRequest_Toml struct {
+	// A seed-format TOML document.
+	Toml string `protobuf:"bytes,1,opt,name=toml,proto3,oneof"`
+}
+
+type ApplyConfigRequest_Config struct {
+	// The proto form; user tokens may be clear (they are hashed) or hashed.
+	Config *Config `protobuf:"bytes,2,opt,name=config,proto3,oneof"`
+}
+
+func (*ApplyConfigRequest_Toml) isApplyConfigRequest_Source() {}
+
+func (*ApplyConfigRequest_Config) isApplyConfigRequest_Source() {}
+
+type ApplyConfigResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Warnings      []string               `protobuf:"bytes,2,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApplyConfigResponse) Reset() {
+	*x = ApplyConfigResponse{}
+	mi := &file_berry_v1_admin_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApplyConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApplyConfigResponse) ProtoMessage() {}
+
+func (x *ApplyConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApplyConfigResponse.ProtoReflect.Descriptor instead.
+func (*ApplyConfigResponse) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ApplyConfigResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ApplyConfigResponse) GetWarnings() []string {
+	if x != nil {
+		return x.Warnings
+	}
+	return nil
+}
+
+type ExportConfigRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 0 for the current version.
+	Version uint64 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// Include provider api keys and header secrets. Admin role only.
+	IncludeSecrets bool `protobuf:"varint,2,opt,name=include_secrets,json=includeSecrets,proto3" json:"include_secrets,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ExportConfigRequest) Reset() {
+	*x = ExportConfigRequest{}
+	mi := &file_berry_v1_admin_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportConfigRequest) ProtoMessage() {}
+
+func (x *ExportConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportConfigRequest.ProtoReflect.Descriptor instead.
+func (*ExportConfigRequest) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ExportConfigRequest) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ExportConfigRequest) GetIncludeSecrets() bool {
+	if x != nil {
+		return x.IncludeSecrets
+	}
+	return false
+}
+
+type ExportConfigResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Toml          string                 `protobuf:"bytes,2,opt,name=toml,proto3" json:"toml,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportConfigResponse) Reset() {
+	*x = ExportConfigResponse{}
+	mi := &file_berry_v1_admin_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportConfigResponse) ProtoMessage() {}
+
+func (x *ExportConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportConfigResponse.ProtoReflect.Descriptor instead.
+func (*ExportConfigResponse) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ExportConfigResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ExportConfigResponse) GetToml() string {
+	if x != nil {
+		return x.Toml
+	}
+	return ""
+}
+
+type ListProvidersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListProvidersRequest) Reset() {
+	*x = ListProvidersRequest{}
+	mi := &file_berry_v1_admin_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListProvidersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListProvidersRequest) ProtoMessage() {}
+
+func (x *ListProvidersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListProvidersRequest.ProtoReflect.Descriptor instead.
+func (*ListProvidersRequest) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{12}
+}
+
+type ListProvidersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Providers     []*Provider            `protobuf:"bytes,2,rep,name=providers,proto3" json:"providers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListProvidersResponse) Reset() {
+	*x = ListProvidersResponse{}
+	mi := &file_berry_v1_admin_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListProvidersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListProvidersResponse) ProtoMessage() {}
+
+func (x *ListProvidersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListProvidersResponse.ProtoReflect.Descriptor instead.
+func (*ListProvidersResponse) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ListProvidersResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ListProvidersResponse) GetProviders() []*Provider {
+	if x != nil {
+		return x.Providers
+	}
+	return nil
+}
+
+type GetProviderRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetProviderRequest) Reset() {
+	*x = GetProviderRequest{}
+	mi := &file_berry_v1_admin_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetProviderRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetProviderRequest) ProtoMessage() {}
+
+func (x *GetProviderRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetProviderRequest.ProtoReflect.Descriptor instead.
+func (*GetProviderRequest) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *GetProviderRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type GetProviderResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Provider      *Provider              `protobuf:"bytes,2,opt,name=provider,proto3" json:"provider,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetProviderResponse) Reset() {
+	*x = GetProviderResponse{}
+	mi := &file_berry_v1_admin_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetProviderResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetProviderResponse) ProtoMessage() {}
+
+func (x *GetProviderResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetProviderResponse.ProtoReflect.Descriptor instead.
+func (*GetProviderResponse) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *GetProviderResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *GetProviderResponse) GetProvider() *Provider {
+	if x != nil {
+		return x.Provider
+	}
+	return nil
+}
+
+type PutProviderRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Created or replaced as a whole. An empty api_key keeps the stored one, so a
+	// redacted read can be edited and written back.
+	Provider      *Provider     `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
+	Options       *WriteOptions `protobuf:"bytes,2,opt,name=options,proto3" json:"options,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutProviderRequest) Reset() {
+	*x = PutProviderRequest{}
+	mi := &file_berry_v1_admin_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutProviderRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutProviderRequest) ProtoMessage() {}
+
+func (x *PutProviderRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutProviderRequest.ProtoReflect.Descriptor instead.
+func (*PutProviderRequest) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *PutProviderRequest) GetProvider() *Provider {
+	if x != nil {
+		return x.Provider
+	}
+	return nil
+}
+
+func (x *PutProviderRequest) GetOptions() *WriteOptions {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+type PutProviderResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutProviderResponse) Reset() {
+	*x = PutProviderResponse{}
+	mi := &file_berry_v1_admin_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutProviderResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutProviderResponse) ProtoMessage() {}
+
+func (x *PutProviderResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutProviderResponse.ProtoReflect.Descriptor instead.
+func (*PutProviderResponse) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *PutProviderResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+type DeleteProviderRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Options       *WriteOptions          `protobuf:"bytes,2,opt,name=options,proto3" json:"options,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteProviderRequest) Reset() {
+	*x = DeleteProviderRequest{}
+	mi := &file_berry_v1_admin_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteProviderRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteProviderRequest) ProtoMessage() {}
+
+func (x *DeleteProviderRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteProviderRequest.ProtoReflect.Descriptor instead.
+func (*DeleteProviderRequest) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *DeleteProviderRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *DeleteProviderRequest) GetOptions() *WriteOptions {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+type DeleteProviderResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteProviderResponse) Reset() {
+	*x = DeleteProviderResponse{}
+	mi := &file_berry_v1_admin_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteProviderResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteProviderResponse) ProtoMessage() {}
+
+func (x *DeleteProviderResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteProviderResponse.ProtoReflect.Descriptor instead.
+func (*DeleteProviderResponse) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *DeleteProviderResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+type ListModelsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListModelsRequest) Reset() {
+	*x = ListModelsRequest{}
+	mi := &file_berry_v1_admin_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListModelsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListModelsRequest) ProtoMessage() {}
+
+func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListModelsRequest.ProtoReflect.Descriptor instead.
+func (*ListModelsRequest) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{20}
+}
+
+type ListModelsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Models        []*Model               `protobuf:"bytes,2,rep,name=models,proto3" json:"models,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListModelsResponse) Reset() {
+	*x = ListModelsResponse{}
+	mi := &file_berry_v1_admin_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListModelsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListModelsResponse) ProtoMessage() {}
+
+func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListModelsResponse.ProtoReflect.Descriptor instead.
+func (*ListModelsResponse) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ListModelsResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ListModelsResponse) GetModels() []*Model {
+	if x != nil {
+		return x.Models
+	}
+	return nil
+}
+
+type GetModelRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetModelRequest) Reset() {
+	*x = GetModelRequest{}
+	mi := &file_berry_v1_admin_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetModelRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetModelRequest) ProtoMessage() {}
+
+func (x *GetModelRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetModelRequest.ProtoReflect.Descriptor instead.
+func (*GetModelRequest) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *GetModelRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type GetModelResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Model         *Model                 `protobuf:"bytes,2,opt,name=model,proto3" json:"model,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetModelResponse) Reset() {
+	*x = GetModelResponse{}
+	mi := &file_berry_v1_admin_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetModelResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetModelResponse) ProtoMessage() {}
+
+func (x *GetModelResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetModelResponse.ProtoReflect.Descriptor instead.
+func (*GetModelResponse) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *GetModelResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *GetModelResponse) GetModel() *Model {
+	if x != nil {
+		return x.Model
+	}
+	return nil
+}
+
+type PutModelRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Model         *Model                 `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	Options       *WriteOptions          `protobuf:"bytes,2,opt,name=options,proto3" json:"options,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutModelRequest) Reset() {
+	*x = PutModelRequest{}
+	mi := &file_berry_v1_admin_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutModelRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutModelRequest) ProtoMessage() {}
+
+func (x *PutModelRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutModelRequest.ProtoReflect.Descriptor instead.
+func (*PutModelRequest) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *PutModelRequest) GetModel() *Model {
+	if x != nil {
+		return x.Model
+	}
+	return nil
+}
+
+func (x *PutModelRequest) GetOptions() *WriteOptions {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+type PutModelResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutModelResponse) Reset() {
+	*x = PutModelResponse{}
+	mi := &file_berry_v1_admin_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutModelResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutModelResponse) ProtoMessage() {}
+
+func (x *PutModelResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutModelResponse.ProtoReflect.Descriptor instead.
+func (*PutModelResponse) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *PutModelResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+type DeleteModelRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Options       *WriteOptions          `protobuf:"bytes,2,opt,name=options,proto3" json:"options,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteModelRequest) Reset() {
+	*x = DeleteModelRequest{}
+	mi := &file_berry_v1_admin_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteModelRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteModelRequest) ProtoMessage() {}
+
+func (x *DeleteModelRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteModelRequest.ProtoReflect.Descriptor instead.
+func (*DeleteModelRequest) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *DeleteModelRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *DeleteModelRequest) GetOptions() *WriteOptions {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+type DeleteModelResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteModelResponse) Reset() {
+	*x = DeleteModelResponse{}
+	mi := &file_berry_v1_admin_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteModelResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteModelResponse) ProtoMessage() {}
+
+func (x *DeleteModelResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteModelResponse.ProtoReflect.Descriptor instead.
+func (*DeleteModelResponse) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *DeleteModelResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+type ListUsersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersRequest) Reset() {
+	*x = ListUsersRequest{}
+	mi := &file_berry_v1_admin_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersRequest) ProtoMessage() {}
+
+func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
+func (*ListUsersRequest) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{28}
+}
+
+type ListUsersResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Version uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// Tokens and token hashes are never returned.
+	Users         []*User `protobuf:"bytes,2,rep,name=users,proto3" json:"users,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersResponse) Reset() {
+	*x = ListUsersResponse{}
+	mi := &file_berry_v1_admin_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersResponse) ProtoMessage() {}
+
+func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
+func (*ListUsersResponse) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ListUsersResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ListUsersResponse) GetUsers() []*User {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+type GetUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUserRequest) Reset() {
+	*x = GetUserRequest{}
+	mi := &file_berry_v1_admin_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUserRequest) ProtoMessage() {}
+
+func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUserRequest.ProtoReflect.Descriptor instead.
+func (*GetUserRequest) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *GetUserRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type GetUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	User          *User                  `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUserResponse) Reset() {
+	*x = GetUserResponse{}
+	mi := &file_berry_v1_admin_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUserResponse) ProtoMessage() {}
+
+func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUserResponse.ProtoReflect.Descriptor instead.
+func (*GetUserResponse) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *GetUserResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *GetUserResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+type PutUserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Created or replaced as a whole. With neither token nor token_sha256 the stored
+	// hash is kept; a new user needs one of them (or use CreateKey).
+	User          *User         `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Options       *WriteOptions `protobuf:"bytes,2,opt,name=options,proto3" json:"options,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutUserRequest) Reset() {
+	*x = PutUserRequest{}
+	mi := &file_berry_v1_admin_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutUserRequest) ProtoMessage() {}
+
+func (x *PutUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutUserRequest.ProtoReflect.Descriptor instead.
+func (*PutUserRequest) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *PutUserRequest) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *PutUserRequest) GetOptions() *WriteOptions {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+type PutUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutUserResponse) Reset() {
+	*x = PutUserResponse{}
+	mi := &file_berry_v1_admin_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutUserResponse) ProtoMessage() {}
+
+func (x *PutUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutUserResponse.ProtoReflect.Descriptor instead.
+func (*PutUserResponse) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *PutUserResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+type DeleteUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Options       *WriteOptions          `protobuf:"bytes,2,opt,name=options,proto3" json:"options,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserRequest) Reset() {
+	*x = DeleteUserRequest{}
+	mi := &file_berry_v1_admin_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserRequest) ProtoMessage() {}
+
+func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
+func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *DeleteUserRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *DeleteUserRequest) GetOptions() *WriteOptions {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+type DeleteUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserResponse) Reset() {
+	*x = DeleteUserResponse{}
+	mi := &file_berry_v1_admin_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserResponse) ProtoMessage() {}
+
+func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
+func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *DeleteUserResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+type GetSettingsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSettingsRequest) Reset() {
+	*x = GetSettingsRequest{}
+	mi := &file_berry_v1_admin_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSettingsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSettingsRequest) ProtoMessage() {}
+
+func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSettingsRequest.ProtoReflect.Descriptor instead.
+func (*GetSettingsRequest) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{36}
+}
+
+type GetSettingsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Settings      *Settings              `protobuf:"bytes,2,opt,name=settings,proto3" json:"settings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSettingsResponse) Reset() {
+	*x = GetSettingsResponse{}
+	mi := &file_berry_v1_admin_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSettingsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSettingsResponse) ProtoMessage() {}
+
+func (x *GetSettingsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSettingsResponse.ProtoReflect.Descriptor instead.
+func (*GetSettingsResponse) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *GetSettingsResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *GetSettingsResponse) GetSettings() *Settings {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
+type UpdateSettingsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Replaces the settings as a whole; zero fields take the defaults of the seed format.
+	Settings      *Settings     `protobuf:"bytes,1,opt,name=settings,proto3" json:"settings,omitempty"`
+	Options       *WriteOptions `protobuf:"bytes,2,opt,name=options,proto3" json:"options,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateSettingsRequest) Reset() {
+	*x = UpdateSettingsRequest{}
+	mi := &file_berry_v1_admin_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateSettingsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateSettingsRequest) ProtoMessage() {}
+
+func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateSettingsRequest.ProtoReflect.Descriptor instead.
+func (*UpdateSettingsRequest) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *UpdateSettingsRequest) GetSettings() *Settings {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
+func (x *UpdateSettingsRequest) GetOptions() *WriteOptions {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+type UpdateSettingsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateSettingsResponse) Reset() {
+	*x = UpdateSettingsResponse{}
+	mi := &file_berry_v1_admin_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateSettingsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateSettingsResponse) ProtoMessage() {}
+
+func (x *UpdateSettingsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateSettingsResponse.ProtoReflect.Descriptor instead.
+func (*UpdateSettingsResponse) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *UpdateSettingsResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+// VersionInfo is a version's metadata, without its content.
+type VersionInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	Author        string                 `protobuf:"bytes,3,opt,name=author,proto3" json:"author,omitempty"`
+	Message       string                 `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VersionInfo) Reset() {
+	*x = VersionInfo{}
+	mi := &file_berry_v1_admin_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VersionInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VersionInfo) ProtoMessage() {}
+
+func (x *VersionInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VersionInfo.ProtoReflect.Descriptor instead.
+func (*VersionInfo) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *VersionInfo) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *VersionInfo) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *VersionInfo) GetAuthor() string {
+	if x != nil {
+		return x.Author
+	}
+	return ""
+}
+
+func (x *VersionInfo) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+type ListVersionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Most this many, newest first; 0 means 100.
+	Limit uint32 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Only versions lower than this one; 0 means from the newest.
+	Before        uint64 `protobuf:"varint,2,opt,name=before,proto3" json:"before,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListVersionsRequest) Reset() {
+	*x = ListVersionsRequest{}
+	mi := &file_berry_v1_admin_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListVersionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListVersionsRequest) ProtoMessage() {}
+
+func (x *ListVersionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListVersionsRequest.ProtoReflect.Descriptor instead.
+func (*ListVersionsRequest) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *ListVersionsRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *ListVersionsRequest) GetBefore() uint64 {
+	if x != nil {
+		return x.Before
+	}
+	return 0
+}
+
+type ListVersionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Versions      []*VersionInfo         `protobuf:"bytes,1,rep,name=versions,proto3" json:"versions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListVersionsResponse) Reset() {
+	*x = ListVersionsResponse{}
+	mi := &file_berry_v1_admin_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListVersionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListVersionsResponse) ProtoMessage() {}
+
+func (x *ListVersionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListVersionsResponse.ProtoReflect.Descriptor instead.
+func (*ListVersionsResponse) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ListVersionsResponse) GetVersions() []*VersionInfo {
+	if x != nil {
+		return x.Versions
+	}
+	return nil
+}
+
+type GetVersionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetVersionRequest) Reset() {
+	*x = GetVersionRequest{}
+	mi := &file_berry_v1_admin_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetVersionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetVersionRequest) ProtoMessage() {}
+
+func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetVersionRequest.ProtoReflect.Descriptor instead.
+func (*GetVersionRequest) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *GetVersionRequest) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+type GetVersionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Secrets redacted.
+	Version       *ConfigVersion `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetVersionResponse) Reset() {
+	*x = GetVersionResponse{}
+	mi := &file_berry_v1_admin_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetVersionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetVersionResponse) ProtoMessage() {}
+
+func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetVersionResponse.ProtoReflect.Descriptor instead.
+func (*GetVersionResponse) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *GetVersionResponse) GetVersion() *ConfigVersion {
+	if x != nil {
+		return x.Version
+	}
+	return nil
+}
+
+type DiffVersionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	From  uint64                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	// 0 for the current version.
+	To            uint64 `protobuf:"varint,2,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiffVersionsRequest) Reset() {
+	*x = DiffVersionsRequest{}
+	mi := &file_berry_v1_admin_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiffVersionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiffVersionsRequest) ProtoMessage() {}
+
+func (x *DiffVersionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiffVersionsRequest.ProtoReflect.Descriptor instead.
+func (*DiffVersionsRequest) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *DiffVersionsRequest) GetFrom() uint64 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *DiffVersionsRequest) GetTo() uint64 {
+	if x != nil {
+		return x.To
+	}
+	return 0
+}
+
+// Change is one difference between two versions, located in seed-format terms
+// (e.g. "providers.openai.base_url"). Secret values are shown as REDACTED.
+type Change struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Path  string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	// "added", "removed" or "changed".
+	Kind          string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	Before        string `protobuf:"bytes,3,opt,name=before,proto3" json:"before,omitempty"`
+	After         string `protobuf:"bytes,4,opt,name=after,proto3" json:"after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Change) Reset() {
+	*x = Change{}
+	mi := &file_berry_v1_admin_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Change) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Change) ProtoMessage() {}
+
+func (x *Change) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Change.ProtoReflect.Descriptor instead.
+func (*Change) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *Change) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *Change) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Change) GetBefore() string {
+	if x != nil {
+		return x.Before
+	}
+	return ""
+}
+
+func (x *Change) GetAfter() string {
+	if x != nil {
+		return x.After
+	}
+	return ""
+}
+
+type DiffVersionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	From          uint64                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	To            uint64                 `protobuf:"varint,2,opt,name=to,proto3" json:"to,omitempty"`
+	Changes       []*Change              `protobuf:"bytes,3,rep,name=changes,proto3" json:"changes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiffVersionsResponse) Reset() {
+	*x = DiffVersionsResponse{}
+	mi := &file_berry_v1_admin_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiffVersionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiffVersionsResponse) ProtoMessage() {}
+
+func (x *DiffVersionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiffVersionsResponse.ProtoReflect.Descriptor instead.
+func (*DiffVersionsResponse) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *DiffVersionsResponse) GetFrom() uint64 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *DiffVersionsResponse) GetTo() uint64 {
+	if x != nil {
+		return x.To
+	}
+	return 0
+}
+
+func (x *DiffVersionsResponse) GetChanges() []*Change {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+type RollbackRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The old version whose content becomes a new version.
+	ToVersion     uint64        `protobuf:"varint,1,opt,name=to_version,json=toVersion,proto3" json:"to_version,omitempty"`
+	Options       *WriteOptions `protobuf:"bytes,2,opt,name=options,proto3" json:"options,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RollbackRequest) Reset() {
+	*x = RollbackRequest{}
+	mi := &file_berry_v1_admin_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RollbackRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RollbackRequest) ProtoMessage() {}
+
+func (x *RollbackRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RollbackRequest.ProtoReflect.Descriptor instead.
+func (*RollbackRequest) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *RollbackRequest) GetToVersion() uint64 {
+	if x != nil {
+		return x.ToVersion
+	}
+	return 0
+}
+
+func (x *RollbackRequest) GetOptions() *WriteOptions {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+type RollbackResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RollbackResponse) Reset() {
+	*x = RollbackResponse{}
+	mi := &file_berry_v1_admin_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RollbackResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RollbackResponse) ProtoMessage() {}
+
+func (x *RollbackResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RollbackResponse.ProtoReflect.Descriptor instead.
+func (*RollbackResponse) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *RollbackResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+type CreateKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user (key) id; generated when empty.
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	AllowedModels []string               `protobuf:"bytes,3,rep,name=allowed_models,json=allowedModels,proto3" json:"allowed_models,omitempty"`
+	Tags          []string               `protobuf:"bytes,4,rep,name=tags,proto3" json:"tags,omitempty"`
+	RateLimit     *RateLimit             `protobuf:"bytes,5,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	Options       *WriteOptions          `protobuf:"bytes,7,opt,name=options,proto3" json:"options,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateKeyRequest) Reset() {
+	*x = CreateKeyRequest{}
+	mi := &file_berry_v1_admin_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateKeyRequest) ProtoMessage() {}
+
+func (x *CreateKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateKeyRequest.ProtoReflect.Descriptor instead.
+func (*CreateKeyRequest) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *CreateKeyRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *CreateKeyRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateKeyRequest) GetAllowedModels() []string {
+	if x != nil {
+		return x.AllowedModels
+	}
+	return nil
+}
+
+func (x *CreateKeyRequest) GetTags() []string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
+func (x *CreateKeyRequest) GetRateLimit() *RateLimit {
+	if x != nil {
+		return x.RateLimit
+	}
+	return nil
+}
+
+func (x *CreateKeyRequest) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *CreateKeyRequest) GetOptions() *WriteOptions {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+type CreateKeyResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Version uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	UserId  string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// The clear key. Shown here once; the control plane keeps only its SHA-256.
+	Key           string `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateKeyResponse) Reset() {
+	*x = CreateKeyResponse{}
+	mi := &file_berry_v1_admin_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateKeyResponse) ProtoMessage() {}
+
+func (x *CreateKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateKeyResponse.ProtoReflect.Descriptor instead.
+func (*CreateKeyResponse) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *CreateKeyResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *CreateKeyResponse) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *CreateKeyResponse) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+type SetKeyEnabledRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Enabled       bool                   `protobuf:"varint,2,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	Options       *WriteOptions          `protobuf:"bytes,3,opt,name=options,proto3" json:"options,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetKeyEnabledRequest) Reset() {
+	*x = SetKeyEnabledRequest{}
+	mi := &file_berry_v1_admin_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetKeyEnabledRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetKeyEnabledRequest) ProtoMessage() {}
+
+func (x *SetKeyEnabledRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetKeyEnabledRequest.ProtoReflect.Descriptor instead.
+func (*SetKeyEnabledRequest) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *SetKeyEnabledRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *SetKeyEnabledRequest) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *SetKeyEnabledRequest) GetOptions() *WriteOptions {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+type SetKeyEnabledResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetKeyEnabledResponse) Reset() {
+	*x = SetKeyEnabledResponse{}
+	mi := &file_berry_v1_admin_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetKeyEnabledResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetKeyEnabledResponse) ProtoMessage() {}
+
+func (x *SetKeyEnabledResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetKeyEnabledResponse.ProtoReflect.Descriptor instead.
+func (*SetKeyEnabledResponse) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *SetKeyEnabledResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+type FleetStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FleetStatusRequest) Reset() {
+	*x = FleetStatusRequest{}
+	mi := &file_berry_v1_admin_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FleetStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FleetStatusRequest) ProtoMessage() {}
+
+func (x *FleetStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FleetStatusRequest.ProtoReflect.Descriptor instead.
+func (*FleetStatusRequest) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{54}
+}
+
+// EdgeStatus is what the control plane knows of one edge.
+type EdgeStatus struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	EdgeId string                 `protobuf:"bytes,1,opt,name=edge_id,json=edgeId,proto3" json:"edge_id,omitempty"`
+	// Where it serves clients, as it reported.
+	Address string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	// The stream's remote address.
+	Peer           string                 `protobuf:"bytes,3,opt,name=peer,proto3" json:"peer,omitempty"`
+	BuildVersion   string                 `protobuf:"bytes,4,opt,name=build_version,json=buildVersion,proto3" json:"build_version,omitempty"`
+	AppliedVersion uint64                 `protobuf:"varint,5,opt,name=applied_version,json=appliedVersion,proto3" json:"applied_version,omitempty"`
+	Connected      bool                   `protobuf:"varint,6,opt,name=connected,proto3" json:"connected,omitempty"`
+	ConnectedSince *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=connected_since,json=connectedSince,proto3" json:"connected_since,omitempty"`
+	LastSeen       *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
+	// The version of the newest ACK or NACK.
+	LastAckVersion uint64 `protobuf:"varint,9,opt,name=last_ack_version,json=lastAckVersion,proto3" json:"last_ack_version,omitempty"`
+	// The newest NACK's reason; empty after an ACK.
+	LastNack      string `protobuf:"bytes,10,opt,name=last_nack,json=lastNack,proto3" json:"last_nack,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EdgeStatus) Reset() {
+	*x = EdgeStatus{}
+	mi := &file_berry_v1_admin_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EdgeStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EdgeStatus) ProtoMessage() {}
+
+func (x *EdgeStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EdgeStatus.ProtoReflect.Descriptor instead.
+func (*EdgeStatus) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *EdgeStatus) GetEdgeId() string {
+	if x != nil {
+		return x.EdgeId
+	}
+	return ""
+}
+
+func (x *EdgeStatus) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *EdgeStatus) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
+}
+
+func (x *EdgeStatus) GetBuildVersion() string {
+	if x != nil {
+		return x.BuildVersion
+	}
+	return ""
+}
+
+func (x *EdgeStatus) GetAppliedVersion() uint64 {
+	if x != nil {
+		return x.AppliedVersion
+	}
+	return 0
+}
+
+func (x *EdgeStatus) GetConnected() bool {
+	if x != nil {
+		return x.Connected
+	}
+	return false
+}
+
+func (x *EdgeStatus) GetConnectedSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ConnectedSince
+	}
+	return nil
+}
+
+func (x *EdgeStatus) GetLastSeen() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSeen
+	}
+	return nil
+}
+
+func (x *EdgeStatus) GetLastAckVersion() uint64 {
+	if x != nil {
+		return x.LastAckVersion
+	}
+	return 0
+}
+
+func (x *EdgeStatus) GetLastNack() string {
+	if x != nil {
+		return x.LastNack
+	}
+	return ""
+}
+
+type FleetStatusResponse struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	CurrentVersion uint64                 `protobuf:"varint,1,opt,name=current_version,json=currentVersion,proto3" json:"current_version,omitempty"`
+	// True when every connected edge has applied current_version.
+	RolledOut     bool          `protobuf:"varint,2,opt,name=rolled_out,json=rolledOut,proto3" json:"rolled_out,omitempty"`
+	Edges         []*EdgeStatus `protobuf:"bytes,3,rep,name=edges,proto3" json:"edges,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FleetStatusResponse) Reset() {
+	*x = FleetStatusResponse{}
+	mi := &file_berry_v1_admin_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FleetStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FleetStatusResponse) ProtoMessage() {}
+
+func (x *FleetStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FleetStatusResponse.ProtoReflect.Descriptor instead.
+func (*FleetStatusResponse) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *FleetStatusResponse) GetCurrentVersion() uint64 {
+	if x != nil {
+		return x.CurrentVersion
+	}
+	return 0
+}
+
+func (x *FleetStatusResponse) GetRolledOut() bool {
+	if x != nil {
+		return x.RolledOut
+	}
+	return false
+}
+
+func (x *FleetStatusResponse) GetEdges() []*EdgeStatus {
+	if x != nil {
+		return x.Edges
+	}
+	return nil
+}
+
 var File_berry_v1_admin_proto protoreflect.FileDescriptor
 
 const file_berry_v1_admin_proto_rawDesc = "" +
@@ -352,11 +3034,194 @@ const file_berry_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x16\n" +
 	"\x06author\x18\x03 \x01(\tR\x06author\x12\x18\n" +
-	"\amessage\x18\x04 \x01(\tR\amessage2\x81\x02\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\"S\n" +
+	"\fWriteOptions\x12\x18\n" +
+	"\amessage\x18\x01 \x01(\tR\amessage\x12)\n" +
+	"\x10expected_version\x18\x02 \x01(\x04R\x0fexpectedVersion\"'\n" +
+	"\vWriteResult\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\"\x92\x01\n" +
+	"\x12ApplyConfigRequest\x12\x14\n" +
+	"\x04toml\x18\x01 \x01(\tH\x00R\x04toml\x12*\n" +
+	"\x06config\x18\x02 \x01(\v2\x10.berry.v1.ConfigH\x00R\x06config\x120\n" +
+	"\aoptions\x18\x03 \x01(\v2\x16.berry.v1.WriteOptionsR\aoptionsB\b\n" +
+	"\x06source\"K\n" +
+	"\x13ApplyConfigResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x1a\n" +
+	"\bwarnings\x18\x02 \x03(\tR\bwarnings\"X\n" +
+	"\x13ExportConfigRequest\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x12'\n" +
+	"\x0finclude_secrets\x18\x02 \x01(\bR\x0eincludeSecrets\"D\n" +
+	"\x14ExportConfigResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x12\n" +
+	"\x04toml\x18\x02 \x01(\tR\x04toml\"\x16\n" +
+	"\x14ListProvidersRequest\"c\n" +
+	"\x15ListProvidersResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x120\n" +
+	"\tproviders\x18\x02 \x03(\v2\x12.berry.v1.ProviderR\tproviders\"$\n" +
+	"\x12GetProviderRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"_\n" +
+	"\x13GetProviderResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x12.\n" +
+	"\bprovider\x18\x02 \x01(\v2\x12.berry.v1.ProviderR\bprovider\"v\n" +
+	"\x12PutProviderRequest\x12.\n" +
+	"\bprovider\x18\x01 \x01(\v2\x12.berry.v1.ProviderR\bprovider\x120\n" +
+	"\aoptions\x18\x02 \x01(\v2\x16.berry.v1.WriteOptionsR\aoptions\"/\n" +
+	"\x13PutProviderResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\"Y\n" +
+	"\x15DeleteProviderRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x120\n" +
+	"\aoptions\x18\x02 \x01(\v2\x16.berry.v1.WriteOptionsR\aoptions\"2\n" +
+	"\x16DeleteProviderResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\"\x13\n" +
+	"\x11ListModelsRequest\"W\n" +
+	"\x12ListModelsResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x12'\n" +
+	"\x06models\x18\x02 \x03(\v2\x0f.berry.v1.ModelR\x06models\"!\n" +
+	"\x0fGetModelRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"S\n" +
+	"\x10GetModelResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x12%\n" +
+	"\x05model\x18\x02 \x01(\v2\x0f.berry.v1.ModelR\x05model\"j\n" +
+	"\x0fPutModelRequest\x12%\n" +
+	"\x05model\x18\x01 \x01(\v2\x0f.berry.v1.ModelR\x05model\x120\n" +
+	"\aoptions\x18\x02 \x01(\v2\x16.berry.v1.WriteOptionsR\aoptions\",\n" +
+	"\x10PutModelResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\"V\n" +
+	"\x12DeleteModelRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x120\n" +
+	"\aoptions\x18\x02 \x01(\v2\x16.berry.v1.WriteOptionsR\aoptions\"/\n" +
+	"\x13DeleteModelResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\"\x12\n" +
+	"\x10ListUsersRequest\"S\n" +
+	"\x11ListUsersResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x12$\n" +
+	"\x05users\x18\x02 \x03(\v2\x0e.berry.v1.UserR\x05users\" \n" +
+	"\x0eGetUserRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"O\n" +
+	"\x0fGetUserResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x12\"\n" +
+	"\x04user\x18\x02 \x01(\v2\x0e.berry.v1.UserR\x04user\"f\n" +
+	"\x0ePutUserRequest\x12\"\n" +
+	"\x04user\x18\x01 \x01(\v2\x0e.berry.v1.UserR\x04user\x120\n" +
+	"\aoptions\x18\x02 \x01(\v2\x16.berry.v1.WriteOptionsR\aoptions\"+\n" +
+	"\x0fPutUserResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\"U\n" +
+	"\x11DeleteUserRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x120\n" +
+	"\aoptions\x18\x02 \x01(\v2\x16.berry.v1.WriteOptionsR\aoptions\".\n" +
+	"\x12DeleteUserResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\"\x14\n" +
+	"\x12GetSettingsRequest\"_\n" +
+	"\x13GetSettingsResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x12.\n" +
+	"\bsettings\x18\x02 \x01(\v2\x12.berry.v1.SettingsR\bsettings\"y\n" +
+	"\x15UpdateSettingsRequest\x12.\n" +
+	"\bsettings\x18\x01 \x01(\v2\x12.berry.v1.SettingsR\bsettings\x120\n" +
+	"\aoptions\x18\x02 \x01(\v2\x16.berry.v1.WriteOptionsR\aoptions\"2\n" +
+	"\x16UpdateSettingsResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\"\x94\x01\n" +
+	"\vVersionInfo\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x129\n" +
+	"\n" +
+	"created_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x16\n" +
+	"\x06author\x18\x03 \x01(\tR\x06author\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\"C\n" +
+	"\x13ListVersionsRequest\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\rR\x05limit\x12\x16\n" +
+	"\x06before\x18\x02 \x01(\x04R\x06before\"I\n" +
+	"\x14ListVersionsResponse\x121\n" +
+	"\bversions\x18\x01 \x03(\v2\x15.berry.v1.VersionInfoR\bversions\"-\n" +
+	"\x11GetVersionRequest\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\"G\n" +
+	"\x12GetVersionResponse\x121\n" +
+	"\aversion\x18\x01 \x01(\v2\x17.berry.v1.ConfigVersionR\aversion\"9\n" +
+	"\x13DiffVersionsRequest\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\x04R\x04from\x12\x0e\n" +
+	"\x02to\x18\x02 \x01(\x04R\x02to\"^\n" +
+	"\x06Change\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x16\n" +
+	"\x06before\x18\x03 \x01(\tR\x06before\x12\x14\n" +
+	"\x05after\x18\x04 \x01(\tR\x05after\"f\n" +
+	"\x14DiffVersionsResponse\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\x04R\x04from\x12\x0e\n" +
+	"\x02to\x18\x02 \x01(\x04R\x02to\x12*\n" +
+	"\achanges\x18\x03 \x03(\v2\x10.berry.v1.ChangeR\achanges\"b\n" +
+	"\x0fRollbackRequest\x12\x1d\n" +
+	"\n" +
+	"to_version\x18\x01 \x01(\x04R\ttoVersion\x120\n" +
+	"\aoptions\x18\x02 \x01(\v2\x16.berry.v1.WriteOptionsR\aoptions\",\n" +
+	"\x10RollbackResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\"\x9b\x02\n" +
+	"\x10CreateKeyRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12%\n" +
+	"\x0eallowed_models\x18\x03 \x03(\tR\rallowedModels\x12\x12\n" +
+	"\x04tags\x18\x04 \x03(\tR\x04tags\x122\n" +
+	"\n" +
+	"rate_limit\x18\x05 \x01(\v2\x13.berry.v1.RateLimitR\trateLimit\x129\n" +
+	"\n" +
+	"expires_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x120\n" +
+	"\aoptions\x18\a \x01(\v2\x16.berry.v1.WriteOptionsR\aoptions\"X\n" +
+	"\x11CreateKeyResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x10\n" +
+	"\x03key\x18\x03 \x01(\tR\x03key\"{\n" +
+	"\x14SetKeyEnabledRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x18\n" +
+	"\aenabled\x18\x02 \x01(\bR\aenabled\x120\n" +
+	"\aoptions\x18\x03 \x01(\v2\x16.berry.v1.WriteOptionsR\aoptions\"1\n" +
+	"\x15SetKeyEnabledResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\"\x14\n" +
+	"\x12FleetStatusRequest\"\x84\x03\n" +
+	"\n" +
+	"EdgeStatus\x12\x17\n" +
+	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x12\n" +
+	"\x04peer\x18\x03 \x01(\tR\x04peer\x12#\n" +
+	"\rbuild_version\x18\x04 \x01(\tR\fbuildVersion\x12'\n" +
+	"\x0fapplied_version\x18\x05 \x01(\x04R\x0eappliedVersion\x12\x1c\n" +
+	"\tconnected\x18\x06 \x01(\bR\tconnected\x12C\n" +
+	"\x0fconnected_since\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x0econnectedSince\x127\n" +
+	"\tlast_seen\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\x12(\n" +
+	"\x10last_ack_version\x18\t \x01(\x04R\x0elastAckVersion\x12\x1b\n" +
+	"\tlast_nack\x18\n" +
+	" \x01(\tR\blastNack\"\x89\x01\n" +
+	"\x13FleetStatusResponse\x12'\n" +
+	"\x0fcurrent_version\x18\x01 \x01(\x04R\x0ecurrentVersion\x12\x1d\n" +
+	"\n" +
+	"rolled_out\x18\x02 \x01(\bR\trolledOut\x12*\n" +
+	"\x05edges\x18\x03 \x03(\v2\x14.berry.v1.EdgeStatusR\x05edges2\xb4\x0f\n" +
 	"\fAdminService\x12M\n" +
 	"\fImportConfig\x12\x1d.berry.v1.ImportConfigRequest\x1a\x1e.berry.v1.ImportConfigResponse\x12D\n" +
 	"\tGetConfig\x12\x1a.berry.v1.GetConfigRequest\x1a\x1b.berry.v1.GetConfigResponse\x12\\\n" +
-	"\x11GetCurrentVersion\x12\".berry.v1.GetCurrentVersionRequest\x1a#.berry.v1.GetCurrentVersionResponseB9Z7github.com/berry-gateway/berry/pkg/api/berry/v1;berryv1b\x06proto3"
+	"\x11GetCurrentVersion\x12\".berry.v1.GetCurrentVersionRequest\x1a#.berry.v1.GetCurrentVersionResponse\x12J\n" +
+	"\vApplyConfig\x12\x1c.berry.v1.ApplyConfigRequest\x1a\x1d.berry.v1.ApplyConfigResponse\x12M\n" +
+	"\fExportConfig\x12\x1d.berry.v1.ExportConfigRequest\x1a\x1e.berry.v1.ExportConfigResponse\x12P\n" +
+	"\rListProviders\x12\x1e.berry.v1.ListProvidersRequest\x1a\x1f.berry.v1.ListProvidersResponse\x12J\n" +
+	"\vGetProvider\x12\x1c.berry.v1.GetProviderRequest\x1a\x1d.berry.v1.GetProviderResponse\x12J\n" +
+	"\vPutProvider\x12\x1c.berry.v1.PutProviderRequest\x1a\x1d.berry.v1.PutProviderResponse\x12S\n" +
+	"\x0eDeleteProvider\x12\x1f.berry.v1.DeleteProviderRequest\x1a .berry.v1.DeleteProviderResponse\x12G\n" +
+	"\n" +
+	"ListModels\x12\x1b.berry.v1.ListModelsRequest\x1a\x1c.berry.v1.ListModelsResponse\x12A\n" +
+	"\bGetModel\x12\x19.berry.v1.GetModelRequest\x1a\x1a.berry.v1.GetModelResponse\x12A\n" +
+	"\bPutModel\x12\x19.berry.v1.PutModelRequest\x1a\x1a.berry.v1.PutModelResponse\x12J\n" +
+	"\vDeleteModel\x12\x1c.berry.v1.DeleteModelRequest\x1a\x1d.berry.v1.DeleteModelResponse\x12D\n" +
+	"\tListUsers\x12\x1a.berry.v1.ListUsersRequest\x1a\x1b.berry.v1.ListUsersResponse\x12>\n" +
+	"\aGetUser\x12\x18.berry.v1.GetUserRequest\x1a\x19.berry.v1.GetUserResponse\x12>\n" +
+	"\aPutUser\x12\x18.berry.v1.PutUserRequest\x1a\x19.berry.v1.PutUserResponse\x12G\n" +
+	"\n" +
+	"DeleteUser\x12\x1b.berry.v1.DeleteUserRequest\x1a\x1c.berry.v1.DeleteUserResponse\x12J\n" +
+	"\vGetSettings\x12\x1c.berry.v1.GetSettingsRequest\x1a\x1d.berry.v1.GetSettingsResponse\x12S\n" +
+	"\x0eUpdateSettings\x12\x1f.berry.v1.UpdateSettingsRequest\x1a .berry.v1.UpdateSettingsResponse\x12M\n" +
+	"\fListVersions\x12\x1d.berry.v1.ListVersionsRequest\x1a\x1e.berry.v1.ListVersionsResponse\x12G\n" +
+	"\n" +
+	"GetVersion\x12\x1b.berry.v1.GetVersionRequest\x1a\x1c.berry.v1.GetVersionResponse\x12M\n" +
+	"\fDiffVersions\x12\x1d.berry.v1.DiffVersionsRequest\x1a\x1e.berry.v1.DiffVersionsResponse\x12A\n" +
+	"\bRollback\x12\x19.berry.v1.RollbackRequest\x1a\x1a.berry.v1.RollbackResponse\x12D\n" +
+	"\tCreateKey\x12\x1a.berry.v1.CreateKeyRequest\x1a\x1b.berry.v1.CreateKeyResponse\x12P\n" +
+	"\rSetKeyEnabled\x12\x1e.berry.v1.SetKeyEnabledRequest\x1a\x1f.berry.v1.SetKeyEnabledResponse\x12J\n" +
+	"\vFleetStatus\x12\x1c.berry.v1.FleetStatusRequest\x1a\x1d.berry.v1.FleetStatusResponseB9Z7github.com/berry-gateway/berry/pkg/api/berry/v1;berryv1b\x06proto3"
 
 var (
 	file_berry_v1_admin_proto_rawDescOnce sync.Once
@@ -370,7 +3235,7 @@ func file_berry_v1_admin_proto_rawDescGZIP() []byte {
 	return file_berry_v1_admin_proto_rawDescData
 }
 
-var file_berry_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_berry_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
 var file_berry_v1_admin_proto_goTypes = []any{
 	(*ImportConfigRequest)(nil),       // 0: berry.v1.ImportConfigRequest
 	(*ImportConfigResponse)(nil),      // 1: berry.v1.ImportConfigResponse
@@ -378,23 +3243,158 @@ var file_berry_v1_admin_proto_goTypes = []any{
 	(*GetConfigResponse)(nil),         // 3: berry.v1.GetConfigResponse
 	(*GetCurrentVersionRequest)(nil),  // 4: berry.v1.GetCurrentVersionRequest
 	(*GetCurrentVersionResponse)(nil), // 5: berry.v1.GetCurrentVersionResponse
-	(*Config)(nil),                    // 6: berry.v1.Config
-	(*timestamppb.Timestamp)(nil),     // 7: google.protobuf.Timestamp
+	(*WriteOptions)(nil),              // 6: berry.v1.WriteOptions
+	(*WriteResult)(nil),               // 7: berry.v1.WriteResult
+	(*ApplyConfigRequest)(nil),        // 8: berry.v1.ApplyConfigRequest
+	(*ApplyConfigResponse)(nil),       // 9: berry.v1.ApplyConfigResponse
+	(*ExportConfigRequest)(nil),       // 10: berry.v1.ExportConfigRequest
+	(*ExportConfigResponse)(nil),      // 11: berry.v1.ExportConfigResponse
+	(*ListProvidersRequest)(nil),      // 12: berry.v1.ListProvidersRequest
+	(*ListProvidersResponse)(nil),     // 13: berry.v1.ListProvidersResponse
+	(*GetProviderRequest)(nil),        // 14: berry.v1.GetProviderRequest
+	(*GetProviderResponse)(nil),       // 15: berry.v1.GetProviderResponse
+	(*PutProviderRequest)(nil),        // 16: berry.v1.PutProviderRequest
+	(*PutProviderResponse)(nil),       // 17: berry.v1.PutProviderResponse
+	(*DeleteProviderRequest)(nil),     // 18: berry.v1.DeleteProviderRequest
+	(*DeleteProviderResponse)(nil),    // 19: berry.v1.DeleteProviderResponse
+	(*ListModelsRequest)(nil),         // 20: berry.v1.ListModelsRequest
+	(*ListModelsResponse)(nil),        // 21: berry.v1.ListModelsResponse
+	(*GetModelRequest)(nil),           // 22: berry.v1.GetModelRequest
+	(*GetModelResponse)(nil),          // 23: berry.v1.GetModelResponse
+	(*PutModelRequest)(nil),           // 24: berry.v1.PutModelRequest
+	(*PutModelResponse)(nil),          // 25: berry.v1.PutModelResponse
+	(*DeleteModelRequest)(nil),        // 26: berry.v1.DeleteModelRequest
+	(*DeleteModelResponse)(nil),       // 27: berry.v1.DeleteModelResponse
+	(*ListUsersRequest)(nil),          // 28: berry.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),         // 29: berry.v1.ListUsersResponse
+	(*GetUserRequest)(nil),            // 30: berry.v1.GetUserRequest
+	(*GetUserResponse)(nil),           // 31: berry.v1.GetUserResponse
+	(*PutUserRequest)(nil),            // 32: berry.v1.PutUserRequest
+	(*PutUserResponse)(nil),           // 33: berry.v1.PutUserResponse
+	(*DeleteUserRequest)(nil),         // 34: berry.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),        // 35: berry.v1.DeleteUserResponse
+	(*GetSettingsRequest)(nil),        // 36: berry.v1.GetSettingsRequest
+	(*GetSettingsResponse)(nil),       // 37: berry.v1.GetSettingsResponse
+	(*UpdateSettingsRequest)(nil),     // 38: berry.v1.UpdateSettingsRequest
+	(*UpdateSettingsResponse)(nil),    // 39: berry.v1.UpdateSettingsResponse
+	(*VersionInfo)(nil),               // 40: berry.v1.VersionInfo
+	(*ListVersionsRequest)(nil),       // 41: berry.v1.ListVersionsRequest
+	(*ListVersionsResponse)(nil),      // 42: berry.v1.ListVersionsResponse
+	(*GetVersionRequest)(nil),         // 43: berry.v1.GetVersionRequest
+	(*GetVersionResponse)(nil),        // 44: berry.v1.GetVersionResponse
+	(*DiffVersionsRequest)(nil),       // 45: berry.v1.DiffVersionsRequest
+	(*Change)(nil),                    // 46: berry.v1.Change
+	(*DiffVersionsResponse)(nil),      // 47: berry.v1.DiffVersionsResponse
+	(*RollbackRequest)(nil),           // 48: berry.v1.RollbackRequest
+	(*RollbackResponse)(nil),          // 49: berry.v1.RollbackResponse
+	(*CreateKeyRequest)(nil),          // 50: berry.v1.CreateKeyRequest
+	(*CreateKeyResponse)(nil),         // 51: berry.v1.CreateKeyResponse
+	(*SetKeyEnabledRequest)(nil),      // 52: berry.v1.SetKeyEnabledRequest
+	(*SetKeyEnabledResponse)(nil),     // 53: berry.v1.SetKeyEnabledResponse
+	(*FleetStatusRequest)(nil),        // 54: berry.v1.FleetStatusRequest
+	(*EdgeStatus)(nil),                // 55: berry.v1.EdgeStatus
+	(*FleetStatusResponse)(nil),       // 56: berry.v1.FleetStatusResponse
+	(*Config)(nil),                    // 57: berry.v1.Config
+	(*timestamppb.Timestamp)(nil),     // 58: google.protobuf.Timestamp
+	(*Provider)(nil),                  // 59: berry.v1.Provider
+	(*Model)(nil),                     // 60: berry.v1.Model
+	(*User)(nil),                      // 61: berry.v1.User
+	(*Settings)(nil),                  // 62: berry.v1.Settings
+	(*ConfigVersion)(nil),             // 63: berry.v1.ConfigVersion
+	(*RateLimit)(nil),                 // 64: berry.v1.RateLimit
 }
 var file_berry_v1_admin_proto_depIdxs = []int32{
-	6, // 0: berry.v1.GetConfigResponse.config:type_name -> berry.v1.Config
-	7, // 1: berry.v1.GetCurrentVersionResponse.created_at:type_name -> google.protobuf.Timestamp
-	0, // 2: berry.v1.AdminService.ImportConfig:input_type -> berry.v1.ImportConfigRequest
-	2, // 3: berry.v1.AdminService.GetConfig:input_type -> berry.v1.GetConfigRequest
-	4, // 4: berry.v1.AdminService.GetCurrentVersion:input_type -> berry.v1.GetCurrentVersionRequest
-	1, // 5: berry.v1.AdminService.ImportConfig:output_type -> berry.v1.ImportConfigResponse
-	3, // 6: berry.v1.AdminService.GetConfig:output_type -> berry.v1.GetConfigResponse
-	5, // 7: berry.v1.AdminService.GetCurrentVersion:output_type -> berry.v1.GetCurrentVersionResponse
-	5, // [5:8] is the sub-list for method output_type
-	2, // [2:5] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	57, // 0: berry.v1.GetConfigResponse.config:type_name -> berry.v1.Config
+	58, // 1: berry.v1.GetCurrentVersionResponse.created_at:type_name -> google.protobuf.Timestamp
+	57, // 2: berry.v1.ApplyConfigRequest.config:type_name -> berry.v1.Config
+	6,  // 3: berry.v1.ApplyConfigRequest.options:type_name -> berry.v1.WriteOptions
+	59, // 4: berry.v1.ListProvidersResponse.providers:type_name -> berry.v1.Provider
+	59, // 5: berry.v1.GetProviderResponse.provider:type_name -> berry.v1.Provider
+	59, // 6: berry.v1.PutProviderRequest.provider:type_name -> berry.v1.Provider
+	6,  // 7: berry.v1.PutProviderRequest.options:type_name -> berry.v1.WriteOptions
+	6,  // 8: berry.v1.DeleteProviderRequest.options:type_name -> berry.v1.WriteOptions
+	60, // 9: berry.v1.ListModelsResponse.models:type_name -> berry.v1.Model
+	60, // 10: berry.v1.GetModelResponse.model:type_name -> berry.v1.Model
+	60, // 11: berry.v1.PutModelRequest.model:type_name -> berry.v1.Model
+	6,  // 12: berry.v1.PutModelRequest.options:type_name -> berry.v1.WriteOptions
+	6,  // 13: berry.v1.DeleteModelRequest.options:type_name -> berry.v1.WriteOptions
+	61, // 14: berry.v1.ListUsersResponse.users:type_name -> berry.v1.User
+	61, // 15: berry.v1.GetUserResponse.user:type_name -> berry.v1.User
+	61, // 16: berry.v1.PutUserRequest.user:type_name -> berry.v1.User
+	6,  // 17: berry.v1.PutUserRequest.options:type_name -> berry.v1.WriteOptions
+	6,  // 18: berry.v1.DeleteUserRequest.options:type_name -> berry.v1.WriteOptions
+	62, // 19: berry.v1.GetSettingsResponse.settings:type_name -> berry.v1.Settings
+	62, // 20: berry.v1.UpdateSettingsRequest.settings:type_name -> berry.v1.Settings
+	6,  // 21: berry.v1.UpdateSettingsRequest.options:type_name -> berry.v1.WriteOptions
+	58, // 22: berry.v1.VersionInfo.created_at:type_name -> google.protobuf.Timestamp
+	40, // 23: berry.v1.ListVersionsResponse.versions:type_name -> berry.v1.VersionInfo
+	63, // 24: berry.v1.GetVersionResponse.version:type_name -> berry.v1.ConfigVersion
+	46, // 25: berry.v1.DiffVersionsResponse.changes:type_name -> berry.v1.Change
+	6,  // 26: berry.v1.RollbackRequest.options:type_name -> berry.v1.WriteOptions
+	64, // 27: berry.v1.CreateKeyRequest.rate_limit:type_name -> berry.v1.RateLimit
+	58, // 28: berry.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	6,  // 29: berry.v1.CreateKeyRequest.options:type_name -> berry.v1.WriteOptions
+	6,  // 30: berry.v1.SetKeyEnabledRequest.options:type_name -> berry.v1.WriteOptions
+	58, // 31: berry.v1.EdgeStatus.connected_since:type_name -> google.protobuf.Timestamp
+	58, // 32: berry.v1.EdgeStatus.last_seen:type_name -> google.protobuf.Timestamp
+	55, // 33: berry.v1.FleetStatusResponse.edges:type_name -> berry.v1.EdgeStatus
+	0,  // 34: berry.v1.AdminService.ImportConfig:input_type -> berry.v1.ImportConfigRequest
+	2,  // 35: berry.v1.AdminService.GetConfig:input_type -> berry.v1.GetConfigRequest
+	4,  // 36: berry.v1.AdminService.GetCurrentVersion:input_type -> berry.v1.GetCurrentVersionRequest
+	8,  // 37: berry.v1.AdminService.ApplyConfig:input_type -> berry.v1.ApplyConfigRequest
+	10, // 38: berry.v1.AdminService.ExportConfig:input_type -> berry.v1.ExportConfigRequest
+	12, // 39: berry.v1.AdminService.ListProviders:input_type -> berry.v1.ListProvidersRequest
+	14, // 40: berry.v1.AdminService.GetProvider:input_type -> berry.v1.GetProviderRequest
+	16, // 41: berry.v1.AdminService.PutProvider:input_type -> berry.v1.PutProviderRequest
+	18, // 42: berry.v1.AdminService.DeleteProvider:input_type -> berry.v1.DeleteProviderRequest
+	20, // 43: berry.v1.AdminService.ListModels:input_type -> berry.v1.ListModelsRequest
+	22, // 44: berry.v1.AdminService.GetModel:input_type -> berry.v1.GetModelRequest
+	24, // 45: berry.v1.AdminService.PutModel:input_type -> berry.v1.PutModelRequest
+	26, // 46: berry.v1.AdminService.DeleteModel:input_type -> berry.v1.DeleteModelRequest
+	28, // 47: berry.v1.AdminService.ListUsers:input_type -> berry.v1.ListUsersRequest
+	30, // 48: berry.v1.AdminService.GetUser:input_type -> berry.v1.GetUserRequest
+	32, // 49: berry.v1.AdminService.PutUser:input_type -> berry.v1.PutUserRequest
+	34, // 50: berry.v1.AdminService.DeleteUser:input_type -> berry.v1.DeleteUserRequest
+	36, // 51: berry.v1.AdminService.GetSettings:input_type -> berry.v1.GetSettingsRequest
+	38, // 52: berry.v1.AdminService.UpdateSettings:input_type -> berry.v1.UpdateSettingsRequest
+	41, // 53: berry.v1.AdminService.ListVersions:input_type -> berry.v1.ListVersionsRequest
+	43, // 54: berry.v1.AdminService.GetVersion:input_type -> berry.v1.GetVersionRequest
+	45, // 55: berry.v1.AdminService.DiffVersions:input_type -> berry.v1.DiffVersionsRequest
+	48, // 56: berry.v1.AdminService.Rollback:input_type -> berry.v1.RollbackRequest
+	50, // 57: berry.v1.AdminService.CreateKey:input_type -> berry.v1.CreateKeyRequest
+	52, // 58: berry.v1.AdminService.SetKeyEnabled:input_type -> berry.v1.SetKeyEnabledRequest
+	54, // 59: berry.v1.AdminService.FleetStatus:input_type -> berry.v1.FleetStatusRequest
+	1,  // 60: berry.v1.AdminService.ImportConfig:output_type -> berry.v1.ImportConfigResponse
+	3,  // 61: berry.v1.AdminService.GetConfig:output_type -> berry.v1.GetConfigResponse
+	5,  // 62: berry.v1.AdminService.GetCurrentVersion:output_type -> berry.v1.GetCurrentVersionResponse
+	9,  // 63: berry.v1.AdminService.ApplyConfig:output_type -> berry.v1.ApplyConfigResponse
+	11, // 64: berry.v1.AdminService.ExportConfig:output_type -> berry.v1.ExportConfigResponse
+	13, // 65: berry.v1.AdminService.ListProviders:output_type -> berry.v1.ListProvidersResponse
+	15, // 66: berry.v1.AdminService.GetProvider:output_type -> berry.v1.GetProviderResponse
+	17, // 67: berry.v1.AdminService.PutProvider:output_type -> berry.v1.PutProviderResponse
+	19, // 68: berry.v1.AdminService.DeleteProvider:output_type -> berry.v1.DeleteProviderResponse
+	21, // 69: berry.v1.AdminService.ListModels:output_type -> berry.v1.ListModelsResponse
+	23, // 70: berry.v1.AdminService.GetModel:output_type -> berry.v1.GetModelResponse
+	25, // 71: berry.v1.AdminService.PutModel:output_type -> berry.v1.PutModelResponse
+	27, // 72: berry.v1.AdminService.DeleteModel:output_type -> berry.v1.DeleteModelResponse
+	29, // 73: berry.v1.AdminService.ListUsers:output_type -> berry.v1.ListUsersResponse
+	31, // 74: berry.v1.AdminService.GetUser:output_type -> berry.v1.GetUserResponse
+	33, // 75: berry.v1.AdminService.PutUser:output_type -> berry.v1.PutUserResponse
+	35, // 76: berry.v1.AdminService.DeleteUser:output_type -> berry.v1.DeleteUserResponse
+	37, // 77: berry.v1.AdminService.GetSettings:output_type -> berry.v1.GetSettingsResponse
+	39, // 78: berry.v1.AdminService.UpdateSettings:output_type -> berry.v1.UpdateSettingsResponse
+	42, // 79: berry.v1.AdminService.ListVersions:output_type -> berry.v1.ListVersionsResponse
+	44, // 80: berry.v1.AdminService.GetVersion:output_type -> berry.v1.GetVersionResponse
+	47, // 81: berry.v1.AdminService.DiffVersions:output_type -> berry.v1.DiffVersionsResponse
+	49, // 82: berry.v1.AdminService.Rollback:output_type -> berry.v1.RollbackResponse
+	51, // 83: berry.v1.AdminService.CreateKey:output_type -> berry.v1.CreateKeyResponse
+	53, // 84: berry.v1.AdminService.SetKeyEnabled:output_type -> berry.v1.SetKeyEnabledResponse
+	56, // 85: berry.v1.AdminService.FleetStatus:output_type -> berry.v1.FleetStatusResponse
+	60, // [60:86] is the sub-list for method output_type
+	34, // [34:60] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_berry_v1_admin_proto_init() }
@@ -403,13 +3403,17 @@ func file_berry_v1_admin_proto_init() {
 		return
 	}
 	file_berry_v1_config_proto_init()
+	file_berry_v1_admin_proto_msgTypes[8].OneofWrappers = []any{
+		(*ApplyConfigRequest_Toml)(nil),
+		(*ApplyConfigRequest_Config)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berry_v1_admin_proto_rawDesc), len(file_berry_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   57,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -515,6 +515,8 @@ type User struct {
 	Enabled       bool       `protobuf:"varint,6,opt,name=enabled,proto3" json:"enabled,omitempty"`
 	Tags          []string   `protobuf:"bytes,7,rep,name=tags,proto3" json:"tags,omitempty"`
 	RateLimit     *RateLimit `protobuf:"bytes,8,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
+	// When set, the key stops working at this instant (edges check it per request).
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -601,6 +603,13 @@ func (x *User) GetTags() []string {
 func (x *User) GetRateLimit() *RateLimit {
 	if x != nil {
 		return x.RateLimit
+	}
+	return nil
+}
+
+func (x *User) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
 	}
 	return nil
 }
@@ -794,7 +803,7 @@ const file_berry_v1_config_proto_rawDesc = "" +
 	"\bpriority\x18\x04 \x01(\x05R\bpriority\x12\x18\n" +
 	"\aenabled\x18\x05 \x01(\bR\aenabled\x12\x12\n" +
 	"\x04tags\x18\x06 \x03(\tR\x04tags\x12!\n" +
-	"\fbilling_mode\x18\a \x01(\tR\vbillingMode\"\xec\x01\n" +
+	"\fbilling_mode\x18\a \x01(\tR\vbillingMode\"\xa7\x02\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -804,7 +813,9 @@ const file_berry_v1_config_proto_rawDesc = "" +
 	"\aenabled\x18\x06 \x01(\bR\aenabled\x12\x12\n" +
 	"\x04tags\x18\a \x03(\tR\x04tags\x122\n" +
 	"\n" +
-	"rate_limit\x18\b \x01(\v2\x13.berry.v1.RateLimitR\trateLimit\"\x91\x01\n" +
+	"rate_limit\x18\b \x01(\v2\x13.berry.v1.RateLimitR\trateLimit\x129\n" +
+	"\n" +
+	"expires_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\x91\x01\n" +
 	"\tRateLimit\x12.\n" +
 	"\x13requests_per_minute\x18\x01 \x01(\rR\x11requestsPerMinute\x12*\n" +
 	"\x11requests_per_hour\x18\x02 \x01(\rR\x0frequestsPerHour\x12(\n" +
@@ -843,20 +854,21 @@ var file_berry_v1_config_proto_goTypes = []any{
 	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
 }
 var file_berry_v1_config_proto_depIdxs = []int32{
-	1, // 0: berry.v1.Config.settings:type_name -> berry.v1.Settings
-	2, // 1: berry.v1.Config.providers:type_name -> berry.v1.Provider
-	3, // 2: berry.v1.Config.models:type_name -> berry.v1.Model
-	5, // 3: berry.v1.Config.users:type_name -> berry.v1.User
-	8, // 4: berry.v1.Provider.headers:type_name -> berry.v1.Provider.HeadersEntry
-	4, // 5: berry.v1.Model.backends:type_name -> berry.v1.Backend
-	6, // 6: berry.v1.User.rate_limit:type_name -> berry.v1.RateLimit
-	9, // 7: berry.v1.ConfigVersion.created_at:type_name -> google.protobuf.Timestamp
-	0, // 8: berry.v1.ConfigVersion.config:type_name -> berry.v1.Config
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	9, // [9:9] is the sub-list for extension type_name
-	9, // [9:9] is the sub-list for extension extendee
-	0, // [0:9] is the sub-list for field type_name
+	1,  // 0: berry.v1.Config.settings:type_name -> berry.v1.Settings
+	2,  // 1: berry.v1.Config.providers:type_name -> berry.v1.Provider
+	3,  // 2: berry.v1.Config.models:type_name -> berry.v1.Model
+	5,  // 3: berry.v1.Config.users:type_name -> berry.v1.User
+	8,  // 4: berry.v1.Provider.headers:type_name -> berry.v1.Provider.HeadersEntry
+	4,  // 5: berry.v1.Model.backends:type_name -> berry.v1.Backend
+	6,  // 6: berry.v1.User.rate_limit:type_name -> berry.v1.RateLimit
+	9,  // 7: berry.v1.User.expires_at:type_name -> google.protobuf.Timestamp
+	9,  // 8: berry.v1.ConfigVersion.created_at:type_name -> google.protobuf.Timestamp
+	0,  // 9: berry.v1.ConfigVersion.config:type_name -> berry.v1.Config
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_berry_v1_config_proto_init() }

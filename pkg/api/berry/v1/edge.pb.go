@@ -180,8 +180,12 @@ type Hello struct {
 	AppliedVersion uint64 `protobuf:"varint,3,opt,name=applied_version,json=appliedVersion,proto3" json:"applied_version,omitempty"`
 	// Where the edge serves clients, for fleet status.
 	ListenAddress string `protobuf:"bytes,4,opt,name=listen_address,json=listenAddress,proto3" json:"listen_address,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The lineage of the snapshot the edge serves ("" for none). Versions are only
+	// comparable within one lineage (one control-plane data file); an edge whose lineage
+	// differs is sent the current snapshot whatever its version.
+	AppliedLineage string `protobuf:"bytes,5,opt,name=applied_lineage,json=appliedLineage,proto3" json:"applied_lineage,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Hello) Reset() {
@@ -238,6 +242,13 @@ func (x *Hello) GetAppliedVersion() uint64 {
 func (x *Hello) GetListenAddress() string {
 	if x != nil {
 		return x.ListenAddress
+	}
+	return ""
+}
+
+func (x *Hello) GetAppliedLineage() string {
+	if x != nil {
+		return x.AppliedLineage
 	}
 	return ""
 }
@@ -307,9 +318,12 @@ func (x *SnapshotAck) GetErrorDetail() string {
 // Snapshot is the full routing config at one version. Unlike the admin API it carries
 // provider secrets, and user tokens only as hashes.
 type Snapshot struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
-	Config        *Config                `protobuf:"bytes,2,opt,name=config,proto3" json:"config,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Version uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Config  *Config                `protobuf:"bytes,2,opt,name=config,proto3" json:"config,omitempty"`
+	// Identifies the control-plane data file the version numbers belong to; created
+	// with the file, and renewed by a restore from backup.
+	Lineage       string `protobuf:"bytes,3,opt,name=lineage,proto3" json:"lineage,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -358,6 +372,13 @@ func (x *Snapshot) GetConfig() *Config {
 	return nil
 }
 
+func (x *Snapshot) GetLineage() string {
+	if x != nil {
+		return x.Lineage
+	}
+	return ""
+}
+
 var File_berry_v1_edge_proto protoreflect.FileDescriptor
 
 const file_berry_v1_edge_proto_rawDesc = "" +
@@ -369,19 +390,21 @@ const file_berry_v1_edge_proto_rawDesc = "" +
 	"\x04kind\"H\n" +
 	"\fSyncResponse\x120\n" +
 	"\bsnapshot\x18\x01 \x01(\v2\x12.berry.v1.SnapshotH\x00R\bsnapshotB\x06\n" +
-	"\x04kind\"\x95\x01\n" +
+	"\x04kind\"\xbe\x01\n" +
 	"\x05Hello\x12\x17\n" +
 	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\x12#\n" +
 	"\rbuild_version\x18\x02 \x01(\tR\fbuildVersion\x12'\n" +
 	"\x0fapplied_version\x18\x03 \x01(\x04R\x0eappliedVersion\x12%\n" +
-	"\x0elisten_address\x18\x04 \x01(\tR\rlistenAddress\"f\n" +
+	"\x0elisten_address\x18\x04 \x01(\tR\rlistenAddress\x12'\n" +
+	"\x0fapplied_lineage\x18\x05 \x01(\tR\x0eappliedLineage\"f\n" +
 	"\vSnapshotAck\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x1a\n" +
 	"\baccepted\x18\x02 \x01(\bR\baccepted\x12!\n" +
-	"\ferror_detail\x18\x03 \x01(\tR\verrorDetail\"N\n" +
+	"\ferror_detail\x18\x03 \x01(\tR\verrorDetail\"h\n" +
 	"\bSnapshot\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12(\n" +
-	"\x06config\x18\x02 \x01(\v2\x10.berry.v1.ConfigR\x06config2H\n" +
+	"\x06config\x18\x02 \x01(\v2\x10.berry.v1.ConfigR\x06config\x12\x18\n" +
+	"\alineage\x18\x03 \x01(\tR\alineage2H\n" +
 	"\vEdgeService\x129\n" +
 	"\x04Sync\x12\x15.berry.v1.SyncRequest\x1a\x16.berry.v1.SyncResponse(\x010\x01B9Z7github.com/berry-gateway/berry/pkg/api/berry/v1;berryv1b\x06proto3"
 
