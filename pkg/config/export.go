@@ -7,6 +7,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
@@ -99,6 +100,10 @@ func ExportTOML(cfg *berryv1.Config) ([]byte, error) {
 		w.bool("enabled", u.GetEnabled())
 		if len(u.GetTags()) > 0 {
 			w.strs("tags", u.GetTags())
+		}
+		if u.GetExpiresAt() != nil {
+			w.key("expires_at")
+			w.buf.WriteString(u.GetExpiresAt().AsTime().UTC().Format(time.RFC3339Nano) + "\n")
 		}
 		if rl := u.GetRateLimit(); rl != nil {
 			fmt.Fprintf(&w.buf, "rate_limit = { requests_per_minute = %d, requests_per_hour = %d, requests_per_day = %d }\n",

@@ -3,9 +3,11 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 func TestExportRoundTrip(t *testing.T) {
@@ -34,6 +36,7 @@ func TestExportRoundTrip(t *testing.T) {
 		c.Users[0].RateLimit = &berryv1.RateLimit{}
 		c.Users[1].RateLimit = &berryv1.RateLimit{RequestsPerMinute: 1, RequestsPerHour: 4294967295}
 		c.Users[1].AllowedModels = []string{"m1", "m2"}
+		c.Users[1].ExpiresAt = timestamppb.New(time.Date(2027, 3, 4, 5, 6, 7, 890, time.UTC))
 		// Normalized form is sorted by id.
 		c.Providers[0], c.Providers[1] = c.Providers[1], c.Providers[0]
 		return c

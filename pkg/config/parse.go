@@ -9,10 +9,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/pkg/balancer"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // Settings defaults, shared with the seed format this one grew out of.
@@ -84,6 +86,8 @@ type rawUser struct {
 	Enabled       *bool         `toml:"enabled"`
 	Tags          []string      `toml:"tags"`
 	RateLimit     *rawRateLimit `toml:"rate_limit"`
+	// A TOML offset date-time, e.g. expires_at = 2027-01-01T00:00:00Z.
+	ExpiresAt *time.Time `toml:"expires_at"`
 }
 
 type rawRateLimit struct {
@@ -365,6 +369,9 @@ func (p *parser) user(i int, id string, r rawUser) *berryv1.User {
 		default:
 			u.TokenSha256 = h
 		}
+	}
+	if r.ExpiresAt != nil {
+		u.ExpiresAt = timestamppb.New(*r.ExpiresAt)
 	}
 	if rl := r.RateLimit; rl != nil {
 		u.RateLimit = &berryv1.RateLimit{
