@@ -17,8 +17,11 @@ type Candidate struct {
 	Weight float64
 	// Priority orders failover tiers: lower is tried first.
 	Priority int32
-	// Latency is the current latency estimate in seconds; 0 means no samples yet.
+	// Latency is the current latency estimate in seconds (time to first token for
+	// streams); 0 means no fresh samples.
 	Latency float64
+	// InFlight is the number of requests currently outstanding to the backend.
+	InFlight int32
 }
 
 // Strategy orders candidates: the first is tried first, the rest are the failover
