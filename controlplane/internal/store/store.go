@@ -5,9 +5,14 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"time"
 
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
@@ -30,11 +35,13 @@ var (
 	bucketMeta     = []byte("meta")
 	bucketVersions = []byte("versions")
 	keyCurrent     = []byte("current")
+	keyLineage     = []byte("lineage")
 )
 
 // Store is the bbolt-backed config history. It is safe for concurrent use.
 type Store struct {
-	db *bolt.DB
+	db      *bolt.DB
+	lineage string
 }
 
 // Options tunes Open. The zero value is usable.
@@ -56,19 +63,37 @@ func Open(path string, opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	var lineage string
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketMeta, bucketVersions} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
 		}
-		return nil
+		meta := tx.Bucket(bucketMeta)
+		if l := meta.Get(keyLineage); len(l) > 0 {
+			lineage = string(l)
+			return nil
+		}
+		lineage = newLineage()
+		return meta.Put(keyLineage, []byte(lineage))
 	})
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("init %s: %w", path, err)
 	}
-	return &Store{db: db}, nil
+	return &Store{db: db, lineage: lineage}, nil
+}
+
+// Lineage identifies this data file's version history: version numbers are only
+// comparable between snapshots of one lineage. It is created with the file and
+// renewed by Restore, because a restored file may hold lower versions than edges do.
+func (s *Store) Lineage() string { return s.lineage }
+
+func newLineage() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	return hex.EncodeToString(b[:])
 }
 
 // Close closes the data file.
@@ -110,15 +135,11 @@ func (s *Store) Commit(ctx context.Context, req CommitRequest) (v *berryv1.Confi
 			Message:   req.Message,
 			Config:    req.Config,
 		}
-		buf, err := proto.MarshalOptions{Deterministic: true}.Marshal(v)
-		if err != nil {
-			return fmt.Errorf("marshal version: %w", err)
-		}
-		if err := tx.Bucket(bucketVersions).Put(versionKey(v.Version), buf); err != nil {
+		if err := put(tx, v); err != nil {
 			return err
 		}
 		created = true
-		return tx.Bucket(bucketMeta).Put(keyCurrent, versionKey(v.Version))
+		return nil
 	})
 	if err != nil {
 		return nil, false, err
@@ -183,4 +204,199 @@ func versionKey(v uint64) []byte {
 	var k [8]byte
 	binary.BigEndian.PutUint64(k[:], v)
 	return k[:]
+}
+
+// UpdateRequest is a read-modify-write of the current config.
+type UpdateRequest struct {
+	// Mutate changes cfg (a private copy of the current config, never nil) in place.
+	// An error aborts the update and is returned as is.
+	Mutate  func(cfg *berryv1.Config) error
+	Author  string
+	Message string
+	// ExpectedVersion, when non-zero, makes the update fail with ErrStale unless the
+	// current version is exactly this one.
+	ExpectedVersion uint64
+}
+
+// Update applies req.Mutate to the current config and stores the result as the next
+// version, reading and writing in one transaction so no concurrent write can slip in
+// between. Mutate must leave a valid config (it validates, the store does not).
+func (s *Store) Update(ctx context.Context, req UpdateRequest) (*berryv1.ConfigVersion, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var v *berryv1.ConfigVersion
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		cur := current(tx)
+		if req.ExpectedVersion != 0 && req.ExpectedVersion != cur {
+			return fmt.Errorf("%w (based on %d, current is %d)", ErrStale, req.ExpectedVersion, cur)
+		}
+		cfg := &berryv1.Config{}
+		if cur != 0 {
+			old, err := get(tx, cur)
+			if err != nil {
+				return err
+			}
+			cfg = old.GetConfig()
+			if cfg == nil {
+				cfg = &berryv1.Config{}
+			}
+		}
+		if err := req.Mutate(cfg); err != nil {
+			return err
+		}
+		v = &berryv1.ConfigVersion{
+			Version: cur + 1, CreatedAt: timestamppb.Now(),
+			Author: req.Author, Message: req.Message, Config: cfg,
+		}
+		return put(tx, v)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+func put(tx *bolt.Tx, v *berryv1.ConfigVersion) error {
+	buf, err := proto.MarshalOptions{Deterministic: true}.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("marshal version: %w", err)
+	}
+	if err := tx.Bucket(bucketVersions).Put(versionKey(v.Version), buf); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketMeta).Put(keyCurrent, versionKey(v.Version))
+}
+
+// List returns up to limit versions lower than before (0: from the newest), newest
+// first. Their configs are included; callers strip what they do not show.
+func (s *Store) List(ctx context.Context, before uint64, limit int) ([]*berryv1.ConfigVersion, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []*berryv1.ConfigVersion
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketVersions).Cursor()
+		var k, raw []byte
+		if before == 0 {
+			k, raw = c.Last()
+		} else {
+			k, raw = c.Seek(versionKey(before))
+			if k == nil {
+				k, raw = c.Last()
+			} else {
+				k, raw = c.Prev()
+			}
+		}
+		for ; k != nil && len(out) < limit; k, raw = c.Prev() {
+			v := &berryv1.ConfigVersion{}
+			if err := proto.Unmarshal(raw, v); err != nil {
+				return fmt.Errorf("version %d: corrupt record: %w", binary.BigEndian.Uint64(k), err)
+			}
+			out = append(out, v)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Backup writes a consistent copy of the data file to w from one read transaction,
+// so writers are not blocked and the copy is exactly one committed state.
+func (s *Store) Backup(ctx context.Context, w io.Writer) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	var n int64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	return n, err
+}
+
+// BackupFile writes a backup to path atomically (temp file, fsync, rename).
+func (s *Store) BackupFile(ctx context.Context, path string) (int64, error) {
+	return writeAtomic(path, func(f *os.File) (int64, error) { return s.Backup(ctx, f) })
+}
+
+// Restore replaces the data file at dst with the backup at src, after checking that
+// src is a Berry data file, and gives it a new lineage so that edges accept its
+// versions even when they hold higher ones from before the restore. dst must not be
+// open (the control plane must be stopped).
+func Restore(src, dst string) error {
+	tmp := dst + ".restore"
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	defer in.Close()
+	if _, err := writeAtomic(tmp, func(f *os.File) (int64, error) { return io.Copy(f, in) }); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	db, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("restore: %s is not a data file: %w", src, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil || tx.Bucket(bucketVersions) == nil {
+			return fmt.Errorf("%s is not a Berry data file", src)
+		}
+		return meta.Put(keyLineage, []byte(newLineage()))
+	})
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("restore: %w", err)
+	}
+	// Refuse to restore over a file a running control plane holds.
+	if cur, err := bolt.Open(dst, 0o600, &bolt.Options{Timeout: time.Second}); err == nil {
+		_ = cur.Close()
+	} else if errors.Is(err, bolt.ErrTimeout) {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("restore %s: %w", dst, ErrLocked)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	return syncDir(filepath.Dir(dst))
+}
+
+func writeAtomic(path string, write func(*os.File) (int64, error)) (int64, error) {
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(f.Name()) // no-op after the rename
+	n, err := write(f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(f.Name(), 0o600)
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(path))
+	}
+	return n, err
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

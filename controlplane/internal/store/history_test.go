@@ -1,0 +1,171 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
+)
+
+func openTemp(t *testing.T) (*Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "berry.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, path
+}
+
+func TestUpdate(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	addModel := func(id string) func(*berryv1.Config) error {
+		return func(c *berryv1.Config) error {
+			c.Models = append(c.Models, &berryv1.Model{Id: id})
+			return nil
+		}
+	}
+	errRefused := errors.New("refused")
+	steps := []struct {
+		name       string
+		req        UpdateRequest
+		wantVer    uint64
+		wantModels int
+		wantErr    error
+	}{
+		{"on empty store", UpdateRequest{Mutate: addModel("a"), Author: "admin"}, 1, 1, nil},
+		{"expected matches", UpdateRequest{Mutate: addModel("b"), ExpectedVersion: 1}, 2, 2, nil},
+		{"stale", UpdateRequest{Mutate: addModel("c"), ExpectedVersion: 1}, 0, 0, ErrStale},
+		{"mutate error aborts", UpdateRequest{Mutate: func(*berryv1.Config) error { return errRefused }}, 0, 0, errRefused},
+		{"unconditional", UpdateRequest{Mutate: addModel("d")}, 3, 3, nil},
+	}
+	for _, st := range steps {
+		v, err := s.Update(ctx, st.req)
+		if st.wantErr != nil {
+			if !errors.Is(err, st.wantErr) {
+				t.Fatalf("%s: err = %v, want %v", st.name, err, st.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		if v.Version != st.wantVer || len(v.Config.Models) != st.wantModels {
+			t.Fatalf("%s: version %d with %d models, want %d with %d", st.name, v.Version, len(v.Config.Models), st.wantVer, st.wantModels)
+		}
+	}
+	// A failed update leaves no trace: the current version is still 3.
+	cur, err := s.Current(ctx)
+	if err != nil || cur.Version != 3 {
+		t.Fatalf("current = %v, %v", cur, err)
+	}
+}
+
+func TestList(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	for i := 0; i < 5; i++ {
+		if _, _, err := s.Commit(ctx, CommitRequest{Config: cfg("m")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		before uint64
+		limit  int
+		want   []uint64
+	}{
+		{0, 100, []uint64{5, 4, 3, 2, 1}},
+		{0, 2, []uint64{5, 4}},
+		{4, 2, []uint64{3, 2}},
+		{2, 10, []uint64{1}},
+		{1, 10, nil},
+		{99, 1, []uint64{5}},
+	}
+	for _, tt := range tests {
+		vs, err := s.List(ctx, tt.before, tt.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []uint64
+		for _, v := range vs {
+			got = append(got, v.Version)
+		}
+		if len(got) != len(tt.want) {
+			t.Fatalf("List(%d, %d) = %v, want %v", tt.before, tt.limit, got, tt.want)
+		}
+		for i := range got {
+			if got[i] != tt.want[i] {
+				t.Fatalf("List(%d, %d) = %v, want %v", tt.before, tt.limit, got, tt.want)
+			}
+		}
+	}
+}
+
+func TestBackupRestore(t *testing.T) {
+	ctx := context.Background()
+	s, path := openTemp(t)
+	for _, m := range []string{"a", "b"} {
+		if _, _, err := s.Commit(ctx, CommitRequest{Config: cfg(m)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	if _, err := s.BackupFile(ctx, backup); err != nil {
+		t.Fatal(err)
+	}
+	// Written after the backup: must not be in it.
+	if _, _, err := s.Commit(ctx, CommitRequest{Config: cfg("c")}); err != nil {
+		t.Fatal(err)
+	}
+	oldLineage := s.Lineage()
+
+	// The running store holds the lock: restoring over it is refused.
+	if err := Restore(backup, path); !errors.Is(err, ErrLocked) {
+		t.Fatalf("restore over an open store: err = %v, want ErrLocked", err)
+	}
+	s.Close()
+	if err := Restore(backup, path); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cur, err := r.Current(ctx)
+	if err != nil || cur.GetVersion() != 2 || cur.GetConfig().GetModels()[0].GetId() != "b" {
+		t.Fatalf("restored current = %v, %v; want version 2 with model b", cur, err)
+	}
+	if r.Lineage() == "" || r.Lineage() == oldLineage {
+		t.Fatalf("restored lineage %q, want a new one (old %q)", r.Lineage(), oldLineage)
+	}
+
+	// Not a data file.
+	junk := filepath.Join(t.TempDir(), "junk")
+	if err := os.WriteFile(junk, bytes.Repeat([]byte("x"), 8192), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := Restore(junk, filepath.Join(t.TempDir(), "dst.db")); err == nil {
+		t.Fatal("restoring junk succeeded")
+	}
+}
+
+func TestLineageSurvivesReopen(t *testing.T) {
+	s, path := openTemp(t)
+	l := s.Lineage()
+	s.Close()
+	r, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if l == "" || r.Lineage() != l {
+		t.Fatalf("lineage %q after reopen, want %q", r.Lineage(), l)
+	}
+}
