@@ -1,0 +1,27 @@
+package config
+
+import (
+	"testing"
+
+	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
+)
+
+func TestNormalizeMatchesParse(t *testing.T) {
+	fromTOML, _, err := ParseTOML([]byte(doc{}.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same document built by hand: no settings, clear token, unsorted.
+	built := &berryv1.Config{
+		Users: []*berryv1.User{{Id: "u", Token: "tok", Enabled: true}},
+		Models: []*berryv1.Model{{Id: "m", Name: "m", Strategy: "weighted_random", Enabled: true,
+			Backends: []*berryv1.Backend{{Provider: "p", Model: "up", Weight: 1, Enabled: true, BillingMode: "per_token"}}}},
+		Providers: []*berryv1.Provider{{Id: "p", Name: "P", BaseUrl: "https://p.example/v1", Models: []string{"up"},
+			Enabled: true, TimeoutSeconds: fromTOML.Providers[0].TimeoutSeconds, MaxRetries: fromTOML.Providers[0].MaxRetries, BackendType: "openai"}},
+	}
+	Normalize(built)
+	if err := Validate(built); err != nil {
+		t.Fatal(err)
+	}
+	wantProto(t, built, fromTOML)
+}
