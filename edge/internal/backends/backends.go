@@ -1,0 +1,215 @@
+// Package backends keeps the runtime state of each upstream backend — circuit breaker,
+// latency estimate, requests in flight, active-probe health, Retry-After hold and
+// metrics — outside the immutable routing table, in a registry keyed by provider id and
+// upstream model. A new config version that leaves a backend unchanged therefore keeps
+// its state (an open breaker stays open); backends no longer configured are pruned.
+package backends
+
+import (
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/berry-gateway/berry/edge/internal/metrics"
+	"github.com/berry-gateway/berry/pkg/breaker"
+	"github.com/berry-gateway/berry/pkg/latency"
+)
+
+// Class is the outcome class of an upstream attempt or a client response.
+type Class uint8
+
+// Classes, in exposition order.
+const (
+	Class2xx Class = iota
+	Class4xx
+	Class5xx
+	ClassError // no HTTP answer: connect error, timeout, broken stream
+	numClasses
+)
+
+var classNames = [numClasses]string{"2xx", "4xx", "5xx", "error"}
+
+func (c Class) String() string { return classNames[c] }
+
+// ClassOf maps an HTTP status to its class.
+func ClassOf(status int) Class {
+	switch {
+	case status >= 500:
+		return Class5xx
+	case status >= 400:
+		return Class4xx
+	case status > 0:
+		return Class2xx
+	}
+	return ClassError
+}
+
+// State is one backend's runtime state; its methods are safe for concurrent use.
+type State struct {
+	Provider, UpstreamModel string
+	// Label is "provider/upstream_model", the backend's metric label.
+	Label string
+
+	Breaker  breaker.Breaker
+	Latency  latency.Estimator
+	InFlight atomic.Int32
+
+	probeDown atomic.Bool
+	holdUntil atomic.Int64 // unix nanoseconds; 0 for none
+
+	Requests     [numClasses]atomic.Uint64
+	Duration     metrics.Histogram
+	FirstToken   metrics.Histogram
+	lastProbeErr atomic.Pointer[string]
+}
+
+// Available reports whether the backend may be chosen now: its active probe has not
+// failed, no Retry-After hold is running and its breaker lets requests through.
+func (s *State) Available(now time.Time) bool {
+	return !s.probeDown.Load() && now.UnixNano() >= s.holdUntil.Load() && s.Breaker.Available(now)
+}
+
+// AvailableAt returns when the backend may next be available, for a Retry-After
+// answer; the zero time means unknown (a failed probe).
+func (s *State) AvailableAt(now time.Time, breakerTimeout time.Duration) time.Time {
+	if s.probeDown.Load() {
+		return time.Time{}
+	}
+	t := now
+	if h := s.holdUntil.Load(); h > now.UnixNano() {
+		t = time.Unix(0, h)
+	}
+	if s.Breaker.State(now) == breaker.Open {
+		if o := now.Add(breakerTimeout); o.After(t) {
+			t = o // an upper bound: the breaker opened at most a timeout ago
+		}
+	}
+	return t
+}
+
+// Hold keeps the backend out of rotation until t (an upstream's Retry-After).
+func (s *State) Hold(t time.Time) {
+	for {
+		old := s.holdUntil.Load()
+		if t.UnixNano() <= old || s.holdUntil.CompareAndSwap(old, t.UnixNano()) {
+			return
+		}
+	}
+}
+
+// SetProbe records an active probe's result; errMsg is kept for /health (it must not
+// contain secrets: callers pass the status or a network error).
+func (s *State) SetProbe(healthy bool, errMsg string) {
+	s.probeDown.Store(!healthy)
+	if healthy {
+		s.lastProbeErr.Store(nil)
+	} else {
+		s.lastProbeErr.Store(&errMsg)
+	}
+}
+
+// ProbeHealthy reports the last active probe's verdict (true when never probed).
+func (s *State) ProbeHealthy() bool { return !s.probeDown.Load() }
+
+// ProbeError returns the last failed probe's reason, "" when healthy.
+func (s *State) ProbeError() string {
+	if p := s.lastProbeErr.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// ModelStats are a client-facing model's counters.
+type ModelStats struct {
+	ID        string
+	Requests  [numClasses]atomic.Uint64
+	Retries   atomic.Uint64 // attempts after the first
+	Failovers atomic.Uint64 // requests served by a backend other than the first tried
+	Limited   atomic.Uint64 // rejected by a key's rate limit
+}
+
+// Key identifies a backend across config versions.
+type Key struct{ Provider, UpstreamModel string }
+
+// Registry holds the states; the zero value is ready.
+type Registry struct {
+	mu     sync.Mutex
+	states map[Key]*State
+	models map[string]*ModelStats
+}
+
+// Sync returns the states for keys (in the same order), creating missing ones, and
+// drops every state whose key is not in keys. Model stats are kept for modelIDs the
+// same way. Breakers are (re)configured with threshold and timeout.
+func (r *Registry) Sync(keys []Key, modelIDs []string, threshold int, timeout time.Duration) ([]*State, []*ModelStats) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	states := make(map[Key]*State, len(keys))
+	out := make([]*State, len(keys))
+	for i, k := range keys {
+		s := states[k]
+		if s == nil {
+			s = r.states[k]
+		}
+		if s == nil {
+			s = &State{Provider: k.Provider, UpstreamModel: k.UpstreamModel, Label: k.Provider + "/" + k.UpstreamModel}
+		}
+		s.Breaker.Configure(threshold, timeout)
+		states[k] = s
+		out[i] = s
+	}
+	r.states = states
+	models := make(map[string]*ModelStats, len(modelIDs))
+	mout := make([]*ModelStats, len(modelIDs))
+	for i, id := range modelIDs {
+		m := r.models[id]
+		if m == nil {
+			m = &ModelStats{ID: id}
+		}
+		models[id] = m
+		mout[i] = m
+	}
+	r.models = models
+	return out, mout
+}
+
+// States returns the current states sorted by label, for exposition.
+func (r *Registry) States() []*State {
+	r.mu.Lock()
+	out := make([]*State, 0, len(r.states))
+	for _, s := range r.states {
+		out = append(out, s)
+	}
+	r.mu.Unlock()
+	slices.SortFunc(out, func(a, b *State) int {
+		if a.Label < b.Label {
+			return -1
+		}
+		if a.Label > b.Label {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Models returns the current model stats sorted by id.
+func (r *Registry) Models() []*ModelStats {
+	r.mu.Lock()
+	out := make([]*ModelStats, 0, len(r.models))
+	for _, m := range r.models {
+		out = append(out, m)
+	}
+	r.mu.Unlock()
+	slices.SortFunc(out, func(a, b *ModelStats) int {
+		if a.ID < b.ID {
+			return -1
+		}
+		if a.ID > b.ID {
+			return 1
+		}
+		return 0
+	})
+	return out
+}

@@ -1,0 +1,66 @@
+package backends
+
+import (
+	"testing"
+	"time"
+)
+
+func TestStateSurvivesResync(t *testing.T) {
+	var r Registry
+	a, b := Key{"p1", "m"}, Key{"p2", "m"}
+	st, _ := r.Sync([]Key{a, b}, []string{"x"}, 1, time.Minute)
+	now := time.Unix(100, 0)
+	st[0].Breaker.Failure(now)
+	if st[0].Available(now) {
+		t.Fatal("breaker with threshold 1 did not open")
+	}
+	// A new version keeps a, drops b, adds c.
+	c := Key{"p3", "m"}
+	st2, _ := r.Sync([]Key{c, a}, []string{"x"}, 1, time.Minute)
+	if st2[1] != st[0] {
+		t.Fatal("unchanged backend lost its state across a resync")
+	}
+	if st2[1].Available(now) {
+		t.Fatal("open breaker closed by a resync")
+	}
+	labels := []string{}
+	for _, s := range r.States() {
+		labels = append(labels, s.Label)
+	}
+	if len(labels) != 2 || labels[0] != "p1/m" || labels[1] != "p3/m" {
+		t.Fatalf("states after resync = %v, want [p1/m p3/m]", labels)
+	}
+}
+
+func TestAvailability(t *testing.T) {
+	now := time.Unix(100, 0)
+	tests := []struct {
+		name  string
+		setup func(s *State)
+		want  bool
+	}{
+		{"fresh", func(*State) {}, true},
+		{"probe down", func(s *State) { s.SetProbe(false, "status 500") }, false},
+		{"probe recovered", func(s *State) { s.SetProbe(false, "x"); s.SetProbe(true, "") }, true},
+		{"held", func(s *State) { s.Hold(now.Add(time.Second)) }, false},
+		{"hold over", func(s *State) { s.Hold(now.Add(-time.Second)) }, true},
+		{"hold never shortens", func(s *State) { s.Hold(now.Add(time.Minute)); s.Hold(now.Add(-time.Second)) }, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var s State
+			tc.setup(&s)
+			if got := s.Available(now); got != tc.want {
+				t.Fatalf("Available = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestClassOf(t *testing.T) {
+	for status, want := range map[int]Class{0: ClassError, 200: Class2xx, 404: Class4xx, 429: Class4xx, 503: Class5xx} {
+		if got := ClassOf(status); got != want {
+			t.Errorf("ClassOf(%d) = %v, want %v", status, got, want)
+		}
+	}
+}
