@@ -61,7 +61,13 @@ func (s *Server) Sync(stream grpc.BidiStreamingServer[berryv1.SyncRequest, berry
 		}
 	}()
 
+	// Versions compare only within one lineage: an edge holding a snapshot from
+	// another data file (or one restored from backup) gets the current one whatever
+	// the numbers say.
 	sent := hello.GetAppliedVersion()
+	if hello.GetAppliedLineage() != s.store.Lineage() {
+		sent = 0
+	}
 	for {
 		snap, changed := s.cache.Watch()
 		if snap != nil && snap.GetVersion() > sent {

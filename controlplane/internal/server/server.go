@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/berry-gateway/berry/controlplane/internal/auth"
 	"github.com/berry-gateway/berry/controlplane/internal/fleet"
 	"github.com/berry-gateway/berry/controlplane/internal/snapcache"
 	"github.com/berry-gateway/berry/controlplane/internal/store"
@@ -16,7 +17,9 @@ import (
 	"github.com/berry-gateway/berry/pkg/config"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 )
 
@@ -27,6 +30,7 @@ type Server struct {
 	fleet fleet.Registry
 	log   *slog.Logger
 
+	health   *health.Server
 	writeMu  sync.Mutex // orders commit+publish so edges see versions in order
 	done     chan struct{}
 	doneOnce sync.Once
@@ -40,13 +44,20 @@ func New(st *store.Store, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Server{store: st, log: log, done: make(chan struct{})}
+	h := health.NewServer()
+	for _, name := range []string{"", berryv1.AdminService_ServiceDesc.ServiceName, berryv1.EdgeService_ServiceDesc.ServiceName} {
+		h.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
+	return &Server{store: st, log: log, done: make(chan struct{}), health: h}
 }
 
-// Register adds both services to gs.
+// Register adds both services to gs, with the standard health service (for load
+// balancers) and server reflection (for grpcurl and other generic clients).
 func (s *Server) Register(gs *grpc.Server) {
 	berryv1.RegisterAdminServiceServer(gs, s)
 	berryv1.RegisterEdgeServiceServer(gs, s)
+	healthpb.RegisterHealthServer(gs, s.health)
+	reflection.Register(gs)
 }
 
 // Load publishes the store's current version, if any, to the snapshot cache.
@@ -86,7 +97,12 @@ func (s *Server) Bootstrap(ctx context.Context, doc []byte, source string) error
 }
 
 // Shutdown ends every edge stream so that a graceful gRPC stop can finish.
-func (s *Server) Shutdown() { s.doneOnce.Do(func() { close(s.done) }) }
+func (s *Server) Shutdown() {
+	s.doneOnce.Do(func() {
+		s.health.Shutdown() // load balancers stop sending before the streams end
+		close(s.done)
+	})
+}
 
 // Fleet exposes the edge registry (for tests and status RPCs).
 func (s *Server) Fleet() *fleet.Registry { return &s.fleet }
@@ -105,7 +121,7 @@ func (s *Server) commit(ctx context.Context, req store.CommitRequest) (*berryv1.
 }
 
 func (s *Server) publish(v *berryv1.ConfigVersion) {
-	s.cache.Set(&berryv1.Snapshot{Version: v.Version, Config: v.Config})
+	s.cache.Set(&berryv1.Snapshot{Version: v.Version, Config: v.Config, Lineage: s.store.Lineage()})
 }
 
 // ImportConfig implements berryv1.AdminServiceServer.
@@ -150,22 +166,19 @@ func (s *Server) GetCurrentVersion(ctx context.Context, _ *berryv1.GetCurrentVer
 	}, nil
 }
 
-// author names who made a change; until admin credentials exist it is the caller's
-// address.
-func author(ctx context.Context) string {
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		return "anonymous@" + p.Addr.String()
-	}
-	return "anonymous"
-}
+// author names who made a change: the credential's name, never the token.
+func author(ctx context.Context) string { return auth.FromContext(ctx).Name }
 
 func toStatus(err error) error {
+	if _, ok := status.FromError(err); ok {
+		return err // already a status, e.g. AlreadyExists from a mutation
+	}
 	switch {
 	case errors.Is(err, config.ErrInvalid):
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, store.ErrStale):
 		return status.Error(codes.FailedPrecondition, err.Error())
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, errNotFound):
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, err.Error())

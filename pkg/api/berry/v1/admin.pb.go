@@ -3012,6 +3012,87 @@ func (x *FleetStatusResponse) GetEdges() []*EdgeStatus {
 	return nil
 }
 
+type BackupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupRequest) Reset() {
+	*x = BackupRequest{}
+	mi := &file_berry_v1_admin_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupRequest) ProtoMessage() {}
+
+func (x *BackupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
+func (*BackupRequest) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{57}
+}
+
+// BackupResponse is one chunk of the data file, in order.
+type BackupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupResponse) Reset() {
+	*x = BackupResponse{}
+	mi := &file_berry_v1_admin_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupResponse) ProtoMessage() {}
+
+func (x *BackupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupResponse.ProtoReflect.Descriptor instead.
+func (*BackupResponse) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *BackupResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 var File_berry_v1_admin_proto protoreflect.FileDescriptor
 
 const file_berry_v1_admin_proto_rawDesc = "" +
@@ -3191,7 +3272,10 @@ const file_berry_v1_admin_proto_rawDesc = "" +
 	"\x0fcurrent_version\x18\x01 \x01(\x04R\x0ecurrentVersion\x12\x1d\n" +
 	"\n" +
 	"rolled_out\x18\x02 \x01(\bR\trolledOut\x12*\n" +
-	"\x05edges\x18\x03 \x03(\v2\x14.berry.v1.EdgeStatusR\x05edges2\xb4\x0f\n" +
+	"\x05edges\x18\x03 \x03(\v2\x14.berry.v1.EdgeStatusR\x05edges\"\x0f\n" +
+	"\rBackupRequest\"$\n" +
+	"\x0eBackupResponse\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data2\xf3\x0f\n" +
 	"\fAdminService\x12M\n" +
 	"\fImportConfig\x12\x1d.berry.v1.ImportConfigRequest\x1a\x1e.berry.v1.ImportConfigResponse\x12D\n" +
 	"\tGetConfig\x12\x1a.berry.v1.GetConfigRequest\x1a\x1b.berry.v1.GetConfigResponse\x12\\\n" +
@@ -3221,7 +3305,8 @@ const file_berry_v1_admin_proto_rawDesc = "" +
 	"\bRollback\x12\x19.berry.v1.RollbackRequest\x1a\x1a.berry.v1.RollbackResponse\x12D\n" +
 	"\tCreateKey\x12\x1a.berry.v1.CreateKeyRequest\x1a\x1b.berry.v1.CreateKeyResponse\x12P\n" +
 	"\rSetKeyEnabled\x12\x1e.berry.v1.SetKeyEnabledRequest\x1a\x1f.berry.v1.SetKeyEnabledResponse\x12J\n" +
-	"\vFleetStatus\x12\x1c.berry.v1.FleetStatusRequest\x1a\x1d.berry.v1.FleetStatusResponseB9Z7github.com/berry-gateway/berry/pkg/api/berry/v1;berryv1b\x06proto3"
+	"\vFleetStatus\x12\x1c.berry.v1.FleetStatusRequest\x1a\x1d.berry.v1.FleetStatusResponse\x12=\n" +
+	"\x06Backup\x12\x17.berry.v1.BackupRequest\x1a\x18.berry.v1.BackupResponse0\x01B9Z7github.com/berry-gateway/berry/pkg/api/berry/v1;berryv1b\x06proto3"
 
 var (
 	file_berry_v1_admin_proto_rawDescOnce sync.Once
@@ -3235,7 +3320,7 @@ func file_berry_v1_admin_proto_rawDescGZIP() []byte {
 	return file_berry_v1_admin_proto_rawDescData
 }
 
-var file_berry_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
+var file_berry_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 59)
 var file_berry_v1_admin_proto_goTypes = []any{
 	(*ImportConfigRequest)(nil),       // 0: berry.v1.ImportConfigRequest
 	(*ImportConfigResponse)(nil),      // 1: berry.v1.ImportConfigResponse
@@ -3294,49 +3379,51 @@ var file_berry_v1_admin_proto_goTypes = []any{
 	(*FleetStatusRequest)(nil),        // 54: berry.v1.FleetStatusRequest
 	(*EdgeStatus)(nil),                // 55: berry.v1.EdgeStatus
 	(*FleetStatusResponse)(nil),       // 56: berry.v1.FleetStatusResponse
-	(*Config)(nil),                    // 57: berry.v1.Config
-	(*timestamppb.Timestamp)(nil),     // 58: google.protobuf.Timestamp
-	(*Provider)(nil),                  // 59: berry.v1.Provider
-	(*Model)(nil),                     // 60: berry.v1.Model
-	(*User)(nil),                      // 61: berry.v1.User
-	(*Settings)(nil),                  // 62: berry.v1.Settings
-	(*ConfigVersion)(nil),             // 63: berry.v1.ConfigVersion
-	(*RateLimit)(nil),                 // 64: berry.v1.RateLimit
+	(*BackupRequest)(nil),             // 57: berry.v1.BackupRequest
+	(*BackupResponse)(nil),            // 58: berry.v1.BackupResponse
+	(*Config)(nil),                    // 59: berry.v1.Config
+	(*timestamppb.Timestamp)(nil),     // 60: google.protobuf.Timestamp
+	(*Provider)(nil),                  // 61: berry.v1.Provider
+	(*Model)(nil),                     // 62: berry.v1.Model
+	(*User)(nil),                      // 63: berry.v1.User
+	(*Settings)(nil),                  // 64: berry.v1.Settings
+	(*ConfigVersion)(nil),             // 65: berry.v1.ConfigVersion
+	(*RateLimit)(nil),                 // 66: berry.v1.RateLimit
 }
 var file_berry_v1_admin_proto_depIdxs = []int32{
-	57, // 0: berry.v1.GetConfigResponse.config:type_name -> berry.v1.Config
-	58, // 1: berry.v1.GetCurrentVersionResponse.created_at:type_name -> google.protobuf.Timestamp
-	57, // 2: berry.v1.ApplyConfigRequest.config:type_name -> berry.v1.Config
+	59, // 0: berry.v1.GetConfigResponse.config:type_name -> berry.v1.Config
+	60, // 1: berry.v1.GetCurrentVersionResponse.created_at:type_name -> google.protobuf.Timestamp
+	59, // 2: berry.v1.ApplyConfigRequest.config:type_name -> berry.v1.Config
 	6,  // 3: berry.v1.ApplyConfigRequest.options:type_name -> berry.v1.WriteOptions
-	59, // 4: berry.v1.ListProvidersResponse.providers:type_name -> berry.v1.Provider
-	59, // 5: berry.v1.GetProviderResponse.provider:type_name -> berry.v1.Provider
-	59, // 6: berry.v1.PutProviderRequest.provider:type_name -> berry.v1.Provider
+	61, // 4: berry.v1.ListProvidersResponse.providers:type_name -> berry.v1.Provider
+	61, // 5: berry.v1.GetProviderResponse.provider:type_name -> berry.v1.Provider
+	61, // 6: berry.v1.PutProviderRequest.provider:type_name -> berry.v1.Provider
 	6,  // 7: berry.v1.PutProviderRequest.options:type_name -> berry.v1.WriteOptions
 	6,  // 8: berry.v1.DeleteProviderRequest.options:type_name -> berry.v1.WriteOptions
-	60, // 9: berry.v1.ListModelsResponse.models:type_name -> berry.v1.Model
-	60, // 10: berry.v1.GetModelResponse.model:type_name -> berry.v1.Model
-	60, // 11: berry.v1.PutModelRequest.model:type_name -> berry.v1.Model
+	62, // 9: berry.v1.ListModelsResponse.models:type_name -> berry.v1.Model
+	62, // 10: berry.v1.GetModelResponse.model:type_name -> berry.v1.Model
+	62, // 11: berry.v1.PutModelRequest.model:type_name -> berry.v1.Model
 	6,  // 12: berry.v1.PutModelRequest.options:type_name -> berry.v1.WriteOptions
 	6,  // 13: berry.v1.DeleteModelRequest.options:type_name -> berry.v1.WriteOptions
-	61, // 14: berry.v1.ListUsersResponse.users:type_name -> berry.v1.User
-	61, // 15: berry.v1.GetUserResponse.user:type_name -> berry.v1.User
-	61, // 16: berry.v1.PutUserRequest.user:type_name -> berry.v1.User
+	63, // 14: berry.v1.ListUsersResponse.users:type_name -> berry.v1.User
+	63, // 15: berry.v1.GetUserResponse.user:type_name -> berry.v1.User
+	63, // 16: berry.v1.PutUserRequest.user:type_name -> berry.v1.User
 	6,  // 17: berry.v1.PutUserRequest.options:type_name -> berry.v1.WriteOptions
 	6,  // 18: berry.v1.DeleteUserRequest.options:type_name -> berry.v1.WriteOptions
-	62, // 19: berry.v1.GetSettingsResponse.settings:type_name -> berry.v1.Settings
-	62, // 20: berry.v1.UpdateSettingsRequest.settings:type_name -> berry.v1.Settings
+	64, // 19: berry.v1.GetSettingsResponse.settings:type_name -> berry.v1.Settings
+	64, // 20: berry.v1.UpdateSettingsRequest.settings:type_name -> berry.v1.Settings
 	6,  // 21: berry.v1.UpdateSettingsRequest.options:type_name -> berry.v1.WriteOptions
-	58, // 22: berry.v1.VersionInfo.created_at:type_name -> google.protobuf.Timestamp
+	60, // 22: berry.v1.VersionInfo.created_at:type_name -> google.protobuf.Timestamp
 	40, // 23: berry.v1.ListVersionsResponse.versions:type_name -> berry.v1.VersionInfo
-	63, // 24: berry.v1.GetVersionResponse.version:type_name -> berry.v1.ConfigVersion
+	65, // 24: berry.v1.GetVersionResponse.version:type_name -> berry.v1.ConfigVersion
 	46, // 25: berry.v1.DiffVersionsResponse.changes:type_name -> berry.v1.Change
 	6,  // 26: berry.v1.RollbackRequest.options:type_name -> berry.v1.WriteOptions
-	64, // 27: berry.v1.CreateKeyRequest.rate_limit:type_name -> berry.v1.RateLimit
-	58, // 28: berry.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	66, // 27: berry.v1.CreateKeyRequest.rate_limit:type_name -> berry.v1.RateLimit
+	60, // 28: berry.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
 	6,  // 29: berry.v1.CreateKeyRequest.options:type_name -> berry.v1.WriteOptions
 	6,  // 30: berry.v1.SetKeyEnabledRequest.options:type_name -> berry.v1.WriteOptions
-	58, // 31: berry.v1.EdgeStatus.connected_since:type_name -> google.protobuf.Timestamp
-	58, // 32: berry.v1.EdgeStatus.last_seen:type_name -> google.protobuf.Timestamp
+	60, // 31: berry.v1.EdgeStatus.connected_since:type_name -> google.protobuf.Timestamp
+	60, // 32: berry.v1.EdgeStatus.last_seen:type_name -> google.protobuf.Timestamp
 	55, // 33: berry.v1.FleetStatusResponse.edges:type_name -> berry.v1.EdgeStatus
 	0,  // 34: berry.v1.AdminService.ImportConfig:input_type -> berry.v1.ImportConfigRequest
 	2,  // 35: berry.v1.AdminService.GetConfig:input_type -> berry.v1.GetConfigRequest
@@ -3364,34 +3451,36 @@ var file_berry_v1_admin_proto_depIdxs = []int32{
 	50, // 57: berry.v1.AdminService.CreateKey:input_type -> berry.v1.CreateKeyRequest
 	52, // 58: berry.v1.AdminService.SetKeyEnabled:input_type -> berry.v1.SetKeyEnabledRequest
 	54, // 59: berry.v1.AdminService.FleetStatus:input_type -> berry.v1.FleetStatusRequest
-	1,  // 60: berry.v1.AdminService.ImportConfig:output_type -> berry.v1.ImportConfigResponse
-	3,  // 61: berry.v1.AdminService.GetConfig:output_type -> berry.v1.GetConfigResponse
-	5,  // 62: berry.v1.AdminService.GetCurrentVersion:output_type -> berry.v1.GetCurrentVersionResponse
-	9,  // 63: berry.v1.AdminService.ApplyConfig:output_type -> berry.v1.ApplyConfigResponse
-	11, // 64: berry.v1.AdminService.ExportConfig:output_type -> berry.v1.ExportConfigResponse
-	13, // 65: berry.v1.AdminService.ListProviders:output_type -> berry.v1.ListProvidersResponse
-	15, // 66: berry.v1.AdminService.GetProvider:output_type -> berry.v1.GetProviderResponse
-	17, // 67: berry.v1.AdminService.PutProvider:output_type -> berry.v1.PutProviderResponse
-	19, // 68: berry.v1.AdminService.DeleteProvider:output_type -> berry.v1.DeleteProviderResponse
-	21, // 69: berry.v1.AdminService.ListModels:output_type -> berry.v1.ListModelsResponse
-	23, // 70: berry.v1.AdminService.GetModel:output_type -> berry.v1.GetModelResponse
-	25, // 71: berry.v1.AdminService.PutModel:output_type -> berry.v1.PutModelResponse
-	27, // 72: berry.v1.AdminService.DeleteModel:output_type -> berry.v1.DeleteModelResponse
-	29, // 73: berry.v1.AdminService.ListUsers:output_type -> berry.v1.ListUsersResponse
-	31, // 74: berry.v1.AdminService.GetUser:output_type -> berry.v1.GetUserResponse
-	33, // 75: berry.v1.AdminService.PutUser:output_type -> berry.v1.PutUserResponse
-	35, // 76: berry.v1.AdminService.DeleteUser:output_type -> berry.v1.DeleteUserResponse
-	37, // 77: berry.v1.AdminService.GetSettings:output_type -> berry.v1.GetSettingsResponse
-	39, // 78: berry.v1.AdminService.UpdateSettings:output_type -> berry.v1.UpdateSettingsResponse
-	42, // 79: berry.v1.AdminService.ListVersions:output_type -> berry.v1.ListVersionsResponse
-	44, // 80: berry.v1.AdminService.GetVersion:output_type -> berry.v1.GetVersionResponse
-	47, // 81: berry.v1.AdminService.DiffVersions:output_type -> berry.v1.DiffVersionsResponse
-	49, // 82: berry.v1.AdminService.Rollback:output_type -> berry.v1.RollbackResponse
-	51, // 83: berry.v1.AdminService.CreateKey:output_type -> berry.v1.CreateKeyResponse
-	53, // 84: berry.v1.AdminService.SetKeyEnabled:output_type -> berry.v1.SetKeyEnabledResponse
-	56, // 85: berry.v1.AdminService.FleetStatus:output_type -> berry.v1.FleetStatusResponse
-	60, // [60:86] is the sub-list for method output_type
-	34, // [34:60] is the sub-list for method input_type
+	57, // 60: berry.v1.AdminService.Backup:input_type -> berry.v1.BackupRequest
+	1,  // 61: berry.v1.AdminService.ImportConfig:output_type -> berry.v1.ImportConfigResponse
+	3,  // 62: berry.v1.AdminService.GetConfig:output_type -> berry.v1.GetConfigResponse
+	5,  // 63: berry.v1.AdminService.GetCurrentVersion:output_type -> berry.v1.GetCurrentVersionResponse
+	9,  // 64: berry.v1.AdminService.ApplyConfig:output_type -> berry.v1.ApplyConfigResponse
+	11, // 65: berry.v1.AdminService.ExportConfig:output_type -> berry.v1.ExportConfigResponse
+	13, // 66: berry.v1.AdminService.ListProviders:output_type -> berry.v1.ListProvidersResponse
+	15, // 67: berry.v1.AdminService.GetProvider:output_type -> berry.v1.GetProviderResponse
+	17, // 68: berry.v1.AdminService.PutProvider:output_type -> berry.v1.PutProviderResponse
+	19, // 69: berry.v1.AdminService.DeleteProvider:output_type -> berry.v1.DeleteProviderResponse
+	21, // 70: berry.v1.AdminService.ListModels:output_type -> berry.v1.ListModelsResponse
+	23, // 71: berry.v1.AdminService.GetModel:output_type -> berry.v1.GetModelResponse
+	25, // 72: berry.v1.AdminService.PutModel:output_type -> berry.v1.PutModelResponse
+	27, // 73: berry.v1.AdminService.DeleteModel:output_type -> berry.v1.DeleteModelResponse
+	29, // 74: berry.v1.AdminService.ListUsers:output_type -> berry.v1.ListUsersResponse
+	31, // 75: berry.v1.AdminService.GetUser:output_type -> berry.v1.GetUserResponse
+	33, // 76: berry.v1.AdminService.PutUser:output_type -> berry.v1.PutUserResponse
+	35, // 77: berry.v1.AdminService.DeleteUser:output_type -> berry.v1.DeleteUserResponse
+	37, // 78: berry.v1.AdminService.GetSettings:output_type -> berry.v1.GetSettingsResponse
+	39, // 79: berry.v1.AdminService.UpdateSettings:output_type -> berry.v1.UpdateSettingsResponse
+	42, // 80: berry.v1.AdminService.ListVersions:output_type -> berry.v1.ListVersionsResponse
+	44, // 81: berry.v1.AdminService.GetVersion:output_type -> berry.v1.GetVersionResponse
+	47, // 82: berry.v1.AdminService.DiffVersions:output_type -> berry.v1.DiffVersionsResponse
+	49, // 83: berry.v1.AdminService.Rollback:output_type -> berry.v1.RollbackResponse
+	51, // 84: berry.v1.AdminService.CreateKey:output_type -> berry.v1.CreateKeyResponse
+	53, // 85: berry.v1.AdminService.SetKeyEnabled:output_type -> berry.v1.SetKeyEnabledResponse
+	56, // 86: berry.v1.AdminService.FleetStatus:output_type -> berry.v1.FleetStatusResponse
+	58, // 87: berry.v1.AdminService.Backup:output_type -> berry.v1.BackupResponse
+	61, // [61:88] is the sub-list for method output_type
+	34, // [34:61] is the sub-list for method input_type
 	34, // [34:34] is the sub-list for extension type_name
 	34, // [34:34] is the sub-list for extension extendee
 	0,  // [0:34] is the sub-list for field type_name
@@ -3413,7 +3502,7 @@ func file_berry_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berry_v1_admin_proto_rawDesc), len(file_berry_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   57,
+			NumMessages:   59,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

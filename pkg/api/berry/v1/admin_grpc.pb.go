@@ -45,6 +45,7 @@ const (
 	AdminService_CreateKey_FullMethodName         = "/berry.v1.AdminService/CreateKey"
 	AdminService_SetKeyEnabled_FullMethodName     = "/berry.v1.AdminService/SetKeyEnabled"
 	AdminService_FleetStatus_FullMethodName       = "/berry.v1.AdminService/FleetStatus"
+	AdminService_Backup_FullMethodName            = "/berry.v1.AdminService/Backup"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -91,6 +92,9 @@ type AdminServiceClient interface {
 	SetKeyEnabled(ctx context.Context, in *SetKeyEnabledRequest, opts ...grpc.CallOption) (*SetKeyEnabledResponse, error)
 	// FleetStatus lists the edges and which version each has applied.
 	FleetStatus(ctx context.Context, in *FleetStatusRequest, opts ...grpc.CallOption) (*FleetStatusResponse, error)
+	// Backup streams a consistent copy of the data file, taken in one read
+	// transaction while writes go on. Admin role only (it holds the secrets).
+	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupResponse], error)
 }
 
 type adminServiceClient struct {
@@ -361,6 +365,25 @@ func (c *adminServiceClient) FleetStatus(ctx context.Context, in *FleetStatusReq
 	return out, nil
 }
 
+func (c *adminServiceClient) Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AdminService_ServiceDesc.Streams[0], AdminService_Backup_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[BackupRequest, BackupResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AdminService_BackupClient = grpc.ServerStreamingClient[BackupResponse]
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -405,6 +428,9 @@ type AdminServiceServer interface {
 	SetKeyEnabled(context.Context, *SetKeyEnabledRequest) (*SetKeyEnabledResponse, error)
 	// FleetStatus lists the edges and which version each has applied.
 	FleetStatus(context.Context, *FleetStatusRequest) (*FleetStatusResponse, error)
+	// Backup streams a consistent copy of the data file, taken in one read
+	// transaction while writes go on. Admin role only (it holds the secrets).
+	Backup(*BackupRequest, grpc.ServerStreamingServer[BackupResponse]) error
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -492,6 +518,9 @@ func (UnimplementedAdminServiceServer) SetKeyEnabled(context.Context, *SetKeyEna
 }
 func (UnimplementedAdminServiceServer) FleetStatus(context.Context, *FleetStatusRequest) (*FleetStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method FleetStatus not implemented")
+}
+func (UnimplementedAdminServiceServer) Backup(*BackupRequest, grpc.ServerStreamingServer[BackupResponse]) error {
+	return status.Error(codes.Unimplemented, "method Backup not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -982,6 +1011,17 @@ func _AdminService_FleetStatus_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_Backup_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(BackupRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AdminServiceServer).Backup(m, &grpc.GenericServerStream[BackupRequest, BackupResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AdminService_BackupServer = grpc.ServerStreamingServer[BackupResponse]
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1094,6 +1134,12 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _AdminService_FleetStatus_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Backup",
+			Handler:       _AdminService_Backup_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "berry/v1/admin.proto",
 }
