@@ -612,15 +612,17 @@ func TestKeysAndSecrets(t *testing.T) {
 		"GetConfig":     func() (proto.Message, error) { return r.GetConfig(ctxT(t), &berryv1.GetConfigRequest{}) },
 		"ExportConfig":  func() (proto.Message, error) { return r.ExportConfig(ctxT(t), &berryv1.ExportConfigRequest{}) },
 		"ListProviders": func() (proto.Message, error) { return r.ListProviders(ctxT(t), &berryv1.ListProvidersRequest{}) },
-		"GetProvider":   func() (proto.Message, error) { return r.GetProvider(ctxT(t), &berryv1.GetProviderRequest{Id: "openai"}) },
-		"ListUsers":     func() (proto.Message, error) { return r.ListUsers(ctxT(t), &berryv1.ListUsersRequest{}) },
-		"GetUser":       func() (proto.Message, error) { return r.GetUser(ctxT(t), &berryv1.GetUserRequest{Id: "alice"}) },
-		"ListModels":    func() (proto.Message, error) { return r.ListModels(ctxT(t), &berryv1.ListModelsRequest{}) },
-		"GetVersion":    func() (proto.Message, error) { return r.GetVersion(ctxT(t), &berryv1.GetVersionRequest{Version: 1}) },
-		"ListVersions":  func() (proto.Message, error) { return r.ListVersions(ctxT(t), &berryv1.ListVersionsRequest{}) },
-		"DiffVersions":  func() (proto.Message, error) { return r.DiffVersions(ctxT(t), &berryv1.DiffVersionsRequest{From: 0}) },
-		"FleetStatus":   func() (proto.Message, error) { return r.FleetStatus(ctxT(t), &berryv1.FleetStatusRequest{}) },
-		"GetSettings":   func() (proto.Message, error) { return r.GetSettings(ctxT(t), &berryv1.GetSettingsRequest{}) },
+		"GetProvider": func() (proto.Message, error) {
+			return r.GetProvider(ctxT(t), &berryv1.GetProviderRequest{Id: "openai"})
+		},
+		"ListUsers":    func() (proto.Message, error) { return r.ListUsers(ctxT(t), &berryv1.ListUsersRequest{}) },
+		"GetUser":      func() (proto.Message, error) { return r.GetUser(ctxT(t), &berryv1.GetUserRequest{Id: "alice"}) },
+		"ListModels":   func() (proto.Message, error) { return r.ListModels(ctxT(t), &berryv1.ListModelsRequest{}) },
+		"GetVersion":   func() (proto.Message, error) { return r.GetVersion(ctxT(t), &berryv1.GetVersionRequest{Version: 1}) },
+		"ListVersions": func() (proto.Message, error) { return r.ListVersions(ctxT(t), &berryv1.ListVersionsRequest{}) },
+		"DiffVersions": func() (proto.Message, error) { return r.DiffVersions(ctxT(t), &berryv1.DiffVersionsRequest{From: 0}) },
+		"FleetStatus":  func() (proto.Message, error) { return r.FleetStatus(ctxT(t), &berryv1.FleetStatusRequest{}) },
+		"GetSettings":  func() (proto.Message, error) { return r.GetSettings(ctxT(t), &berryv1.GetSettingsRequest{}) },
 	}
 	for name, read := range reads {
 		m, err := read()
