@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/subtle"
 	"errors"
 	"strconv"
 
@@ -16,6 +17,7 @@ const (
 	typeUnavailable    = "service_unavailable"
 	typeUpstream       = "upstream_error"
 	typeTimeout        = "timeout_error"
+	typeRateLimit      = "rate_limit_error"
 )
 
 // writeError answers with an OpenAI-style error body.
@@ -53,3 +55,6 @@ func WriteProtocolError(ctx *fasthttp.RequestCtx, err error) {
 			"malformed HTTP request")
 	}
 }
+
+// constantTimeEqual compares secrets without leaking where they differ.
+func constantTimeEqual(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }

@@ -1,19 +1,19 @@
 // Package proxy is the edge's client-facing HTTP handler: it authenticates a request,
-// routes it by model to a backend chosen by the model's strategy, and passes the body
+// routes it by model to the backends the model's strategy orders, and passes the body
 // through, streaming or not, failing over to the next backend when one fails.
 package proxy
 
 import (
-	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/berry-gateway/berry/edge/internal/backends"
+	"github.com/berry-gateway/berry/edge/internal/ratelimit"
 	"github.com/berry-gateway/berry/edge/internal/routing"
 	"github.com/berry-gateway/berry/pkg/balancer"
 	"github.com/berry-gateway/berry/pkg/jsonscan"
@@ -26,44 +26,103 @@ type TableSource interface {
 	Table() *routing.Table
 }
 
-// Handler serves the edge's client API.
+// Defaults for zero Options.
+const (
+	DefaultConnectTimeout = 10 * time.Second
+	DefaultRequestTimeout = 30 * time.Second
+)
+
+// Options configure a Handler; the zero value gives the defaults.
+type Options struct {
+	Log *slog.Logger
+	// ConnectTimeout bounds dialing an upstream.
+	ConnectTimeout time.Duration
+	// MetricsToken, when set, must be sent as "Authorization: Bearer <token>" to read
+	// GET /metrics. When empty, /metrics answers loopback clients only.
+	MetricsToken string
+}
+
+// Handler serves the edge's client API. Create it with New or NewWithOptions.
 type Handler struct {
-	tables TableSource
-	client *fasthttp.Client
-	log    *slog.Logger
+	tables    TableSource
+	opts      Options
+	log       *slog.Logger
+	buffered  *fasthttp.Client // whole-response deadline
+	streaming *fasthttp.Client // per-read deadlines
+	states    backends.Registry
+	limits    ratelimit.Registry
+	inFlight  atomic.Int64
 }
 
 // New returns a Handler that routes with the tables from src.
 func New(src TableSource, log *slog.Logger) *Handler {
-	if log == nil {
-		log = slog.Default()
+	return NewWithOptions(src, Options{Log: log})
+}
+
+// NewWithOptions returns a Handler configured by o.
+func NewWithOptions(src TableSource, o Options) *Handler {
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = DefaultConnectTimeout
 	}
 	return &Handler{
-		tables: src,
-		log:    log,
-		client: &fasthttp.Client{
-			Name:                     "berry-edge",
-			MaxConnsPerHost:          4096,
-			MaxIdleConnDuration:      90 * time.Second,
-			ReadBufferSize:           16 << 10,
-			DisablePathNormalizing:   true,
-			NoDefaultUserAgentHeader: false,
-		},
+		tables:    src,
+		opts:      o,
+		log:       o.Log,
+		buffered:  newClient(o.ConnectTimeout, false),
+		streaming: newClient(o.ConnectTimeout, true),
 	}
 }
 
+// Bind attaches this handler's runtime state (breakers, latency, limits) to t. The
+// handler does it on first use of a table; the health checker calls it too.
+func (h *Handler) Bind(t *routing.Table) { t.Bind(&h.states, &h.limits) }
+
+// Backends returns the runtime-state registry, for health probing and tests.
+func (h *Handler) Backends() *backends.Registry { return &h.states }
+
 // ServeHTTP is the fasthttp request handler.
 func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
-	switch string(ctx.Path()) {
+	path := ctx.Path()
+	cors := bytes.HasPrefix(path, []byte("/v1/"))
+	if cors && ctx.IsOptions() {
+		ctx.SetStatusCode(fasthttp.StatusNoContent)
+		ctx.Response.Header.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+		ctx.Response.Header.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+		ctx.Response.Header.Set("Access-Control-Max-Age", "86400")
+		ctx.Response.Header.Set("Access-Control-Allow-Origin", "*")
+		return
+	}
+	switch string(path) {
 	case "/v1/chat/completions", "/chat/completions":
-		h.chat(ctx)
+		h.serveOp(ctx, provider.OpChat)
+	case "/v1/completions", "/completions":
+		h.serveOp(ctx, provider.OpCompletions)
+	case "/v1/embeddings", "/embeddings":
+		h.serveOp(ctx, provider.OpEmbeddings)
+	// POST /v1/messages (Anthropic-format inbound) belongs here: it will translate the
+	// body to OpChat (or pass it through to provider.NativeMessages adapters), run the
+	// same forward path and translate the answer back. Not served yet: it falls to 404.
 	case "/v1/models", "/models":
 		h.models(ctx)
 	case "/health", "/v1/health":
 		h.health(ctx)
+	case "/healthz":
+		ctx.SetContentType("application/json")
+		ctx.SetBodyString(`{"status":"alive"}`)
+	case "/readyz":
+		h.readyz(ctx)
+	case "/metrics":
+		h.metrics(ctx)
 	default:
 		writeError(ctx, fasthttp.StatusNotFound, typeNotFound, "not_found",
-			"unknown endpoint "+strconv.Quote(string(ctx.Path())))
+			"unknown endpoint "+strconv.Quote(string(path)))
+	}
+	if cors {
+		// Set last: error answers reset the response headers.
+		ctx.Response.Header.Set("Access-Control-Allow-Origin", "*")
 	}
 }
 
@@ -78,15 +137,21 @@ var requestPool = sync.Pool{New: func() any { return &request{cands: make([]bala
 func (h *Handler) table(ctx *fasthttp.RequestCtx) *routing.Table {
 	t := h.tables.Table()
 	if t == nil {
-		ctx.Response.Header.Set("Retry-After", "1")
 		writeError(ctx, fasthttp.StatusServiceUnavailable, typeUnavailable, "no_config",
 			"the gateway has not received its configuration yet")
+		ctx.Response.Header.Set("Retry-After", "1")
+		return nil
 	}
+	h.Bind(t)
 	return t
 }
 
+// usable is the key check: an expiring key (User.Usable, added with key expiry) is
+// checked through this interface so the proxy builds with and without it.
+type usable interface{ Usable(now time.Time) bool }
+
 // authenticate returns the user for the request's Bearer token, or answers 401.
-func authenticate(ctx *fasthttp.RequestCtx, t *routing.Table) *routing.User {
+func authenticate(ctx *fasthttp.RequestCtx, t *routing.Table, now time.Time) *routing.User {
 	auth := ctx.Request.Header.Peek("Authorization")
 	const prefix = "Bearer "
 	if len(auth) <= len(prefix) || !bytes.EqualFold(auth[:len(prefix)], []byte(prefix)) {
@@ -95,26 +160,42 @@ func authenticate(ctx *fasthttp.RequestCtx, t *routing.Table) *routing.User {
 		return nil
 	}
 	u := t.UserByToken(bytes.TrimSpace(auth[len(prefix):]))
-	if u == nil || !u.Enabled {
+	ok := u != nil && u.Enabled
+	if ok {
+		if x, has := any(u).(usable); has {
+			ok = x.Usable(now)
+		}
+	}
+	if !ok {
 		writeError(ctx, fasthttp.StatusUnauthorized, typeAuth, "invalid_api_key", "invalid API key")
 		return nil
 	}
 	return u
 }
 
-func (h *Handler) chat(ctx *fasthttp.RequestCtx) {
+func opPath(op provider.Op) string { return "/v1/" + op.String() }
+
+// serveOp handles the POST endpoints: checks, candidate selection, then forward.
+func (h *Handler) serveOp(ctx *fasthttp.RequestCtx, op provider.Op) {
 	if !ctx.IsPost() {
-		ctx.Response.Header.Set("Allow", "POST")
 		writeError(ctx, fasthttp.StatusMethodNotAllowed, typeInvalidRequest, "method_not_allowed",
-			"use POST for /v1/chat/completions")
+			"use POST for "+opPath(op))
+		ctx.Response.Header.Set("Allow", "POST")
 		return
 	}
 	t := h.table(ctx)
 	if t == nil {
 		return
 	}
-	user := authenticate(ctx, t)
+	now := time.Now()
+	user := authenticate(ctx, t, now)
 	if user == nil {
+		return
+	}
+	body := ctx.PostBody()
+	if limit := t.Settings.GetMaxRequestBodyBytes(); limit > 0 && uint64(len(body)) > limit {
+		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, typeInvalidRequest, "request_too_large",
+			"the request body exceeds the gateway's size limit of "+strconv.FormatUint(limit, 10)+" bytes")
 		return
 	}
 	r := requestPool.Get().(*request)
@@ -122,7 +203,6 @@ func (h *Handler) chat(ctx *fasthttp.RequestCtx) {
 		r.cands = r.cands[:0]
 		requestPool.Put(r)
 	}()
-	body := ctx.PostBody()
 	if err := jsonscan.Scan(body, &r.fields); err != nil {
 		writeError(ctx, fasthttp.StatusBadRequest, typeInvalidRequest, "invalid_json", err.Error())
 		return
@@ -148,207 +228,104 @@ func (h *Handler) chat(ctx *fasthttp.RequestCtx) {
 			"this API key may not use model "+strconv.Quote(model.Name))
 		return
 	}
-
-	for i, b := range model.Backends {
-		if b.Enabled && b.Provider.Enabled {
-			r.cands = append(r.cands, balancer.Candidate{Index: i, Weight: b.Weight, Priority: b.Priority})
+	if user.Limiter != nil {
+		if ok, wait := user.Limiter.Allow(now); !ok {
+			model.Stats.Limited.Add(1)
+			writeError(ctx, fasthttp.StatusTooManyRequests, typeRateLimit, "rate_limit_exceeded",
+				"rate limit exceeded for this API key; retry after "+strconv.Itoa(ceilSeconds(wait))+"s")
+			ctx.Response.Header.Set("Retry-After", strconv.Itoa(ceilSeconds(wait)))
+			return
 		}
 	}
-	if len(r.cands) == 0 {
-		ctx.Response.Header.Set("Retry-After", "5")
-		writeError(ctx, fasthttp.StatusServiceUnavailable, typeUnavailable, "no_backend",
-			"no backend is available for model "+strconv.Quote(model.Name))
+	streaming := r.fields.Stream && op != provider.OpEmbeddings
+	if !h.candidates(ctx, t, r, user, model, op, streaming, now) {
 		return
 	}
 	model.Strategy.Order(r.cands)
 
 	attempts := int(t.Settings.GetMaxRetries())
-	if attempts < 1 {
-		attempts = 1
+	if p := model.Backends[r.cands[0].Index].Provider; p.MaxRetries > 0 {
+		attempts = p.MaxRetries // the provider tried first sets the budget
 	}
-	if attempts > len(r.cands) {
-		attempts = len(r.cands)
-	}
-	h.forward(ctx, r, model, attempts)
+	attempts = max(attempts, 1)
+	h.forward(ctx, t, r, model, op, streaming, attempts)
+	model.Stats.Requests[backends.ClassOf(ctx.Response.StatusCode())].Add(1)
 }
 
-// forward tries the ordered backends until one answers. A connection error, a timeout,
-// 429 or 5xx moves on to the next; anything else is the answer.
-func (h *Handler) forward(ctx *fasthttp.RequestCtx, r *request, model *routing.Model, attempts int) {
-	req := fasthttp.AcquireRequest()
-	defer fasthttp.ReleaseRequest(req)
-	resp := fasthttp.AcquireResponse()
-	streaming := r.fields.Stream
-	var lastErr error
-	lastStatus := 0
-	for _, c := range r.cands[:attempts] {
-		b := model.Backends[c.Index]
-		p := b.Provider
-		req.Reset()
-		if err := p.Adapter.WriteRequest(req, &p.Account, provider.OpChat, b.UpstreamModel, ctx.PostBody(), &r.fields); err != nil {
-			lastErr, lastStatus = err, 0
-			h.log.Warn("cannot build upstream request", "model", model.ID, "provider", p.ID, "err", err)
-			continue
+// candidates fills r.cands with the model's backends this request may use now, or
+// answers the request (400 for a bad forced backend or an unsupported operation, 503
+// when nothing is available) and returns false.
+func (h *Handler) candidates(ctx *fasthttp.RequestCtx, t *routing.Table, r *request, user *routing.User,
+	model *routing.Model, op provider.Op, streaming bool, now time.Time) bool {
+	var forced []byte
+	var forcedName string
+	if r.fields.Backend.Present() {
+		raw, ok := jsonscan.Unescaped(ctx.PostBody(), r.fields.Backend)
+		if !ok {
+			raw = []byte(jsonscan.String(ctx.PostBody(), r.fields.Backend))
 		}
-		if streaming {
-			req.Header.Set("Accept", "text/event-stream")
-		}
-		// Streams get a wider bound: this deadline covers the whole body, and a long
-		// generation must not be cut at the first-byte timeout.
-		timeout := p.Timeout
-		if streaming {
-			timeout *= 10
-		}
-		req.SetTimeout(timeout)
-		resp.Reset()
-		resp.StreamBody = streaming
-
-		err := h.client.Do(req, resp)
-		if err != nil {
-			lastErr, lastStatus = err, 0
-			h.log.Warn("upstream request failed", "model", model.ID, "provider", p.ID, "err", err)
-			continue
-		}
-		status := resp.StatusCode()
-		if status == fasthttp.StatusTooManyRequests || status >= 500 {
-			lastErr, lastStatus = nil, status
-			copyUpstreamResponse(ctx, resp) // kept in case every backend fails
-			h.log.Warn("upstream answered with an error", "model", model.ID, "provider", p.ID, "status", status)
-			continue
-		}
-		if streaming && status == fasthttp.StatusOK {
-			h.stream(ctx, resp, model.ID, p.ID)
-			return
-		}
-		copyUpstreamResponse(ctx, resp)
-		fasthttp.ReleaseResponse(resp)
-		return
+		forced, forcedName = raw, string(raw)
 	}
-	fasthttp.ReleaseResponse(resp)
-	if lastStatus != 0 {
-		return // the last upstream error, already copied, with its real status
+	matched, usable, supporting := 0, 0, 0
+	var soonest time.Time
+	breakerTimeout := time.Duration(t.Settings.GetCircuitBreakerTimeoutSeconds()) * time.Second
+	if breakerTimeout <= 0 {
+		breakerTimeout = 60 * time.Second
+	}
+	for i, b := range model.Backends {
+		if forced != nil && string(forced) != b.Provider.ID {
+			continue
+		}
+		matched++
+		if !b.Enabled || !b.Provider.Enabled || !user.SeesBackend(b) {
+			continue
+		}
+		usable++
+		if !b.Provider.Adapter.Supports(op) {
+			continue
+		}
+		supporting++
+		s := b.State
+		if !s.Available(now) {
+			if at := s.AvailableAt(now, breakerTimeout); !at.IsZero() && (soonest.IsZero() || at.Before(soonest)) {
+				soonest = at
+			}
+			continue
+		}
+		lat := s.Latency.Latency(now)
+		if streaming {
+			lat = s.Latency.FirstToken(now)
+		}
+		r.cands = append(r.cands, balancer.Candidate{
+			Index: i, Weight: b.Weight, Priority: b.Priority, Latency: lat, InFlight: s.InFlight.Load(),
+		})
 	}
 	switch {
-	case errors.Is(lastErr, fasthttp.ErrTimeout):
-		writeError(ctx, fasthttp.StatusGatewayTimeout, typeTimeout, "upstream_timeout",
-			"every backend for model "+strconv.Quote(model.Name)+" timed out")
-	default:
-		writeError(ctx, fasthttp.StatusBadGateway, typeUpstream, "upstream_unreachable",
-			"no backend for model "+strconv.Quote(model.Name)+" could be reached")
+	case forced != nil && matched == 0:
+		writeError(ctx, fasthttp.StatusBadRequest, typeInvalidRequest, "invalid_backend",
+			"backend "+strconv.Quote(forcedName)+" is not a provider of model "+strconv.Quote(model.Name))
+		return false
+	case forced != nil && usable == 0:
+		writeError(ctx, fasthttp.StatusBadRequest, typeInvalidRequest, "backend_not_allowed",
+			"backend "+strconv.Quote(forcedName)+" is disabled or not available to this API key for model "+strconv.Quote(model.Name))
+		return false
+	case usable > 0 && supporting == 0:
+		writeError(ctx, fasthttp.StatusBadRequest, typeInvalidRequest, "unsupported_operation",
+			"model "+strconv.Quote(model.Name)+" has no backend that supports "+opPath(op))
+		return false
+	case len(r.cands) == 0:
+		retry := 5
+		if !soonest.IsZero() {
+			retry = max(ceilSeconds(soonest.Sub(now)), 1)
+		}
+		writeError(ctx, fasthttp.StatusServiceUnavailable, typeUnavailable, "no_backend_available",
+			"no backend is available for model "+strconv.Quote(model.Name)+"; retry later")
+		ctx.Response.Header.Set("Retry-After", strconv.Itoa(retry))
+		return false
 	}
+	return true
 }
 
-// copyUpstreamResponse moves status, content type, request id and body of a buffered
-// upstream response into the client response without copying the body bytes.
-func copyUpstreamResponse(ctx *fasthttp.RequestCtx, resp *fasthttp.Response) {
-	body := resp.Body() // reads a streamed body to its end
-	ctx.Response.Reset()
-	ctx.SetStatusCode(resp.StatusCode())
-	ct := resp.Header.ContentType()
-	if len(ct) == 0 {
-		ct = []byte("application/json")
-	}
-	ctx.Response.Header.SetContentTypeBytes(ct)
-	if id := resp.Header.Peek("X-Request-Id"); len(id) > 0 {
-		ctx.Response.Header.SetBytesV("X-Request-Id", id)
-	}
-	old := ctx.Response.SwapBody(body)
-	resp.SwapBody(old)
-}
-
-var streamBufPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
-
-// stream relays an upstream SSE body to the client as it arrives, flushing every read,
-// and takes ownership of resp. An upstream failure after the first byte ends the stream
-// with an SSE error event, so the client never mistakes it for a complete answer.
-func (h *Handler) stream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, modelID, providerID string) {
-	ctx.SetStatusCode(fasthttp.StatusOK)
-	ctx.SetContentType("text/event-stream")
-	ctx.Response.Header.Set("Cache-Control", "no-cache")
-	ctx.Response.Header.Set("X-Accel-Buffering", "no") // nginx in front must not buffer
-	log := h.log
-	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
-		bp := streamBufPool.Get().(*[]byte)
-		defer streamBufPool.Put(bp)
-		buf := *bp
-		src := resp.BodyStream()
-		var readErr error
-		for {
-			n, err := src.Read(buf)
-			if n > 0 {
-				if _, werr := w.Write(buf[:n]); werr != nil {
-					readErr = werr
-					break
-				}
-				if werr := w.Flush(); werr != nil {
-					// The client went away: stop reading so the upstream call ends too.
-					readErr = werr
-					break
-				}
-			}
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				log.Warn("upstream stream failed", "model", modelID, "provider", providerID, "err", err)
-				ev := append([]byte("\n\ndata: "), appendError(nil, typeUpstream, "upstream_stream_error",
-					"the upstream stream failed: "+err.Error())...)
-				_, _ = w.Write(append(ev, "\n\n"...))
-				_ = w.Flush()
-				readErr = err
-				break
-			}
-		}
-		if rc, ok := src.(fasthttp.ReadCloserWithError); ok {
-			_ = rc.CloseWithError(readErr)
-		} else {
-			_ = resp.CloseBodyStream()
-		}
-		fasthttp.ReleaseResponse(resp)
-	})
-}
-
-func (h *Handler) models(ctx *fasthttp.RequestCtx) {
-	if !ctx.IsGet() {
-		ctx.Response.Header.Set("Allow", "GET")
-		writeError(ctx, fasthttp.StatusMethodNotAllowed, typeInvalidRequest, "method_not_allowed", "use GET")
-		return
-	}
-	t := h.table(ctx)
-	if t == nil {
-		return
-	}
-	user := authenticate(ctx, t)
-	if user == nil {
-		return
-	}
-	out := append(make([]byte, 0, 256), `{"object":"list","data":[`...)
-	n := 0
-	for _, name := range t.ModelNames {
-		m := t.ModelByName(name)
-		if !m.Enabled || !user.Allowed(m) {
-			continue
-		}
-		if n > 0 {
-			out = append(out, ',')
-		}
-		n++
-		out = append(out, `{"id":`...)
-		out = strconv.AppendQuote(out, m.Name)
-		out = append(out, `,"object":"model","created":0,"owned_by":"berry"}`...)
-	}
-	out = append(out, "]}"...)
-	ctx.SetContentType("application/json")
-	ctx.Response.SetBodyRaw(out)
-}
-
-func (h *Handler) health(ctx *fasthttp.RequestCtx) {
-	ctx.SetContentType("application/json")
-	t := h.tables.Table()
-	if t == nil {
-		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
-		ctx.SetBodyString(`{"status":"unavailable","reason":"no configuration yet"}`)
-		return
-	}
-	ctx.SetBodyString(`{"status":"ok","config_version":` + strconv.FormatUint(t.Version, 10) + `}`)
+func ceilSeconds(d time.Duration) int {
+	return int((d + time.Second - 1) / time.Second)
 }

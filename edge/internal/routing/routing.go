@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 
+	"github.com/berry-gateway/berry/edge/internal/backends"
+	"github.com/berry-gateway/berry/edge/internal/ratelimit"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/pkg/balancer"
 	"github.com/berry-gateway/berry/pkg/config"
@@ -27,6 +30,8 @@ type Table struct {
 	providers  map[string]*Provider
 	// ModelNames keeps config order for listings.
 	ModelNames []string
+
+	bind sync.Once
 }
 
 // User is a gateway API key.
@@ -35,6 +40,31 @@ type User struct {
 	Enabled  bool
 	allowed  map[string]bool // model ids; nil means all
 	Tags     []string
+	Limits   ratelimit.Limits
+	// Limiter enforces Limits; set by Bind, nil when the key is unlimited.
+	Limiter *ratelimit.Limiter
+
+	// ExpiresAt is when the key stops working; zero means never.
+	ExpiresAt time.Time
+}
+
+// SeesBackend reports whether the user's tags admit the backend: a user with tags sees
+// backends with no tags or a tag in common; a user without tags sees every backend.
+func (u *User) SeesBackend(b *Backend) bool {
+	if len(u.Tags) == 0 || len(b.Tags) == 0 {
+		return true
+	}
+	for _, t := range b.Tags {
+		if slices.Contains(u.Tags, t) {
+			return true
+		}
+	}
+	return false
+}
+
+// Usable reports whether the key may be used at now: enabled and not expired.
+func (u *User) Usable(now time.Time) bool {
+	return u.Enabled && (u.ExpiresAt.IsZero() || now.Before(u.ExpiresAt))
 }
 
 // Allowed reports whether the user may use the model.
@@ -46,6 +76,8 @@ type Model struct {
 	Enabled  bool
 	Strategy balancer.Strategy
 	Backends []*Backend
+	// Stats are the model's counters; set by Bind.
+	Stats *backends.ModelStats
 }
 
 // Backend is one upstream model on one provider.
@@ -57,6 +89,9 @@ type Backend struct {
 	Enabled       bool
 	Tags          []string
 	PerRequest    bool // billed per call: never probed with paid requests
+	// State is the backend's runtime state, shared with other config versions that
+	// keep this backend; set by Bind.
+	State *backends.State
 }
 
 // Provider is one upstream account: its adapter and the account settings the adapter
@@ -123,6 +158,12 @@ func Build(s *berryv1.Snapshot) (*Table, error) {
 		var h [sha256.Size]byte
 		copy(h[:], u.GetTokenSha256())
 		usr := &User{ID: u.GetId(), Name: u.GetName(), Enabled: u.GetEnabled(), Tags: u.GetTags()}
+		if u.GetExpiresAt() != nil {
+			usr.ExpiresAt = u.GetExpiresAt().AsTime()
+		}
+		if rl := u.GetRateLimit(); rl != nil {
+			usr.Limits = ratelimit.Limits{PerMinute: rl.GetRequestsPerMinute(), PerHour: rl.GetRequestsPerHour(), PerDay: rl.GetRequestsPerDay()}
+		}
 		if len(u.GetAllowedModels()) > 0 {
 			usr.allowed = make(map[string]bool, len(u.GetAllowedModels()))
 			for _, id := range u.GetAllowedModels() {
@@ -132,6 +173,65 @@ func Build(s *berryv1.Snapshot) (*Table, error) {
 		t.users[h] = usr
 	}
 	return t, nil
+}
+
+// Bind attaches the runtime state that outlives this table — backend states, model
+// counters, rate limiters — from the registries, and prunes their entries for things
+// this table no longer has. It runs once per table; later calls return at once, so the
+// request path can call it on every request. Every caller must pass the same
+// registries.
+func (t *Table) Bind(states *backends.Registry, limits *ratelimit.Registry) {
+	t.bind.Do(func() {
+		var keys []backends.Key
+		var bs []*Backend
+		var modelIDs []string
+		for _, name := range t.ModelNames {
+			m := t.models[name]
+			modelIDs = append(modelIDs, m.ID)
+			for _, b := range m.Backends {
+				keys = append(keys, backends.Key{Provider: b.Provider.ID, UpstreamModel: b.UpstreamModel})
+				bs = append(bs, b)
+			}
+		}
+		st := t.Settings
+		sts, ms := states.Sync(keys, modelIDs, int(st.GetCircuitBreakerFailureThreshold()),
+			time.Duration(st.GetCircuitBreakerTimeoutSeconds())*time.Second)
+		for i, b := range bs {
+			b.State = sts[i]
+		}
+		for i, id := range modelIDs {
+			t.modelsByID[id].Stats = ms[i]
+		}
+		var ids []string
+		var lims []ratelimit.Limits
+		var us []*User
+		for _, u := range t.users {
+			ids = append(ids, u.ID)
+			lims = append(lims, u.Limits)
+			us = append(us, u)
+		}
+		for i, l := range limits.Sync(ids, lims) {
+			us[i].Limiter = l
+		}
+	})
+}
+
+// Providers returns the table's providers sorted by id.
+func (t *Table) Providers() []*Provider {
+	out := make([]*Provider, 0, len(t.providers))
+	for _, p := range t.providers {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b *Provider) int {
+		if a.ID < b.ID {
+			return -1
+		}
+		if a.ID > b.ID {
+			return 1
+		}
+		return 0
+	})
+	return out
 }
 
 // UserByToken finds the user whose token hashes to the given token. Looking up by

@@ -1,0 +1,222 @@
+package proxy
+
+import (
+	"errors"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/berry-gateway/berry/edge/internal/backends"
+	"github.com/berry-gateway/berry/edge/internal/routing"
+	"github.com/berry-gateway/berry/pkg/provider"
+	"github.com/valyala/fasthttp"
+)
+
+// errNoContent is a stream that ended, or reported an error, before any content.
+var errNoContent = errors.New("the upstream stream failed before its first content")
+
+// errFirstByteTimeout is a stream whose first content did not come in time.
+var errFirstByteTimeout = errors.New("no content from the upstream within the request timeout")
+
+// failure is why one attempt did not produce the answer. status is the upstream HTTP
+// status when it answered (its error body is then already in the client response,
+// kept in case every backend fails); otherwise err says what went wrong.
+type failure struct {
+	status int
+	err    error
+}
+
+func (f failure) timeout() bool {
+	return errors.Is(f.err, fasthttp.ErrTimeout) || errors.Is(f.err, os.ErrDeadlineExceeded) ||
+		errors.Is(f.err, errFirstByteTimeout)
+}
+
+// retryable reports whether an upstream status means "try another backend": rate
+// limited, server errors, and authentication failures (the client's key is never sent
+// upstream, so 401/403 there is the provider account's fault, not the client's).
+func retryable(status int) bool {
+	return status == fasthttp.StatusTooManyRequests || status >= 500 ||
+		status == fasthttp.StatusUnauthorized || status == fasthttp.StatusForbidden
+}
+
+// forward tries the ordered candidates until one answers, up to attempts distinct
+// backends.
+func (h *Handler) forward(ctx *fasthttp.RequestCtx, t *routing.Table, r *request, model *routing.Model,
+	op provider.Op, streaming bool, attempts int) {
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	tried := 0
+	var last failure
+	for _, c := range r.cands {
+		if tried == attempts {
+			break
+		}
+		b := model.Backends[c.Index]
+		// Claims the half-open trial; another request may have taken it meanwhile.
+		if !b.State.Breaker.Acquire(time.Now()) {
+			continue
+		}
+		tried++
+		if tried > 1 {
+			model.Stats.Retries.Add(1)
+		}
+		f, done := h.attempt(ctx, t, req, r, model, b, op, streaming)
+		if done {
+			if tried > 1 {
+				model.Stats.Failovers.Add(1)
+			}
+			return
+		}
+		last = f
+	}
+	if last.status != 0 {
+		return // the last upstream error, already in the response, with its real status
+	}
+	switch {
+	case tried == 0:
+		writeError(ctx, fasthttp.StatusServiceUnavailable, typeUnavailable, "no_backend_available",
+			"no backend is available for model "+strconv.Quote(model.Name)+"; retry later")
+		ctx.Response.Header.Set("Retry-After", "1")
+	case errors.Is(last.err, errNoContent):
+		writeError(ctx, fasthttp.StatusBadGateway, typeUpstream, "upstream_stream_error",
+			"every backend for model "+strconv.Quote(model.Name)+" failed before sending content")
+	case last.timeout():
+		writeError(ctx, fasthttp.StatusGatewayTimeout, typeTimeout, "upstream_timeout",
+			"every backend for model "+strconv.Quote(model.Name)+" timed out")
+	default:
+		writeError(ctx, fasthttp.StatusBadGateway, typeUpstream, "upstream_unreachable",
+			"no backend for model "+strconv.Quote(model.Name)+" could be reached")
+	}
+}
+
+// attempt sends the request to one backend. done means the client's answer is set
+// (a success, or an upstream answer that is not worth retrying elsewhere).
+func (h *Handler) attempt(ctx *fasthttp.RequestCtx, t *routing.Table, req *fasthttp.Request, r *request,
+	model *routing.Model, b *routing.Backend, op provider.Op, streaming bool) (failure, bool) {
+	p, s := b.Provider, b.State
+	req.Reset()
+	if err := p.Adapter.WriteRequest(req, &p.Account, op, b.UpstreamModel, ctx.PostBody(), &r.fields); err != nil {
+		s.Breaker.Release()
+		h.log.Warn("cannot build upstream request", "model", model.ID, "provider", p.ID, "err", err)
+		return failure{err: err}, false
+	}
+	timeout := p.Timeout
+	if timeout <= 0 {
+		timeout = DefaultRequestTimeout
+	}
+	req.SetTimeout(timeout)
+	client := h.buffered
+	resp := fasthttp.AcquireResponse()
+	if streaming {
+		client = h.streaming
+		req.Header.Set("Accept", "text/event-stream")
+		resp.StreamBody = true
+	}
+
+	s.InFlight.Add(1)
+	h.inFlight.Add(1)
+	start := time.Now()
+	err := client.Do(req, resp)
+	if err != nil {
+		h.finish(s, start, backends.ClassError, false)
+		fasthttp.ReleaseResponse(resp)
+		h.log.Warn("upstream request failed", "model", model.ID, "provider", p.ID, "err", err)
+		return failure{err: err}, false
+	}
+	status := resp.StatusCode()
+	if retryable(status) {
+		if status == fasthttp.StatusTooManyRequests {
+			if d := retryAfter(resp.Header.Peek("Retry-After"), start); d > 0 {
+				s.Hold(start.Add(d))
+			}
+		}
+		h.copyBuffered(ctx, resp, p.Adapter, op) // kept in case every backend fails
+		h.finish(s, start, backends.ClassOf(status), false)
+		fasthttp.ReleaseResponse(resp)
+		h.log.Warn("upstream answered with an error", "model", model.ID, "provider", p.ID, "status", status)
+		return failure{status: ctx.Response.StatusCode()}, false
+	}
+	if !streaming || status != fasthttp.StatusOK {
+		h.copyBuffered(ctx, resp, p.Adapter, op)
+		// A 4xx here is about the request, not the backend: the backend is healthy.
+		h.finish(s, start, backends.ClassOf(status), true)
+		fasthttp.ReleaseResponse(resp)
+		return failure{}, true
+	}
+	return h.openStream(ctx, resp, model, b, op, start, timeout)
+}
+
+// finish records an attempt's end: in-flight counts, outcome counters, breaker and
+// latency (a failure is a latency sample too, so a backend that times out ranks last).
+func (h *Handler) finish(s *backends.State, start time.Time, class backends.Class, ok bool) {
+	now := time.Now()
+	d := now.Sub(start)
+	s.InFlight.Add(-1)
+	h.inFlight.Add(-1)
+	s.Requests[class].Add(1)
+	s.Duration.Observe(d)
+	s.Latency.Observe(d, now)
+	if ok {
+		s.Breaker.Success()
+	} else {
+		s.Breaker.Failure(now)
+	}
+}
+
+// copyBuffered moves a buffered upstream answer into the client response: status,
+// content type, request id and body, translated to OpenAI's format where the adapter
+// needs it. The passthrough case swaps buffers instead of copying the body.
+func (h *Handler) copyBuffered(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, a provider.Adapter, op provider.Op) {
+	body := resp.Body() // reads a streamed body to its end
+	ctx.Response.Reset()
+	ctx.SetStatusCode(resp.StatusCode())
+	if id := resp.Header.Peek("X-Request-Id"); len(id) > 0 {
+		ctx.Response.Header.SetBytesV("X-Request-Id", id)
+	}
+	out, translated, err := a.TranslateResponse(op, resp.StatusCode(), body, nil)
+	switch {
+	case err != nil:
+		h.log.Warn("cannot translate upstream answer", "status", resp.StatusCode(), "err", err)
+		status := resp.StatusCode()
+		if status < 400 {
+			status = fasthttp.StatusBadGateway
+		}
+		writeError(ctx, status, typeUpstream, "upstream_bad_response", "the upstream answer could not be translated")
+		return
+	case translated:
+		ctx.SetContentType("application/json")
+		ctx.Response.SetBodyRaw(out)
+		return
+	}
+	ct := resp.Header.ContentType()
+	if len(ct) == 0 {
+		ct = []byte("application/json")
+	}
+	ctx.Response.Header.SetContentTypeBytes(ct)
+	old := ctx.Response.SwapBody(body)
+	resp.SwapBody(old)
+}
+
+// retryAfter parses a Retry-After header (seconds or an HTTP date), capped so a
+// hostile or broken upstream cannot park a backend for long.
+func retryAfter(v []byte, now time.Time) time.Duration {
+	const limit = 10 * time.Minute
+	if len(v) == 0 {
+		return 0
+	}
+	var d time.Duration
+	if n, err := strconv.Atoi(string(v)); err == nil {
+		d = time.Duration(n) * time.Second
+	} else if t, err := fasthttp.ParseHTTPDate(v); err == nil {
+		d = t.Sub(now)
+	}
+	return min(max(d, 0), limit)
+}
+
+// finishNeutral records an attempt whose outcome says nothing about the backend.
+func (h *Handler) finishNeutral(s *backends.State, start time.Time, class backends.Class) {
+	s.InFlight.Add(-1)
+	h.inFlight.Add(-1)
+	s.Requests[class].Add(1)
+	s.Duration.Observe(time.Since(start))
+}

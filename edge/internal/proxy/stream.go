@@ -1,0 +1,275 @@
+package proxy
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/berry-gateway/berry/edge/internal/backends"
+	"github.com/berry-gateway/berry/edge/internal/routing"
+	"github.com/berry-gateway/berry/pkg/provider"
+	"github.com/valyala/fasthttp"
+)
+
+const readChunk = 16 << 10
+
+// stream is one streamed answer in flight, pooled: it outlives the handler call, as
+// fasthttp runs the body writer after the handler returns.
+type stream struct {
+	h       *Handler
+	resp    *fasthttp.Response
+	src     io.Reader
+	state   *backends.State
+	tr      provider.StreamTranslator
+	start   time.Time
+	modelID string
+	provID  string
+
+	buf     []byte // read from upstream, not yet sent (passthrough) or not yet parsed
+	out     []byte // translated events not yet sent
+	scratch []byte
+}
+
+var streamPool = sync.Pool{New: func() any {
+	return &stream{buf: make([]byte, 0, readChunk), out: make([]byte, 0, 4<<10)}
+}}
+
+// openStream reads a 200 streamed answer up to its first content-bearing event. An
+// upstream that reports an error, ends, stalls or times out before that has failed,
+// and the caller may try another backend: nothing has reached the client yet. Once
+// content arrives, the buffered events are sent and the rest is relayed as it comes.
+func (h *Handler) openStream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, model *routing.Model,
+	b *routing.Backend, op provider.Op, start time.Time, timeout time.Duration) (failure, bool) {
+	st := streamPool.Get().(*stream)
+	st.h, st.resp, st.src, st.state, st.start = h, resp, resp.BodyStream(), b.State, start
+	st.modelID, st.provID = model.ID, b.Provider.ID
+	st.tr = b.Provider.Adapter.NewStream(op, b.UpstreamModel)
+	deadline := start.Add(timeout)
+
+	parsed := 0
+	for {
+		// Examine every complete event read so far.
+		for {
+			ev, next, ok := nextEvent(st.buf[parsed:])
+			if !ok {
+				break
+			}
+			parsed += next
+			var name, data []byte
+			name, data, st.scratch = eventFields(ev, st.scratch)
+			kind := kindOther
+			if st.tr != nil {
+				before := len(st.out)
+				var err error
+				if st.out, err = st.tr.Event(name, data, st.out); err != nil {
+					kind = kindError
+				} else {
+					kind = classifyOutput(st.out[before:], st.scratch)
+				}
+			} else {
+				kind = classify(name, data)
+			}
+			switch kind {
+			case kindContent:
+				now := time.Now()
+				st.state.FirstToken.Observe(now.Sub(start))
+				st.state.Latency.ObserveFirstToken(now.Sub(start), now)
+				if st.tr != nil {
+					// Keep only the unparsed rest; the translated events are in out.
+					st.buf = st.buf[:copy(st.buf, st.buf[parsed:])]
+				}
+				h.startRelay(ctx, st)
+				return failure{}, true
+			case kindError, kindDone:
+				h.log.Warn("upstream stream failed before content", "model", model.ID, "provider", b.Provider.ID)
+				if kind == kindError && st.tr == nil && len(data) > 0 && data[0] == '{' {
+					// The upstream's own error object is the most useful answer if every
+					// backend fails.
+					ctx.Response.Reset()
+					ctx.SetStatusCode(fasthttp.StatusBadGateway)
+					ctx.SetContentType("application/json")
+					ctx.Response.SetBody(data)
+					st.abort(errNoContent)
+					return failure{status: fasthttp.StatusBadGateway}, false
+				}
+				st.abort(errNoContent)
+				return failure{err: errNoContent}, false
+			}
+		}
+		if len(st.buf) == cap(st.buf) {
+			st.buf = append(st.buf, make([]byte, readChunk)...)[:len(st.buf)]
+		}
+		n, err := st.src.Read(st.buf[len(st.buf):cap(st.buf)])
+		st.buf = st.buf[:len(st.buf)+n]
+		if err == nil && time.Now().After(deadline) {
+			err = errFirstByteTimeout
+		}
+		if err != nil && n == 0 {
+			if errors.Is(err, io.EOF) {
+				err = errNoContent
+			}
+			h.log.Warn("upstream stream failed before content", "model", model.ID, "provider", b.Provider.ID, "err", err)
+			st.abort(err)
+			return failure{err: err}, false
+		}
+	}
+}
+
+// classifyOutput classifies translated output (zero or more OpenAI SSE events).
+func classifyOutput(out, scratch []byte) eventKind {
+	kind := kindOther
+	for len(out) > 0 {
+		ev, next, ok := nextEvent(out)
+		if !ok {
+			break
+		}
+		out = out[next:]
+		name, data, _ := eventFields(ev, scratch)
+		if k := classify(name, data); k > kind {
+			kind = k
+		}
+	}
+	return kind
+}
+
+// abort ends an attempt that failed before any byte reached the client.
+func (st *stream) abort(err error) {
+	st.closeUpstream(err)
+	st.h.finish(st.state, st.start, backends.ClassError, false)
+	st.release()
+}
+
+func (st *stream) closeUpstream(err error) {
+	if rc, ok := st.src.(fasthttp.ReadCloserWithError); ok {
+		_ = rc.CloseWithError(err)
+	} else {
+		_ = st.resp.CloseBodyStream()
+	}
+	fasthttp.ReleaseResponse(st.resp)
+	st.resp, st.src = nil, nil
+}
+
+func (st *stream) release() {
+	st.h, st.state, st.tr = nil, nil, nil
+	st.buf, st.out = st.buf[:0], st.out[:0]
+	streamPool.Put(st)
+}
+
+// startRelay answers 200 and hands the rest of the stream to fasthttp's body writer.
+func (h *Handler) startRelay(ctx *fasthttp.RequestCtx, st *stream) {
+	ctx.Response.Reset()
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	ctx.SetContentType("text/event-stream")
+	ctx.Response.Header.Set("Cache-Control", "no-cache")
+	ctx.Response.Header.Set("X-Accel-Buffering", "no") // nginx in front must not buffer
+	if id := st.resp.Header.Peek("X-Request-Id"); len(id) > 0 {
+		ctx.Response.Header.SetBytesV("X-Request-Id", id)
+	}
+	ctx.SetBodyStreamWriter(st.relay)
+}
+
+// relay writes what was buffered before the first content, then relays the rest read
+// by read with a flush after each, never holding data back. An upstream failure from
+// here on ends the stream with an SSE error event; a client that goes away closes the
+// upstream connection, which cancels the upstream request.
+func (st *stream) relay(w *bufio.Writer) {
+	h := st.h
+	pending := st.buf
+	if st.tr != nil {
+		pending = st.out
+	}
+	var failErr, clientErr error
+	if _, err := w.Write(pending); err != nil {
+		clientErr = err
+	} else if err := w.Flush(); err != nil {
+		clientErr = err
+	}
+	if st.tr == nil {
+		st.buf = st.buf[:0]
+	} else {
+		st.out = st.out[:0]
+	}
+	for clientErr == nil {
+		if len(st.buf) == cap(st.buf) {
+			st.buf = append(st.buf, make([]byte, readChunk)...)[:len(st.buf)]
+		}
+		n, err := st.src.Read(st.buf[len(st.buf):cap(st.buf)])
+		st.buf = st.buf[:len(st.buf)+n]
+		if n > 0 {
+			chunk := st.buf
+			if st.tr != nil {
+				var terr error
+				chunk, terr = st.translate()
+				if terr != nil && err == nil {
+					err = terr
+				}
+			}
+			if _, werr := w.Write(chunk); werr != nil {
+				clientErr = werr
+			} else if werr := w.Flush(); werr != nil {
+				clientErr = werr
+			}
+			if st.tr == nil {
+				st.buf = st.buf[:0]
+			} else {
+				st.out = st.out[:0]
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			if st.tr != nil {
+				st.out = st.tr.End(st.out[:0])
+				if _, werr := w.Write(st.out); werr == nil {
+					_ = w.Flush()
+				}
+			}
+			break
+		}
+		if err != nil && clientErr == nil {
+			failErr = err
+			h.log.Warn("upstream stream failed after content", "model", st.modelID, "provider", st.provID, "err", err)
+			ev := append(append(st.out[:0], "\n\ndata: "...), appendError(nil, typeUpstream, "upstream_stream_error",
+				"the upstream stream failed after it started: "+err.Error())...)
+			_, _ = w.Write(append(ev, "\n\n"...))
+			_ = w.Flush()
+			break
+		}
+	}
+	switch {
+	case clientErr != nil:
+		// The client went away: close the upstream connection so the upstream stops
+		// generating; that says nothing about the backend's health.
+		st.closeUpstream(clientErr)
+		st.state.Breaker.Release()
+		st.h.finishNeutral(st.state, st.start, backends.Class2xx)
+	case failErr != nil:
+		st.closeUpstream(failErr)
+		h.finish(st.state, st.start, backends.ClassError, false)
+	default:
+		st.closeUpstream(nil)
+		h.finish(st.state, st.start, backends.Class2xx, true)
+	}
+	st.release()
+}
+
+// translate parses complete events in st.buf through the translator, keeping an
+// incomplete tail in st.buf, and returns the translated bytes.
+func (st *stream) translate() ([]byte, error) {
+	parsed := 0
+	var err error
+	for {
+		ev, next, ok := nextEvent(st.buf[parsed:])
+		if !ok {
+			break
+		}
+		parsed += next
+		var name, data []byte
+		name, data, st.scratch = eventFields(ev, st.scratch)
+		if st.out, err = st.tr.Event(name, data, st.out); err != nil {
+			break
+		}
+	}
+	st.buf = st.buf[:copy(st.buf, st.buf[parsed:])]
+	return st.out, err
+}

@@ -1,0 +1,71 @@
+package proxy
+
+import (
+	"errors"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// newClient returns the fasthttp client for upstream calls. Dialing is bounded by
+// connectTimeout. For streamed answers (perRead) the request timeout fasthttp applies
+// as one read deadline over the whole response is turned into a deadline per read: the
+// time to the first byte and every gap between chunks are bounded by it, but a long
+// generation that keeps sending is never cut.
+func newClient(connectTimeout time.Duration, perRead bool) *fasthttp.Client {
+	d := &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}
+	return &fasthttp.Client{
+		Name:                   "berry-edge",
+		MaxConnsPerHost:        4096,
+		MaxIdleConnDuration:    90 * time.Second,
+		ReadBufferSize:         16 << 10,
+		DisablePathNormalizing: true,
+		// An attempt that failed goes to the next backend, and a POST must not be sent
+		// twice to the same one behind the proxy's back; the one exception is a pooled
+		// keep-alive connection the upstream had already closed, where nothing was read.
+		RetryIfErr: func(_ *fasthttp.Request, attempts int, err error) (bool, bool) {
+			return false, attempts < 2 && errors.Is(err, fasthttp.ErrConnectionClosed)
+		},
+		Dial: func(addr string) (net.Conn, error) {
+			c, err := d.Dial("tcp", addr)
+			if err != nil || !perRead {
+				return c, err
+			}
+			return &perReadConn{Conn: c}, nil
+		},
+	}
+}
+
+// perReadConn turns read deadlines into per-read timeouts: SetReadDeadline(t) records
+// t-now, and every Read then gets a fresh deadline that far ahead.
+type perReadConn struct {
+	net.Conn
+	timeout atomic.Int64
+}
+
+func (c *perReadConn) SetReadDeadline(t time.Time) error {
+	if t.IsZero() {
+		c.timeout.Store(0)
+	} else {
+		c.timeout.Store(int64(time.Until(t)))
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *perReadConn) SetDeadline(t time.Time) error {
+	if err := c.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *perReadConn) Read(p []byte) (int, error) {
+	if d := c.timeout.Load(); d > 0 {
+		if err := c.Conn.SetReadDeadline(time.Now().Add(time.Duration(d))); err != nil {
+			return 0, err
+		}
+	}
+	return c.Conn.Read(p)
+}
