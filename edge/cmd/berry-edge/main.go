@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/berry-gateway/berry/edge/internal/cpsync"
+	"github.com/berry-gateway/berry/edge/internal/health"
 	"github.com/berry-gateway/berry/edge/internal/proxy"
 	"github.com/berry-gateway/berry/edge/internal/tables"
 	"github.com/valyala/fasthttp"
@@ -41,6 +42,9 @@ func run(args []string) error {
 	cpAddr := fs.String("control-plane", "", "control plane gRPC address, e.g. 127.0.0.1:9090")
 	edgeID := fs.String("edge-id", "", "this edge's id in fleet status (default host name + listen port)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	maxBody := fs.Int("max-request-body-bytes", 8<<20, "largest accepted request body; larger ones get 413 (settings.max_request_body_bytes can lower it per config)")
+	connectTimeout := fs.Duration("connect-timeout", proxy.DefaultConnectTimeout, "upstream connect timeout")
+	metricsToken := fs.String("metrics-token", os.Getenv("BERRY_METRICS_TOKEN"), "Bearer token GET /metrics requires (env BERRY_METRICS_TOKEN); empty: /metrics answers loopback clients only")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -83,11 +87,15 @@ func run(args []string) error {
 	}
 	go func() { _ = sync.Run(ctx) }()
 
-	h := proxy.New(&current, log.With("component", "proxy"))
+	h := proxy.NewWithOptions(&current, proxy.Options{
+		Log: log.With("component", "proxy"), ConnectTimeout: *connectTimeout, MetricsToken: *metricsToken,
+	})
+	checker := &health.Checker{Tables: &current, Bind: h.Bind, Log: log.With("component", "health")}
+	go checker.Run(ctx)
 	srv := &fasthttp.Server{
 		Handler:            h.ServeHTTP,
 		Name:               "berry-edge",
-		MaxRequestBodySize: 8 << 20,
+		MaxRequestBodySize: *maxBody,
 		ReadTimeout:        60 * time.Second,
 		IdleTimeout:        120 * time.Second,
 		// Error bodies for malformed HTTP must be OpenAI-style JSON too.
