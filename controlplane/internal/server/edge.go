@@ -8,6 +8,7 @@ import (
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
@@ -23,6 +24,11 @@ func (s *Server) Sync(stream grpc.BidiStreamingServer[berryv1.SyncRequest, berry
 	hello := first.GetHello()
 	if hello == nil || hello.GetEdgeId() == "" {
 		return status.Error(codes.InvalidArgument, "the first message on a Sync stream must be a Hello with an edge_id")
+	}
+	// Headers tell the edge its hello was accepted, before any snapshot (there may be
+	// none when it is up to date).
+	if err := stream.SendHeader(metadata.Pairs("berry-lineage", s.store.Lineage())); err != nil {
+		return err
 	}
 	id := hello.GetEdgeId()
 	e := fleet.Edge{

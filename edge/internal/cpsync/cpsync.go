@@ -19,11 +19,21 @@ import (
 )
 
 // Applier is what the edge does with a snapshot: Apply installs it or explains why it
-// cannot; Applied is the version being served (0 for none).
+// cannot; Applied and Lineage describe the snapshot being served (0 and "" for none).
 type Applier interface {
 	Apply(*berryv1.Snapshot) error
 	Applied() uint64
+	Lineage() string
 }
+
+// Cache keeps accepted snapshots across restarts.
+type Cache interface {
+	Save(*berryv1.Snapshot) error
+}
+
+// connectionState is implemented by appliers that report whether the stream is up
+// (tables.Current, for /readyz).
+type connectionState interface{ SetConnected(bool) }
 
 // ErrOlder is returned (and NACKed) for a snapshot older than the one being served.
 var ErrOlder = errors.New("snapshot is older than the applied version")
@@ -35,7 +45,10 @@ type Client struct {
 	BuildVersion  string
 	ListenAddress string
 	Applier       Applier
-	Log           *slog.Logger
+	// Cache, when set, receives every snapshot the edge ACKs; a failure to save is
+	// logged and the snapshot is still served and ACKed.
+	Cache Cache
+	Log   *slog.Logger
 
 	// Backoff bounds; defaults 500ms and 30s.
 	MinBackoff, MaxBackoff time.Duration
@@ -86,10 +99,20 @@ func (c *Client) session(ctx context.Context, log *slog.Logger) error {
 	}
 	hello := &berryv1.Hello{
 		EdgeId: c.EdgeID, BuildVersion: c.BuildVersion, ListenAddress: c.ListenAddress,
-		AppliedVersion: c.Applier.Applied(),
+		AppliedVersion: c.Applier.Applied(), AppliedLineage: c.Applier.Lineage(),
 	}
 	if err := stream.Send(&berryv1.SyncRequest{Kind: &berryv1.SyncRequest_Hello{Hello: hello}}); err != nil {
 		return fmt.Errorf("send hello: %w", err)
+	}
+	// The control plane sends headers once it has accepted the hello (and the token):
+	// only then is the edge connected, even when no snapshot follows because it is
+	// up to date.
+	if _, err := stream.Header(); err != nil {
+		return fmt.Errorf("handshake: %w", err)
+	}
+	if cs, ok := c.Applier.(connectionState); ok {
+		cs.SetConnected(true)
+		defer cs.SetConnected(false)
 	}
 	log.Info("connected to control plane", "applied_version", hello.AppliedVersion)
 	for {
@@ -111,6 +134,11 @@ func (c *Client) session(ctx context.Context, log *slog.Logger) error {
 				"version", snap.GetVersion(), "serving", c.Applier.Applied(), "err", err)
 		} else {
 			log.Info("snapshot applied", "version", snap.GetVersion())
+			if c.Cache != nil {
+				if err := c.Cache.Save(snap); err != nil {
+					log.Error("could not cache the snapshot; a restart without the control plane would serve an older one", "version", snap.GetVersion(), "err", err)
+				}
+			}
 		}
 		if err := stream.Send(&berryv1.SyncRequest{Kind: &berryv1.SyncRequest_Ack{Ack: ack}}); err != nil {
 			return fmt.Errorf("send ack: %w", err)
@@ -120,6 +148,12 @@ func (c *Client) session(ctx context.Context, log *slog.Logger) error {
 
 func (c *Client) apply(s *berryv1.Snapshot) error {
 	cur := c.Applier.Applied()
+	// Version numbers compare only within one lineage (one control-plane data file);
+	// a snapshot from another lineage (a new or restored control plane) replaces what
+	// the edge serves, and the control plane is the authority on what is current.
+	if l := c.Applier.Lineage(); cur != 0 && l != "" && s.GetLineage() != "" && l != s.GetLineage() {
+		return c.Applier.Apply(s)
+	}
 	switch {
 	case s.GetVersion() < cur:
 		return fmt.Errorf("%w (got %d, serving %d)", ErrOlder, s.GetVersion(), cur)

@@ -29,6 +29,8 @@ func (f *fakeApplier) Apply(s *berryv1.Snapshot) error {
 	return nil
 }
 
+func (f *fakeApplier) Lineage() string { return "" }
+
 func (f *fakeApplier) Applied() uint64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -75,7 +77,7 @@ func (s *scriptServer) Sync(stream grpc.BidiStreamingServer[berryv1.SyncRequest,
 	return nil
 }
 
-func start(t *testing.T, srv *scriptServer) *grpc.ClientConn {
+func start(t *testing.T, srv berryv1.EdgeServiceServer) *grpc.ClientConn {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

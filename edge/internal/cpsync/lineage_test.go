@@ -1,0 +1,124 @@
+package cpsync
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/berry-gateway/berry/edge/internal/snapfile"
+	"github.com/berry-gateway/berry/edge/internal/tables"
+	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
+	"github.com/berry-gateway/berry/pkg/config"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
+)
+
+// headerServer accepts the hello with headers, like the control plane, then sends
+// its snapshots and keeps the stream open.
+type headerServer struct {
+	berryv1.UnimplementedEdgeServiceServer
+	snaps []*berryv1.Snapshot
+	acks  chan *berryv1.SnapshotAck
+}
+
+func (s *headerServer) Sync(stream grpc.BidiStreamingServer[berryv1.SyncRequest, berryv1.SyncResponse]) error {
+	if _, err := stream.Recv(); err != nil {
+		return err
+	}
+	if err := stream.SendHeader(metadata.Pairs("berry-lineage", "x")); err != nil {
+		return err
+	}
+	for _, snap := range s.snaps {
+		if err := stream.Send(&berryv1.SyncResponse{Kind: &berryv1.SyncResponse_Snapshot{Snapshot: snap}}); err != nil {
+			return err
+		}
+		m, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		s.acks <- m.GetAck()
+	}
+	<-stream.Context().Done()
+	return nil
+}
+
+func validSnap(v uint64, lineage string) *berryv1.Snapshot {
+	cfg := &berryv1.Config{}
+	config.Normalize(cfg)
+	return &berryv1.Snapshot{Version: v, Lineage: lineage, Config: cfg}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestLineageCacheAndConnected(t *testing.T) {
+	srv := &headerServer{
+		snaps: []*berryv1.Snapshot{
+			validSnap(5, "old"),
+			validSnap(3, "old"), // older in the same lineage: NACK
+			validSnap(2, "new"), // another lineage (restored control plane): applied
+			validSnap(1, "new"), // older within the new lineage: NACK
+		},
+		acks: make(chan *berryv1.SnapshotAck, 8),
+	}
+	conn := start(t, srv)
+	var cur tables.Current
+	cache := snapfile.File{Path: filepath.Join(t.TempDir(), "edge.pb")}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := &Client{Conn: conn, EdgeID: "e1", Applier: &cur, Cache: cache}
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+
+	want := []struct {
+		version  uint64
+		accepted bool
+		serving  uint64
+		lineage  string
+	}{
+		{5, true, 5, "old"},
+		{3, false, 5, "old"},
+		{2, true, 2, "new"},
+		{1, false, 2, "new"},
+	}
+	for i, w := range want {
+		a := <-srv.acks
+		if a.GetVersion() != w.version || a.GetAccepted() != w.accepted {
+			t.Fatalf("ack %d = %v, want version %d accepted %v", i, a, w.version, w.accepted)
+		}
+		if cur.Applied() != w.serving || cur.Lineage() != w.lineage {
+			t.Fatalf("after ack %d serving %d/%q, want %d/%q", i, cur.Applied(), cur.Lineage(), w.serving, w.lineage)
+		}
+		// The cache holds the last ACKed snapshot, written before the ACK.
+		got, err := cache.Load()
+		if err != nil || got.GetVersion() != w.serving || got.GetLineage() != w.lineage {
+			t.Fatalf("after ack %d cache = %v, %v", i, got, err)
+		}
+	}
+	if !proto.Equal(mustLoad(t, cache), srv.snaps[2]) {
+		t.Fatal("cache differs from the snapshot applied")
+	}
+	waitFor(t, "connected", cur.Connected)
+	cancel()
+	<-done
+	waitFor(t, "disconnected", func() bool { return !cur.Connected() })
+}
+
+func mustLoad(t *testing.T, f snapfile.File) *berryv1.Snapshot {
+	t.Helper()
+	s, err := f.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}

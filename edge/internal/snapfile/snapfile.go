@@ -1,0 +1,113 @@
+// Package snapfile keeps an edge's last accepted snapshot on local disk, so that an
+// edge restarted while the control plane is away still has a config to serve.
+package snapfile
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// File is one edge's cache file. The zero value (no path) saves and loads nothing.
+type File struct {
+	Path string
+}
+
+// DefaultPath is where an edge keeps its cache when --cache-dir is not given:
+// <user cache dir>/berry/edges/<edge id>.pb.
+func DefaultPath(dir, edgeID string) (string, error) {
+	if dir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			return "", fmt.Errorf("no cache directory (set --cache-dir): %w", err)
+		}
+		dir = filepath.Join(base, "berry", "edges")
+	}
+	return filepath.Join(dir, fileName(edgeID)+".pb"), nil
+}
+
+// fileName keeps an edge id (often host:port) a single safe path element.
+func fileName(id string) string {
+	b := []byte(id)
+	for i, c := range b {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			b[i] = '_'
+		}
+	}
+	if len(b) == 0 || string(b) == "." || string(b) == ".." {
+		return "edge"
+	}
+	return string(b)
+}
+
+// Save writes s so that a crash at any point leaves either the old file or the new
+// one, never a torn one: temp file, fsync, rename, fsync of the directory.
+func (f File) Save(s *berryv1.Snapshot) error {
+	if f.Path == "" {
+		return nil
+	}
+	buf, err := proto.MarshalOptions{Deterministic: true}.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("snapshot cache: %w", err)
+	}
+	dir := filepath.Dir(f.Path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("snapshot cache: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, filepath.Base(f.Path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("snapshot cache: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	_, err = tmp.Write(buf)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), f.Path)
+	}
+	if err == nil {
+		err = syncDir(dir)
+	}
+	if err != nil {
+		return fmt.Errorf("snapshot cache: %w", err)
+	}
+	return nil
+}
+
+// Load reads the cached snapshot; it returns (nil, nil) when there is none.
+func (f File) Load() (*berryv1.Snapshot, error) {
+	if f.Path == "" {
+		return nil, nil
+	}
+	buf, err := os.ReadFile(f.Path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("snapshot cache: %w", err)
+	}
+	s := &berryv1.Snapshot{}
+	if err := proto.Unmarshal(buf, s); err != nil {
+		return nil, fmt.Errorf("snapshot cache %s: corrupt: %w", f.Path, err)
+	}
+	return s, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
