@@ -54,6 +54,10 @@ type Account struct {
 	URLs [numOps]string
 	// Auth is the authentication header (name, value), filled by Prepare.
 	Auth [2]string
+
+	// Azure deployment URLs are prefix + deployment + "/" + op + query.
+	deploymentPrefix, deploymentQuery string
+	azureV1                           bool
 }
 
 // Adapter is one provider kind. Implementations must be safe for concurrent use and
@@ -86,6 +90,32 @@ type StreamTranslator interface {
 	Event(name, data, dst []byte) ([]byte, error)
 	// End appends whatever closes the stream ("data: [DONE]\n\n").
 	End(dst []byte) []byte
+}
+
+// StatusTranslator is implemented by adapters whose upstream uses HTTP statuses
+// clients do not know (Anthropic's 529 overloaded). The proxy decides failover on the
+// upstream status and shows the client ClientStatus of it.
+type StatusTranslator interface {
+	ClientStatus(op Op, upstream int) int
+}
+
+// ClientStatus is the status a client should see for an upstream status from a's
+// provider.
+func ClientStatus(a Adapter, op Op, upstream int) int {
+	if st, ok := a.(StatusTranslator); ok {
+		return st.ClientStatus(op, upstream)
+	}
+	return upstream
+}
+
+// NativeMessages is implemented by adapters whose upstream speaks the Anthropic
+// Messages API itself. For the edge's POST /v1/messages the proxy uses it to pass the
+// client's body through (model rewritten, the provider's key sent) and relays the
+// answer untouched; for any other adapter it translates with MessagesToChatRequest,
+// sends an ordinary OpChat request, and translates the answer back with
+// ChatToMessagesResponse, OpenAIErrorToMessages or NewChatToMessagesStream.
+type NativeMessages interface {
+	WriteMessagesRequest(req *fasthttp.Request, a *Account, model string, body []byte, f *jsonscan.Fields) error
 }
 
 var (

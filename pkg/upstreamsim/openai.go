@@ -38,9 +38,52 @@ type chatRequest struct {
 	Model    string `json:"model"`
 	Stream   bool   `json:"stream"`
 	Messages []struct {
+		Role    string          `json:"role"`
 		Content json.RawMessage `json:"content"`
 	} `json:"messages"`
 	StreamOptions *streamOptions `json:"stream_options"`
+	Tools         []struct {
+		Function simTool `json:"function"`
+	} `json:"tools"`
+	ToolChoice json.RawMessage `json:"tool_choice"`
+}
+
+func (r *chatRequest) tools() []simTool {
+	out := make([]simTool, len(r.Tools))
+	for i, t := range r.Tools {
+		out[i] = t.Function
+	}
+	return out
+}
+
+// toolChoice reads tool_choice as "none", "" (auto or required) or a tool's name.
+func (r *chatRequest) toolChoice() string {
+	var s string
+	if json.Unmarshal(r.ToolChoice, &s) == nil {
+		if s == "none" {
+			return "none"
+		}
+		return ""
+	}
+	var named struct {
+		Function struct {
+			Name string `json:"name"`
+		} `json:"function"`
+	}
+	_ = json.Unmarshal(r.ToolChoice, &named)
+	return named.Function.Name
+}
+
+type toolCall struct {
+	Index    *int         `json:"index,omitempty"`
+	ID       string       `json:"id,omitempty"`
+	Type     string       `json:"type,omitempty"`
+	Function toolFunction `json:"function"`
+}
+
+type toolFunction struct {
+	Name      string `json:"name,omitempty"`
+	Arguments string `json:"arguments"`
 }
 
 type chatCompletion struct {
@@ -61,13 +104,15 @@ type chatChoice struct {
 }
 
 type chatMessage struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
+	Role      string     `json:"role"`
+	Content   *string    `json:"content"`
+	ToolCalls []toolCall `json:"tool_calls,omitempty"`
 }
 
 type chatDelta struct {
-	Role    string `json:"role,omitempty"`
-	Content string `json:"content,omitempty"`
+	Role      string     `json:"role,omitempty"`
+	Content   string     `json:"content,omitempty"`
+	ToolCalls []toolCall `json:"tool_calls,omitempty"`
 }
 
 type completionRequest struct {
@@ -127,52 +172,107 @@ const (
 	modelsCreated = 1700000000
 )
 
-var finishStop = "stop"
+var (
+	finishStop          = "stop"
+	finishToolCalls     = "tool_calls"
+	finishContentFilter = "content_filter"
+)
 
 // Reply is the assistant text the simulator produces for a model; streams deliver the
 // same text split into Options.Chunks pieces.
 func Reply(name, model string) string { return "hello from " + name + ": " + model }
 
-func (s *Server) chat(ctx *fasthttp.RequestCtx, o *Options) {
+func (s *Server) chat(ctx *fasthttp.RequestCtx, o *Options) { s.chatAs(ctx, o, nil) }
+
+// chatAs answers a chat completion; model overrides the body's model (Azure takes it
+// from the deployment in the URL) and az, when set, adds Azure's annotations.
+func (s *Server) chatAs(ctx *fasthttp.RequestCtx, o *Options, az *azureCall) {
 	var req chatRequest
 	err := json.Unmarshal(ctx.PostBody(), &req)
+	if az != nil {
+		req.Model = az.deployment
+	}
 	if !s.admit(ctx, o, err, req.Model) {
 		return
 	}
-	text := Reply(o.Name, req.Model)
-	prompt := 0
+	var (
+		text   = Reply(o.Name, req.Model)
+		prompt = 0
+		tool   *toolCall
+		last   = ""
+	)
 	for _, m := range req.Messages {
 		prompt += words(m.Content)
+		last = m.Role
 	}
-	u := newUsage(prompt, len(strings.Fields(text)))
+	if last == "tool" {
+		text += "; tool result: " + contentText(req.Messages[len(req.Messages)-1].Content)
+	} else if t, ok := chooseTool(req.tools(), req.toolChoice()); ok {
+		tool = &toolCall{ID: "call_" + s.newID(), Type: "function"}
+		tool.Function.Name, tool.Function.Arguments = t.Name, toolArguments(t.Parameters)
+		text = ""
+	}
+	finish := &finishStop
+	if tool != nil {
+		finish = &finishToolCalls
+	}
+	if az != nil && az.filterCompletion {
+		finish, text, tool = &finishContentFilter, "", nil
+	}
+	completion := len(strings.Fields(text))
+	if tool != nil {
+		completion = len(strings.Fields(tool.Function.Arguments)) + 1
+	}
+	u := newUsage(prompt, completion)
 	id, created := "chatcmpl-"+s.newID(), time.Now().Unix()
 
 	if !req.Stream {
-		writeJSON(ctx, fasthttp.StatusOK, chatCompletion{
+		msg := &chatMessage{Role: "assistant"}
+		if tool != nil {
+			msg.ToolCalls = []toolCall{*tool}
+		} else if az == nil || !az.filterCompletion {
+			msg.Content = &text
+		}
+		writeJSON(ctx, fasthttp.StatusOK, az.decorate(chatCompletion{
 			ID: id, Object: "chat.completion", Created: created, Model: req.Model,
-			Choices: []chatChoice{{Message: &chatMessage{Role: "assistant", Content: text}, FinishReason: &finishStop}},
+			Choices: []chatChoice{{Message: msg, FinishReason: finish}},
 			Usage:   u,
-		})
+		}, true))
 		return
 	}
 	chunk := func(d chatDelta, finish *string) []byte {
-		return event(chatCompletion{
+		return event(az.decorate(chatCompletion{
 			ID: id, Object: "chat.completion.chunk", Created: created, Model: req.Model,
 			Choices: []chatChoice{{Delta: &d, FinishReason: finish}},
-		})
+		}, false))
 	}
-	events := [][]byte{chunk(chatDelta{Role: "assistant"}, nil)}
-	for _, p := range split(text, o.Chunks) {
-		events = append(events, chunk(chatDelta{Content: p}, nil))
+	var events [][]byte
+	if az != nil {
+		events = append(events, event(az.promptFilterChunk()))
 	}
-	events = append(events, chunk(chatDelta{}, &finishStop))
+	events = append(events, chunk(chatDelta{Role: "assistant"}, nil))
+	if tool != nil {
+		// Like OpenAI: the call's id and name first, then the arguments in pieces.
+		zero := 0
+		head := *tool
+		head.Index, head.Function.Arguments = &zero, ""
+		events = append(events, chunk(chatDelta{ToolCalls: []toolCall{head}}, nil))
+		for _, p := range split(tool.Function.Arguments, 2) {
+			events = append(events, chunk(chatDelta{ToolCalls: []toolCall{{Index: &zero, Function: toolFunction{Arguments: p}}}}, nil))
+		}
+	} else {
+		for _, p := range split(text, o.Chunks) {
+			events = append(events, chunk(chatDelta{Content: p}, nil))
+		}
+	}
+	events = append(events, chunk(chatDelta{}, finish))
 	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
 		events = append(events, event(chatCompletion{
 			ID: id, Object: "chat.completion.chunk", Created: created, Model: req.Model,
 			Choices: []chatChoice{}, Usage: u,
 		}))
 	}
-	s.stream(ctx, o, events)
+	s.stream(ctx, o, events, doneEvent)
 }
 
 func (s *Server) completion(ctx *fasthttp.RequestCtx, o *Options) {
@@ -205,7 +305,7 @@ func (s *Server) completion(ctx *fasthttp.RequestCtx, o *Options) {
 		last.Choices = []textChoice{}
 		events = append(events, event(last))
 	}
-	s.stream(ctx, o, events)
+	s.stream(ctx, o, events, doneEvent)
 }
 
 func (s *Server) embeddings(ctx *fasthttp.RequestCtx, o *Options) {
@@ -291,10 +391,14 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, o *Options, decodeErr error, mo
 
 func (s *Server) newID() string { return "sim" + strconv.FormatUint(s.ids.Add(1), 36) }
 
+// doneEvent ends OpenAI streams.
+var doneEvent = []byte("data: [DONE]\n\n")
+
 // stream sends pre-rendered SSE events, pausing ChunkDelay between them and flushing
-// each one so clients observe them as they are sent. The last event must be [DONE].
-func (s *Server) stream(ctx *fasthttp.RequestCtx, o *Options, events [][]byte) {
-	events = append(events, []byte("data: [DONE]\n\n"))
+// each one so clients observe them as they are sent. tail is the closing event
+// ([DONE] for OpenAI, message_stop for Anthropic), left out of a truncated stream.
+func (s *Server) stream(ctx *fasthttp.RequestCtx, o *Options, events [][]byte, tail []byte) {
+	events = append(events, tail)
 	delay, done := o.ChunkDelay, s.done
 
 	if o.FailAfterChunks > 0 {

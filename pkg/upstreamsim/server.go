@@ -81,6 +81,8 @@ type Stats struct {
 	LastAuthorization string
 	LastHeader        http.Header
 	LastBody          []byte
+	// LastURI is the request URI (path and query) of the most recent POST.
+	LastURI string
 }
 
 // Server is a running simulator. Its methods are safe for concurrent use.
@@ -235,6 +237,7 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, chat bool) {
 		auth   string
 		header http.Header
 		body   []byte
+		uri    string
 	)
 	if post {
 		// Copied outside the lock: the request buffers are reused after the handler.
@@ -244,6 +247,7 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, chat bool) {
 			header.Add(string(k), string(v))
 		}
 		body = slices.Clone(ctx.PostBody())
+		uri = string(ctx.RequestURI())
 	}
 	s.statsMu.Lock()
 	defer s.statsMu.Unlock()
@@ -253,6 +257,7 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, chat bool) {
 	}
 	if post {
 		s.stats.LastAuthorization, s.stats.LastHeader, s.stats.LastBody = auth, header, body
+		s.stats.LastURI = uri
 	}
 }
 
@@ -266,7 +271,16 @@ func (s *Server) countModel(model string) {
 }
 
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
-	route := string(ctx.Path())
+	path := string(ctx.Path())
+	switch {
+	case strings.HasPrefix(path, "/openai/"):
+		s.handleAzure(ctx, path)
+		return
+	case path == "/v1/messages" || path == "/v1/models" && isAnthropic(&ctx.Request.Header):
+		s.handleAnthropic(ctx, path)
+		return
+	}
+	route := path
 	if strings.HasPrefix(route, "/v1/") {
 		route = route[len("/v1"):]
 	}

@@ -1,0 +1,131 @@
+package provider
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// ErrInvalidRequest marks a client request an adapter cannot translate for its provider
+// (for example n > 1 for Anthropic, or a tool call whose arguments are not a JSON
+// object). It is the client's fault, so a proxy should answer 400 instead of failing
+// over: check it with errors.Is.
+var ErrInvalidRequest = errors.New("invalid request")
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidRequest}, args...)...)
+}
+
+// Error is a failure reported by an upstream, already classified in OpenAI's terms. A
+// StreamTranslator returns it when the upstream sends an error event mid-stream.
+type Error struct {
+	// Status is the HTTP status a client should see for it.
+	Status int
+	// Type is the OpenAI error type (invalid_request_error, server_error, …).
+	Type string
+	// Code is the provider's own error code or type (overloaded_error, content_filter, …).
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("upstream error %d %s: %s", e.Status, e.Code, e.Message)
+}
+
+// Retryable reports whether another backend might succeed where this one failed
+// (rate limits and server-side failures, including Anthropic's overloaded_error).
+func (e *Error) Retryable() bool {
+	return e.Status == http.StatusTooManyRequests || e.Status >= 500
+}
+
+// AppendJSON appends the error in OpenAI's shape, {"error":{"message","type","code"}}.
+func (e *Error) AppendJSON(dst []byte) []byte {
+	var code *string
+	if e.Code != "" {
+		code = &e.Code
+	}
+	return appendJSON(dst, struct {
+		Error oaError `json:"error"`
+	}{oaError{Message: e.Message, Type: e.Type, Code: code}})
+}
+
+// AppendSSE appends the error as one OpenAI-style SSE data event.
+func (e *Error) AppendSSE(dst []byte) []byte {
+	dst = append(dst, "data: "...)
+	return append(e.AppendJSON(dst), "\n\n"...)
+}
+
+// AppendMessagesJSON appends the error in the Anthropic Messages API shape,
+// {"type":"error","error":{"type","message"}}, for the edge's /v1/messages endpoint.
+func (e *Error) AppendMessagesJSON(dst []byte) []byte {
+	return appendJSON(dst, anErrorEnvelope{Type: "error", Error: anErrorBody{Type: MessagesErrorType(e.Status), Message: e.Message}})
+}
+
+// OpenAIErrorType is the OpenAI error type for an HTTP status, for errors whose
+// upstream did not name one.
+func OpenAIErrorType(status int) string {
+	switch {
+	case status == http.StatusUnauthorized:
+		return "authentication_error"
+	case status == http.StatusForbidden:
+		return "permission_error"
+	case status == http.StatusNotFound:
+		return "not_found_error"
+	case status == http.StatusTooManyRequests:
+		return "rate_limit_error"
+	case status >= 500:
+		return "server_error"
+	}
+	return "invalid_request_error"
+}
+
+// MessagesErrorType is the Anthropic error type for an HTTP status, as the Messages API
+// documents them.
+func MessagesErrorType(status int) string {
+	switch status {
+	case http.StatusUnauthorized:
+		return "authentication_error"
+	case http.StatusPaymentRequired:
+		return "billing_error"
+	case http.StatusForbidden:
+		return "permission_error"
+	case http.StatusNotFound:
+		return "not_found_error"
+	case http.StatusRequestEntityTooLarge:
+		return "request_too_large"
+	case http.StatusTooManyRequests:
+		return "rate_limit_error"
+	case http.StatusGatewayTimeout:
+		return "timeout_error"
+	case http.StatusServiceUnavailable, StatusOverloaded:
+		return "overloaded_error"
+	}
+	if status >= 500 {
+		return "api_error"
+	}
+	return "invalid_request_error"
+}
+
+// StatusOverloaded is Anthropic's non-standard "overloaded" status.
+const StatusOverloaded = 529
+
+// appendJSON appends v's JSON encoding to dst, reusing dst's capacity. HTML characters
+// are not escaped: these bodies go to API clients, not browsers.
+func appendJSON(dst []byte, v any) []byte {
+	w := appendWriter{dst}
+	enc := json.NewEncoder(&w)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		// Only our own wire types reach here, and they always encode.
+		panic("provider: encoding " + fmt.Sprintf("%T", v) + ": " + err.Error())
+	}
+	return w.b[:len(w.b)-1] // Encode ends with a newline
+}
+
+type appendWriter struct{ b []byte }
+
+func (w *appendWriter) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
