@@ -15,14 +15,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/berry-gateway/berry/edge/internal/cpsync"
 	"github.com/berry-gateway/berry/edge/internal/health"
 	"github.com/berry-gateway/berry/edge/internal/proxy"
 	"github.com/berry-gateway/berry/edge/internal/tables"
 	"github.com/valyala/fasthttp"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/keepalive"
 )
 
 func main() {
@@ -45,11 +41,14 @@ func run(args []string) error {
 	maxBody := fs.Int("max-request-body-bytes", 8<<20, "largest accepted request body; larger ones get 413 (settings.max_request_body_bytes can lower it per config)")
 	connectTimeout := fs.Duration("connect-timeout", proxy.DefaultConnectTimeout, "upstream connect timeout")
 	metricsToken := fs.String("metrics-token", os.Getenv("BERRY_METRICS_TOKEN"), "Bearer token GET /metrics requires (env BERRY_METRICS_TOKEN); empty: /metrics answers loopback clients only")
+	var source sourceFlags
+	source.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *cpAddr == "" {
-		return errors.New("--control-plane is required")
+	source.cpAddr = *cpAddr
+	if *cpAddr == "" && source.configPath == "" {
+		return errors.New("--control-plane (or --config for standalone mode) is required")
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -71,21 +70,11 @@ func run(args []string) error {
 	}
 
 	var current tables.Current
-	conn, err := grpc.NewClient(*cpAddr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		// Snapshots of large configs exceed gRPC's 4 MiB default.
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)),
-	)
+	stopSource, err := startSource(ctx, source, *edgeID, lis.Addr().String(), &current, log)
 	if err != nil {
-		return fmt.Errorf("--control-plane: %w", err)
+		return err
 	}
-	defer conn.Close()
-	sync := &cpsync.Client{
-		Conn: conn, EdgeID: *edgeID, BuildVersion: buildVersion(),
-		ListenAddress: lis.Addr().String(), Applier: &current, Log: log.With("component", "cpsync"),
-	}
-	go func() { _ = sync.Run(ctx) }()
+	defer stopSource()
 
 	h := proxy.NewWithOptions(&current, proxy.Options{
 		Log: log.With("component", "proxy"), ConnectTimeout: *connectTimeout, MetricsToken: *metricsToken,
@@ -106,7 +95,7 @@ func run(args []string) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(lis) }()
-	log.Info("edge listening", "addr", lis.Addr().String(), "edge_id", *edgeID, "control_plane", *cpAddr)
+	log.Info("edge listening", "addr", lis.Addr().String(), "edge_id", *edgeID, "control_plane", *cpAddr, "config", source.configPath)
 
 	select {
 	case err := <-errc:

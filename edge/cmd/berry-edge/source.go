@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/berry-gateway/berry/edge/internal/cpsync"
+	"github.com/berry-gateway/berry/edge/internal/snapfile"
+	"github.com/berry-gateway/berry/edge/internal/standalone"
+	"github.com/berry-gateway/berry/edge/internal/tables"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+)
+
+// sourceFlags say where the edge's config comes from: a control plane (with its
+// token, TLS and the local snapshot cache) or a local TOML file.
+type sourceFlags struct {
+	cpAddr, token, cacheDir, configPath   string
+	tlsCA, tlsCert, tlsKey, tlsServerName string
+}
+
+// register adds the flags; cpAddr is --control-plane, which main already defines.
+func (f *sourceFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.token, "token", os.Getenv("BERRY_EDGE_TOKEN"), "edge token for the control plane (env BERRY_EDGE_TOKEN)")
+	fs.StringVar(&f.cacheDir, "cache-dir", "", "directory of the snapshot cache, one file per edge id (default <user cache dir>/berry/edges)")
+	fs.StringVar(&f.configPath, "config", os.Getenv("CONFIG_PATH"), "standalone mode: serve this seed-format TOML file, hot-reloaded, with no control plane (env CONFIG_PATH)")
+	fs.StringVar(&f.tlsCA, "tls-ca", "", "CA bundle (PEM) to verify the control plane; enables TLS")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "client certificate (PEM) for mTLS to the control plane")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "client key (PEM) for mTLS to the control plane")
+	fs.StringVar(&f.tlsServerName, "tls-server-name", "", "expected name in the control plane's certificate (default: host of --control-plane)")
+}
+
+// startSource installs the first config (from the cache or the file) and starts what
+// keeps it current. The returned stop closes the control-plane connection.
+func startSource(ctx context.Context, f sourceFlags, edgeID, listenAddr string, current *tables.Current, log *slog.Logger) (stop func(), err error) {
+	switch {
+	case f.cpAddr != "" && f.configPath != "":
+		return nil, errors.New("give --control-plane or --config (standalone), not both")
+	case f.cpAddr == "" && f.configPath == "":
+		return nil, errors.New("--control-plane (or --config for standalone mode) is required")
+	case f.configPath != "":
+		w := &standalone.Watcher{Path: f.configPath, Applier: current, Log: log.With("component", "standalone")}
+		if err := w.Load(); err != nil {
+			return nil, err
+		}
+		go func() { _ = w.Run(ctx) }()
+		return func() {}, nil
+	}
+
+	cachePath, err := snapfile.DefaultPath(f.cacheDir, edgeID)
+	if err != nil {
+		return nil, fmt.Errorf("--cache-dir: %w", err)
+	}
+	cache := snapfile.File{Path: cachePath}
+	// Serve the cached snapshot at once: the control plane may be away for a while,
+	// and when it is back it sends anything newer.
+	switch snap, err := cache.Load(); {
+	case err != nil:
+		log.Warn("snapshot cache unusable; waiting for the control plane", "path", cachePath, "err", err)
+	case snap != nil:
+		if err := current.Apply(snap); err != nil {
+			log.Warn("cached snapshot rejected; waiting for the control plane", "path", cachePath, "err", err)
+		} else {
+			log.Info("serving cached snapshot until the control plane answers", "version", snap.GetVersion(), "path", cachePath)
+		}
+	}
+
+	transport, secure, err := clientTLS(f)
+	if err != nil {
+		return nil, err
+	}
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(transport),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		// Snapshots of large configs exceed gRPC's 4 MiB default.
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20)),
+	}
+	if f.token != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(bearer{token: f.token, secure: secure}))
+	}
+	conn, err := grpc.NewClient(f.cpAddr, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("--control-plane: %w", err)
+	}
+	sync := &cpsync.Client{
+		Conn: conn, EdgeID: edgeID, BuildVersion: buildVersion(),
+		ListenAddress: listenAddr, Applier: current, Cache: cache, Log: log.With("component", "cpsync"),
+	}
+	go func() { _ = sync.Run(ctx) }()
+	return func() { conn.Close() }, nil
+}
+
+func clientTLS(f sourceFlags) (credentials.TransportCredentials, bool, error) {
+	if f.tlsCA == "" && f.tlsCert == "" && f.tlsKey == "" {
+		return insecure.NewCredentials(), false, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: f.tlsServerName}
+	if f.tlsCA != "" {
+		pem, err := os.ReadFile(f.tlsCA)
+		if err != nil {
+			return nil, false, fmt.Errorf("--tls-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, false, fmt.Errorf("--tls-ca %s: no PEM certificates", f.tlsCA)
+		}
+		cfg.RootCAs = pool
+	}
+	if f.tlsCert != "" || f.tlsKey != "" {
+		cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
+		if err != nil {
+			return nil, false, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return credentials.NewTLS(cfg), true, nil
+}
+
+// bearer sends the edge token as "authorization: Bearer" metadata.
+type bearer struct {
+	token  string
+	secure bool
+}
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + b.token}, nil
+}
+
+// RequireTransportSecurity is false without TLS so that a token also works on
+// loopback or a trusted network; the operator chose not to set --tls-ca.
+func (b bearer) RequireTransportSecurity() bool { return b.secure }
