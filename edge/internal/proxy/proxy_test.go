@@ -36,11 +36,17 @@ func buildTable(t testing.TB, doc string) *routing.Table {
 // serveEdge runs the handler on a loopback socket and returns its base URL.
 func serveEdge(t testing.TB, src TableSource) string {
 	t.Helper()
+	return serveHandler(t, New(src, nil))
+}
+
+// serveHandler runs h on a loopback socket and returns its base URL.
+func serveHandler(t testing.TB, h *Handler) string {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &fasthttp.Server{Handler: New(src, nil).ServeHTTP}
+	srv := &fasthttp.Server{Handler: h.ServeHTTP, ErrorHandler: WriteProtocolError, MaxRequestBodySize: 1 << 20}
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(func() { _ = srv.Shutdown() })
 	return "http://" + lis.Addr().String()
