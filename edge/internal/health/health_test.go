@@ -1,0 +1,116 @@
+package health
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/berry-gateway/berry/edge/internal/backends"
+	"github.com/berry-gateway/berry/edge/internal/ratelimit"
+	"github.com/berry-gateway/berry/edge/internal/routing"
+	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
+	"github.com/berry-gateway/berry/pkg/config"
+	"github.com/berry-gateway/berry/pkg/upstreamsim"
+)
+
+type static struct{ t *routing.Table }
+
+func (s static) Table() *routing.Table { return s.t }
+
+func table(t *testing.T, doc string) *routing.Table {
+	t.Helper()
+	cfg, _, err := config.ParseTOML([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab, err := routing.Build(&berryv1.Snapshot{Version: 1, Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tab
+}
+
+func TestProbeScheduleAndRecovery(t *testing.T) {
+	// The simulator demands the provider's key: a probe without real auth would fail.
+	probed := upstreamsim.New(upstreamsim.Options{Name: "probed", APIKey: "k-probed"})
+	perReq := upstreamsim.New(upstreamsim.Options{Name: "perreq", APIKey: "k-perreq", FailStatus: 500})
+	for _, s := range []*upstreamsim.Server{probed, perReq} {
+		if err := s.Start("127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+	}
+	tab := table(t, fmt.Sprintf(`
+[settings]
+health_check_interval_seconds = 10
+recovery_check_interval_seconds = 30
+[providers.probed]
+name = "probed"
+base_url = %q
+api_key = "k-probed"
+models = ["m"]
+headers = { "X-Custom" = "yes" }
+[providers.perreq]
+name = "perreq"
+base_url = %q
+api_key = "k-perreq"
+models = ["m"]
+[models.m]
+name = "m"
+[[models.m.backends]]
+provider = "probed"
+model = "m"
+[[models.m.backends]]
+provider = "perreq"
+model = "m"
+billing_mode = "per_request"
+[users.u]
+name = "u"
+token = "t"
+`, probed.URL(), perReq.URL()))
+	var states backends.Registry
+	var limits ratelimit.Registry
+	c := &Checker{Tables: static{tab}, Bind: func(t *routing.Table) { t.Bind(&states, &limits) }}
+	ctx := context.Background()
+	t0 := time.Unix(1_000_000, 0)
+	pb, pr := tab.ModelByName("m").Backends[0], tab.ModelByName("m").Backends[1]
+	now := time.Now()
+
+	steps := []struct {
+		at          time.Duration
+		fail        bool // set the probed sim failing before this step
+		wantProbes  int64
+		wantHealthy bool
+	}{
+		{0, false, 1, true},                 // first round probes at once
+		{5 * time.Second, false, 1, true},   // not due yet
+		{10 * time.Second, true, 2, false},  // due: fails, leaves rotation
+		{20 * time.Second, false, 2, false}, // recovered upstream, but re-probes wait 30s
+		{40 * time.Second, false, 3, true},  // recovery probe passes: rejoins
+	}
+	for i, s := range steps {
+		o := probed.Options()
+		o.FailStatus = 0
+		if s.fail {
+			o.FailStatus = 503
+		}
+		probed.SetOptions(o)
+		c.RunOnce(ctx, t0.Add(s.at))
+		if got := probed.Stats().Requests; got != s.wantProbes {
+			t.Fatalf("step %d: %d probes, want %d", i, got, s.wantProbes)
+		}
+		if got := pb.State.Available(now); got != s.wantHealthy {
+			t.Fatalf("step %d: probed backend available = %v, want %v (probe error %q)", i, got, s.wantHealthy, pb.State.ProbeError())
+		}
+		if perReq.Stats().Requests != 0 {
+			t.Fatal("a per_request backend was probed")
+		}
+		if !pr.State.Available(now) {
+			t.Fatal("a per_request backend was marked down by probes")
+		}
+	}
+	if e := pb.State.ProbeError(); e != "" {
+		t.Fatalf("probe error kept after recovery: %q", e)
+	}
+}
