@@ -1,0 +1,230 @@
+// Command berryctl is the operators' CLI on the control plane's admin API, in the
+// kubectl/etcdctl tradition: tables for people, -o json|yaml (and toml where it fits)
+// for scripts, a non-zero exit and one clear line on any failure.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+)
+
+const usage = `berryctl: manage Berry through its control plane.
+
+Usage: berryctl [global flags] COMMAND [args] [flags]
+
+Commands:
+  import FILE                 replace the whole config with a seed-format TOML file
+  apply -f FILE               same, from TOML (.toml) or the proto JSON form (.json)
+  get providers|models|users|settings [ID]
+  export                      print the config as seed-format TOML (secrets redacted
+                              unless --include-secrets, admin only)
+  versions                    list config versions, newest first
+  diff A B                    what changed from version A to version B
+  rollback N                  make a new version equal to version N
+  keys create [--id ID] [--name N] [--models a,b] [--tags t] [--rpm N] [--expires 720h|RFC3339]
+  keys disable ID | keys enable ID
+  edges                       fleet status: every edge and the version it applied
+
+Global flags (anywhere on the line):
+  --server ADDR     control plane address (env BERRY_SERVER, default 127.0.0.1:9090)
+  --token T         bearer token (env BERRY_TOKEN)
+  --tls-ca FILE     verify the server with this CA (enables TLS); --tls-cert/--tls-key for mTLS
+  -o FORMAT         table (default), json, yaml; toml for get and export
+  --timeout D       per-call timeout (default 15s)
+Write flags: --message M, --expected-version N (refused if the config moved on).
+`
+
+func main() {
+	err := run(os.Args[1:], os.Stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Print(usage)
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "berryctl: "+oneLine(err))
+		os.Exit(1)
+	}
+}
+
+// opts are every flag berryctl knows; each command uses what applies.
+type opts struct {
+	server, token, tlsCA, tlsCert, tlsKey, output string
+	timeout                                       time.Duration
+	message                                       string
+	expected                                      uint64
+	file                                          string
+	includeSecrets                                bool
+	version                                       uint64
+	limit                                         uint
+	keyID, keyName, models, tags, expires         string
+	rpm, rph, rpd                                 uint
+}
+
+func parse(args []string) (*opts, []string, error) {
+	o := &opts{}
+	fs := flag.NewFlagSet("berryctl", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&o.server, "server", envOr("BERRY_SERVER", "127.0.0.1:9090"), "")
+	fs.StringVar(&o.token, "token", os.Getenv("BERRY_TOKEN"), "")
+	fs.StringVar(&o.tlsCA, "tls-ca", "", "")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "")
+	fs.StringVar(&o.output, "o", "table", "")
+	fs.StringVar(&o.output, "output", "table", "")
+	fs.DurationVar(&o.timeout, "timeout", 15*time.Second, "")
+	fs.StringVar(&o.message, "message", "", "")
+	fs.StringVar(&o.message, "m", "", "")
+	fs.Uint64Var(&o.expected, "expected-version", 0, "")
+	fs.StringVar(&o.file, "f", "", "")
+	fs.StringVar(&o.file, "filename", "", "")
+	fs.BoolVar(&o.includeSecrets, "include-secrets", false, "")
+	fs.Uint64Var(&o.version, "version", 0, "")
+	fs.UintVar(&o.limit, "limit", 0, "")
+	fs.StringVar(&o.keyID, "id", "", "")
+	fs.StringVar(&o.keyName, "name", "", "")
+	fs.StringVar(&o.models, "models", "", "")
+	fs.StringVar(&o.tags, "tags", "", "")
+	fs.StringVar(&o.expires, "expires", "", "")
+	fs.UintVar(&o.rpm, "rpm", 0, "")
+	fs.UintVar(&o.rph, "rph", 0, "")
+	fs.UintVar(&o.rpd, "rpd", 0, "")
+	// Flags may come anywhere, kubectl style: parse, take one positional, repeat.
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, nil, err
+			}
+			return nil, nil, fmt.Errorf("%w (see berryctl --help)", err)
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	switch o.output {
+	case "table", "json", "yaml", "toml":
+	default:
+		return nil, nil, fmt.Errorf("-o %q: use table, json, yaml or toml", o.output)
+	}
+	return o, pos, nil
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func run(args []string, out io.Writer) error {
+	o, pos, err := parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return errors.New("no command (see berryctl --help)")
+	}
+	conn, err := dial(o)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	c := &cli{o: o, admin: berryv1.NewAdminServiceClient(conn), out: out}
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+	err = c.dispatch(ctx, pos)
+	if code := status.Code(err); code == codes.Unavailable || code == codes.DeadlineExceeded || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("cannot reach the control plane at %s: %s", o.server, status.Convert(err).Message())
+	}
+	return err
+}
+
+func dial(o *opts) (*grpc.ClientConn, error) {
+	transport := insecure.NewCredentials()
+	secure := o.tlsCA != "" || o.tlsCert != ""
+	if secure {
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+		if o.tlsCA != "" {
+			pem, err := os.ReadFile(o.tlsCA)
+			if err != nil {
+				return nil, fmt.Errorf("--tls-ca: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("--tls-ca %s: no PEM certificates", o.tlsCA)
+			}
+			cfg.RootCAs = pool
+		}
+		if o.tlsCert != "" {
+			cert, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
+			if err != nil {
+				return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+			}
+			cfg.Certificates = []tls.Certificate{cert}
+		}
+		transport = credentials.NewTLS(cfg)
+	}
+	dopts := []grpc.DialOption{grpc.WithTransportCredentials(transport),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20))}
+	if o.token != "" {
+		dopts = append(dopts, grpc.WithPerRPCCredentials(bearer{token: o.token, secure: secure}))
+	}
+	conn, err := grpc.NewClient(o.server, dopts...)
+	if err != nil {
+		return nil, fmt.Errorf("--server %s: %w", o.server, err)
+	}
+	return conn, nil
+}
+
+type bearer struct {
+	token  string
+	secure bool
+}
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + b.token}, nil
+}
+
+func (b bearer) RequireTransportSecurity() bool { return b.secure }
+
+// oneLine turns any error into the one line berryctl prints, saying what kind of
+// failure it is so that people and scripts can tell them apart.
+func oneLine(err error) string {
+	st, ok := status.FromError(err)
+	if !ok {
+		return strings.ReplaceAll(err.Error(), "\n", "; ")
+	}
+	msg := strings.ReplaceAll(st.Message(), "\n", "; ")
+	switch st.Code() {
+	case codes.Unauthenticated:
+		return "authentication failed: " + msg + " (check --token or BERRY_TOKEN)"
+	case codes.PermissionDenied:
+		return "permission denied: " + msg
+	case codes.InvalidArgument:
+		return "rejected: " + msg
+	case codes.FailedPrecondition:
+		return "stale write refused: " + msg + "; re-read and retry"
+	case codes.NotFound:
+		return "not found: " + msg
+	case codes.AlreadyExists:
+		return "already exists: " + msg
+	}
+	return st.Code().String() + ": " + msg
+}
