@@ -37,7 +37,7 @@ func (h *Handler) models(ctx *fasthttp.RequestCtx) {
 		}
 		n++
 		out = append(out, `{"id":`...)
-		out = strconv.AppendQuote(out, m.Name)
+		out = appendJSONString(out, m.Name)
 		out = append(out, `,"object":"model","created":0,"owned_by":"berry"}`...)
 	}
 	out = append(out, "]}"...)
@@ -69,7 +69,7 @@ func (h *Handler) health(ctx *fasthttp.RequestCtx) {
 			out = append(out, ',')
 		}
 		out = append(out, `{"model":`...)
-		out = strconv.AppendQuote(out, m.Name)
+		out = appendJSONString(out, m.Name)
 		out = append(out, `,"enabled":`...)
 		out = strconv.AppendBool(out, m.Enabled)
 		out = append(out, `,"backends":[`...)
@@ -84,9 +84,9 @@ func (h *Handler) health(ctx *fasthttp.RequestCtx) {
 				avail++
 			}
 			out = append(out, `{"provider":`...)
-			out = strconv.AppendQuote(out, b.Provider.ID)
+			out = appendJSONString(out, b.Provider.ID)
 			out = append(out, `,"model":`...)
-			out = strconv.AppendQuote(out, b.UpstreamModel)
+			out = appendJSONString(out, b.UpstreamModel)
 			out = append(out, `,"enabled":`...)
 			out = strconv.AppendBool(out, b.Enabled && b.Provider.Enabled)
 			out = append(out, `,"available":`...)
@@ -97,7 +97,7 @@ func (h *Handler) health(ctx *fasthttp.RequestCtx) {
 			out = strconv.AppendBool(out, s.ProbeHealthy())
 			if e := s.ProbeError(); e != "" {
 				out = append(out, `,"probe_error":`...)
-				out = strconv.AppendQuote(out, e)
+				out = appendJSONString(out, e)
 			}
 			out = append(out, `,"in_flight":`...)
 			out = strconv.AppendInt(out, int64(s.InFlight.Load()), 10)

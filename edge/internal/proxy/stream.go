@@ -30,11 +30,20 @@ type stream struct {
 	buf     []byte // read from upstream, not yet sent (passthrough) or not yet parsed
 	out     []byte // translated events not yet sent
 	scratch []byte
+	// relayFn is relay bound once, so handing it to fasthttp does not allocate.
+	relayFn func(*bufio.Writer)
 }
 
-var streamPool = sync.Pool{New: func() any {
-	return &stream{buf: make([]byte, 0, readChunk), out: make([]byte, 0, 4<<10)}
-}}
+var streamPool sync.Pool
+
+func init() {
+	// Set in init: New refers to relay, which puts streams back into the pool.
+	streamPool.New = func() any {
+		st := &stream{buf: make([]byte, 0, readChunk), out: make([]byte, 0, 4<<10)}
+		st.relayFn = st.relay
+		return st
+	}
+}
 
 // openStream reads a 200 streamed answer up to its first content-bearing event. An
 // upstream that reports an error, ends, stalls or times out before that has failed,
@@ -167,7 +176,7 @@ func (h *Handler) startRelay(ctx *fasthttp.RequestCtx, st *stream) {
 	if id := st.resp.Header.Peek("X-Request-Id"); len(id) > 0 {
 		ctx.Response.Header.SetBytesV("X-Request-Id", id)
 	}
-	ctx.SetBodyStreamWriter(st.relay)
+	ctx.SetBodyStreamWriter(st.relayFn)
 }
 
 // relay writes what was buffered before the first content, then relays the rest read

@@ -1,0 +1,145 @@
+package proxy
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/berry-gateway/berry/pkg/jsonscan"
+	"github.com/berry-gateway/berry/pkg/provider"
+	"github.com/valyala/fasthttp"
+)
+
+const (
+	benchChat = `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"up-a","choices":[{"index":0,"message":{"role":"assistant","content":"Load balancers hum; quiet servers share the load; packets find their way."},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":17,"total_tokens":29}}`
+	benchSSE  = "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n" +
+		"data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Load balancers hum\"}}]}\n\n" +
+		"data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" quietly.\"}}]}\n\n" +
+		"data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n" +
+		"data: [DONE]\n\n"
+	benchBody   = `{"model":"m","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Write a haiku about load balancers."}],"temperature":0.7}`
+	benchStream = `{"model":"m","stream":true,"messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Write a haiku about load balancers."}],"temperature":0.7}`
+)
+
+// staticUpstream is a loopback fasthttp server answering fixed bodies, so that the
+// allocations a benchmark reports (the whole process's) are the edge's own.
+func staticUpstream(tb testing.TB) string {
+	tb.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	chat, sse := []byte(benchChat), []byte(benchSSE)
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		if len(ctx.Request.Header.Peek("Accept")) > 0 && string(ctx.Request.Header.Peek("Accept")) == "text/event-stream" {
+			ctx.SetContentType("text/event-stream")
+			ctx.Response.SetBodyRaw(sse)
+			return
+		}
+		ctx.SetContentType("application/json")
+		ctx.Response.SetBodyRaw(chat)
+	}}
+	go func() { _ = srv.Serve(lis) }()
+	tb.Cleanup(func() { _ = srv.Shutdown() })
+	return "http://" + lis.Addr().String() + "/v1"
+}
+
+// BenchmarkPassthrough compares, in one run, a direct fasthttp call to the upstream
+// with the same call through the edge's handler (auth, parse, select, rewrite, forward,
+// copy back), buffered and streamed. The difference is the edge's cost per request.
+func BenchmarkPassthrough(b *testing.B) {
+	up := staticUpstream(b)
+	h := New(staticTable{buildTable(b, configTOML("weighted_random", "max_retries = 2",
+		backendSpec{id: "a", url: up}, backendSpec{id: "b", url: up}))}, nil)
+	remote := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 50000}
+
+	for _, tc := range []struct {
+		name   string
+		body   string
+		stream bool
+	}{{"buffered", benchBody, false}, {"stream", benchStream, true}} {
+		b.Run(tc.name+"/direct", func(b *testing.B) {
+			client := newClient(time.Second, tc.stream)
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			bw := bufio.NewWriter(io.Discard)
+			b.ReportAllocs()
+			for b.Loop() {
+				req.Reset()
+				req.SetRequestURI(up + "/chat/completions")
+				req.Header.SetMethod("POST")
+				req.Header.Set("Authorization", "Bearer k-a")
+				if tc.stream {
+					req.Header.Set("Accept", "text/event-stream")
+				}
+				req.SetBodyString(tc.body)
+				resp.Reset()
+				resp.StreamBody = tc.stream
+				if err := client.Do(req, resp); err != nil {
+					b.Fatal(err)
+				}
+				if err := resp.Write(bw); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(tc.name+"/edge", func(b *testing.B) {
+			var ctx fasthttp.RequestCtx
+			var req fasthttp.Request
+			req.SetRequestURI("/v1/chat/completions")
+			req.Header.SetMethod("POST")
+			req.Header.Set("Authorization", "Bearer t")
+			req.SetBodyString(tc.body)
+			ctx.Init(&req, remote, nil)
+			bw := bufio.NewWriter(io.Discard)
+			b.ReportAllocs()
+			for b.Loop() {
+				ctx.Response.Reset()
+				h.ServeHTTP(&ctx)
+				if ctx.Response.StatusCode() != 200 {
+					b.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
+				}
+				if err := ctx.Response.Write(bw); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkRoute is the per-request work before any upstream I/O: authenticate,
+// scan the body, find the model, filter and order its backends.
+func BenchmarkRoute(b *testing.B) {
+	tab := buildTable(b, configTOML("weighted_random", "", backendSpec{id: "a", url: "http://127.0.0.1:1/v1"},
+		backendSpec{id: "b", url: "http://127.0.0.1:1/v1"}, backendSpec{id: "c", url: "http://127.0.0.1:1/v1"}))
+	h := New(staticTable{tab}, nil)
+	h.Bind(tab)
+	var ctx fasthttp.RequestCtx
+	var req fasthttp.Request
+	req.SetRequestURI("/v1/chat/completions")
+	req.Header.SetMethod("POST")
+	req.Header.Set("Authorization", "Bearer t")
+	req.SetBodyString(benchBody)
+	ctx.Init(&req, nil, nil)
+	body := ctx.PostBody()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		now := time.Now()
+		u := authenticate(&ctx, tab, now)
+		r := requestPool.Get().(*request)
+		if err := scanAndRoute(r, body, tab); err != nil {
+			b.Fatal(err)
+		}
+		m := tab.Model(body[r.fields.Model.Start+1 : r.fields.Model.End-1])
+		if !h.candidates(&ctx, tab, r, u, m, provider.OpChat, false, now) {
+			b.Fatal("no candidates")
+		}
+		m.Strategy.Order(r.cands)
+		r.cands = r.cands[:0]
+		requestPool.Put(r)
+	}
+}
+
+func scanAndRoute(r *request, body []byte, _ any) error { return jsonscan.Scan(body, &r.fields) }
