@@ -79,6 +79,9 @@ func (azure) WriteRequest(req *fasthttp.Request, a *Account, op Op, model string
 		b = append(b, op.String()...)
 		b = append(b, a.deploymentQuery...)
 		req.SetRequestURIBytes(b) // copies
+		// An escaped deployment name must reach Azure as one segment, not be decoded
+		// and resolved as a path.
+		req.URI().DisablePathNormalizing = true
 		*bp = b
 		uriPool.Put(bp)
 	}
