@@ -29,7 +29,7 @@ type azureCall struct {
 	filterCompletion bool
 }
 
-// azureURL is the simulator's Azure resource endpoint (the base_url of an azure
+// AzureURL returns the simulator's Azure resource endpoint (the base_url of an azure
 // provider).
 func (s *Server) AzureURL() string { return "http://" + s.Addr() }
 
