@@ -1,8 +1,9 @@
 // Package upstreamsim is a fake OpenAI-compatible provider for tests, the local demo and
 // benchmarks. It also speaks the Azure OpenAI dialect (paths under /openai/, see
-// azure.go) and the Anthropic Messages API (POST /v1/messages, see anthropic.go). It answers chat completions, legacy completions, embeddings and model
-// listings with small deterministic payloads, and can be told to be slow, to fail, or to
-// cut a stream short, either for the whole server (Options, SetOptions) or per request
+// azure.go) and the Anthropic Messages API (POST /v1/messages, see anthropic.go). It
+// answers chat completions, legacy completions, embeddings and model listings with
+// small deterministic payloads, and can be told to be slow, to fail, or to cut a
+// stream short, either for the whole server (Options, SetOptions) or per request
 // through X-Sim-* headers, so gateway tests can inject faults without extra plumbing.
 //
 // Every response carries an X-Sim-Name header with Options.Name, so a test behind a
