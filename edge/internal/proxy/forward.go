@@ -118,7 +118,7 @@ func (h *Handler) attempt(ctx *fasthttp.RequestCtx, t *routing.Table, req *fasth
 	start := time.Now()
 	err := client.Do(req, resp)
 	if err != nil {
-		h.finish(s, start, backends.ClassError, false)
+		h.finish(s, start, backends.ClassError, false, sampleFor(streaming))
 		fasthttp.ReleaseResponse(resp)
 		h.log.Warn("upstream request failed", "model", model.ID, "provider", p.ID, "err", err)
 		return failure{err: err}, false
@@ -131,7 +131,7 @@ func (h *Handler) attempt(ctx *fasthttp.RequestCtx, t *routing.Table, req *fasth
 			}
 		}
 		h.copyBuffered(ctx, resp, p.Adapter, op) // kept in case every backend fails
-		h.finish(s, start, backends.ClassOf(status), false)
+		h.finish(s, start, backends.ClassOf(status), false, sampleFor(streaming))
 		fasthttp.ReleaseResponse(resp)
 		h.log.Warn("upstream answered with an error", "model", model.ID, "provider", p.ID, "status", status)
 		return failure{status: ctx.Response.StatusCode()}, false
@@ -139,23 +139,46 @@ func (h *Handler) attempt(ctx *fasthttp.RequestCtx, t *routing.Table, req *fasth
 	if !streaming || status != fasthttp.StatusOK {
 		h.copyBuffered(ctx, resp, p.Adapter, op)
 		// A 4xx here is about the request, not the backend: the backend is healthy.
-		h.finish(s, start, backends.ClassOf(status), true)
+		h.finish(s, start, backends.ClassOf(status), true, sampleFor(streaming))
 		fasthttp.ReleaseResponse(resp)
 		return failure{}, true
 	}
 	return h.openStream(ctx, resp, model, b, op, start, timeout)
 }
 
+// sample says which latency estimate an attempt's duration feeds.
+type sample uint8
+
+const (
+	sampleNone       sample = iota
+	sampleTotal             // buffered answers: the whole call
+	sampleFirstToken        // streams: a failure before content counts as a slow first token
+)
+
+func sampleFor(streaming bool) sample {
+	if streaming {
+		return sampleFirstToken
+	}
+	return sampleTotal
+}
+
 // finish records an attempt's end: in-flight counts, outcome counters, breaker and
 // latency (a failure is a latency sample too, so a backend that times out ranks last).
-func (h *Handler) finish(s *backends.State, start time.Time, class backends.Class, ok bool) {
+// A completed stream's length says nothing about the backend's speed, so streams feed
+// only the first-token estimate.
+func (h *Handler) finish(s *backends.State, start time.Time, class backends.Class, ok bool, lat sample) {
 	now := time.Now()
 	d := now.Sub(start)
 	s.InFlight.Add(-1)
 	h.inFlight.Add(-1)
 	s.Requests[class].Add(1)
 	s.Duration.Observe(d)
-	s.Latency.Observe(d, now)
+	switch lat {
+	case sampleTotal:
+		s.Latency.Observe(d, now)
+	case sampleFirstToken:
+		s.Latency.ObserveFirstToken(d, now)
+	}
 	if ok {
 		s.Breaker.Success()
 	} else {

@@ -430,19 +430,35 @@ func TestStreamFailover(t *testing.T) {
 }
 
 func TestLeastLatencyAvoidsSlowBackend(t *testing.T) {
-	slow := startSim(t, "slow", upstreamsim.Options{Latency: 100 * time.Millisecond})
-	fast := startSim(t, "fast", upstreamsim.Options{})
-	edge, _ := edgeFor(t, configTOML("least_latency", "max_retries = 1",
-		backendSpec{id: "slow", url: slow.URL()}, backendSpec{id: "fast", url: fast.URL()}))
-	const n = 60
-	for range n {
-		if r := post(t, edge+"/v1/chat/completions", "t", chatBody); r.status != 200 {
-			t.Fatalf("%d %s", r.status, r.body)
-		}
+	tests := []struct {
+		name string
+		slow upstreamsim.Options
+		body string
+	}{
+		{"buffered", upstreamsim.Options{Latency: 100 * time.Millisecond}, chatBody},
+		// Streams rank by time to first token: the slow one starts its chunks late.
+		{"stream", upstreamsim.Options{ChunkDelay: 100 * time.Millisecond}, streamBody},
 	}
-	// The slow backend is explored once, then loses to the fast one.
-	if got := slow.Stats().ChatRequests; got > n/10 {
-		t.Fatalf("slow backend got %d of %d requests", got, n)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			slow := startSim(t, "slow", tc.slow)
+			fast := startSim(t, "fast", upstreamsim.Options{})
+			edge, _ := edgeFor(t, configTOML("least_latency", "max_retries = 1",
+				backendSpec{id: "slow", url: slow.URL()}, backendSpec{id: "fast", url: fast.URL()}))
+			const n = 60
+			for range n {
+				if r := post(t, edge+"/v1/chat/completions", "t", tc.body); r.status != 200 {
+					t.Fatalf("%d %s", r.status, r.body)
+				}
+			}
+			// The slow backend is explored, then loses to the fast one.
+			if got := slow.Stats().ChatRequests; got > n/10 {
+				t.Fatalf("slow backend got %d of %d requests", got, n)
+			}
+			if got := slow.Stats().ChatRequests; got == 0 {
+				t.Fatal("the slow backend was never explored")
+			}
+		})
 	}
 }
 

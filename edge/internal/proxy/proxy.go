@@ -146,10 +146,6 @@ func (h *Handler) table(ctx *fasthttp.RequestCtx) *routing.Table {
 	return t
 }
 
-// usable is the key check: an expiring key (User.Usable, added with key expiry) is
-// checked through this interface so the proxy builds with and without it.
-type usable interface{ Usable(now time.Time) bool }
-
 // authenticate returns the user for the request's Bearer token, or answers 401.
 func authenticate(ctx *fasthttp.RequestCtx, t *routing.Table, now time.Time) *routing.User {
 	auth := ctx.Request.Header.Peek("Authorization")
@@ -160,13 +156,7 @@ func authenticate(ctx *fasthttp.RequestCtx, t *routing.Table, now time.Time) *ro
 		return nil
 	}
 	u := t.UserByToken(bytes.TrimSpace(auth[len(prefix):]))
-	ok := u != nil && u.Enabled
-	if ok {
-		if x, has := any(u).(usable); has {
-			ok = x.Usable(now)
-		}
-	}
-	if !ok {
+	if u == nil || !u.Usable(now) { // enabled and not expired
 		writeError(ctx, fasthttp.StatusUnauthorized, typeAuth, "invalid_api_key", "invalid API key")
 		return nil
 	}

@@ -146,7 +146,7 @@ func classifyOutput(out, scratch []byte) eventKind {
 // abort ends an attempt that failed before any byte reached the client.
 func (st *stream) abort(err error) {
 	st.closeUpstream(err)
-	st.h.finish(st.state, st.start, backends.ClassError, false)
+	st.h.finish(st.state, st.start, backends.ClassError, false, sampleFirstToken)
 	st.release()
 }
 
@@ -254,10 +254,10 @@ func (st *stream) relay(w *bufio.Writer) {
 		st.h.finishNeutral(st.state, st.start, backends.Class2xx)
 	case failErr != nil:
 		st.closeUpstream(failErr)
-		h.finish(st.state, st.start, backends.ClassError, false)
+		h.finish(st.state, st.start, backends.ClassError, false, sampleNone)
 	default:
 		st.closeUpstream(nil)
-		h.finish(st.state, st.start, backends.Class2xx, true)
+		h.finish(st.state, st.start, backends.Class2xx, true, sampleNone)
 	}
 	st.release()
 }
