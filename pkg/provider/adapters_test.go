@@ -13,7 +13,7 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-func prepared(t *testing.T, kind, base, version string) (Adapter, *Account) {
+func prepared(t testing.TB, kind, base, version string) (Adapter, *Account) {
 	t.Helper()
 	ad, err := Lookup(kind)
 	if err != nil {

@@ -153,7 +153,10 @@ func ChatToAnthropic(dst, body []byte, model string) ([]byte, error) {
 		out.Metadata = &anMetadata{UserID: in.User}
 	}
 
-	var system []string
+	var (
+		system []string
+		turns  []turn
+	)
 	for i, m := range in.Messages {
 		switch m.Role {
 		case "system", "developer":
@@ -167,13 +170,13 @@ func ChatToAnthropic(dst, body []byte, model string) ([]byte, error) {
 			if err != nil {
 				return dst, invalid("messages[%d]: %v", i, err)
 			}
-			out.Messages = appendTurn(out.Messages, "user", blocks)
+			turns = appendTurn(turns, "user", blocks)
 		case "assistant":
 			blocks, err := assistantBlocks(m)
 			if err != nil {
 				return dst, invalid("messages[%d]: %v", i, err)
 			}
-			out.Messages = appendTurn(out.Messages, "assistant", blocks)
+			turns = appendTurn(turns, "assistant", blocks)
 		case "tool", "function":
 			text, err := textOf(m.Content)
 			if err != nil {
@@ -184,7 +187,7 @@ func ChatToAnthropic(dst, body []byte, model string) ([]byte, error) {
 				id = m.Name
 			}
 			content, _ := json.Marshal(text)
-			out.Messages = appendTurn(out.Messages, "user", []anBlock{{Type: "tool_result", ToolUseID: id, Content: content}})
+			turns = appendTurn(turns, "user", []anBlock{{Type: "tool_result", ToolUseID: id, Content: content}})
 		default:
 			return dst, invalid("messages[%d]: unknown role %q", i, m.Role)
 		}
@@ -192,8 +195,12 @@ func ChatToAnthropic(dst, body []byte, model string) ([]byte, error) {
 	if len(system) > 0 {
 		out.System, _ = json.Marshal(strings.Join(system, "\n\n"))
 	}
-	if len(out.Messages) == 0 {
+	if len(turns) == 0 {
 		return dst, invalid("messages must contain at least one user or assistant message")
+	}
+	out.Messages = make([]anMessage, len(turns))
+	for i, t := range turns {
+		out.Messages[i] = anMessage{Role: t.role, Blocks: t.blocks}
 	}
 
 	for i, t := range in.Tools {
@@ -250,21 +257,24 @@ func anthropicToolChoice(raw json.RawMessage, parallel *bool) (*anToolChoice, er
 	return tc, nil
 }
 
+// turn is an Anthropic message being assembled.
+type turn struct {
+	role   string
+	blocks []anBlock
+}
+
 // appendTurn adds blocks as a turn of role, merging with the previous turn when it has
 // the same role: Anthropic wants user and assistant to alternate, and OpenAI sends each
 // tool result as its own message.
-func appendTurn(msgs []anMessage, role string, blocks []anBlock) []anMessage {
+func appendTurn(turns []turn, role string, blocks []anBlock) []turn {
 	if len(blocks) == 0 {
-		return msgs
+		return turns
 	}
-	if n := len(msgs); n > 0 && msgs[n-1].Role == role {
-		var prev []anBlock
-		_ = json.Unmarshal(msgs[n-1].Content, &prev) // we wrote it
-		msgs[n-1].Content, _ = json.Marshal(append(prev, blocks...))
-		return msgs
+	if n := len(turns); n > 0 && turns[n-1].role == role {
+		turns[n-1].blocks = append(turns[n-1].blocks, blocks...)
+		return turns
 	}
-	content, _ := json.Marshal(blocks)
-	return append(msgs, anMessage{Role: role, Content: content})
+	return append(turns, turn{role, blocks})
 }
 
 // textOf flattens OpenAI content (a string, or an array of text parts) to text.

@@ -182,7 +182,21 @@ type anRequest struct {
 
 type anMessage struct {
 	Role    string          `json:"role"`
-	Content json.RawMessage `json:"content"` // string or []anBlock
+	Content json.RawMessage `json:"content,omitempty"` // string or []anBlock, as read
+	// Blocks is the content as written by ChatToAnthropic.
+	Blocks []anBlock `json:"-"`
+}
+
+// MarshalJSON writes Blocks as the content when they are set.
+func (m anMessage) MarshalJSON() ([]byte, error) {
+	type plain anMessage
+	if m.Blocks == nil {
+		return json.Marshal(plain(m))
+	}
+	return json.Marshal(struct {
+		Role    string    `json:"role"`
+		Content []anBlock `json:"content"`
+	}{m.Role, m.Blocks})
 }
 
 type anBlock struct {
