@@ -69,8 +69,8 @@ func (s *SSEReader) Next() (name, data []byte, err error) {
 	}
 }
 
-// readLine returns one line without its CR/LF. A long line is assembled in the data
-// buffer's spare room only when it overflows the reader's buffer.
+// readLine returns one line without its CR/LF. The line aliases the reader's buffer
+// unless it overflowed it, in which case it is assembled in a fresh slice.
 func (s *SSEReader) readLine() ([]byte, error) {
 	line, err := s.r.ReadSlice('\n')
 	if err == bufio.ErrBufferFull {
