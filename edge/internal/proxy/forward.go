@@ -192,7 +192,9 @@ func (h *Handler) finish(s *backends.State, start time.Time, class backends.Clas
 func (h *Handler) copyBuffered(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, a provider.Adapter, op provider.Op) {
 	body := resp.Body() // reads a streamed body to its end
 	ctx.Response.Reset()
-	ctx.SetStatusCode(resp.StatusCode())
+	// Statuses clients do not know (Anthropic's 529) are mapped; failover decisions
+	// were made on the upstream's own status.
+	ctx.SetStatusCode(provider.ClientStatus(a, op, resp.StatusCode()))
 	if id := resp.Header.Peek("X-Request-Id"); len(id) > 0 {
 		ctx.Response.Header.SetBytesV("X-Request-Id", id)
 	}
@@ -200,7 +202,7 @@ func (h *Handler) copyBuffered(ctx *fasthttp.RequestCtx, resp *fasthttp.Response
 	switch {
 	case err != nil:
 		h.log.Warn("cannot translate upstream answer", "status", resp.StatusCode(), "err", err)
-		status := resp.StatusCode()
+		status := provider.ClientStatus(a, op, resp.StatusCode())
 		if status < 400 {
 			status = fasthttp.StatusBadGateway
 		}

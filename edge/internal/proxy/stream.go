@@ -186,10 +186,12 @@ func (h *Handler) startRelay(ctx *fasthttp.RequestCtx, st *stream) {
 func (st *stream) relay(w *bufio.Writer) {
 	h := st.h
 	pending := st.buf
-	if st.tr != nil {
-		pending = st.out
-	}
 	var failErr, clientErr error
+	if st.tr != nil {
+		// Events read together with the first content have not been translated yet;
+		// they may be all there is, with nothing more to read.
+		pending, failErr = st.translate()
+	}
 	if _, err := w.Write(pending); err != nil {
 		clientErr = err
 	} else if err := w.Flush(); err != nil {
@@ -200,7 +202,10 @@ func (st *stream) relay(w *bufio.Writer) {
 	} else {
 		st.out = st.out[:0]
 	}
-	for clientErr == nil {
+	if failErr != nil && clientErr == nil {
+		st.writeFailure(w, failErr)
+	}
+	for clientErr == nil && failErr == nil {
 		if len(st.buf) == cap(st.buf) {
 			st.buf = append(st.buf, make([]byte, readChunk)...)[:len(st.buf)]
 		}
@@ -211,8 +216,8 @@ func (st *stream) relay(w *bufio.Writer) {
 			if st.tr != nil {
 				var terr error
 				chunk, terr = st.translate()
-				if terr != nil && err == nil {
-					err = terr
+				if terr != nil {
+					err = terr // an in-stream error outranks the end of the body
 				}
 			}
 			if _, werr := w.Write(chunk); werr != nil {
@@ -237,11 +242,7 @@ func (st *stream) relay(w *bufio.Writer) {
 		}
 		if err != nil && clientErr == nil {
 			failErr = err
-			h.log.Warn("upstream stream failed after content", "model", st.modelID, "provider", st.provID, "err", err)
-			ev := append(append(st.out[:0], "\n\ndata: "...), appendError(nil, typeUpstream, "upstream_stream_error",
-				"the upstream stream failed after it started: "+err.Error())...)
-			_, _ = w.Write(append(ev, "\n\n"...))
-			_ = w.Flush()
+			st.writeFailure(w, err)
 			break
 		}
 	}
@@ -260,6 +261,16 @@ func (st *stream) relay(w *bufio.Writer) {
 		h.finish(st.state, st.start, backends.Class2xx, true, sampleNone)
 	}
 	st.release()
+}
+
+// writeFailure ends a started stream with an OpenAI-style SSE error event. The leading
+// blank line terminates whatever partial event the upstream left behind.
+func (st *stream) writeFailure(w *bufio.Writer, err error) {
+	st.h.log.Warn("upstream stream failed after content", "model", st.modelID, "provider", st.provID, "err", err)
+	ev := append(append(st.out[:0], "\n\ndata: "...), appendError(nil, typeUpstream, "upstream_stream_error",
+		"the upstream stream failed after it started: "+err.Error())...)
+	_, _ = w.Write(append(ev, "\n\n"...))
+	_ = w.Flush()
 }
 
 // translate parses complete events in st.buf through the translator, keeping an
