@@ -3,6 +3,8 @@ package health
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"testing"
 	"time"
 
@@ -112,5 +114,52 @@ token = "t"
 	}
 	if e := pb.State.ProbeError(); e != "" {
 		t.Fatalf("probe error kept after recovery: %q", e)
+	}
+}
+
+func TestProbeSendsAuthAndCustomHeaders(t *testing.T) {
+	got := make(chan http.Header, 1)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && r.URL.Path == "/v1/models" {
+			select {
+			case got <- r.Header.Clone():
+			default:
+			}
+		}
+		_, _ = w.Write([]byte(`{"object":"list","data":[]}`))
+	})}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	tab := table(t, fmt.Sprintf(`
+[providers.p]
+name = "p"
+base_url = "http://%s/v1"
+api_key = "sk-probe"
+models = ["m"]
+headers = { "X-Org" = "acme" }
+[models.m]
+name = "m"
+[[models.m.backends]]
+provider = "p"
+model = "m"
+[users.u]
+name = "u"
+token = "t"
+`, lis.Addr()))
+	var states backends.Registry
+	var limits ratelimit.Registry
+	c := &Checker{Tables: static{tab}, Bind: func(t *routing.Table) { t.Bind(&states, &limits) }}
+	c.RunOnce(context.Background(), time.Now())
+	select {
+	case h := <-got:
+		if h.Get("Authorization") != "Bearer sk-probe" || h.Get("X-Org") != "acme" {
+			t.Fatalf("probe headers %v", h)
+		}
+	default:
+		t.Fatal("no probe reached the models endpoint")
 	}
 }
