@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"strings"
 	"os"
 	"strconv"
 	"time"
@@ -136,7 +137,9 @@ func (h *Handler) attempt(ctx *fasthttp.RequestCtx, t *routing.Table, req *fasth
 		h.log.Warn("upstream answered with an error", "model", model.ID, "provider", p.ID, "status", status)
 		return failure{status: ctx.Response.StatusCode()}, false
 	}
-	if !streaming || status != fasthttp.StatusOK {
+	if !streaming || status != fasthttp.StatusOK || !isEventStream(resp.Header.ContentType()) {
+		// Not a stream (an upstream that ignored "stream": true answers JSON): relay it
+		// as the buffered answer it is.
 		h.copyBuffered(ctx, resp, p.Adapter, op)
 		// A 4xx here is about the request, not the backend: the backend is healthy.
 		h.finish(s, start, backends.ClassOf(status), true, sampleFor(streaming))
@@ -244,4 +247,8 @@ func (h *Handler) finishNeutral(s *backends.State, start time.Time, class backen
 	h.inFlight.Add(-1)
 	s.Requests[class].Add(1)
 	s.Duration.Observe(time.Since(start))
+}
+
+func isEventStream(ct []byte) bool {
+	return len(ct) >= len("text/event-stream") && strings.EqualFold(string(ct[:len("text/event-stream")]), "text/event-stream")
 }

@@ -417,6 +417,20 @@ func TestStreamFailover(t *testing.T) {
 			t.Fatalf("%d b=%d %s", r.status, b.Stats().ChatRequests, r.body)
 		}
 	})
+	t.Run("upstream that ignores stream answers JSON as is", func(t *testing.T) {
+		up := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"object":"chat.completion","choices":[{"message":{"role":"assistant","content":"whole"}}]}`))
+		})}
+		lis, _ := net.Listen("tcp", "127.0.0.1:0")
+		go func() { _ = up.Serve(lis) }()
+		t.Cleanup(func() { _ = up.Close() })
+		edge, _ := edgeFor(t, configTOML("failover", "", backendSpec{id: "a", url: "http://" + lis.Addr().String() + "/v1"}))
+		r := post(t, edge+"/v1/chat/completions", "t", streamBody)
+		if r.status != 200 || !strings.Contains(r.body, `"whole"`) || !strings.HasPrefix(r.header.Get("Content-Type"), "application/json") {
+			t.Fatalf("%d %v %s", r.status, r.header, r.body)
+		}
+	})
 	t.Run("long stream is not cut by the request timeout", func(t *testing.T) {
 		// 8 chunks 300ms apart is 2.4s in all, over a 1s timeout; each gap is well within it.
 		a := startSim(t, "a", upstreamsim.Options{Chunks: 8, ChunkDelay: 300 * time.Millisecond})

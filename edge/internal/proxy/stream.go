@@ -15,6 +15,12 @@ import (
 
 const readChunk = 16 << 10
 
+// maxBeforeContent bounds what is held back before the first content: an upstream that
+// sends megabytes of events without content is failing, not slow.
+const maxBeforeContent = 1 << 20
+
+var errTooMuchBeforeContent = errors.New("the upstream sent over 1 MiB before any content")
+
 // stream is one streamed answer in flight, pooled: it outlives the handler call, as
 // fasthttp runs the body writer after the handler returns.
 type stream struct {
@@ -107,13 +113,20 @@ func (h *Handler) openStream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, 
 				return failure{err: errNoContent}, false
 			}
 		}
-		if len(st.buf) == cap(st.buf) {
-			st.buf = append(st.buf, make([]byte, readChunk)...)[:len(st.buf)]
-		}
-		n, err := st.src.Read(st.buf[len(st.buf):cap(st.buf)])
-		st.buf = st.buf[:len(st.buf)+n]
-		if err == nil && time.Now().After(deadline) {
+		var err error
+		switch {
+		case time.Now().After(deadline):
 			err = errFirstByteTimeout
+		case len(st.buf)+len(st.out) > maxBeforeContent:
+			err = errTooMuchBeforeContent
+		}
+		n := 0
+		if err == nil {
+			if len(st.buf) == cap(st.buf) {
+				st.buf = append(st.buf, make([]byte, readChunk)...)[:len(st.buf)]
+			}
+			n, err = st.src.Read(st.buf[len(st.buf):cap(st.buf)])
+			st.buf = st.buf[:len(st.buf)+n]
 		}
 		if err != nil && n == 0 {
 			if errors.Is(err, io.EOF) {
