@@ -2,9 +2,9 @@ package proxy
 
 import (
 	"errors"
-	"strings"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/berry-gateway/berry/edge/internal/backends"
