@@ -431,6 +431,29 @@ func TestStreamFailover(t *testing.T) {
 			t.Fatalf("%d %v %s", r.status, r.header, r.body)
 		}
 	})
+	t.Run("stall after content hits the idle timeout", func(t *testing.T) {
+		release := make(chan struct{})
+		up := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			_, _ = w.Write([]byte("data: {\"choices\":[{\"delta\":{\"content\":\"part\"}}]}\n\n"))
+			w.(http.Flusher).Flush()
+			select { // stalls far past the 1s timeout; released at cleanup
+			case <-release:
+			case <-time.After(20 * time.Second):
+			}
+		})}
+		lis, _ := net.Listen("tcp", "127.0.0.1:0")
+		go func() { _ = up.Serve(lis) }()
+		t.Cleanup(func() { close(release); _ = up.Close() })
+		edge, _ := edgeFor(t, configTOML("failover", "",
+			backendSpec{id: "a", url: "http://" + lis.Addr().String() + "/v1", extra: "timeout_seconds = 1"}))
+		r := post(t, edge+"/v1/chat/completions", "t", streamBody)
+		if r.status != 200 || !strings.Contains(r.body, "part") || strings.Contains(r.body, "[DONE]") {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+		events := strings.Split(strings.TrimSpace(r.body), "\n\n")
+		openAIError(t, strings.TrimPrefix(strings.TrimSpace(events[len(events)-1]), "data: "))
+	})
 	t.Run("long stream is not cut by the request timeout", func(t *testing.T) {
 		// 8 chunks 300ms apart is 2.4s in all, over a 1s timeout; each gap is well within it.
 		a := startSim(t, "a", upstreamsim.Options{Chunks: 8, ChunkDelay: 300 * time.Millisecond})
@@ -528,5 +551,47 @@ func TestNoBackendAvailable(t *testing.T) {
 	}
 	if msg, _, code := openAIError(t, r.body); code != "no_backend_available" || !strings.Contains(msg, `"m"`) {
 		t.Fatalf("error %q %q does not name the model", code, msg)
+	}
+}
+
+func TestClientDisconnectCancelsUpstreamStream(t *testing.T) {
+	cancelled := make(chan struct{})
+	up := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := 0; i < 200; i++ { // 20s of chunks unless the edge hangs up
+			if _, err := w.Write([]byte("data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\n\n")); err != nil {
+				break
+			}
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				close(cancelled)
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	})}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = up.Serve(lis) }()
+	t.Cleanup(func() { _ = up.Close() })
+	edge, _ := edgeFor(t, configTOML("failover", "", backendSpec{id: "a", url: "http://" + lis.Addr().String() + "/v1"}))
+
+	req, _ := http.NewRequest(http.MethodPost, edge+"/v1/chat/completions", strings.NewReader(streamBody))
+	req.Header.Set("Authorization", "Bearer t")
+	resp, err := testClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if line, _ := bufio.NewReader(resp.Body).ReadString('\n'); !strings.Contains(line, "x") {
+		t.Fatalf("first line %q", line)
+	}
+	resp.Body.Close() // hangs up mid-stream
+	select {
+	case <-cancelled:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the upstream request was not cancelled after the client went away")
 	}
 }
