@@ -130,3 +130,45 @@ func TestNoTableYet(t *testing.T) {
 		}
 	}
 }
+
+type connectedTable struct {
+	staticTable
+	up bool
+}
+
+func (c connectedTable) Connected() bool { return c.up }
+
+func TestReadyz(t *testing.T) {
+	tab := buildTable(t, oneBackend("http://127.0.0.1:1/v1"))
+	tests := []struct {
+		name   string
+		src    TableSource
+		status int
+		want   string
+	}{
+		{"no snapshot", staticTable{}, 503, `"not_ready"`},
+		{"snapshot, no connection info", staticTable{tab}, 200, `{"status":"ready","config_version":1}`},
+		{"snapshot, control plane away", connectedTable{staticTable{tab}, false}, 200, `"control_plane_connected":false`},
+		{"snapshot, connected", connectedTable{staticTable{tab}, true}, 200, `"control_plane_connected":true`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			edge := serveEdge(t, tc.src)
+			resp, err := http.Get(edge + "/readyz")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.status || !strings.Contains(string(b), tc.want) {
+				t.Fatalf("%d %s, want %d with %s", resp.StatusCode, b, tc.status, tc.want)
+			}
+			// Liveness does not depend on any of it.
+			resp, err = http.Get(edge + "/healthz")
+			if err != nil || resp.StatusCode != 200 {
+				t.Fatalf("healthz: %v %v", resp, err)
+			}
+			resp.Body.Close()
+		})
+	}
+}
