@@ -17,8 +17,11 @@ import (
 func newClient(connectTimeout time.Duration, perRead bool) *fasthttp.Client {
 	d := &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}
 	return &fasthttp.Client{
-		Name:                   "berry-edge",
-		MaxConnsPerHost:        4096,
+		Name:            "berry-edge",
+		MaxConnsPerHost: 4096,
+		// Past the limit, wait for a connection rather than fail the attempt (which would
+		// count against the backend's breaker for the edge's own congestion).
+		MaxConnWaitTimeout:     connectTimeout,
 		MaxIdleConnDuration:    90 * time.Second,
 		ReadBufferSize:         16 << 10,
 		DisablePathNormalizing: true,
