@@ -150,20 +150,24 @@ func TestEndToEnd(t *testing.T) {
 				finished.Add(1)
 				go func() {
 					defer finished.Done()
+					// Counted once on every path, so a request that fails early cannot
+					// leave the test waiting for it.
+					var once sync.Once
+					markStarted := func() { once.Do(started.Done) }
+					defer markStarted()
 					req, _ := http.NewRequest(http.MethodPost, e.url+"/v1/chat/completions", strings.NewReader(stream))
 					req.Header.Set("Authorization", "Bearer "+userToken)
 					resp, err := http.DefaultClient.Do(req)
 					if err != nil {
-						started.Done()
 						results <- chatResult{body: err.Error()}
 						return
 					}
 					defer resp.Body.Close()
-					results <- readChat(t, resp, started.Done)
+					results <- readChat(t, resp, markStarted)
 				}()
 			}
 		}
-		started.Wait() // every stream has its first event: they are in flight
+		waitGroup(t, &started, "every stream has its first event") // they are in flight
 
 		v2 := importConfig(t, cp, configTOML(simA.URL(), simB.URL(), "b"))
 		if v2 != v1+1 {
@@ -178,7 +182,7 @@ func TestEndToEnd(t *testing.T) {
 				t.Errorf("%s after switch: %d %q, want an answer from sim-b", e.name, r.status, r.body)
 			}
 		}
-		finished.Wait()
+		waitGroup(t, &finished, "every in-flight stream finishes")
 		close(results)
 		for r := range results {
 			if r.status != http.StatusOK || !r.done || !strings.Contains(r.content, "sim-a") || r.errType != "" {
@@ -243,4 +247,17 @@ weight = -1`, 1)
 			}
 		}
 	})
+}
+
+// waitGroup waits for wg with a generous bound, so a stuck request fails the test
+// instead of hanging it.
+func waitGroup(t *testing.T, wg *sync.WaitGroup, what string) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("%s: still waiting after 60s", what)
+	}
 }
