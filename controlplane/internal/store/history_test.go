@@ -11,7 +11,7 @@ import (
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 )
 
-func openTemp(t *testing.T) (*Store, string) {
+func openTemp(t testing.TB) (*Store, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "berry.db")
 	s, err := Open(path, Options{})

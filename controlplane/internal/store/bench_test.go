@@ -1,0 +1,37 @@
+package store
+
+import (
+	"context"
+	"testing"
+
+	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
+)
+
+// BenchmarkWrite measures one acknowledged write (fsynced bbolt commit) of a small
+// config, by the whole-document path (Commit) and the read-modify-write path (Update).
+func BenchmarkWrite(b *testing.B) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name  string
+		write func(s *Store) error
+	}{
+		{"Commit", func(s *Store) error { _, _, err := s.Commit(ctx, CommitRequest{Config: cfg("m")}); return err }},
+		{"Update", func(s *Store) error {
+			_, err := s.Update(ctx, UpdateRequest{Mutate: func(c *berryv1.Config) error {
+				c.Models = []*berryv1.Model{{Id: "m"}}
+				return nil
+			}})
+			return err
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			s, _ := openTemp(b)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := tc.write(s); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
