@@ -40,6 +40,7 @@ func run(args []string) error {
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	maxBody := fs.Int("max-request-body-bytes", 8<<20, "largest accepted request body; larger ones get 413 (settings.max_request_body_bytes can lower it per config)")
 	connectTimeout := fs.Duration("connect-timeout", proxy.DefaultConnectTimeout, "upstream connect timeout")
+	streamIdle := fs.Duration("stream-idle-timeout", 0, "bound on each gap between stream chunks once content flows (0: the request timeout)")
 	metricsToken := fs.String("metrics-token", os.Getenv("BERRY_METRICS_TOKEN"), "Bearer token GET /metrics requires (env BERRY_METRICS_TOKEN); empty: /metrics answers loopback clients only")
 	var source sourceFlags
 	source.register(fs)
@@ -78,6 +79,7 @@ func run(args []string) error {
 
 	h := proxy.NewWithOptions(&current, proxy.Options{
 		Log: log.With("component", "proxy"), ConnectTimeout: *connectTimeout, MetricsToken: *metricsToken,
+		StreamIdleTimeout: *streamIdle,
 	})
 	checker := &health.Checker{Tables: &current, Bind: h.Bind, Log: log.With("component", "health")}
 	go checker.Run(ctx)

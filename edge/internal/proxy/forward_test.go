@@ -595,3 +595,44 @@ func TestClientDisconnectCancelsUpstreamStream(t *testing.T) {
 		t.Fatal("the upstream request was not cancelled after the client went away")
 	}
 }
+
+func TestStreamIdleTimeout(t *testing.T) {
+	up := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = w.Write([]byte("data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n"))
+		w.(http.Flusher).Flush()
+		select { // a pause between chunks
+		case <-r.Context().Done():
+			return
+		case <-time.After(1500 * time.Millisecond):
+		}
+		_, _ = w.Write([]byte("data: {\"choices\":[{\"delta\":{\"content\":\"b\"}}]}\n\ndata: [DONE]\n\n"))
+	})}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = up.Serve(lis) }()
+	t.Cleanup(func() { _ = up.Close() })
+	doc := configTOML("failover", "", backendSpec{id: "a", url: "http://" + lis.Addr().String() + "/v1", extra: "timeout_seconds = 10"})
+	tests := []struct {
+		name     string
+		idle     time.Duration
+		complete bool
+	}{
+		{"gap within the request timeout", 0, true},
+		{"gap over the idle timeout", 300 * time.Millisecond, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := NewWithOptions(staticTable{buildTable(t, doc)}, Options{StreamIdleTimeout: tc.idle})
+			r := post(t, serveHandler(t, h)+"/v1/chat/completions", "t", streamBody)
+			if r.status != 200 {
+				t.Fatalf("%d %s", r.status, r.body)
+			}
+			if got := strings.Contains(r.body, "[DONE]") && !strings.Contains(r.body, `"error"`); got != tc.complete {
+				t.Fatalf("completed = %v, want %v: %s", got, tc.complete, r.body)
+			}
+		})
+	}
+}

@@ -37,6 +37,9 @@ type Options struct {
 	Log *slog.Logger
 	// ConnectTimeout bounds dialing an upstream.
 	ConnectTimeout time.Duration
+	// StreamIdleTimeout bounds each gap between chunks once a stream's content flows;
+	// 0 means the request timeout (the time-to-first-byte bound) applies to gaps too.
+	StreamIdleTimeout time.Duration
 	// MetricsToken, when set, must be sent as "Authorization: Bearer <token>" to read
 	// GET /metrics. When empty, /metrics answers loopback clients only.
 	MetricsToken string

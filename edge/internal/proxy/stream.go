@@ -91,6 +91,9 @@ func (h *Handler) openStream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, 
 				now := time.Now()
 				st.state.FirstToken.Observe(now.Sub(start))
 				st.state.Latency.ObserveFirstToken(now.Sub(start), now)
+				if idle := h.opts.StreamIdleTimeout; idle > 0 {
+					setReadTimeout(resp, idle)
+				}
 				if st.tr != nil {
 					// Keep only the unparsed rest; the translated events are in out.
 					st.buf = st.buf[:copy(st.buf, st.buf[parsed:])]

@@ -36,7 +36,9 @@ func newClient(connectTimeout time.Duration, perRead bool) *fasthttp.Client {
 			if err != nil || !perRead {
 				return c, err
 			}
-			return &perReadConn{Conn: c}, nil
+			pc := &perReadConn{Conn: c}
+			pc.local = &connAddr{Addr: c.LocalAddr(), conn: pc}
+			return pc, nil
 		},
 	}
 }
@@ -46,6 +48,30 @@ func newClient(connectTimeout time.Duration, perRead bool) *fasthttp.Client {
 type perReadConn struct {
 	net.Conn
 	timeout atomic.Int64
+	local   *connAddr
+}
+
+// connAddr is the connection's local address carrying the connection itself. fasthttp
+// records a connection's addresses in the Response it read (Response.LocalAddr), so
+// this is how the proxy reaches the connection a stream arrives on — to switch it to
+// the idle timeout once content flows — without a lookup table.
+type connAddr struct {
+	net.Addr
+	conn *perReadConn
+}
+
+// LocalAddr returns the local address, which also leads back to c.
+func (c *perReadConn) LocalAddr() net.Addr { return c.local }
+
+// setReadTimeout replaces the per-read timeout of the connection resp was read from,
+// until fasthttp sets a deadline for its next request. It reports false when resp did
+// not come over a perReadConn.
+func setReadTimeout(resp *fasthttp.Response, d time.Duration) bool {
+	a, ok := resp.LocalAddr().(*connAddr)
+	if ok {
+		a.conn.timeout.Store(int64(d))
+	}
+	return ok
 }
 
 func (c *perReadConn) SetReadDeadline(t time.Time) error {
