@@ -78,8 +78,7 @@ func (c *Client) Run(ctx context.Context) error {
 		if time.Since(start) > maxB {
 			backoff = minB
 		}
-		// Full jitter keeps a fleet from reconnecting in lockstep after a restart.
-		wait := time.Duration(rand.Int64N(int64(backoff))) + minB/2
+		wait := jittered(backoff, minB)
 		log.Warn("control plane stream ended; reconnecting", "err", err, "in", wait.Round(time.Millisecond))
 		select {
 		case <-ctx.Done():
@@ -88,6 +87,13 @@ func (c *Client) Run(ctx context.Context) error {
 		}
 		backoff = min(backoff*2, maxB)
 	}
+}
+
+// jittered is the wait before the next attempt: uniform in [minB/2, backoff+minB/2).
+// Full jitter keeps a fleet from reconnecting in lockstep after a control-plane
+// restart; the floor keeps a broken control plane from being hammered.
+func jittered(backoff, minB time.Duration) time.Duration {
+	return time.Duration(rand.Int64N(int64(backoff))) + minB/2
 }
 
 func (c *Client) session(ctx context.Context, log *slog.Logger) error {
