@@ -2257,7 +2257,8 @@ func (x *GetVersionResponse) GetVersion() *ConfigVersion {
 
 type DiffVersionsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	From  uint64                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	// 0 for the empty config (everything shows as added).
+	From uint64 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
 	// 0 for the current version.
 	To            uint64 `protobuf:"varint,2,opt,name=to,proto3" json:"to,omitempty"`
 	unknownFields protoimpl.UnknownFields
