@@ -266,17 +266,31 @@ func TestOpenAISDK(t *testing.T) {
 		}
 	})
 
-	t.Run("embeddings", func(t *testing.T) {
-		e, err := env.openai.Embeddings.New(ctx, openai.EmbeddingNewParams{
-			Model: "gpt", Input: openai.EmbeddingNewParamsInputUnion{OfArrayOfStrings: []string{"a", "b"}},
-		})
-		if err != nil {
-			t.Fatal(err)
+	t.Run("embeddings and legacy completions", func(t *testing.T) {
+		for _, m := range []struct{ model, sim, upstream string }{{"gpt", "oa", "up-gpt"}, {"azure-gpt", "az", "dep-1"}} {
+			e, err := env.openai.Embeddings.New(ctx, openai.EmbeddingNewParams{
+				Model: m.model, Input: openai.EmbeddingNewParamsInputUnion{OfArrayOfStrings: []string{"a", "b"}},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(e.Data) != 2 || len(e.Data[0].Embedding) == 0 || e.Model != m.upstream {
+				t.Errorf("%s embeddings %+v", m.model, e)
+			}
+			c, err := env.openai.Completions.New(ctx, openai.CompletionNewParams{
+				Model: openai.CompletionNewParamsModel(m.model), Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("once")},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(c.Choices) != 1 || c.Choices[0].Text != upstreamsim.Reply(m.sim, m.upstream) {
+				t.Errorf("%s completion %+v", m.model, c)
+			}
 		}
-		if len(e.Data) != 2 || len(e.Data[0].Embedding) == 0 {
-			t.Errorf("embeddings %+v", e)
+		if uri := env.az.Stats().LastURI; uri != "/openai/deployments/dep-1/completions?api-version=2024-10-21" {
+			t.Errorf("Azure completions URI %q", uri)
 		}
-		_, err = env.openai.Embeddings.New(ctx, openai.EmbeddingNewParams{
+		_, err := env.openai.Embeddings.New(ctx, openai.EmbeddingNewParams{
 			Model: "claude", Input: openai.EmbeddingNewParamsInputUnion{OfString: openai.String("a")},
 		})
 		var apiErr *openai.Error
