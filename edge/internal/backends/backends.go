@@ -7,6 +7,7 @@ package backends
 
 import (
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,7 +59,6 @@ type State struct {
 	probeDown atomic.Bool
 	holdUntil atomic.Int64 // unix nanoseconds; 0 for none
 
-	Requests     [numClasses]atomic.Uint64
 	Duration     metrics.Histogram
 	FirstToken   metrics.Histogram
 	lastProbeErr atomic.Pointer[string]
@@ -132,22 +132,45 @@ type ModelStats struct {
 // Key identifies a backend across config versions.
 type Key struct{ Provider, UpstreamModel string }
 
+// Route is one backend as used by one model: a backend shared by two models has one
+// State but two Routes, so attempts can be counted per model and backend.
+type Route struct {
+	Model string // model id
+	Key
+}
+
+// RouteStats count one route's upstream attempts by outcome class.
+type RouteStats struct {
+	Model, Backend string // model id; backend label
+	Requests       [numClasses]atomic.Uint64
+}
+
 // Registry holds the states; the zero value is ready.
 type Registry struct {
 	mu     sync.Mutex
 	states map[Key]*State
+	routes map[Route]*RouteStats
 	models map[string]*ModelStats
 }
 
-// Sync returns the states for keys (in the same order), creating missing ones, and
-// drops every state whose key is not in keys. Model stats are kept for modelIDs the
-// same way. Breakers are (re)configured with threshold and timeout.
-func (r *Registry) Sync(keys []Key, modelIDs []string, threshold int, timeout time.Duration) ([]*State, []*ModelStats) {
+// Synced is what Sync returns, aligned with its inputs.
+type Synced struct {
+	States []*State      // per route: the route's backend state
+	Routes []*RouteStats // per route
+	Models []*ModelStats // per model id
+}
+
+// Sync returns the states and route stats for routes (in the same order), creating
+// missing ones, and drops every entry no longer in routes. Model stats are kept for
+// modelIDs the same way. Breakers are (re)configured with threshold and timeout.
+func (r *Registry) Sync(routes []Route, modelIDs []string, threshold int, timeout time.Duration) Synced {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	states := make(map[Key]*State, len(keys))
-	out := make([]*State, len(keys))
-	for i, k := range keys {
+	states := make(map[Key]*State, len(routes))
+	rstats := make(map[Route]*RouteStats, len(routes))
+	out := Synced{States: make([]*State, len(routes)), Routes: make([]*RouteStats, len(routes))}
+	for i, rt := range routes {
+		k := rt.Key
 		s := states[k]
 		if s == nil {
 			s = r.states[k]
@@ -157,21 +180,47 @@ func (r *Registry) Sync(keys []Key, modelIDs []string, threshold int, timeout ti
 		}
 		s.Breaker.Configure(threshold, timeout)
 		states[k] = s
-		out[i] = s
+		out.States[i] = s
+		rs := rstats[rt]
+		if rs == nil {
+			rs = r.routes[rt]
+		}
+		if rs == nil {
+			rs = &RouteStats{Model: rt.Model, Backend: s.Label}
+		}
+		rstats[rt] = rs
+		out.Routes[i] = rs
 	}
-	r.states = states
+	r.states, r.routes = states, rstats
 	models := make(map[string]*ModelStats, len(modelIDs))
-	mout := make([]*ModelStats, len(modelIDs))
+	out.Models = make([]*ModelStats, len(modelIDs))
 	for i, id := range modelIDs {
 		m := r.models[id]
 		if m == nil {
 			m = &ModelStats{ID: id}
 		}
 		models[id] = m
-		mout[i] = m
+		out.Models[i] = m
 	}
 	r.models = models
-	return out, mout
+	return out
+}
+
+// Routes returns the current route stats sorted by model, then backend.
+func (r *Registry) Routes() []*RouteStats {
+	r.mu.Lock()
+	out := make([]*RouteStats, 0, len(r.routes))
+	for _, rs := range r.routes {
+		out = append(out, rs)
+	}
+	r.mu.Unlock()
+	slices.SortFunc(out, func(a, b *RouteStats) int {
+		if c := strings.Compare(a.Model, b.Model); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Backend, b.Backend)
+	})
+	return out
 }
 
 // States returns the current states sorted by label, for exposition.

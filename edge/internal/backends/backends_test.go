@@ -8,7 +8,7 @@ import (
 func TestStateSurvivesResync(t *testing.T) {
 	var r Registry
 	a, b := Key{"p1", "m"}, Key{"p2", "m"}
-	st, _ := r.Sync([]Key{a, b}, []string{"x"}, 1, time.Minute)
+	st := r.Sync([]Route{{"x", a}, {"x", b}}, []string{"x"}, 1, time.Minute).States
 	now := time.Unix(100, 0)
 	st[0].Breaker.Failure(now)
 	if st[0].Available(now) {
@@ -16,7 +16,11 @@ func TestStateSurvivesResync(t *testing.T) {
 	}
 	// A new version keeps a, drops b, adds c.
 	c := Key{"p3", "m"}
-	st2, _ := r.Sync([]Key{c, a}, []string{"x"}, 1, time.Minute)
+	sy := r.Sync([]Route{{"x", c}, {"x", a}, {"y", a}}, []string{"x", "y"}, 1, time.Minute)
+	st2 := sy.States
+	if sy.States[2] != sy.States[1] || sy.Routes[2] == sy.Routes[1] {
+		t.Fatal("two models sharing a backend must share its state but not its route stats")
+	}
 	if st2[1] != st[0] {
 		t.Fatal("unchanged backend lost its state across a resync")
 	}

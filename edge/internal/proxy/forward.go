@@ -119,7 +119,7 @@ func (h *Handler) attempt(ctx *fasthttp.RequestCtx, t *routing.Table, req *fasth
 	start := time.Now()
 	err := client.Do(req, resp)
 	if err != nil {
-		h.finish(s, start, backends.ClassError, false, sampleFor(streaming))
+		h.finish(s, b.Stats, start, backends.ClassError, false, sampleFor(streaming))
 		fasthttp.ReleaseResponse(resp)
 		h.log.Warn("upstream request failed", "model", model.ID, "provider", p.ID, "err", err)
 		return failure{err: err}, false
@@ -132,7 +132,7 @@ func (h *Handler) attempt(ctx *fasthttp.RequestCtx, t *routing.Table, req *fasth
 			}
 		}
 		h.copyBuffered(ctx, resp, p.Adapter, op) // kept in case every backend fails
-		h.finish(s, start, backends.ClassOf(status), false, sampleFor(streaming))
+		h.finish(s, b.Stats, start, backends.ClassOf(status), false, sampleFor(streaming))
 		fasthttp.ReleaseResponse(resp)
 		h.log.Warn("upstream answered with an error", "model", model.ID, "provider", p.ID, "status", status)
 		return failure{status: ctx.Response.StatusCode()}, false
@@ -142,7 +142,7 @@ func (h *Handler) attempt(ctx *fasthttp.RequestCtx, t *routing.Table, req *fasth
 		// as the buffered answer it is.
 		h.copyBuffered(ctx, resp, p.Adapter, op)
 		// A 4xx here is about the request, not the backend: the backend is healthy.
-		h.finish(s, start, backends.ClassOf(status), true, sampleFor(streaming))
+		h.finish(s, b.Stats, start, backends.ClassOf(status), true, sampleFor(streaming))
 		fasthttp.ReleaseResponse(resp)
 		return failure{}, true
 	}
@@ -169,12 +169,12 @@ func sampleFor(streaming bool) sample {
 // latency (a failure is a latency sample too, so a backend that times out ranks last).
 // A completed stream's length says nothing about the backend's speed, so streams feed
 // only the first-token estimate.
-func (h *Handler) finish(s *backends.State, start time.Time, class backends.Class, ok bool, lat sample) {
+func (h *Handler) finish(s *backends.State, rs *backends.RouteStats, start time.Time, class backends.Class, ok bool, lat sample) {
 	now := time.Now()
 	d := now.Sub(start)
 	s.InFlight.Add(-1)
 	h.inFlight.Add(-1)
-	s.Requests[class].Add(1)
+	rs.Requests[class].Add(1)
 	s.Duration.Observe(d)
 	switch lat {
 	case sampleTotal:
@@ -242,10 +242,10 @@ func retryAfter(v []byte, now time.Time) time.Duration {
 }
 
 // finishNeutral records an attempt whose outcome says nothing about the backend.
-func (h *Handler) finishNeutral(s *backends.State, start time.Time, class backends.Class) {
+func (h *Handler) finishNeutral(s *backends.State, rs *backends.RouteStats, start time.Time, class backends.Class) {
 	s.InFlight.Add(-1)
 	h.inFlight.Add(-1)
-	s.Requests[class].Add(1)
+	rs.Requests[class].Add(1)
 	s.Duration.Observe(time.Since(start))
 }
 

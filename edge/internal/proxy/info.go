@@ -207,13 +207,14 @@ func (h *Handler) metrics(ctx *fasthttp.RequestCtx) {
 		w.Sample("berry_rate_limited_total", float64(m.Limited.Load()), "model", m.ID)
 	}
 
-	states := h.states.States()
-	w.Header("berry_upstream_requests_total", "counter", "Upstream attempts by backend and outcome class.")
-	for _, s := range states {
-		for c := range s.Requests {
-			w.Sample("berry_upstream_requests_total", float64(s.Requests[c].Load()), "backend", s.Label, "class", backends.Class(c).String())
+	w.Header("berry_upstream_requests_total", "counter", "Upstream attempts by model, backend and outcome class.")
+	for _, rs := range h.states.Routes() {
+		for c := range rs.Requests {
+			w.Sample("berry_upstream_requests_total", float64(rs.Requests[c].Load()),
+				"model", rs.Model, "backend", rs.Backend, "class", backends.Class(c).String())
 		}
 	}
+	states := h.states.States()
 	w.Header("berry_upstream_in_flight", "gauge", "Upstream attempts in flight by backend.")
 	for _, s := range states {
 		w.Sample("berry_upstream_in_flight", float64(s.InFlight.Load()), "backend", s.Label)

@@ -28,6 +28,7 @@ type stream struct {
 	resp    *fasthttp.Response
 	src     io.Reader
 	state   *backends.State
+	route   *backends.RouteStats
 	tr      provider.StreamTranslator
 	start   time.Time
 	modelID string
@@ -58,7 +59,7 @@ func init() {
 func (h *Handler) openStream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, model *routing.Model,
 	b *routing.Backend, op provider.Op, start time.Time, timeout time.Duration) (failure, bool) {
 	st := streamPool.Get().(*stream)
-	st.h, st.resp, st.src, st.state, st.start = h, resp, resp.BodyStream(), b.State, start
+	st.h, st.resp, st.src, st.state, st.route, st.start = h, resp, resp.BodyStream(), b.State, b.Stats, start
 	st.modelID, st.provID = model.ID, b.Provider.ID
 	st.tr = b.Provider.Adapter.NewStream(op, b.UpstreamModel)
 	deadline := start.Add(timeout)
@@ -162,7 +163,7 @@ func classifyOutput(out, scratch []byte) eventKind {
 // abort ends an attempt that failed before any byte reached the client.
 func (st *stream) abort(err error) {
 	st.closeUpstream(err)
-	st.h.finish(st.state, st.start, backends.ClassError, false, sampleFirstToken)
+	st.h.finish(st.state, st.route, st.start, backends.ClassError, false, sampleFirstToken)
 	st.release()
 }
 
@@ -177,7 +178,7 @@ func (st *stream) closeUpstream(err error) {
 }
 
 func (st *stream) release() {
-	st.h, st.state, st.tr = nil, nil, nil
+	st.h, st.state, st.route, st.tr = nil, nil, nil, nil
 	st.buf, st.out = st.buf[:0], st.out[:0]
 	streamPool.Put(st)
 }
@@ -268,13 +269,13 @@ func (st *stream) relay(w *bufio.Writer) {
 		// generating; that says nothing about the backend's health.
 		st.closeUpstream(clientErr)
 		st.state.Breaker.Release()
-		st.h.finishNeutral(st.state, st.start, backends.Class2xx)
+		st.h.finishNeutral(st.state, st.route, st.start, backends.Class2xx)
 	case failErr != nil:
 		st.closeUpstream(failErr)
-		h.finish(st.state, st.start, backends.ClassError, false, sampleNone)
+		h.finish(st.state, st.route, st.start, backends.ClassError, false, sampleNone)
 	default:
 		st.closeUpstream(nil)
-		h.finish(st.state, st.start, backends.Class2xx, true, sampleNone)
+		h.finish(st.state, st.route, st.start, backends.Class2xx, true, sampleNone)
 	}
 	st.release()
 }

@@ -92,6 +92,8 @@ type Backend struct {
 	// State is the backend's runtime state, shared with other config versions that
 	// keep this backend; set by Bind.
 	State *backends.State
+	// Stats count this model's attempts on this backend; set by Bind.
+	Stats *backends.RouteStats
 }
 
 // Provider is one upstream account: its adapter and the account settings the adapter
@@ -182,25 +184,25 @@ func Build(s *berryv1.Snapshot) (*Table, error) {
 // registries.
 func (t *Table) Bind(states *backends.Registry, limits *ratelimit.Registry) {
 	t.bind.Do(func() {
-		var keys []backends.Key
+		var routes []backends.Route
 		var bs []*Backend
 		var modelIDs []string
 		for _, name := range t.ModelNames {
 			m := t.models[name]
 			modelIDs = append(modelIDs, m.ID)
 			for _, b := range m.Backends {
-				keys = append(keys, backends.Key{Provider: b.Provider.ID, UpstreamModel: b.UpstreamModel})
+				routes = append(routes, backends.Route{Model: m.ID, Key: backends.Key{Provider: b.Provider.ID, UpstreamModel: b.UpstreamModel}})
 				bs = append(bs, b)
 			}
 		}
 		st := t.Settings
-		sts, ms := states.Sync(keys, modelIDs, int(st.GetCircuitBreakerFailureThreshold()),
+		sy := states.Sync(routes, modelIDs, int(st.GetCircuitBreakerFailureThreshold()),
 			time.Duration(st.GetCircuitBreakerTimeoutSeconds())*time.Second)
 		for i, b := range bs {
-			b.State = sts[i]
+			b.State, b.Stats = sy.States[i], sy.Routes[i]
 		}
 		for i, id := range modelIDs {
-			t.modelsByID[id].Stats = ms[i]
+			t.modelsByID[id].Stats = sy.Models[i]
 		}
 		var ids []string
 		var lims []ratelimit.Limits
