@@ -440,6 +440,10 @@ func TestStandaloneMode(t *testing.T) {
 	p := startProc(t, "standalone edge", "berry-edge", "--listen", addr, "--config", path)
 	e := &edge{proc: p, url: "http://" + addr}
 	e.waitVersion(t, 1)
+	// No control plane, so /readyz claims no connection either way.
+	if code, r := e.readyz(t); code != http.StatusOK || r.ConfigVersion != 1 || r.Connected != nil {
+		t.Fatalf("standalone readyz: %d %+v", code, r)
+	}
 	body := `{"model":"chat","messages":[{"role":"user","content":"hi"}]}`
 	served := func() string {
 		r := chat(t, e.url, userToken, body)

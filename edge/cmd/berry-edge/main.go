@@ -77,7 +77,7 @@ func run(args []string) error {
 	}
 	defer stopSource()
 
-	h := proxy.NewWithOptions(&current, proxy.Options{
+	h := proxy.NewWithOptions(source.tables(&current), proxy.Options{
 		Log: log.With("component", "proxy"), ConnectTimeout: *connectTimeout, MetricsToken: *metricsToken,
 		StreamIdleTimeout: *streamIdle,
 	})

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/berry-gateway/berry/edge/internal/cpsync"
+	"github.com/berry-gateway/berry/edge/internal/proxy"
+	"github.com/berry-gateway/berry/edge/internal/routing"
 	"github.com/berry-gateway/berry/edge/internal/snapfile"
 	"github.com/berry-gateway/berry/edge/internal/standalone"
 	"github.com/berry-gateway/berry/edge/internal/tables"
@@ -138,3 +140,16 @@ func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]strin
 // RequireTransportSecurity is false without TLS so that a token also works on
 // loopback or a trusted network; the operator chose not to set --tls-ca.
 func (b bearer) RequireTransportSecurity() bool { return b.secure }
+
+// tables is what the proxy serves from. In standalone mode it hides Connected, so
+// /readyz does not report a control-plane connection that was never meant to exist.
+func (f sourceFlags) tables(current *tables.Current) proxy.TableSource {
+	if f.configPath != "" {
+		return fileTables{current}
+	}
+	return current
+}
+
+type fileTables struct{ c *tables.Current }
+
+func (t fileTables) Table() *routing.Table { return t.c.Table() }
