@@ -18,6 +18,7 @@ const (
 	typeUpstream       = "upstream_error"
 	typeTimeout        = "timeout_error"
 	typeRateLimit      = "rate_limit_error"
+	typeServer         = "server_error"
 )
 
 // writeError answers with an OpenAI-style error body.

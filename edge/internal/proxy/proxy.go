@@ -88,6 +88,15 @@ func (h *Handler) Backends() *backends.Registry { return &h.states }
 
 // ServeHTTP is the fasthttp request handler.
 func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
+	// fasthttp does not recover handler panics: one bad request (or adapter) must not
+	// take the edge down with every other request in flight.
+	defer func() {
+		if p := recover(); p != nil {
+			h.log.Error("request handler panicked", "path", string(ctx.Path()), "panic", fmt.Sprint(p))
+			writeError(ctx, fasthttp.StatusInternalServerError, typeServer, "internal_error",
+				"the gateway failed to handle this request")
+		}
+	}()
 	path := ctx.Path()
 	cors := bytes.HasPrefix(path, []byte("/v1/"))
 	if cors && ctx.IsOptions() {

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"time"
@@ -202,6 +203,12 @@ func (h *Handler) startRelay(ctx *fasthttp.RequestCtx, st *stream) {
 // upstream connection, which cancels the upstream request.
 func (st *stream) relay(w *bufio.Writer) {
 	h := st.h
+	defer func() {
+		// Runs in fasthttp's body-writer goroutine: a panic here would end the process.
+		if p := recover(); p != nil {
+			h.log.Error("stream relay panicked", "panic", fmt.Sprint(p))
+		}
+	}()
 	pending := st.buf
 	var failErr, clientErr error
 	if st.tr != nil {
