@@ -29,15 +29,6 @@ const (
 	edgeToken  = "e2e-edge-token"
 )
 
-// Edges started without --cache-dir keep their snapshot under the user's cache
-// directory; point it at a directory of this run so that no run sees another's.
-func init() {
-	dir, err := os.MkdirTemp("", "berry-e2e-cache-")
-	if err == nil {
-		os.Setenv("XDG_CACHE_HOME", dir)
-	}
-}
-
 var (
 	berryctlOnce sync.Once
 	berryctlErr  error
