@@ -93,8 +93,21 @@ func (h *Handler) forward(ctx *fasthttp.RequestCtx, t *routing.Table, r *request
 // attempt sends the request to one backend. done means the client's answer is set
 // (a success, or an upstream answer that is not worth retrying elsewhere).
 func (h *Handler) attempt(ctx *fasthttp.RequestCtx, t *routing.Table, req *fasthttp.Request, r *request,
-	model *routing.Model, b *routing.Backend, op provider.Op, streaming bool) (failure, bool) {
+	model *routing.Model, b *routing.Backend, op provider.Op, streaming bool) (_ failure, _ bool) {
 	p, s := b.Provider, b.State
+	counted := false // whether this attempt is in the in-flight counts
+	defer func() {
+		// An adapter bug must not leave a half-open trial claimed (the breaker would
+		// never close) or the in-flight counts inflated; ServeHTTP answers the panic.
+		if x := recover(); x != nil {
+			s.Breaker.Release()
+			if counted {
+				s.InFlight.Add(-1)
+				h.inFlight.Add(-1)
+			}
+			panic(x)
+		}
+	}()
 	req.Reset()
 	if err := p.Adapter.WriteRequest(req, &p.Account, op, b.UpstreamModel, ctx.PostBody(), &r.fields); err != nil {
 		s.Breaker.Release()
@@ -116,6 +129,7 @@ func (h *Handler) attempt(ctx *fasthttp.RequestCtx, t *routing.Table, req *fasth
 
 	s.InFlight.Add(1)
 	h.inFlight.Add(1)
+	counted = true
 	start := time.Now()
 	err := client.Do(req, resp)
 	if err != nil {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"testing"
+	"time"
 
 	"github.com/berry-gateway/berry/pkg/jsonscan"
 	"github.com/berry-gateway/berry/pkg/provider"
@@ -23,9 +24,15 @@ func (panicky) TranslateResponse(_ provider.Op, _ int, _, dst []byte) ([]byte, b
 func (panicky) NewStream(provider.Op, string) provider.StreamTranslator { return nil }
 
 func TestPanicIsContained(t *testing.T) {
-	tab := buildTable(t, configTOML("failover", "", backendSpec{id: "a", url: "http://127.0.0.1:1/v1"}))
+	tab := buildTable(t, configTOML("failover", "circuit_breaker_failure_threshold = 1",
+		backendSpec{id: "a", url: "http://127.0.0.1:1/v1"}))
 	tab.Providers()[0].Adapter = panicky{}
-	edge := serveHandler(t, New(staticTable{tab}, nil))
+	h := New(staticTable{tab}, nil)
+	h.Bind(tab)
+	// Opened long ago: the next request is the half-open trial. A panic must give the
+	// trial back, or every later request would find the backend unavailable (503).
+	tab.ModelByName("m").Backends[0].State.Breaker.Failure(time.Now().Add(-time.Hour))
+	edge := serveHandler(t, h)
 	for range 2 { // the edge is still up for the second request
 		r := post(t, edge+"/v1/chat/completions", "t", chatBody)
 		if r.status != 500 {
