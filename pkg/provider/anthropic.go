@@ -491,6 +491,13 @@ type anthropicToChatStream struct {
 	nTools  int
 	finish  string
 	started bool
+	// ev and its delta are reused between events: decoding into them allocates only
+	// the strings.
+	ev    anEvent
+	delta anDelta
+	// prefix is every chunk's start up to the delta, built once the id and model are
+	// known.
+	prefix []byte
 }
 
 // NewAnthropicToChatStream returns a translator from Anthropic Messages stream events
@@ -504,8 +511,9 @@ func (s *anthropicToChatStream) Event(name, data, dst []byte) ([]byte, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return dst, nil
 	}
-	var ev anEvent
-	if err := json.Unmarshal(data, &ev); err != nil {
+	s.ev, s.delta = anEvent{Delta: &s.delta}, anDelta{}
+	ev := &s.ev
+	if err := json.Unmarshal(data, ev); err != nil {
 		return dst, &Error{Status: fasthttp.StatusBadGateway, Type: "upstream_error", Code: "bad_stream",
 			Message: "the upstream sent a malformed stream event"}
 	}
@@ -522,6 +530,7 @@ func (s *anthropicToChatStream) Event(name, data, dst []byte) ([]byte, error) {
 				s.model = m.Model
 			}
 			s.usage = m.Usage
+			s.prefix = nil
 		}
 		return s.start(dst), nil
 	case "content_block_start":
@@ -553,7 +562,10 @@ func (s *anthropicToChatStream) Event(name, data, dst []byte) ([]byte, error) {
 		}
 		switch d.Type {
 		case "text_delta":
-			return s.chunk(dst, oaDelta{Content: &d.Text}, nil, nil), nil
+			// The hot path of a stream, written without reflection.
+			dst = append(s.chunkPrefix(dst), `{"content":`...)
+			dst = appendJSONString(dst, d.Text)
+			return append(dst, `},"logprobs":null,"finish_reason":null}]}`+"\n\n"...), nil
 		case "input_json_delta":
 			k, ok := s.tools[ev.Index]
 			if !ok || d.PartialJSON == "" {
@@ -626,6 +638,20 @@ func (s *anthropicToChatStream) chunk(dst []byte, d oaDelta, finish *string, u *
 		Choices: []oaChoice{{Delta: &d, FinishReason: finish}}, Usage: u,
 	})
 	return append(dst, "\n\n"...)
+}
+
+// chunkPrefix appends `data: {"id":…,"choices":[{"index":0,"delta":` as chunk does.
+func (s *anthropicToChatStream) chunkPrefix(dst []byte) []byte {
+	if s.prefix == nil {
+		s.prefix = append(s.prefix, `data: {"id":`...)
+		s.prefix = appendJSONString(s.prefix, s.id)
+		s.prefix = append(s.prefix, `,"object":"chat.completion.chunk","created":`...)
+		s.prefix = strconv.AppendInt(s.prefix, s.created, 10)
+		s.prefix = append(s.prefix, `,"model":`...)
+		s.prefix = appendJSONString(s.prefix, s.model)
+		s.prefix = append(s.prefix, `,"choices":[{"index":0,"delta":`...)
+	}
+	return append(dst, s.prefix...)
 }
 
 func (s *anthropicToChatStream) End(dst []byte) []byte {
