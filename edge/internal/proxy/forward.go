@@ -111,6 +111,12 @@ func (h *Handler) attempt(ctx *fasthttp.RequestCtx, t *routing.Table, req *fasth
 	req.Reset()
 	if err := p.Adapter.WriteRequest(req, &p.Account, op, b.UpstreamModel, ctx.PostBody(), &r.fields); err != nil {
 		s.Breaker.Release()
+		if errors.Is(err, provider.ErrInvalidRequest) {
+			// The client asked for something this provider cannot express (n > 1 for
+			// Anthropic): the client's error, not a reason to try elsewhere.
+			writeError(ctx, fasthttp.StatusBadRequest, typeInvalidRequest, "unsupported_for_provider", err.Error())
+			return failure{}, true
+		}
 		h.log.Warn("cannot build upstream request", "model", model.ID, "provider", p.ID, "err", err)
 		return failure{err: err}, false
 	}

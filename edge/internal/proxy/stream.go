@@ -82,6 +82,23 @@ func (h *Handler) openStream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, 
 				var err error
 				if st.out, err = st.tr.Event(name, data, st.out); err != nil {
 					kind = kindError
+					var pe *provider.Error
+					if errors.As(err, &pe) {
+						// The translator classified the upstream's error: answer it with
+						// its status if every backend fails, and do not try another
+						// backend for an error that is the request's own.
+						ctx.Response.Reset()
+						writeError(ctx, pe.Status, pe.Type, pe.Code, pe.Message)
+						if !pe.Retryable() {
+							// The backend is fine; the request is not.
+							st.closeUpstream(errNoContent)
+							h.finish(st.state, st.route, st.start, backends.ClassOf(pe.Status), true, sampleNone)
+							st.release()
+							return failure{}, true
+						}
+						st.abort(errNoContent)
+						return failure{status: pe.Status}, false
+					}
 				} else {
 					kind = classifyOutput(st.out[before:], st.scratch)
 				}

@@ -81,6 +81,21 @@ func TestTranslatedProvider(t *testing.T) {
 		}
 		openAIError(t, r.body)
 	})
+	t.Run("request the provider cannot express is the client's 400", func(t *testing.T) {
+		an1 := startSim(t, "an", upstreamsim.Options{})
+		good := startSim(t, "good", upstreamsim.Options{})
+		edge, _ := edgeFor(t, configTOML("failover", "max_retries = 2",
+			backendSpec{id: "an", url: an1.AnthropicURL(), priority: 1, extra: `backend_type = "anthropic"`},
+			backendSpec{id: "good", url: good.URL(), priority: 2}))
+		r := post(t, edge+"/v1/chat/completions", "t", `{"model":"m","n":2,"messages":[{"role":"user","content":"hi"}]}`)
+		if r.status != 400 || !strings.Contains(r.body, "n > 1") {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+		openAIError(t, r.body)
+		if good.Stats().ChatRequests != 0 || an1.Stats().Requests != 0 {
+			t.Fatal("a request no backend was sent should have been the client's error, not a failover")
+		}
+	})
 	t.Run("operation no backend supports is a 400", func(t *testing.T) {
 		sim := startSim(t, "an", upstreamsim.Options{})
 		edge, _ := edgeFor(t, configTOML("failover", "", an("an", sim.AnthropicURL(), "")))
