@@ -5,6 +5,10 @@
 // recovery_check_interval_seconds until it passes and its backends rejoin. Backends
 // billed per request are never probed (a probe could cost money) and never marked by
 // probes: they recover through their breaker's half-open trial instead.
+//
+// The probe's answer is also model discovery: when it is a complete model list, a
+// backend whose upstream model an earlier probe listed and this one does not is marked
+// unavailable with that reason (shown in /health), and rejoins when it is listed again.
 package health
 
 import (
@@ -47,6 +51,50 @@ type Checker struct {
 	mu     sync.Mutex
 	next   map[string]time.Time // provider id → when it is due
 	down   map[string]bool
+	// listed records, per provider, the configured upstream models its models
+	// endpoint has listed (model discovery).
+	listed map[string]map[string]bool
+}
+
+// discover records which of the backends' upstream models a complete listing served
+// holds, and returns those that have vanished: listed by an earlier probe, absent
+// now. A model never listed is not concluded missing: many OpenAI-compatible
+// services accept names they do not list (aliases, dated versions), so only a
+// disappearance is evidence. served nil (no complete list) changes nothing.
+func (c *Checker) discover(providerID string, bs []*routing.Backend, served provider.ModelSet) map[string]bool {
+	if served == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seen := c.listed[providerID]
+	if seen == nil {
+		seen = map[string]bool{}
+		c.listed[providerID] = seen
+	}
+	var gone map[string]bool
+	for _, b := range bs {
+		m := b.UpstreamModel
+		switch {
+		case served.Has(m):
+			seen[m] = true
+		case seen[m]:
+			if gone == nil {
+				gone = map[string]bool{}
+			}
+			gone[m] = true
+		}
+	}
+	return gone
+}
+
+// Listed reports whether the provider's models endpoint listed upstream model m at
+// some probe since this checker started (for /health and tests).
+func (c *Checker) Listed(providerID, m string) bool {
+	c.init()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.listed[providerID][m]
 }
 
 func (c *Checker) init() {
@@ -64,6 +112,7 @@ func (c *Checker) init() {
 		}
 		c.next = map[string]time.Time{}
 		c.down = map[string]bool{}
+		c.listed = map[string]map[string]bool{}
 	})
 }
 
@@ -105,6 +154,7 @@ func (c *Checker) RunOnce(ctx context.Context, now time.Time) {
 		if _, ok := probed[id]; !ok {
 			delete(c.next, id) // provider gone or no longer probed
 			delete(c.down, id)
+			delete(c.listed, id)
 		}
 	}
 	for _, p := range t.Providers() {
@@ -123,7 +173,7 @@ func (c *Checker) RunOnce(ctx context.Context, now time.Time) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := c.probe(ctx, p)
+			served, err := c.probe(ctx, p)
 			c.mu.Lock()
 			wasDown := c.down[p.ID]
 			c.down[p.ID] = err != nil
@@ -141,7 +191,12 @@ func (c *Checker) RunOnce(ctx context.Context, now time.Time) {
 			} else if wasDown {
 				c.Log.Info("provider passed its health probe; its backends rejoin", "provider", p.ID)
 			}
+			gone := c.discover(p.ID, bs, served)
 			for _, b := range bs {
+				if err == nil && gone[b.UpstreamModel] {
+					b.State.SetProbe(false, "model "+strconv.Quote(b.UpstreamModel)+" is no longer listed by provider "+strconv.Quote(p.ID))
+					continue
+				}
 				b.State.SetProbe(err == nil, msg)
 			}
 		}()
@@ -169,24 +224,32 @@ func probedBackends(t *routing.Table) map[string][]*routing.Backend {
 
 var errProbeCancelled = errors.New("probe cancelled")
 
-// probe calls the provider's models endpoint. The error text carries the status or
-// network error only, never the request (which holds the provider's key).
-func (c *Checker) probe(ctx context.Context, p *routing.Provider) error {
+// probe calls the provider's models endpoint. served is the set of models the answer
+// lists, nil when it is not a complete list (then nothing is concluded about models).
+// The error text carries the status or network error only, never the request (which
+// holds the provider's key).
+func (c *Checker) probe(ctx context.Context, p *routing.Provider) (served provider.ModelSet, _ error) {
 	if ctx.Err() != nil {
-		return errProbeCancelled
+		return nil, errProbeCancelled
 	}
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
 	if err := p.Adapter.WriteRequest(req, &p.Account, provider.OpModels, "", nil, &jsonscan.Fields{}); err != nil {
-		return err
+		return nil, err
 	}
 	if err := c.client.DoTimeout(req, resp, probeTimeout); err != nil {
-		return err
+		return nil, err
 	}
 	if st := resp.StatusCode(); st < 200 || st > 299 {
-		return errors.New("models endpoint answered HTTP " + strconv.Itoa(st))
+		return nil, errors.New("models endpoint answered HTTP " + strconv.Itoa(st))
 	}
-	return nil
+	ids, complete, err := provider.ParseModelIDs(p.Account.Kind, resp.Body())
+	if err != nil || !complete {
+		// A healthy answer without a usable list (or one page of a longer list) says
+		// the provider is up, not which models it lacks.
+		return nil, nil
+	}
+	return ids, nil
 }

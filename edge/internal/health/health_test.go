@@ -163,3 +163,134 @@ token = "t"
 		t.Fatal("no probe reached the models endpoint")
 	}
 }
+
+func TestModelDiscovery(t *testing.T) {
+	sim := upstreamsim.New(upstreamsim.Options{Name: "p", APIKey: "k", Models: []string{"m1", "m2"}})
+	if err := sim.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sim.Close() })
+	tab := table(t, fmt.Sprintf(`
+[settings]
+health_check_interval_seconds = 10
+recovery_check_interval_seconds = 10
+[providers.p]
+name = "p"
+base_url = %q
+api_key = "k"
+models = ["m1", "m2", "alias"]
+[models.a]
+name = "a"
+[[models.a.backends]]
+provider = "p"
+model = "m1"
+[models.b]
+name = "b"
+[[models.b.backends]]
+provider = "p"
+model = "m2"
+[models.c]
+name = "c"
+[[models.c.backends]]
+provider = "p"
+model = "alias"
+[users.u]
+name = "u"
+token = "t"
+`, sim.URL()))
+	var states backends.Registry
+	var limits ratelimit.Registry
+	c := &Checker{Tables: static{tab}, Bind: func(t *routing.Table) { t.Bind(&states, &limits) }}
+	m1, m2, alias := tab.ModelByName("a").Backends[0], tab.ModelByName("b").Backends[0], tab.ModelByName("c").Backends[0]
+	t0 := time.Unix(1_000_000, 0)
+	now := time.Now()
+	steps := []struct {
+		listed          []string
+		wantM1, wantM2  bool
+		wantListedAlias bool
+	}{
+		// alias is never listed: that proves nothing (services accept unlisted aliases).
+		{[]string{"m1", "m2"}, true, true, false},
+		{[]string{"m1"}, true, false, false},         // m2 vanished
+		{[]string{"m1", "m2"}, true, true, false},    // m2 back: rejoins
+		{[]string{"m2", "alias"}, false, true, true}, // m1 vanished, alias now seen
+		{[]string{"m2"}, false, true, true},          // and alias vanished too
+	}
+	for i, s := range steps {
+		o := sim.Options()
+		o.Models = s.listed
+		sim.SetOptions(o)
+		c.RunOnce(context.Background(), t0.Add(time.Duration(i)*10*time.Second))
+		if got := m1.State.Available(now); got != s.wantM1 {
+			t.Fatalf("step %d: m1 available = %v, want %v (%q)", i, got, s.wantM1, m1.State.ProbeError())
+		}
+		if got := m2.State.Available(now); got != s.wantM2 {
+			t.Fatalf("step %d: m2 available = %v, want %v (%q)", i, got, s.wantM2, m2.State.ProbeError())
+		}
+		if got := c.Listed("p", "alias"); got != s.wantListedAlias {
+			t.Fatalf("step %d: alias listed = %v, want %v", i, got, s.wantListedAlias)
+		}
+		wantAlias := !(i == 4)
+		if got := alias.State.Available(now); got != wantAlias {
+			t.Fatalf("step %d: alias available = %v, want %v", i, got, wantAlias)
+		}
+	}
+	if e := m1.State.ProbeError(); e != `model "m1" is no longer listed by provider "p"` {
+		t.Fatalf("m1 reason %q", e)
+	}
+}
+
+func TestModelDiscoveryIgnoresIncompleteLists(t *testing.T) {
+	// An Anthropic-style page with has_more says nothing about models not on it.
+	body := make(chan string, 1)
+	body <- `{"data":[{"type":"model","id":"m"}],"has_more":false}`
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b := <-body
+		body <- b
+		_, _ = w.Write([]byte(b))
+	})}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	tab := table(t, fmt.Sprintf(`
+[settings]
+health_check_interval_seconds = 10
+[providers.p]
+name = "p"
+base_url = "http://%s/v1"
+api_key = "k"
+models = ["m"]
+[models.m]
+name = "m"
+[[models.m.backends]]
+provider = "p"
+model = "m"
+[users.u]
+name = "u"
+token = "t"
+`, lis.Addr()))
+	var states backends.Registry
+	var limits ratelimit.Registry
+	c := &Checker{Tables: static{tab}, Bind: func(t *routing.Table) { t.Bind(&states, &limits) }}
+	b := tab.ModelByName("m").Backends[0]
+	t0 := time.Unix(1_000_000, 0)
+	for i, tc := range []struct {
+		body string
+		want bool
+	}{
+		{`{"data":[{"type":"model","id":"m"}],"has_more":false}`, true},
+		{`{"data":[{"type":"model","id":"x"}],"has_more":true}`, true}, // incomplete page
+		{`not a list`, true}, // healthy, no list
+		{`{"data":[{"type":"model","id":"x"}],"has_more":false}`, false},
+	} {
+		<-body
+		body <- tc.body
+		c.RunOnce(context.Background(), t0.Add(time.Duration(i)*10*time.Second))
+		if got := b.State.Available(time.Now()); got != tc.want {
+			t.Fatalf("step %d: available = %v, want %v (%q)", i, got, tc.want, b.State.ProbeError())
+		}
+	}
+}
