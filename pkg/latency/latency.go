@@ -28,7 +28,26 @@ type Estimator struct {
 	mu         sync.Mutex
 	total      ewma
 	firstToken ewma
+
+	// own is the decayed count of this process's recent samples: how much the local
+	// estimate is worth against the fleet's.
+	own     float64
+	ownAt   time.Time
+	pending uint32 // samples since the last TakeSamples
+
+	fleet fleetScore
 }
+
+// fleetScore is the control plane's merged estimate, valid until expires.
+type fleetScore struct {
+	latency, firstToken float64
+	expires             time.Time
+}
+
+// FleetPrior is how many recent own samples count as much as the fleet's score: with
+// FleetPrior own samples in the last Decay the blend is half and half, and own samples
+// win as they grow more plentiful.
+const FleetPrior = 4
 
 type ewma struct {
 	value float64 // seconds
@@ -73,6 +92,7 @@ func (e *Estimator) Observe(d time.Duration, now time.Time) {
 	decay, _ := e.params()
 	e.mu.Lock()
 	e.total.observe(d.Seconds(), now, decay)
+	e.count(now, decay)
 	e.mu.Unlock()
 }
 
@@ -81,22 +101,110 @@ func (e *Estimator) ObserveFirstToken(d time.Duration, now time.Time) {
 	decay, _ := e.params()
 	e.mu.Lock()
 	e.firstToken.observe(d.Seconds(), now, decay)
+	e.count(now, decay)
 	e.mu.Unlock()
 }
 
-// Latency returns the estimate in seconds, 0 when there is no fresh sample.
+func (e *Estimator) count(now time.Time, decay time.Duration) {
+	e.own = e.ownWeight(now, decay) + 1
+	e.ownAt = now
+	e.pending++
+}
+
+func (e *Estimator) ownWeight(now time.Time, decay time.Duration) float64 {
+	if e.ownAt.IsZero() {
+		return 0
+	}
+	dt := now.Sub(e.ownAt)
+	if dt <= 0 {
+		return e.own
+	}
+	return e.own * math.Exp(-float64(dt)/float64(decay))
+}
+
+// Latency returns the estimate in seconds, 0 when there is no fresh sample: the local
+// estimate blended with a live fleet score (see SetFleet).
 func (e *Estimator) Latency(now time.Time) float64 {
+	decay, stale := e.params()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.blend(e.total.get(now, stale), e.fleet.latency, now, decay)
+}
+
+// FirstToken returns the time-to-first-token estimate in seconds, 0 when there is no
+// fresh sample, blended with a live fleet score like Latency.
+func (e *Estimator) FirstToken(now time.Time) float64 {
+	decay, stale := e.params()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.blend(e.firstToken.get(now, stale), e.fleet.firstToken, now, decay)
+}
+
+// blend weighs the local estimate by the recent own samples against the fleet score
+// worth FleetPrior samples: a quiet edge follows the fleet, a busy one its own
+// measurements. A local sample slower than the fleet still takes effect at once in
+// proportion to its weight, so a backend this edge finds slow is demoted quickly.
+func (e *Estimator) blend(local, fleet float64, now time.Time, decay time.Duration) float64 {
+	if fleet <= 0 || !now.Before(e.fleet.expires) {
+		return local
+	}
+	if local <= 0 {
+		return fleet
+	}
+	w := e.ownWeight(now, decay)
+	return (w*local + FleetPrior*fleet) / (w + FleetPrior)
+}
+
+// LocalLatency and LocalFirstToken return this process's own estimates alone (0 when
+// no fresh sample), which is what an edge reports to the control plane.
+func (e *Estimator) LocalLatency(now time.Time) float64 {
 	_, stale := e.params()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.total.get(now, stale)
 }
 
-// FirstToken returns the time-to-first-token estimate in seconds, 0 when there is no
-// fresh sample.
-func (e *Estimator) FirstToken(now time.Time) float64 {
+// LocalFirstToken: see LocalLatency.
+func (e *Estimator) LocalFirstToken(now time.Time) float64 {
 	_, stale := e.params()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.firstToken.get(now, stale)
+}
+
+// FleetLatency and FleetFirstToken return the live fleet score (0 when none).
+func (e *Estimator) FleetLatency(now time.Time) float64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !now.Before(e.fleet.expires) {
+		return 0
+	}
+	return e.fleet.latency
+}
+
+// FleetFirstToken: see FleetLatency.
+func (e *Estimator) FleetFirstToken(now time.Time) float64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !now.Before(e.fleet.expires) {
+		return 0
+	}
+	return e.fleet.firstToken
+}
+
+// SetFleet installs the fleet's merged estimates (seconds, 0 for unknown), valid until
+// expires; a control plane that goes quiet thus leaves the edge on its own estimates.
+func (e *Estimator) SetFleet(latency, firstToken float64, expires time.Time) {
+	e.mu.Lock()
+	e.fleet = fleetScore{latency: latency, firstToken: firstToken, expires: expires}
+	e.mu.Unlock()
+}
+
+// TakeSamples returns how many samples were taken since the previous call.
+func (e *Estimator) TakeSamples() uint32 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := e.pending
+	e.pending = 0
+	return n
 }

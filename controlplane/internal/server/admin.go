@@ -28,6 +28,7 @@ const KeyPrefix = "sk-berry-"
 
 // ReadMethods are the admin RPCs the read role may call.
 var ReadMethods = []string{
+	berryv1.AdminService_GetScores_FullMethodName,
 	berryv1.AdminService_GetConfig_FullMethodName,
 	berryv1.AdminService_GetCurrentVersion_FullMethodName,
 	berryv1.AdminService_ExportConfig_FullMethodName,

@@ -40,6 +40,9 @@ func (s *Server) Sync(stream grpc.BidiStreamingServer[berryv1.SyncRequest, berry
 	}
 	disconnect := s.fleet.Connect(e)
 	defer disconnect()
+	s.startScores()
+	// Its observations leave the fleet scores with it (a quiet edge's also expire).
+	defer s.scores.merger.RemoveEdge(id)
 	log := s.log.With("edge", id, "peer", e.Peer)
 	log.Info("edge connected", "applied_version", e.AppliedVersion, "build", e.BuildVersion)
 	defer log.Info("edge disconnected")
@@ -53,6 +56,8 @@ func (s *Server) Sync(stream grpc.BidiStreamingServer[berryv1.SyncRequest, berry
 				return
 			}
 			switch k := msg.GetKind().(type) {
+			case *berryv1.SyncRequest_Observations:
+				s.observe(id, k.Observations)
 			case *berryv1.SyncRequest_Ack:
 				a := k.Ack
 				s.fleet.Ack(id, a.GetVersion(), a.GetAccepted(), a.GetErrorDetail())
@@ -74,6 +79,7 @@ func (s *Server) Sync(stream grpc.BidiStreamingServer[berryv1.SyncRequest, berry
 	if hello.GetAppliedLineage() != s.store.Lineage() {
 		sent = 0
 	}
+	var sentEpoch uint64
 	for {
 		snap, changed := s.cache.Watch()
 		if snap != nil && snap.GetVersion() > sent {
@@ -82,8 +88,16 @@ func (s *Server) Sync(stream grpc.BidiStreamingServer[berryv1.SyncRequest, berry
 			}
 			sent = snap.GetVersion()
 		}
+		scores, scoresChanged := s.scores.watch()
+		if scores != nil && scores.GetEpoch() > sentEpoch {
+			if err := stream.Send(&berryv1.SyncResponse{Kind: &berryv1.SyncResponse_Scores{Scores: scores}}); err != nil {
+				return err
+			}
+			sentEpoch = scores.GetEpoch()
+		}
 		select {
 		case <-changed:
+		case <-scoresChanged:
 		case err := <-recvErr:
 			if errors.Is(err, io.EOF) {
 				return nil

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/berry-gateway/berry/controlplane/internal/auth"
 	"github.com/berry-gateway/berry/controlplane/internal/fleet"
@@ -34,6 +35,12 @@ type Server struct {
 	writeMu  sync.Mutex // orders commit+publish so edges see versions in order
 	done     chan struct{}
 	doneOnce sync.Once
+
+	// ScoreInterval is how often fleet scores are merged and pushed (default 1s);
+	// ScoreTTL expires an edge's observations when it goes quiet (default 10s). Set
+	// before serving.
+	ScoreInterval, ScoreTTL time.Duration
+	scores                  scoreHub
 
 	berryv1.UnimplementedAdminServiceServer
 	berryv1.UnimplementedEdgeServiceServer

@@ -28,6 +28,10 @@ import (
 type sourceFlags struct {
 	cpAddr, token, cacheDir, configPath   string
 	tlsCA, tlsCert, tlsKey, tlsServerName string
+
+	// fleet reports observations and takes fleet scores every reportInterval.
+	fleet          cpsync.Fleet
+	reportInterval time.Duration
 }
 
 // register adds the flags; cpAddr is --control-plane, which main already defines.
@@ -96,6 +100,7 @@ func startSource(ctx context.Context, f sourceFlags, edgeID, listenAddr string, 
 	sync := &cpsync.Client{
 		Conn: conn, EdgeID: edgeID, BuildVersion: buildVersion(),
 		ListenAddress: listenAddr, Applier: current, Cache: cache, Log: log.With("component", "cpsync"),
+		Fleet: f.fleet, ReportInterval: f.reportInterval,
 	}
 	go func() { _ = sync.Run(ctx) }()
 	return func() { conn.Close() }, nil

@@ -62,6 +62,9 @@ type State struct {
 	Duration     metrics.Histogram
 	FirstToken   metrics.Histogram
 	lastProbeErr atomic.Pointer[string]
+
+	fleetDown atomic.Bool
+	reported  reported
 }
 
 // Available reports whether the backend may be chosen now: its active probe has not
@@ -147,6 +150,8 @@ type RouteStats struct {
 
 // Registry holds the states; the zero value is ready.
 type Registry struct {
+	reportMu sync.Mutex // one observation batch at a time
+
 	mu     sync.Mutex
 	states map[Key]*State
 	routes map[Route]*RouteStats

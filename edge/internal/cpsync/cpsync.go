@@ -10,6 +10,8 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
@@ -52,6 +54,20 @@ type Client struct {
 
 	// Backoff bounds; defaults 500ms and 30s.
 	MinBackoff, MaxBackoff time.Duration
+
+	// Fleet, when set, reports this edge's backend observations every ReportInterval
+	// (default 1s) and receives the fleet's merged scores, valid for ScoreTTL (default
+	// 5 report intervals) and dropped when the stream ends.
+	Fleet          Fleet
+	ReportInterval time.Duration
+	ScoreTTL       time.Duration
+	// MergedBatches counts observation batches merged into a later one because the
+	// stream was slow.
+	MergedBatches atomic.Uint64
+
+	scoreMu       sync.Mutex
+	scoreInstance string
+	scoreEpoch    uint64
 }
 
 // Run syncs until ctx is done.
@@ -121,13 +137,32 @@ func (c *Client) session(ctx context.Context, log *slog.Logger) error {
 		defer cs.SetConnected(false)
 	}
 	log.Info("connected to control plane", "applied_version", hello.AppliedVersion)
+	out := &lockedSend{send: stream.Send}
+	reportErr := make(chan error, 1)
+	if c.Fleet != nil {
+		defer c.Fleet.ApplyScores(nil, time.Now(), 0) // local estimates only until reconnected
+		go func() {
+			reportErr <- c.report(ctx, func(b *berryv1.ObservationBatch) error {
+				return out.Send(&berryv1.SyncRequest{Kind: &berryv1.SyncRequest_Observations{Observations: b}})
+			})
+		}()
+	}
 	for {
+		select {
+		case err := <-reportErr:
+			return fmt.Errorf("send observations: %w", err)
+		default:
+		}
 		msg, err := stream.Recv()
 		if err != nil {
 			if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled {
 				return fmt.Errorf("stream closed: %w", err)
 			}
 			return fmt.Errorf("receive: %w", err)
+		}
+		if sc := msg.GetScores(); sc != nil {
+			c.applyScores(sc)
+			continue
 		}
 		snap := msg.GetSnapshot()
 		if snap == nil {
@@ -146,7 +181,7 @@ func (c *Client) session(ctx context.Context, log *slog.Logger) error {
 				}
 			}
 		}
-		if err := stream.Send(&berryv1.SyncRequest{Kind: &berryv1.SyncRequest_Ack{Ack: ack}}); err != nil {
+		if err := out.Send(&berryv1.SyncRequest{Kind: &berryv1.SyncRequest_Ack{Ack: ack}}); err != nil {
 			return fmt.Errorf("send ack: %w", err)
 		}
 	}

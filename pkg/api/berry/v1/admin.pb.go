@@ -3094,11 +3094,108 @@ func (x *BackupResponse) GetData() []byte {
 	return nil
 }
 
+type GetScoresRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only backends of this model ("" for all).
+	Model         string `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetScoresRequest) Reset() {
+	*x = GetScoresRequest{}
+	mi := &file_berry_v1_admin_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetScoresRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetScoresRequest) ProtoMessage() {}
+
+func (x *GetScoresRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetScoresRequest.ProtoReflect.Descriptor instead.
+func (*GetScoresRequest) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *GetScoresRequest) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+type GetScoresResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Epoch         uint64                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Backends      []*BackendScore        `protobuf:"bytes,2,rep,name=backends,proto3" json:"backends,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetScoresResponse) Reset() {
+	*x = GetScoresResponse{}
+	mi := &file_berry_v1_admin_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetScoresResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetScoresResponse) ProtoMessage() {}
+
+func (x *GetScoresResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetScoresResponse.ProtoReflect.Descriptor instead.
+func (*GetScoresResponse) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *GetScoresResponse) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *GetScoresResponse) GetBackends() []*BackendScore {
+	if x != nil {
+		return x.Backends
+	}
+	return nil
+}
+
 var File_berry_v1_admin_proto protoreflect.FileDescriptor
 
 const file_berry_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x14berry/v1/admin.proto\x12\bberry.v1\x1a\x15berry/v1/config.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"n\n" +
+	"\x14berry/v1/admin.proto\x12\bberry.v1\x1a\x15berry/v1/config.proto\x1a\x13berry/v1/edge.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"n\n" +
 	"\x13ImportConfigRequest\x12\x12\n" +
 	"\x04toml\x18\x01 \x01(\tR\x04toml\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12)\n" +
@@ -3276,7 +3373,12 @@ const file_berry_v1_admin_proto_rawDesc = "" +
 	"\x05edges\x18\x03 \x03(\v2\x14.berry.v1.EdgeStatusR\x05edges\"\x0f\n" +
 	"\rBackupRequest\"$\n" +
 	"\x0eBackupResponse\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data2\xf3\x0f\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"(\n" +
+	"\x10GetScoresRequest\x12\x14\n" +
+	"\x05model\x18\x01 \x01(\tR\x05model\"]\n" +
+	"\x11GetScoresResponse\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x122\n" +
+	"\bbackends\x18\x02 \x03(\v2\x16.berry.v1.BackendScoreR\bbackends2\xb9\x10\n" +
 	"\fAdminService\x12M\n" +
 	"\fImportConfig\x12\x1d.berry.v1.ImportConfigRequest\x1a\x1e.berry.v1.ImportConfigResponse\x12D\n" +
 	"\tGetConfig\x12\x1a.berry.v1.GetConfigRequest\x1a\x1b.berry.v1.GetConfigResponse\x12\\\n" +
@@ -3306,7 +3408,8 @@ const file_berry_v1_admin_proto_rawDesc = "" +
 	"\bRollback\x12\x19.berry.v1.RollbackRequest\x1a\x1a.berry.v1.RollbackResponse\x12D\n" +
 	"\tCreateKey\x12\x1a.berry.v1.CreateKeyRequest\x1a\x1b.berry.v1.CreateKeyResponse\x12P\n" +
 	"\rSetKeyEnabled\x12\x1e.berry.v1.SetKeyEnabledRequest\x1a\x1f.berry.v1.SetKeyEnabledResponse\x12J\n" +
-	"\vFleetStatus\x12\x1c.berry.v1.FleetStatusRequest\x1a\x1d.berry.v1.FleetStatusResponse\x12=\n" +
+	"\vFleetStatus\x12\x1c.berry.v1.FleetStatusRequest\x1a\x1d.berry.v1.FleetStatusResponse\x12D\n" +
+	"\tGetScores\x12\x1a.berry.v1.GetScoresRequest\x1a\x1b.berry.v1.GetScoresResponse\x12=\n" +
 	"\x06Backup\x12\x17.berry.v1.BackupRequest\x1a\x18.berry.v1.BackupResponse0\x01B9Z7github.com/berry-gateway/berry/pkg/api/berry/v1;berryv1b\x06proto3"
 
 var (
@@ -3321,7 +3424,7 @@ func file_berry_v1_admin_proto_rawDescGZIP() []byte {
 	return file_berry_v1_admin_proto_rawDescData
 }
 
-var file_berry_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 59)
+var file_berry_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
 var file_berry_v1_admin_proto_goTypes = []any{
 	(*ImportConfigRequest)(nil),       // 0: berry.v1.ImportConfigRequest
 	(*ImportConfigResponse)(nil),      // 1: berry.v1.ImportConfigResponse
@@ -3382,109 +3485,115 @@ var file_berry_v1_admin_proto_goTypes = []any{
 	(*FleetStatusResponse)(nil),       // 56: berry.v1.FleetStatusResponse
 	(*BackupRequest)(nil),             // 57: berry.v1.BackupRequest
 	(*BackupResponse)(nil),            // 58: berry.v1.BackupResponse
-	(*Config)(nil),                    // 59: berry.v1.Config
-	(*timestamppb.Timestamp)(nil),     // 60: google.protobuf.Timestamp
-	(*Provider)(nil),                  // 61: berry.v1.Provider
-	(*Model)(nil),                     // 62: berry.v1.Model
-	(*User)(nil),                      // 63: berry.v1.User
-	(*Settings)(nil),                  // 64: berry.v1.Settings
-	(*ConfigVersion)(nil),             // 65: berry.v1.ConfigVersion
-	(*RateLimit)(nil),                 // 66: berry.v1.RateLimit
+	(*GetScoresRequest)(nil),          // 59: berry.v1.GetScoresRequest
+	(*GetScoresResponse)(nil),         // 60: berry.v1.GetScoresResponse
+	(*Config)(nil),                    // 61: berry.v1.Config
+	(*timestamppb.Timestamp)(nil),     // 62: google.protobuf.Timestamp
+	(*Provider)(nil),                  // 63: berry.v1.Provider
+	(*Model)(nil),                     // 64: berry.v1.Model
+	(*User)(nil),                      // 65: berry.v1.User
+	(*Settings)(nil),                  // 66: berry.v1.Settings
+	(*ConfigVersion)(nil),             // 67: berry.v1.ConfigVersion
+	(*RateLimit)(nil),                 // 68: berry.v1.RateLimit
+	(*BackendScore)(nil),              // 69: berry.v1.BackendScore
 }
 var file_berry_v1_admin_proto_depIdxs = []int32{
-	59, // 0: berry.v1.GetConfigResponse.config:type_name -> berry.v1.Config
-	60, // 1: berry.v1.GetCurrentVersionResponse.created_at:type_name -> google.protobuf.Timestamp
-	59, // 2: berry.v1.ApplyConfigRequest.config:type_name -> berry.v1.Config
+	61, // 0: berry.v1.GetConfigResponse.config:type_name -> berry.v1.Config
+	62, // 1: berry.v1.GetCurrentVersionResponse.created_at:type_name -> google.protobuf.Timestamp
+	61, // 2: berry.v1.ApplyConfigRequest.config:type_name -> berry.v1.Config
 	6,  // 3: berry.v1.ApplyConfigRequest.options:type_name -> berry.v1.WriteOptions
-	61, // 4: berry.v1.ListProvidersResponse.providers:type_name -> berry.v1.Provider
-	61, // 5: berry.v1.GetProviderResponse.provider:type_name -> berry.v1.Provider
-	61, // 6: berry.v1.PutProviderRequest.provider:type_name -> berry.v1.Provider
+	63, // 4: berry.v1.ListProvidersResponse.providers:type_name -> berry.v1.Provider
+	63, // 5: berry.v1.GetProviderResponse.provider:type_name -> berry.v1.Provider
+	63, // 6: berry.v1.PutProviderRequest.provider:type_name -> berry.v1.Provider
 	6,  // 7: berry.v1.PutProviderRequest.options:type_name -> berry.v1.WriteOptions
 	6,  // 8: berry.v1.DeleteProviderRequest.options:type_name -> berry.v1.WriteOptions
-	62, // 9: berry.v1.ListModelsResponse.models:type_name -> berry.v1.Model
-	62, // 10: berry.v1.GetModelResponse.model:type_name -> berry.v1.Model
-	62, // 11: berry.v1.PutModelRequest.model:type_name -> berry.v1.Model
+	64, // 9: berry.v1.ListModelsResponse.models:type_name -> berry.v1.Model
+	64, // 10: berry.v1.GetModelResponse.model:type_name -> berry.v1.Model
+	64, // 11: berry.v1.PutModelRequest.model:type_name -> berry.v1.Model
 	6,  // 12: berry.v1.PutModelRequest.options:type_name -> berry.v1.WriteOptions
 	6,  // 13: berry.v1.DeleteModelRequest.options:type_name -> berry.v1.WriteOptions
-	63, // 14: berry.v1.ListUsersResponse.users:type_name -> berry.v1.User
-	63, // 15: berry.v1.GetUserResponse.user:type_name -> berry.v1.User
-	63, // 16: berry.v1.PutUserRequest.user:type_name -> berry.v1.User
+	65, // 14: berry.v1.ListUsersResponse.users:type_name -> berry.v1.User
+	65, // 15: berry.v1.GetUserResponse.user:type_name -> berry.v1.User
+	65, // 16: berry.v1.PutUserRequest.user:type_name -> berry.v1.User
 	6,  // 17: berry.v1.PutUserRequest.options:type_name -> berry.v1.WriteOptions
 	6,  // 18: berry.v1.DeleteUserRequest.options:type_name -> berry.v1.WriteOptions
-	64, // 19: berry.v1.GetSettingsResponse.settings:type_name -> berry.v1.Settings
-	64, // 20: berry.v1.UpdateSettingsRequest.settings:type_name -> berry.v1.Settings
+	66, // 19: berry.v1.GetSettingsResponse.settings:type_name -> berry.v1.Settings
+	66, // 20: berry.v1.UpdateSettingsRequest.settings:type_name -> berry.v1.Settings
 	6,  // 21: berry.v1.UpdateSettingsRequest.options:type_name -> berry.v1.WriteOptions
-	60, // 22: berry.v1.VersionInfo.created_at:type_name -> google.protobuf.Timestamp
+	62, // 22: berry.v1.VersionInfo.created_at:type_name -> google.protobuf.Timestamp
 	40, // 23: berry.v1.ListVersionsResponse.versions:type_name -> berry.v1.VersionInfo
-	65, // 24: berry.v1.GetVersionResponse.version:type_name -> berry.v1.ConfigVersion
+	67, // 24: berry.v1.GetVersionResponse.version:type_name -> berry.v1.ConfigVersion
 	46, // 25: berry.v1.DiffVersionsResponse.changes:type_name -> berry.v1.Change
 	6,  // 26: berry.v1.RollbackRequest.options:type_name -> berry.v1.WriteOptions
-	66, // 27: berry.v1.CreateKeyRequest.rate_limit:type_name -> berry.v1.RateLimit
-	60, // 28: berry.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	68, // 27: berry.v1.CreateKeyRequest.rate_limit:type_name -> berry.v1.RateLimit
+	62, // 28: berry.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
 	6,  // 29: berry.v1.CreateKeyRequest.options:type_name -> berry.v1.WriteOptions
 	6,  // 30: berry.v1.SetKeyEnabledRequest.options:type_name -> berry.v1.WriteOptions
-	60, // 31: berry.v1.EdgeStatus.connected_since:type_name -> google.protobuf.Timestamp
-	60, // 32: berry.v1.EdgeStatus.last_seen:type_name -> google.protobuf.Timestamp
+	62, // 31: berry.v1.EdgeStatus.connected_since:type_name -> google.protobuf.Timestamp
+	62, // 32: berry.v1.EdgeStatus.last_seen:type_name -> google.protobuf.Timestamp
 	55, // 33: berry.v1.FleetStatusResponse.edges:type_name -> berry.v1.EdgeStatus
-	0,  // 34: berry.v1.AdminService.ImportConfig:input_type -> berry.v1.ImportConfigRequest
-	2,  // 35: berry.v1.AdminService.GetConfig:input_type -> berry.v1.GetConfigRequest
-	4,  // 36: berry.v1.AdminService.GetCurrentVersion:input_type -> berry.v1.GetCurrentVersionRequest
-	8,  // 37: berry.v1.AdminService.ApplyConfig:input_type -> berry.v1.ApplyConfigRequest
-	10, // 38: berry.v1.AdminService.ExportConfig:input_type -> berry.v1.ExportConfigRequest
-	12, // 39: berry.v1.AdminService.ListProviders:input_type -> berry.v1.ListProvidersRequest
-	14, // 40: berry.v1.AdminService.GetProvider:input_type -> berry.v1.GetProviderRequest
-	16, // 41: berry.v1.AdminService.PutProvider:input_type -> berry.v1.PutProviderRequest
-	18, // 42: berry.v1.AdminService.DeleteProvider:input_type -> berry.v1.DeleteProviderRequest
-	20, // 43: berry.v1.AdminService.ListModels:input_type -> berry.v1.ListModelsRequest
-	22, // 44: berry.v1.AdminService.GetModel:input_type -> berry.v1.GetModelRequest
-	24, // 45: berry.v1.AdminService.PutModel:input_type -> berry.v1.PutModelRequest
-	26, // 46: berry.v1.AdminService.DeleteModel:input_type -> berry.v1.DeleteModelRequest
-	28, // 47: berry.v1.AdminService.ListUsers:input_type -> berry.v1.ListUsersRequest
-	30, // 48: berry.v1.AdminService.GetUser:input_type -> berry.v1.GetUserRequest
-	32, // 49: berry.v1.AdminService.PutUser:input_type -> berry.v1.PutUserRequest
-	34, // 50: berry.v1.AdminService.DeleteUser:input_type -> berry.v1.DeleteUserRequest
-	36, // 51: berry.v1.AdminService.GetSettings:input_type -> berry.v1.GetSettingsRequest
-	38, // 52: berry.v1.AdminService.UpdateSettings:input_type -> berry.v1.UpdateSettingsRequest
-	41, // 53: berry.v1.AdminService.ListVersions:input_type -> berry.v1.ListVersionsRequest
-	43, // 54: berry.v1.AdminService.GetVersion:input_type -> berry.v1.GetVersionRequest
-	45, // 55: berry.v1.AdminService.DiffVersions:input_type -> berry.v1.DiffVersionsRequest
-	48, // 56: berry.v1.AdminService.Rollback:input_type -> berry.v1.RollbackRequest
-	50, // 57: berry.v1.AdminService.CreateKey:input_type -> berry.v1.CreateKeyRequest
-	52, // 58: berry.v1.AdminService.SetKeyEnabled:input_type -> berry.v1.SetKeyEnabledRequest
-	54, // 59: berry.v1.AdminService.FleetStatus:input_type -> berry.v1.FleetStatusRequest
-	57, // 60: berry.v1.AdminService.Backup:input_type -> berry.v1.BackupRequest
-	1,  // 61: berry.v1.AdminService.ImportConfig:output_type -> berry.v1.ImportConfigResponse
-	3,  // 62: berry.v1.AdminService.GetConfig:output_type -> berry.v1.GetConfigResponse
-	5,  // 63: berry.v1.AdminService.GetCurrentVersion:output_type -> berry.v1.GetCurrentVersionResponse
-	9,  // 64: berry.v1.AdminService.ApplyConfig:output_type -> berry.v1.ApplyConfigResponse
-	11, // 65: berry.v1.AdminService.ExportConfig:output_type -> berry.v1.ExportConfigResponse
-	13, // 66: berry.v1.AdminService.ListProviders:output_type -> berry.v1.ListProvidersResponse
-	15, // 67: berry.v1.AdminService.GetProvider:output_type -> berry.v1.GetProviderResponse
-	17, // 68: berry.v1.AdminService.PutProvider:output_type -> berry.v1.PutProviderResponse
-	19, // 69: berry.v1.AdminService.DeleteProvider:output_type -> berry.v1.DeleteProviderResponse
-	21, // 70: berry.v1.AdminService.ListModels:output_type -> berry.v1.ListModelsResponse
-	23, // 71: berry.v1.AdminService.GetModel:output_type -> berry.v1.GetModelResponse
-	25, // 72: berry.v1.AdminService.PutModel:output_type -> berry.v1.PutModelResponse
-	27, // 73: berry.v1.AdminService.DeleteModel:output_type -> berry.v1.DeleteModelResponse
-	29, // 74: berry.v1.AdminService.ListUsers:output_type -> berry.v1.ListUsersResponse
-	31, // 75: berry.v1.AdminService.GetUser:output_type -> berry.v1.GetUserResponse
-	33, // 76: berry.v1.AdminService.PutUser:output_type -> berry.v1.PutUserResponse
-	35, // 77: berry.v1.AdminService.DeleteUser:output_type -> berry.v1.DeleteUserResponse
-	37, // 78: berry.v1.AdminService.GetSettings:output_type -> berry.v1.GetSettingsResponse
-	39, // 79: berry.v1.AdminService.UpdateSettings:output_type -> berry.v1.UpdateSettingsResponse
-	42, // 80: berry.v1.AdminService.ListVersions:output_type -> berry.v1.ListVersionsResponse
-	44, // 81: berry.v1.AdminService.GetVersion:output_type -> berry.v1.GetVersionResponse
-	47, // 82: berry.v1.AdminService.DiffVersions:output_type -> berry.v1.DiffVersionsResponse
-	49, // 83: berry.v1.AdminService.Rollback:output_type -> berry.v1.RollbackResponse
-	51, // 84: berry.v1.AdminService.CreateKey:output_type -> berry.v1.CreateKeyResponse
-	53, // 85: berry.v1.AdminService.SetKeyEnabled:output_type -> berry.v1.SetKeyEnabledResponse
-	56, // 86: berry.v1.AdminService.FleetStatus:output_type -> berry.v1.FleetStatusResponse
-	58, // 87: berry.v1.AdminService.Backup:output_type -> berry.v1.BackupResponse
-	61, // [61:88] is the sub-list for method output_type
-	34, // [34:61] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	69, // 34: berry.v1.GetScoresResponse.backends:type_name -> berry.v1.BackendScore
+	0,  // 35: berry.v1.AdminService.ImportConfig:input_type -> berry.v1.ImportConfigRequest
+	2,  // 36: berry.v1.AdminService.GetConfig:input_type -> berry.v1.GetConfigRequest
+	4,  // 37: berry.v1.AdminService.GetCurrentVersion:input_type -> berry.v1.GetCurrentVersionRequest
+	8,  // 38: berry.v1.AdminService.ApplyConfig:input_type -> berry.v1.ApplyConfigRequest
+	10, // 39: berry.v1.AdminService.ExportConfig:input_type -> berry.v1.ExportConfigRequest
+	12, // 40: berry.v1.AdminService.ListProviders:input_type -> berry.v1.ListProvidersRequest
+	14, // 41: berry.v1.AdminService.GetProvider:input_type -> berry.v1.GetProviderRequest
+	16, // 42: berry.v1.AdminService.PutProvider:input_type -> berry.v1.PutProviderRequest
+	18, // 43: berry.v1.AdminService.DeleteProvider:input_type -> berry.v1.DeleteProviderRequest
+	20, // 44: berry.v1.AdminService.ListModels:input_type -> berry.v1.ListModelsRequest
+	22, // 45: berry.v1.AdminService.GetModel:input_type -> berry.v1.GetModelRequest
+	24, // 46: berry.v1.AdminService.PutModel:input_type -> berry.v1.PutModelRequest
+	26, // 47: berry.v1.AdminService.DeleteModel:input_type -> berry.v1.DeleteModelRequest
+	28, // 48: berry.v1.AdminService.ListUsers:input_type -> berry.v1.ListUsersRequest
+	30, // 49: berry.v1.AdminService.GetUser:input_type -> berry.v1.GetUserRequest
+	32, // 50: berry.v1.AdminService.PutUser:input_type -> berry.v1.PutUserRequest
+	34, // 51: berry.v1.AdminService.DeleteUser:input_type -> berry.v1.DeleteUserRequest
+	36, // 52: berry.v1.AdminService.GetSettings:input_type -> berry.v1.GetSettingsRequest
+	38, // 53: berry.v1.AdminService.UpdateSettings:input_type -> berry.v1.UpdateSettingsRequest
+	41, // 54: berry.v1.AdminService.ListVersions:input_type -> berry.v1.ListVersionsRequest
+	43, // 55: berry.v1.AdminService.GetVersion:input_type -> berry.v1.GetVersionRequest
+	45, // 56: berry.v1.AdminService.DiffVersions:input_type -> berry.v1.DiffVersionsRequest
+	48, // 57: berry.v1.AdminService.Rollback:input_type -> berry.v1.RollbackRequest
+	50, // 58: berry.v1.AdminService.CreateKey:input_type -> berry.v1.CreateKeyRequest
+	52, // 59: berry.v1.AdminService.SetKeyEnabled:input_type -> berry.v1.SetKeyEnabledRequest
+	54, // 60: berry.v1.AdminService.FleetStatus:input_type -> berry.v1.FleetStatusRequest
+	59, // 61: berry.v1.AdminService.GetScores:input_type -> berry.v1.GetScoresRequest
+	57, // 62: berry.v1.AdminService.Backup:input_type -> berry.v1.BackupRequest
+	1,  // 63: berry.v1.AdminService.ImportConfig:output_type -> berry.v1.ImportConfigResponse
+	3,  // 64: berry.v1.AdminService.GetConfig:output_type -> berry.v1.GetConfigResponse
+	5,  // 65: berry.v1.AdminService.GetCurrentVersion:output_type -> berry.v1.GetCurrentVersionResponse
+	9,  // 66: berry.v1.AdminService.ApplyConfig:output_type -> berry.v1.ApplyConfigResponse
+	11, // 67: berry.v1.AdminService.ExportConfig:output_type -> berry.v1.ExportConfigResponse
+	13, // 68: berry.v1.AdminService.ListProviders:output_type -> berry.v1.ListProvidersResponse
+	15, // 69: berry.v1.AdminService.GetProvider:output_type -> berry.v1.GetProviderResponse
+	17, // 70: berry.v1.AdminService.PutProvider:output_type -> berry.v1.PutProviderResponse
+	19, // 71: berry.v1.AdminService.DeleteProvider:output_type -> berry.v1.DeleteProviderResponse
+	21, // 72: berry.v1.AdminService.ListModels:output_type -> berry.v1.ListModelsResponse
+	23, // 73: berry.v1.AdminService.GetModel:output_type -> berry.v1.GetModelResponse
+	25, // 74: berry.v1.AdminService.PutModel:output_type -> berry.v1.PutModelResponse
+	27, // 75: berry.v1.AdminService.DeleteModel:output_type -> berry.v1.DeleteModelResponse
+	29, // 76: berry.v1.AdminService.ListUsers:output_type -> berry.v1.ListUsersResponse
+	31, // 77: berry.v1.AdminService.GetUser:output_type -> berry.v1.GetUserResponse
+	33, // 78: berry.v1.AdminService.PutUser:output_type -> berry.v1.PutUserResponse
+	35, // 79: berry.v1.AdminService.DeleteUser:output_type -> berry.v1.DeleteUserResponse
+	37, // 80: berry.v1.AdminService.GetSettings:output_type -> berry.v1.GetSettingsResponse
+	39, // 81: berry.v1.AdminService.UpdateSettings:output_type -> berry.v1.UpdateSettingsResponse
+	42, // 82: berry.v1.AdminService.ListVersions:output_type -> berry.v1.ListVersionsResponse
+	44, // 83: berry.v1.AdminService.GetVersion:output_type -> berry.v1.GetVersionResponse
+	47, // 84: berry.v1.AdminService.DiffVersions:output_type -> berry.v1.DiffVersionsResponse
+	49, // 85: berry.v1.AdminService.Rollback:output_type -> berry.v1.RollbackResponse
+	51, // 86: berry.v1.AdminService.CreateKey:output_type -> berry.v1.CreateKeyResponse
+	53, // 87: berry.v1.AdminService.SetKeyEnabled:output_type -> berry.v1.SetKeyEnabledResponse
+	56, // 88: berry.v1.AdminService.FleetStatus:output_type -> berry.v1.FleetStatusResponse
+	60, // 89: berry.v1.AdminService.GetScores:output_type -> berry.v1.GetScoresResponse
+	58, // 90: berry.v1.AdminService.Backup:output_type -> berry.v1.BackupResponse
+	63, // [63:91] is the sub-list for method output_type
+	35, // [35:63] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_berry_v1_admin_proto_init() }
@@ -3493,6 +3602,7 @@ func file_berry_v1_admin_proto_init() {
 		return
 	}
 	file_berry_v1_config_proto_init()
+	file_berry_v1_edge_proto_init()
 	file_berry_v1_admin_proto_msgTypes[8].OneofWrappers = []any{
 		(*ApplyConfigRequest_Toml)(nil),
 		(*ApplyConfigRequest_Config)(nil),
@@ -3503,7 +3613,7 @@ func file_berry_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berry_v1_admin_proto_rawDesc), len(file_berry_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   59,
+			NumMessages:   61,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

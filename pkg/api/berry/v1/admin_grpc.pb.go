@@ -45,6 +45,7 @@ const (
 	AdminService_CreateKey_FullMethodName         = "/berry.v1.AdminService/CreateKey"
 	AdminService_SetKeyEnabled_FullMethodName     = "/berry.v1.AdminService/SetKeyEnabled"
 	AdminService_FleetStatus_FullMethodName       = "/berry.v1.AdminService/FleetStatus"
+	AdminService_GetScores_FullMethodName         = "/berry.v1.AdminService/GetScores"
 	AdminService_Backup_FullMethodName            = "/berry.v1.AdminService/Backup"
 )
 
@@ -92,6 +93,9 @@ type AdminServiceClient interface {
 	SetKeyEnabled(ctx context.Context, in *SetKeyEnabledRequest, opts ...grpc.CallOption) (*SetKeyEnabledResponse, error)
 	// FleetStatus lists the edges and which version each has applied.
 	FleetStatus(ctx context.Context, in *FleetStatusRequest, opts ...grpc.CallOption) (*FleetStatusResponse, error)
+	// GetScores returns the fleet-wide merged latency and health of every backend and
+	// the inputs behind them.
+	GetScores(ctx context.Context, in *GetScoresRequest, opts ...grpc.CallOption) (*GetScoresResponse, error)
 	// Backup streams a consistent copy of the data file, taken in one read
 	// transaction while writes go on. Admin role only (it holds the secrets).
 	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupResponse], error)
@@ -365,6 +369,16 @@ func (c *adminServiceClient) FleetStatus(ctx context.Context, in *FleetStatusReq
 	return out, nil
 }
 
+func (c *adminServiceClient) GetScores(ctx context.Context, in *GetScoresRequest, opts ...grpc.CallOption) (*GetScoresResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetScoresResponse)
+	err := c.cc.Invoke(ctx, AdminService_GetScores_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminServiceClient) Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &AdminService_ServiceDesc.Streams[0], AdminService_Backup_FullMethodName, cOpts...)
@@ -428,6 +442,9 @@ type AdminServiceServer interface {
 	SetKeyEnabled(context.Context, *SetKeyEnabledRequest) (*SetKeyEnabledResponse, error)
 	// FleetStatus lists the edges and which version each has applied.
 	FleetStatus(context.Context, *FleetStatusRequest) (*FleetStatusResponse, error)
+	// GetScores returns the fleet-wide merged latency and health of every backend and
+	// the inputs behind them.
+	GetScores(context.Context, *GetScoresRequest) (*GetScoresResponse, error)
 	// Backup streams a consistent copy of the data file, taken in one read
 	// transaction while writes go on. Admin role only (it holds the secrets).
 	Backup(*BackupRequest, grpc.ServerStreamingServer[BackupResponse]) error
@@ -518,6 +535,9 @@ func (UnimplementedAdminServiceServer) SetKeyEnabled(context.Context, *SetKeyEna
 }
 func (UnimplementedAdminServiceServer) FleetStatus(context.Context, *FleetStatusRequest) (*FleetStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method FleetStatus not implemented")
+}
+func (UnimplementedAdminServiceServer) GetScores(context.Context, *GetScoresRequest) (*GetScoresResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetScores not implemented")
 }
 func (UnimplementedAdminServiceServer) Backup(*BackupRequest, grpc.ServerStreamingServer[BackupResponse]) error {
 	return status.Error(codes.Unimplemented, "method Backup not implemented")
@@ -1011,6 +1031,24 @@ func _AdminService_FleetStatus_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_GetScores_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetScoresRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetScores(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetScores_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetScores(ctx, req.(*GetScoresRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AdminService_Backup_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(BackupRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -1132,6 +1170,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "FleetStatus",
 			Handler:    _AdminService_FleetStatus_Handler,
+		},
+		{
+			MethodName: "GetScores",
+			Handler:    _AdminService_GetScores_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -28,6 +28,7 @@ type SyncRequest struct {
 	//
 	//	*SyncRequest_Hello
 	//	*SyncRequest_Ack
+	//	*SyncRequest_Observations
 	Kind          isSyncRequest_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -88,6 +89,15 @@ func (x *SyncRequest) GetAck() *SnapshotAck {
 	return nil
 }
 
+func (x *SyncRequest) GetObservations() *ObservationBatch {
+	if x != nil {
+		if x, ok := x.Kind.(*SyncRequest_Observations); ok {
+			return x.Observations
+		}
+	}
+	return nil
+}
+
 type isSyncRequest_Kind interface {
 	isSyncRequest_Kind()
 }
@@ -97,12 +107,18 @@ type SyncRequest_Hello struct {
 }
 
 type SyncRequest_Ack struct {
-	Ack *SnapshotAck `protobuf:"bytes,2,opt,name=ack,proto3,oneof"` // Field numbers 3 and up are kept for observation batches.
+	Ack *SnapshotAck `protobuf:"bytes,2,opt,name=ack,proto3,oneof"`
+}
+
+type SyncRequest_Observations struct {
+	Observations *ObservationBatch `protobuf:"bytes,3,opt,name=observations,proto3,oneof"`
 }
 
 func (*SyncRequest_Hello) isSyncRequest_Kind() {}
 
 func (*SyncRequest_Ack) isSyncRequest_Kind() {}
+
+func (*SyncRequest_Observations) isSyncRequest_Kind() {}
 
 // SyncResponse is a control-plane-to-edge message.
 type SyncResponse struct {
@@ -110,6 +126,7 @@ type SyncResponse struct {
 	// Types that are valid to be assigned to Kind:
 	//
 	//	*SyncResponse_Snapshot
+	//	*SyncResponse_Scores
 	Kind          isSyncResponse_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -161,15 +178,30 @@ func (x *SyncResponse) GetSnapshot() *Snapshot {
 	return nil
 }
 
+func (x *SyncResponse) GetScores() *FleetScores {
+	if x != nil {
+		if x, ok := x.Kind.(*SyncResponse_Scores); ok {
+			return x.Scores
+		}
+	}
+	return nil
+}
+
 type isSyncResponse_Kind interface {
 	isSyncResponse_Kind()
 }
 
 type SyncResponse_Snapshot struct {
-	Snapshot *Snapshot `protobuf:"bytes,1,opt,name=snapshot,proto3,oneof"` // Field numbers 2 and up are kept for fleet scores and health.
+	Snapshot *Snapshot `protobuf:"bytes,1,opt,name=snapshot,proto3,oneof"`
+}
+
+type SyncResponse_Scores struct {
+	Scores *FleetScores `protobuf:"bytes,2,opt,name=scores,proto3,oneof"`
 }
 
 func (*SyncResponse_Snapshot) isSyncResponse_Kind() {}
+
+func (*SyncResponse_Scores) isSyncResponse_Kind() {}
 
 type Hello struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
@@ -379,17 +411,371 @@ func (x *Snapshot) GetLineage() string {
 	return ""
 }
 
+// ObservationBatch is what one edge saw of its backends since its previous batch. The
+// edge sends one about once a second; when the stream is slow it merges the counts of
+// batches it could not send into the next one.
+type ObservationBatch struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Backends []*BackendObservation  `protobuf:"bytes,1,rep,name=backends,proto3" json:"backends,omitempty"`
+	// Batches the edge merged or dropped since its previous batch (the stream was slow
+	// or down).
+	MergedBatches uint32 `protobuf:"varint,2,opt,name=merged_batches,json=mergedBatches,proto3" json:"merged_batches,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ObservationBatch) Reset() {
+	*x = ObservationBatch{}
+	mi := &file_berry_v1_edge_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ObservationBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ObservationBatch) ProtoMessage() {}
+
+func (x *ObservationBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_edge_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ObservationBatch.ProtoReflect.Descriptor instead.
+func (*ObservationBatch) Descriptor() ([]byte, []int) {
+	return file_berry_v1_edge_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ObservationBatch) GetBackends() []*BackendObservation {
+	if x != nil {
+		return x.Backends
+	}
+	return nil
+}
+
+func (x *ObservationBatch) GetMergedBatches() uint32 {
+	if x != nil {
+		return x.MergedBatches
+	}
+	return 0
+}
+
+// BackendObservation is one edge's view of one backend.
+type BackendObservation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The backend's stable key: provider id and upstream model.
+	Provider      string `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
+	UpstreamModel string `protobuf:"bytes,2,opt,name=upstream_model,json=upstreamModel,proto3" json:"upstream_model,omitempty"`
+	// The edge's local peak-EWMA estimates in seconds; 0 when it has no fresh sample.
+	LatencySeconds float64 `protobuf:"fixed64,3,opt,name=latency_seconds,json=latencySeconds,proto3" json:"latency_seconds,omitempty"`
+	TtftSeconds    float64 `protobuf:"fixed64,4,opt,name=ttft_seconds,json=ttftSeconds,proto3" json:"ttft_seconds,omitempty"`
+	// Latency samples taken since the previous batch.
+	Samples uint32 `protobuf:"varint,5,opt,name=samples,proto3" json:"samples,omitempty"`
+	// Upstream attempts since the previous batch, and how many of them failed (5xx or
+	// no HTTP answer).
+	Requests uint32 `protobuf:"varint,6,opt,name=requests,proto3" json:"requests,omitempty"`
+	Errors   uint32 `protobuf:"varint,7,opt,name=errors,proto3" json:"errors,omitempty"`
+	InFlight uint32 `protobuf:"varint,8,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
+	// The result of the edge's last active probe, when it probes this backend.
+	ProbeHealthy  bool `protobuf:"varint,9,opt,name=probe_healthy,json=probeHealthy,proto3" json:"probe_healthy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackendObservation) Reset() {
+	*x = BackendObservation{}
+	mi := &file_berry_v1_edge_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackendObservation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackendObservation) ProtoMessage() {}
+
+func (x *BackendObservation) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_edge_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackendObservation.ProtoReflect.Descriptor instead.
+func (*BackendObservation) Descriptor() ([]byte, []int) {
+	return file_berry_v1_edge_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *BackendObservation) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *BackendObservation) GetUpstreamModel() string {
+	if x != nil {
+		return x.UpstreamModel
+	}
+	return ""
+}
+
+func (x *BackendObservation) GetLatencySeconds() float64 {
+	if x != nil {
+		return x.LatencySeconds
+	}
+	return 0
+}
+
+func (x *BackendObservation) GetTtftSeconds() float64 {
+	if x != nil {
+		return x.TtftSeconds
+	}
+	return 0
+}
+
+func (x *BackendObservation) GetSamples() uint32 {
+	if x != nil {
+		return x.Samples
+	}
+	return 0
+}
+
+func (x *BackendObservation) GetRequests() uint32 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *BackendObservation) GetErrors() uint32 {
+	if x != nil {
+		return x.Errors
+	}
+	return 0
+}
+
+func (x *BackendObservation) GetInFlight() uint32 {
+	if x != nil {
+		return x.InFlight
+	}
+	return 0
+}
+
+func (x *BackendObservation) GetProbeHealthy() bool {
+	if x != nil {
+		return x.ProbeHealthy
+	}
+	return false
+}
+
+// FleetScores is the control plane's merged view of every backend, pushed to each
+// edge about once a second. It does not change the config version; epoch increases
+// with every push so an edge ignores an older message.
+type FleetScores struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Epoch    uint64                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Backends []*BackendScore        `protobuf:"bytes,2,rep,name=backends,proto3" json:"backends,omitempty"`
+	// The control-plane instance the epochs belong to; after a control-plane restart
+	// epochs start over and an edge accepts the new instance's scores.
+	Instance      string `protobuf:"bytes,3,opt,name=instance,proto3" json:"instance,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FleetScores) Reset() {
+	*x = FleetScores{}
+	mi := &file_berry_v1_edge_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FleetScores) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FleetScores) ProtoMessage() {}
+
+func (x *FleetScores) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_edge_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FleetScores.ProtoReflect.Descriptor instead.
+func (*FleetScores) Descriptor() ([]byte, []int) {
+	return file_berry_v1_edge_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *FleetScores) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *FleetScores) GetBackends() []*BackendScore {
+	if x != nil {
+		return x.Backends
+	}
+	return nil
+}
+
+func (x *FleetScores) GetInstance() string {
+	if x != nil {
+		return x.Instance
+	}
+	return ""
+}
+
+// BackendScore is the fleet's merged view of one backend.
+type BackendScore struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Provider      string                 `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
+	UpstreamModel string                 `protobuf:"bytes,2,opt,name=upstream_model,json=upstreamModel,proto3" json:"upstream_model,omitempty"`
+	// Weighted medians of the edges' estimates in seconds; 0 when nobody measured.
+	LatencySeconds float64 `protobuf:"fixed64,3,opt,name=latency_seconds,json=latencySeconds,proto3" json:"latency_seconds,omitempty"`
+	TtftSeconds    float64 `protobuf:"fixed64,4,opt,name=ttft_seconds,json=ttftSeconds,proto3" json:"ttft_seconds,omitempty"`
+	// Decayed sample count behind the score, summed over edges.
+	Weight float64 `protobuf:"fixed64,5,opt,name=weight,proto3" json:"weight,omitempty"`
+	// Edges with a live estimate.
+	Edges uint32 `protobuf:"varint,6,opt,name=edges,proto3" json:"edges,omitempty"`
+	// errors / requests over the fleet's recent window; requests is its (decayed) base.
+	ErrorRate float64 `protobuf:"fixed64,7,opt,name=error_rate,json=errorRate,proto3" json:"error_rate,omitempty"`
+	Requests  float64 `protobuf:"fixed64,8,opt,name=requests,proto3" json:"requests,omitempty"`
+	// The fleet's error rate crossed the down threshold: every edge takes the backend
+	// out of rotation until its own breaker's half-open trial succeeds.
+	Down          bool `protobuf:"varint,9,opt,name=down,proto3" json:"down,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackendScore) Reset() {
+	*x = BackendScore{}
+	mi := &file_berry_v1_edge_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackendScore) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackendScore) ProtoMessage() {}
+
+func (x *BackendScore) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_edge_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackendScore.ProtoReflect.Descriptor instead.
+func (*BackendScore) Descriptor() ([]byte, []int) {
+	return file_berry_v1_edge_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *BackendScore) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *BackendScore) GetUpstreamModel() string {
+	if x != nil {
+		return x.UpstreamModel
+	}
+	return ""
+}
+
+func (x *BackendScore) GetLatencySeconds() float64 {
+	if x != nil {
+		return x.LatencySeconds
+	}
+	return 0
+}
+
+func (x *BackendScore) GetTtftSeconds() float64 {
+	if x != nil {
+		return x.TtftSeconds
+	}
+	return 0
+}
+
+func (x *BackendScore) GetWeight() float64 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
+func (x *BackendScore) GetEdges() uint32 {
+	if x != nil {
+		return x.Edges
+	}
+	return 0
+}
+
+func (x *BackendScore) GetErrorRate() float64 {
+	if x != nil {
+		return x.ErrorRate
+	}
+	return 0
+}
+
+func (x *BackendScore) GetRequests() float64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *BackendScore) GetDown() bool {
+	if x != nil {
+		return x.Down
+	}
+	return false
+}
+
 var File_berry_v1_edge_proto protoreflect.FileDescriptor
 
 const file_berry_v1_edge_proto_rawDesc = "" +
 	"\n" +
-	"\x13berry/v1/edge.proto\x12\bberry.v1\x1a\x15berry/v1/config.proto\"i\n" +
+	"\x13berry/v1/edge.proto\x12\bberry.v1\x1a\x15berry/v1/config.proto\"\xab\x01\n" +
 	"\vSyncRequest\x12'\n" +
 	"\x05hello\x18\x01 \x01(\v2\x0f.berry.v1.HelloH\x00R\x05hello\x12)\n" +
-	"\x03ack\x18\x02 \x01(\v2\x15.berry.v1.SnapshotAckH\x00R\x03ackB\x06\n" +
-	"\x04kind\"H\n" +
+	"\x03ack\x18\x02 \x01(\v2\x15.berry.v1.SnapshotAckH\x00R\x03ack\x12@\n" +
+	"\fobservations\x18\x03 \x01(\v2\x1a.berry.v1.ObservationBatchH\x00R\fobservationsB\x06\n" +
+	"\x04kind\"y\n" +
 	"\fSyncResponse\x120\n" +
-	"\bsnapshot\x18\x01 \x01(\v2\x12.berry.v1.SnapshotH\x00R\bsnapshotB\x06\n" +
+	"\bsnapshot\x18\x01 \x01(\v2\x12.berry.v1.SnapshotH\x00R\bsnapshot\x12/\n" +
+	"\x06scores\x18\x02 \x01(\v2\x15.berry.v1.FleetScoresH\x00R\x06scoresB\x06\n" +
 	"\x04kind\"\xbe\x01\n" +
 	"\x05Hello\x12\x17\n" +
 	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\x12#\n" +
@@ -404,7 +790,35 @@ const file_berry_v1_edge_proto_rawDesc = "" +
 	"\bSnapshot\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12(\n" +
 	"\x06config\x18\x02 \x01(\v2\x10.berry.v1.ConfigR\x06config\x12\x18\n" +
-	"\alineage\x18\x03 \x01(\tR\alineage2H\n" +
+	"\alineage\x18\x03 \x01(\tR\alineage\"s\n" +
+	"\x10ObservationBatch\x128\n" +
+	"\bbackends\x18\x01 \x03(\v2\x1c.berry.v1.BackendObservationR\bbackends\x12%\n" +
+	"\x0emerged_batches\x18\x02 \x01(\rR\rmergedBatches\"\xb3\x02\n" +
+	"\x12BackendObservation\x12\x1a\n" +
+	"\bprovider\x18\x01 \x01(\tR\bprovider\x12%\n" +
+	"\x0eupstream_model\x18\x02 \x01(\tR\rupstreamModel\x12'\n" +
+	"\x0flatency_seconds\x18\x03 \x01(\x01R\x0elatencySeconds\x12!\n" +
+	"\fttft_seconds\x18\x04 \x01(\x01R\vttftSeconds\x12\x18\n" +
+	"\asamples\x18\x05 \x01(\rR\asamples\x12\x1a\n" +
+	"\brequests\x18\x06 \x01(\rR\brequests\x12\x16\n" +
+	"\x06errors\x18\a \x01(\rR\x06errors\x12\x1b\n" +
+	"\tin_flight\x18\b \x01(\rR\binFlight\x12#\n" +
+	"\rprobe_healthy\x18\t \x01(\bR\fprobeHealthy\"s\n" +
+	"\vFleetScores\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x122\n" +
+	"\bbackends\x18\x02 \x03(\v2\x16.berry.v1.BackendScoreR\bbackends\x12\x1a\n" +
+	"\binstance\x18\x03 \x01(\tR\binstance\"\x9a\x02\n" +
+	"\fBackendScore\x12\x1a\n" +
+	"\bprovider\x18\x01 \x01(\tR\bprovider\x12%\n" +
+	"\x0eupstream_model\x18\x02 \x01(\tR\rupstreamModel\x12'\n" +
+	"\x0flatency_seconds\x18\x03 \x01(\x01R\x0elatencySeconds\x12!\n" +
+	"\fttft_seconds\x18\x04 \x01(\x01R\vttftSeconds\x12\x16\n" +
+	"\x06weight\x18\x05 \x01(\x01R\x06weight\x12\x14\n" +
+	"\x05edges\x18\x06 \x01(\rR\x05edges\x12\x1d\n" +
+	"\n" +
+	"error_rate\x18\a \x01(\x01R\terrorRate\x12\x1a\n" +
+	"\brequests\x18\b \x01(\x01R\brequests\x12\x12\n" +
+	"\x04down\x18\t \x01(\bR\x04down2H\n" +
 	"\vEdgeService\x129\n" +
 	"\x04Sync\x12\x15.berry.v1.SyncRequest\x1a\x16.berry.v1.SyncResponse(\x010\x01B9Z7github.com/berry-gateway/berry/pkg/api/berry/v1;berryv1b\x06proto3"
 
@@ -420,27 +834,35 @@ func file_berry_v1_edge_proto_rawDescGZIP() []byte {
 	return file_berry_v1_edge_proto_rawDescData
 }
 
-var file_berry_v1_edge_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_berry_v1_edge_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_berry_v1_edge_proto_goTypes = []any{
-	(*SyncRequest)(nil),  // 0: berry.v1.SyncRequest
-	(*SyncResponse)(nil), // 1: berry.v1.SyncResponse
-	(*Hello)(nil),        // 2: berry.v1.Hello
-	(*SnapshotAck)(nil),  // 3: berry.v1.SnapshotAck
-	(*Snapshot)(nil),     // 4: berry.v1.Snapshot
-	(*Config)(nil),       // 5: berry.v1.Config
+	(*SyncRequest)(nil),        // 0: berry.v1.SyncRequest
+	(*SyncResponse)(nil),       // 1: berry.v1.SyncResponse
+	(*Hello)(nil),              // 2: berry.v1.Hello
+	(*SnapshotAck)(nil),        // 3: berry.v1.SnapshotAck
+	(*Snapshot)(nil),           // 4: berry.v1.Snapshot
+	(*ObservationBatch)(nil),   // 5: berry.v1.ObservationBatch
+	(*BackendObservation)(nil), // 6: berry.v1.BackendObservation
+	(*FleetScores)(nil),        // 7: berry.v1.FleetScores
+	(*BackendScore)(nil),       // 8: berry.v1.BackendScore
+	(*Config)(nil),             // 9: berry.v1.Config
 }
 var file_berry_v1_edge_proto_depIdxs = []int32{
 	2, // 0: berry.v1.SyncRequest.hello:type_name -> berry.v1.Hello
 	3, // 1: berry.v1.SyncRequest.ack:type_name -> berry.v1.SnapshotAck
-	4, // 2: berry.v1.SyncResponse.snapshot:type_name -> berry.v1.Snapshot
-	5, // 3: berry.v1.Snapshot.config:type_name -> berry.v1.Config
-	0, // 4: berry.v1.EdgeService.Sync:input_type -> berry.v1.SyncRequest
-	1, // 5: berry.v1.EdgeService.Sync:output_type -> berry.v1.SyncResponse
-	5, // [5:6] is the sub-list for method output_type
-	4, // [4:5] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	5, // 2: berry.v1.SyncRequest.observations:type_name -> berry.v1.ObservationBatch
+	4, // 3: berry.v1.SyncResponse.snapshot:type_name -> berry.v1.Snapshot
+	7, // 4: berry.v1.SyncResponse.scores:type_name -> berry.v1.FleetScores
+	9, // 5: berry.v1.Snapshot.config:type_name -> berry.v1.Config
+	6, // 6: berry.v1.ObservationBatch.backends:type_name -> berry.v1.BackendObservation
+	8, // 7: berry.v1.FleetScores.backends:type_name -> berry.v1.BackendScore
+	0, // 8: berry.v1.EdgeService.Sync:input_type -> berry.v1.SyncRequest
+	1, // 9: berry.v1.EdgeService.Sync:output_type -> berry.v1.SyncResponse
+	9, // [9:10] is the sub-list for method output_type
+	8, // [8:9] is the sub-list for method input_type
+	8, // [8:8] is the sub-list for extension type_name
+	8, // [8:8] is the sub-list for extension extendee
+	0, // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_berry_v1_edge_proto_init() }
@@ -452,9 +874,11 @@ func file_berry_v1_edge_proto_init() {
 	file_berry_v1_edge_proto_msgTypes[0].OneofWrappers = []any{
 		(*SyncRequest_Hello)(nil),
 		(*SyncRequest_Ack)(nil),
+		(*SyncRequest_Observations)(nil),
 	}
 	file_berry_v1_edge_proto_msgTypes[1].OneofWrappers = []any{
 		(*SyncResponse_Snapshot)(nil),
+		(*SyncResponse_Scores)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -462,7 +886,7 @@ func file_berry_v1_edge_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berry_v1_edge_proto_rawDesc), len(file_berry_v1_edge_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

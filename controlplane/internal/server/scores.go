@@ -1,0 +1,166 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
+	"github.com/berry-gateway/berry/pkg/fleetscore"
+)
+
+// Fleet-score defaults.
+const (
+	DefaultScoreInterval = time.Second
+	// DownErrorRate is the merged error rate at which a backend is marked down for
+	// the whole fleet, once the fleet's recent attempts reach the breaker threshold.
+	DownErrorRate           = 0.5
+	defaultBreakerThreshold = 5
+)
+
+// scoreHub holds the latest merged scores and wakes every edge stream when they change.
+type scoreHub struct {
+	once     sync.Once
+	instance string
+	merger   fleetscore.Merger
+
+	mu      sync.Mutex
+	latest  *berryv1.FleetScores
+	changed chan struct{}
+}
+
+// key is the merger's backend key: provider id and upstream model.
+func scoreKey(provider, model string) string { return provider + "\x00" + model }
+
+func splitKey(k string) (provider, model string) {
+	provider, model, _ = strings.Cut(k, "\x00")
+	return provider, model
+}
+
+func (h *scoreHub) watch() (*berryv1.FleetScores, <-chan struct{}) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.changed == nil {
+		h.changed = make(chan struct{})
+	}
+	return h.latest, h.changed
+}
+
+func (h *scoreHub) set(s *berryv1.FleetScores) {
+	h.mu.Lock()
+	h.latest = s
+	if h.changed != nil {
+		close(h.changed)
+	}
+	h.changed = make(chan struct{})
+	h.mu.Unlock()
+}
+
+// startScores starts the merge loop once, with the first edge stream.
+func (s *Server) startScores() {
+	s.scores.once.Do(func() {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		s.scores.instance = hex.EncodeToString(b[:])
+		if s.ScoreTTL > 0 {
+			s.scores.merger.TTL = s.ScoreTTL
+		}
+		go s.runScores()
+	})
+}
+
+func (s *Server) runScores() {
+	iv := s.ScoreInterval
+	if iv <= 0 {
+		iv = DefaultScoreInterval
+	}
+	t := time.NewTicker(iv)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case now := <-t.C:
+			s.scores.set(s.mergeScores(now))
+		}
+	}
+}
+
+// mergeScores turns the merger's scores into the pushed message, marking down every
+// backend whose fleet-wide error rate crossed DownErrorRate over at least the breaker
+// threshold's worth of recent attempts.
+func (s *Server) mergeScores(now time.Time) *berryv1.FleetScores {
+	epoch, merged := s.scores.merger.Scores(now)
+	minReq := float64(defaultBreakerThreshold)
+	if snap, _ := s.cache.Watch(); snap != nil {
+		if th := snap.GetConfig().GetSettings().GetCircuitBreakerFailureThreshold(); th > 0 {
+			minReq = float64(th)
+		}
+	}
+	out := &berryv1.FleetScores{Epoch: epoch, Instance: s.scores.instance, Backends: make([]*berryv1.BackendScore, 0, len(merged))}
+	for k, sc := range merged {
+		p, m := splitKey(k)
+		out.Backends = append(out.Backends, &berryv1.BackendScore{
+			Provider: p, UpstreamModel: m,
+			LatencySeconds: sc.Latency, TtftSeconds: sc.TTFT,
+			Weight: sc.Weight, Edges: uint32(sc.Edges),
+			ErrorRate: sc.ErrorRate, Requests: sc.Requests,
+			Down: sc.Requests >= minReq && sc.ErrorRate >= DownErrorRate,
+		})
+	}
+	slices.SortFunc(out.Backends, func(a, b *berryv1.BackendScore) int {
+		if c := strings.Compare(a.Provider, b.Provider); c != 0 {
+			return c
+		}
+		return strings.Compare(a.UpstreamModel, b.UpstreamModel)
+	})
+	return out
+}
+
+// observe feeds one edge's batch to the merger.
+func (s *Server) observe(edge string, b *berryv1.ObservationBatch) {
+	obs := make([]fleetscore.Observation, len(b.GetBackends()))
+	for i, o := range b.GetBackends() {
+		obs[i] = fleetscore.Observation{
+			Backend: scoreKey(o.GetProvider(), o.GetUpstreamModel()),
+			Latency: o.GetLatencySeconds(), TTFT: o.GetTtftSeconds(),
+			Samples: o.GetSamples(), Requests: o.GetRequests(), Errors: o.GetErrors(),
+		}
+	}
+	s.scores.merger.Observe(edge, time.Now(), obs)
+}
+
+// GetScores implements berryv1.AdminServiceServer: the last merged scores, optionally
+// only the backends of one model.
+func (s *Server) GetScores(_ context.Context, req *berryv1.GetScoresRequest) (*berryv1.GetScoresResponse, error) {
+	latest, _ := s.scores.watch()
+	resp := &berryv1.GetScoresResponse{}
+	if latest == nil {
+		return resp, nil
+	}
+	resp.Epoch = latest.GetEpoch()
+	var want map[string]bool
+	if m := req.GetModel(); m != "" {
+		want = map[string]bool{}
+		if snap, _ := s.cache.Watch(); snap != nil {
+			for _, mod := range snap.GetConfig().GetModels() {
+				if mod.GetId() != m && mod.GetName() != m {
+					continue
+				}
+				for _, b := range mod.GetBackends() {
+					want[scoreKey(b.GetProvider(), b.GetModel())] = true
+				}
+			}
+		}
+	}
+	for _, b := range latest.GetBackends() {
+		if want == nil || want[scoreKey(b.GetProvider(), b.GetUpstreamModel())] {
+			resp.Backends = append(resp.Backends, b)
+		}
+	}
+	return resp, nil
+}

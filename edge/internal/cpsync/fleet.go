@@ -1,0 +1,140 @@
+package cpsync
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
+)
+
+// Fleet is the edge's side of fleet-wide scores (backends.Registry): it yields the
+// observations to report and takes the merged scores the control plane pushes.
+type Fleet interface {
+	Observations(now time.Time) []*berryv1.BackendObservation
+	ApplyScores(scores []*berryv1.BackendScore, now time.Time, ttl time.Duration)
+}
+
+// DefaultReportInterval is how often an edge reports observations by default.
+const DefaultReportInterval = time.Second
+
+func (c *Client) reportInterval() time.Duration {
+	if c.ReportInterval > 0 {
+		return c.ReportInterval
+	}
+	return DefaultReportInterval
+}
+
+// scoreTTL is how long pushed scores stay valid: a few missed pushes are tolerated,
+// a control plane that went quiet is not followed for long.
+func (c *Client) scoreTTL() time.Duration {
+	if c.ScoreTTL > 0 {
+		return c.ScoreTTL
+	}
+	return 5 * c.reportInterval()
+}
+
+// applyScores installs scores unless they are older than the last ones applied from
+// the same control-plane instance (a new instance starts its epochs over).
+func (c *Client) applyScores(s *berryv1.FleetScores) bool {
+	if c.Fleet == nil {
+		return false
+	}
+	c.scoreMu.Lock()
+	defer c.scoreMu.Unlock()
+	if s.GetInstance() == c.scoreInstance && s.GetEpoch() <= c.scoreEpoch {
+		return false
+	}
+	c.scoreInstance, c.scoreEpoch = s.GetInstance(), s.GetEpoch()
+	c.Fleet.ApplyScores(s.GetBackends(), time.Now(), c.scoreTTL())
+	return true
+}
+
+// ScoreEpoch returns the instance and epoch of the last scores applied.
+func (c *Client) ScoreEpoch() (instance string, epoch uint64) {
+	c.scoreMu.Lock()
+	defer c.scoreMu.Unlock()
+	return c.scoreInstance, c.scoreEpoch
+}
+
+// report takes observations every interval and hands them to send without ever
+// waiting on the stream: while the previous batch is still being sent, the new one is
+// merged into what is pending (counts add up, estimates are replaced) and the merge is
+// counted in MergedBatches.
+func (c *Client) report(ctx context.Context, send func(*berryv1.ObservationBatch) error) error {
+	out := make(chan *berryv1.ObservationBatch, 1)
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case b := <-out:
+				if err := send(b); err != nil {
+					errc <- err
+					return
+				}
+			}
+		}
+	}()
+	t := time.NewTicker(c.reportInterval())
+	defer t.Stop()
+	var pending *berryv1.ObservationBatch
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-errc:
+			return err
+		case now := <-t.C:
+			obs := c.Fleet.Observations(now)
+			if pending == nil {
+				pending = &berryv1.ObservationBatch{Backends: obs}
+			} else {
+				pending.Backends = mergeObservations(pending.Backends, obs)
+				pending.MergedBatches++
+				c.MergedBatches.Add(1)
+			}
+			select {
+			case out <- pending:
+				pending = nil
+			default: // the sender is still busy with the previous batch
+			}
+		}
+	}
+}
+
+// mergeObservations folds newer observations into older ones: counts add up, the
+// estimates, in-flight count and probe result are the newer ones.
+func mergeObservations(old, newer []*berryv1.BackendObservation) []*berryv1.BackendObservation {
+	type key struct{ p, m string }
+	idx := make(map[key]*berryv1.BackendObservation, len(old))
+	for _, o := range old {
+		idx[key{o.GetProvider(), o.GetUpstreamModel()}] = o
+	}
+	for _, n := range newer {
+		o := idx[key{n.GetProvider(), n.GetUpstreamModel()}]
+		if o == nil {
+			old = append(old, n)
+			continue
+		}
+		o.Samples += n.GetSamples()
+		o.Requests += n.GetRequests()
+		o.Errors += n.GetErrors()
+		o.LatencySeconds, o.TtftSeconds = n.GetLatencySeconds(), n.GetTtftSeconds()
+		o.InFlight, o.ProbeHealthy = n.GetInFlight(), n.GetProbeHealthy()
+	}
+	return old
+}
+
+// lockedSend serializes Sends on one stream (ACKs and batches come from two goroutines).
+type lockedSend struct {
+	mu   sync.Mutex
+	send func(*berryv1.SyncRequest) error
+}
+
+func (l *lockedSend) Send(m *berryv1.SyncRequest) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.send(m)
+}
