@@ -247,6 +247,7 @@ func (h *Handler) metrics(ctx *fasthttp.RequestCtx) {
 	for _, s := range states {
 		w.Histogram("berry_upstream_ttft_seconds", &s.FirstToken, "backend", s.Label)
 	}
+	h.states.WriteFleetMetrics(&w, now)
 	ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
 	ctx.Response.SetBodyRaw(w.B)
 }
