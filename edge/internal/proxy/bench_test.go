@@ -127,7 +127,7 @@ func BenchmarkRoute(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
 		now := time.Now()
-		u := authenticate(&ctx, tab, now)
+		u := authenticate(&ctx, tab, now, inOpenAI)
 		r := requestPool.Get().(*request)
 		if err := scanAndRoute(r, body, tab); err != nil {
 			b.Fatal(err)

@@ -109,7 +109,8 @@ func (h *Handler) attempt(ctx *fasthttp.RequestCtx, t *routing.Table, req *fasth
 		}
 	}()
 	req.Reset()
-	if err := p.Adapter.WriteRequest(req, &p.Account, op, b.UpstreamModel, ctx.PostBody(), &r.fields); err != nil {
+	c := codecFor(r.in, p.Adapter)
+	if err := r.writeRequest(req, ctx, c, &p.Account, p.Adapter, op, b.UpstreamModel); err != nil {
 		s.Breaker.Release()
 		if errors.Is(err, provider.ErrInvalidRequest) {
 			// The client asked for something this provider cannot express (n > 1 for
@@ -151,7 +152,7 @@ func (h *Handler) attempt(ctx *fasthttp.RequestCtx, t *routing.Table, req *fasth
 				s.Hold(start.Add(d))
 			}
 		}
-		h.copyBuffered(ctx, resp, p.Adapter, op) // kept in case every backend fails
+		h.copyBuffered(ctx, resp, p.Adapter, op, c, r) // kept in case every backend fails
 		h.finish(s, b.Stats, start, backends.ClassOf(status), false, sampleFor(streaming))
 		fasthttp.ReleaseResponse(resp)
 		h.log.Warn("upstream answered with an error", "model", model.ID, "provider", p.ID, "status", status)
@@ -160,13 +161,13 @@ func (h *Handler) attempt(ctx *fasthttp.RequestCtx, t *routing.Table, req *fasth
 	if !streaming || status != fasthttp.StatusOK || !isEventStream(resp.Header.ContentType()) {
 		// Not a stream (an upstream that ignored "stream": true answers JSON): relay it
 		// as the buffered answer it is.
-		h.copyBuffered(ctx, resp, p.Adapter, op)
+		h.copyBuffered(ctx, resp, p.Adapter, op, c, r)
 		// A 4xx here is about the request, not the backend: the backend is healthy.
 		h.finish(s, b.Stats, start, backends.ClassOf(status), true, sampleFor(streaming))
 		fasthttp.ReleaseResponse(resp)
 		return failure{}, true
 	}
-	return h.openStream(ctx, resp, model, b, op, start, timeout)
+	return h.openStream(ctx, resp, model, b, op, c, r, start, timeout)
 }
 
 // sample says which latency estimate an attempt's duration feeds.
@@ -210,9 +211,11 @@ func (h *Handler) finish(s *backends.State, rs *backends.RouteStats, start time.
 }
 
 // copyBuffered moves a buffered upstream answer into the client response: status,
-// content type, request id and body, translated to OpenAI's format where the adapter
-// needs it. The passthrough case swaps buffers instead of copying the body.
-func (h *Handler) copyBuffered(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, a provider.Adapter, op provider.Op) {
+// content type, request id and body, translated to the client's format where codec c
+// needs it (errors on /v1/messages are reshaped later, by toMessagesError). The
+// passthrough case swaps buffers instead of copying the body.
+func (h *Handler) copyBuffered(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, a provider.Adapter, op provider.Op,
+	c codec, r *request) {
 	body := resp.Body() // reads a streamed body to its end
 	ctx.Response.Reset()
 	// Statuses clients do not know (Anthropic's 529) are mapped; failover decisions
@@ -221,7 +224,20 @@ func (h *Handler) copyBuffered(ctx *fasthttp.RequestCtx, resp *fasthttp.Response
 	if id := resp.Header.Peek("X-Request-Id"); len(id) > 0 {
 		ctx.Response.Header.SetBytesV("X-Request-Id", id)
 	}
-	out, translated, err := a.TranslateResponse(op, resp.StatusCode(), body, nil)
+	var out []byte
+	var translated bool
+	var err error
+	if c != codecNative {
+		out, translated, err = a.TranslateResponse(op, resp.StatusCode(), body, nil)
+	}
+	if c == codecMessages && err == nil && resp.StatusCode() < 300 {
+		src := body
+		if translated {
+			src = out
+		}
+		out, err = provider.ChatToMessagesResponse(nil, src, r.clientModel(ctx))
+		translated = true
+	}
 	switch {
 	case err != nil:
 		h.log.Warn("cannot translate upstream answer", "status", resp.StatusCode(), "err", err)

@@ -21,7 +21,7 @@ func (h *Handler) models(ctx *fasthttp.RequestCtx) {
 	if t == nil {
 		return
 	}
-	user := authenticate(ctx, t, time.Now())
+	user := authenticate(ctx, t, time.Now(), inOpenAI)
 	if user == nil {
 		return
 	}

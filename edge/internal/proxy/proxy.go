@@ -102,21 +102,22 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	if cors && ctx.IsOptions() {
 		ctx.SetStatusCode(fasthttp.StatusNoContent)
 		ctx.Response.Header.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
-		ctx.Response.Header.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+		ctx.Response.Header.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Api-Key, Anthropic-Version")
 		ctx.Response.Header.Set("Access-Control-Max-Age", "86400")
 		ctx.Response.Header.Set("Access-Control-Allow-Origin", "*")
 		return
 	}
 	switch string(path) {
 	case "/v1/chat/completions", "/chat/completions":
-		h.serveOp(ctx, provider.OpChat)
+		h.serveOp(ctx, provider.OpChat, inOpenAI)
 	case "/v1/completions", "/completions":
-		h.serveOp(ctx, provider.OpCompletions)
+		h.serveOp(ctx, provider.OpCompletions, inOpenAI)
 	case "/v1/embeddings", "/embeddings":
-		h.serveOp(ctx, provider.OpEmbeddings)
-	// POST /v1/messages (Anthropic-format inbound) belongs here: it will translate the
-	// body to OpChat (or pass it through to provider.NativeMessages adapters), run the
-	// same forward path and translate the answer back. Not served yet: it falls to 404.
+		h.serveOp(ctx, provider.OpEmbeddings, inOpenAI)
+	case "/v1/messages":
+		// Anthropic's Messages API: the chat path with another codec (messages.go).
+		h.serveOp(ctx, provider.OpChat, inMessages)
+		toMessagesError(ctx)
 	case "/v1/models", "/models":
 		h.models(ctx)
 	case "/health", "/v1/health":
@@ -142,6 +143,12 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 type request struct {
 	fields jsonscan.Fields
 	cands  []balancer.Candidate
+	in     inbound
+	// chat is a /v1/messages body translated to an OpenAI chat request, with its
+	// fields, once an attempt needed it (chatReady).
+	chat       []byte
+	chatFields jsonscan.Fields
+	chatReady  bool
 }
 
 var requestPool = sync.Pool{New: func() any { return &request{cands: make([]balancer.Candidate, 0, 8)} }}
@@ -158,16 +165,27 @@ func (h *Handler) table(ctx *fasthttp.RequestCtx) *routing.Table {
 	return t
 }
 
-// authenticate returns the user for the request's Bearer token, or answers 401.
-func authenticate(ctx *fasthttp.RequestCtx, t *routing.Table, now time.Time) *routing.User {
+// authenticate returns the user for the request's Bearer token, or answers 401. On
+// /v1/messages the token may come as x-api-key instead, as Anthropic clients send it.
+func authenticate(ctx *fasthttp.RequestCtx, t *routing.Table, now time.Time, in inbound) *routing.User {
 	auth := ctx.Request.Header.Peek("Authorization")
 	const prefix = "Bearer "
-	if len(auth) <= len(prefix) || !bytes.EqualFold(auth[:len(prefix)], []byte(prefix)) {
-		writeError(ctx, fasthttp.StatusUnauthorized, typeAuth, "missing_api_key",
-			"missing API key: send it as Authorization: Bearer <key>")
+	var token []byte
+	if len(auth) > len(prefix) && bytes.EqualFold(auth[:len(prefix)], []byte(prefix)) {
+		token = auth[len(prefix):]
+	} else if in == inMessages {
+		token = ctx.Request.Header.Peek("X-Api-Key")
+	}
+	token = bytes.TrimSpace(token)
+	if len(token) == 0 {
+		msg := "missing API key: send it as Authorization: Bearer <key>"
+		if in == inMessages {
+			msg = "missing API key: send it as x-api-key: <key> or Authorization: Bearer <key>"
+		}
+		writeError(ctx, fasthttp.StatusUnauthorized, typeAuth, "missing_api_key", msg)
 		return nil
 	}
-	u := t.UserByToken(bytes.TrimSpace(auth[len(prefix):]))
+	u := t.UserByToken(token)
 	if u == nil || !u.Usable(now) { // enabled and not expired
 		writeError(ctx, fasthttp.StatusUnauthorized, typeAuth, "invalid_api_key", "invalid API key")
 		return nil
@@ -175,13 +193,19 @@ func authenticate(ctx *fasthttp.RequestCtx, t *routing.Table, now time.Time) *ro
 	return u
 }
 
-func opPath(op provider.Op) string { return "/v1/" + op.String() }
+func opPath(op provider.Op, in inbound) string {
+	if in == inMessages {
+		return "/v1/messages"
+	}
+	return "/v1/" + op.String()
+}
 
-// serveOp handles the POST endpoints: checks, candidate selection, then forward.
-func (h *Handler) serveOp(ctx *fasthttp.RequestCtx, op provider.Op) {
+// serveOp handles the POST endpoints: checks, candidate selection, then forward. in is
+// the format the client speaks.
+func (h *Handler) serveOp(ctx *fasthttp.RequestCtx, op provider.Op, in inbound) {
 	if !ctx.IsPost() {
 		writeError(ctx, fasthttp.StatusMethodNotAllowed, typeInvalidRequest, "method_not_allowed",
-			"use POST for "+opPath(op))
+			"use POST for "+opPath(op, in))
 		ctx.Response.Header.Set("Allow", "POST")
 		return
 	}
@@ -190,7 +214,7 @@ func (h *Handler) serveOp(ctx *fasthttp.RequestCtx, op provider.Op) {
 		return
 	}
 	now := time.Now()
-	user := authenticate(ctx, t, now)
+	user := authenticate(ctx, t, now, in)
 	if user == nil {
 		return
 	}
@@ -201,8 +225,9 @@ func (h *Handler) serveOp(ctx *fasthttp.RequestCtx, op provider.Op) {
 		return
 	}
 	r := requestPool.Get().(*request)
+	r.in = in
 	defer func() {
-		r.cands = r.cands[:0]
+		r.cands, r.chat, r.chatReady = r.cands[:0], r.chat[:0], false
 		requestPool.Put(r)
 	}()
 	if err := jsonscan.Scan(body, &r.fields); err != nil {
@@ -313,7 +338,7 @@ func (h *Handler) candidates(ctx *fasthttp.RequestCtx, t *routing.Table, r *requ
 		return false
 	case usable > 0 && supporting == 0:
 		writeError(ctx, fasthttp.StatusBadRequest, typeInvalidRequest, "unsupported_operation",
-			"model "+strconv.Quote(model.Name)+" has no backend that supports "+opPath(op))
+			"model "+strconv.Quote(model.Name)+" has no backend that supports "+opPath(op, r.in))
 		return false
 	case len(r.cands) == 0:
 		retry := 5

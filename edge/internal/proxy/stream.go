@@ -34,6 +34,9 @@ type stream struct {
 	start   time.Time
 	modelID string
 	provID  string
+	// messages: the client speaks Anthropic's stream format (classification of what
+	// is sent, and the shape of a failure event).
+	messages bool
 
 	buf     []byte // read from upstream, not yet sent (passthrough) or not yet parsed
 	out     []byte // translated events not yet sent
@@ -58,11 +61,20 @@ func init() {
 // and the caller may try another backend: nothing has reached the client yet. Once
 // content arrives, the buffered events are sent and the rest is relayed as it comes.
 func (h *Handler) openStream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, model *routing.Model,
-	b *routing.Backend, op provider.Op, start time.Time, timeout time.Duration) (failure, bool) {
+	b *routing.Backend, op provider.Op, c codec, r *request, start time.Time, timeout time.Duration) (failure, bool) {
 	st := streamPool.Get().(*stream)
 	st.h, st.resp, st.src, st.state, st.route, st.start = h, resp, resp.BodyStream(), b.State, b.Stats, start
 	st.modelID, st.provID = model.ID, b.Provider.ID
-	st.tr = b.Provider.Adapter.NewStream(op, b.UpstreamModel)
+	st.messages = c != codecOpenAI
+	switch c {
+	case codecOpenAI:
+		st.tr = b.Provider.Adapter.NewStream(op, b.UpstreamModel)
+	case codecNative:
+		st.tr = nil // relayed as the upstream sends it
+	case codecMessages:
+		st.tr = &chainStream{first: b.Provider.Adapter.NewStream(op, b.UpstreamModel),
+			second: provider.NewChatToMessagesStream(r.clientModel(ctx))}
+	}
 	deadline := start.Add(timeout)
 
 	parsed := 0
@@ -100,10 +112,10 @@ func (h *Handler) openStream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, 
 						return failure{status: pe.Status}, false
 					}
 				} else {
-					kind = classifyOutput(st.out[before:], st.scratch)
+					kind = st.classifyOutput(st.out[before:])
 				}
 			} else {
-				kind = classify(name, data)
+				kind = st.classify(name, data)
 			}
 			switch kind {
 			case kindContent:
@@ -161,8 +173,17 @@ func (h *Handler) openStream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, 
 	}
 }
 
-// classifyOutput classifies translated output (zero or more OpenAI SSE events).
-func classifyOutput(out, scratch []byte) eventKind {
+// classify classifies one event in the format the client receives.
+func (st *stream) classify(name, data []byte) eventKind {
+	if st.messages {
+		return classifyMessages(name, data)
+	}
+	return classify(name, data)
+}
+
+// classifyOutput classifies translated output (zero or more SSE events in the
+// client's format).
+func (st *stream) classifyOutput(out []byte) eventKind {
 	kind := kindOther
 	for len(out) > 0 {
 		ev, next, ok := nextEvent(out)
@@ -170,8 +191,8 @@ func classifyOutput(out, scratch []byte) eventKind {
 			break
 		}
 		out = out[next:]
-		name, data, _ := eventFields(ev, scratch)
-		if k := classify(name, data); k > kind {
+		name, data, _ := eventFields(ev, st.scratch)
+		if k := st.classify(name, data); k > kind {
 			kind = k
 		}
 	}
@@ -304,12 +325,19 @@ func (st *stream) relay(w *bufio.Writer) {
 	st.release()
 }
 
-// writeFailure ends a started stream with an OpenAI-style SSE error event. The leading
-// blank line terminates whatever partial event the upstream left behind.
+// writeFailure ends a started stream with an SSE error event in the client's format
+// (OpenAI's, or Anthropic's "event: error" on /v1/messages). The leading blank line
+// terminates whatever partial event the upstream left behind.
 func (st *stream) writeFailure(w *bufio.Writer, err error) {
 	st.h.log.Warn("upstream stream failed after content", "model", st.modelID, "provider", st.provID, "err", err)
-	ev := append(append(st.out[:0], "\n\ndata: "...), appendError(nil, typeUpstream, "upstream_stream_error",
-		"the upstream stream failed after it started: "+err.Error())...)
+	msg := "the upstream stream failed after it started: " + err.Error()
+	var ev []byte
+	if st.messages {
+		ev = append(st.out[:0], "\n\nevent: error\ndata: "...)
+		ev = provider.AppendMessagesError(ev, fasthttp.StatusBadGateway, msg)
+	} else {
+		ev = append(append(st.out[:0], "\n\ndata: "...), appendError(nil, typeUpstream, "upstream_stream_error", msg)...)
+	}
 	_, _ = w.Write(append(ev, "\n\n"...))
 	_ = w.Flush()
 }

@@ -1,0 +1,151 @@
+package proxy
+
+// POST /v1/messages serves the Anthropic Messages API in front of any backend, so the
+// Anthropic SDKs and tools work against the gateway. It runs the chat path (the same
+// routing, filters, breakers, retries, first-content rule, timeouts and metrics) with
+// a codec per attempt: an adapter that speaks the Messages API itself
+// (provider.NativeMessages) gets the client's body with only the model rewritten and
+// its answer relayed untouched; any other gets the body translated to an OpenAI chat
+// request and its answer, already in OpenAI's format after the adapter's own
+// translation, translated back. Errors on this endpoint are in Anthropic's shape.
+
+import (
+	"bytes"
+
+	"github.com/berry-gateway/berry/pkg/jsonscan"
+	"github.com/berry-gateway/berry/pkg/provider"
+	"github.com/valyala/fasthttp"
+)
+
+// inbound is the API format a client speaks.
+type inbound uint8
+
+const (
+	inOpenAI   inbound = iota // /v1/chat/completions, /v1/completions, /v1/embeddings
+	inMessages                // /v1/messages (Anthropic)
+)
+
+// codec is how one attempt's request and answer are converted.
+type codec uint8
+
+const (
+	codecOpenAI   codec = iota // OpenAI in and out; the adapter translates its upstream
+	codecNative                // Messages API in and out, passed through
+	codecMessages              // Messages API in, OpenAI chat to the adapter, translated back
+)
+
+func codecFor(in inbound, a provider.Adapter) codec {
+	if in != inMessages {
+		return codecOpenAI
+	}
+	if _, ok := a.(provider.NativeMessages); ok {
+		return codecNative
+	}
+	return codecMessages
+}
+
+// writeRequest fills req for one attempt with codec c.
+func (r *request) writeRequest(req *fasthttp.Request, ctx *fasthttp.RequestCtx, c codec, p *provider.Account,
+	a provider.Adapter, op provider.Op, model string) error {
+	switch c {
+	case codecNative:
+		return a.(provider.NativeMessages).WriteMessagesRequest(req, p, model, ctx.PostBody(), &r.fields)
+	case codecMessages:
+		if !r.chatReady {
+			// Translated once, on the first attempt that needs it: a request only
+			// Anthropic can express (server tools) still reaches native backends.
+			var err error
+			if r.chat, err = provider.MessagesToChatRequest(r.chat[:0], ctx.PostBody()); err != nil {
+				return err
+			}
+			if err := jsonscan.Scan(r.chat, &r.chatFields); err != nil {
+				return err
+			}
+			r.chatReady = true
+		}
+		return a.WriteRequest(req, p, op, model, r.chat, &r.chatFields)
+	}
+	return a.WriteRequest(req, p, op, model, ctx.PostBody(), &r.fields)
+}
+
+// clientModel is the model the client named, for translated answers.
+func (r *request) clientModel(ctx *fasthttp.RequestCtx) string {
+	return jsonscan.String(ctx.PostBody(), r.fields.Model)
+}
+
+// toMessagesError rewrites an OpenAI-style error answer (the gateway's own, or an
+// upstream's after translation) into Anthropic's {"type":"error","error":{…}} shape,
+// which the Anthropic SDKs parse. Native upstream errors are already in that shape and
+// stay as they are.
+func toMessagesError(ctx *fasthttp.RequestCtx) {
+	status := ctx.Response.StatusCode()
+	if status < 400 || ctx.Response.IsBodyStream() {
+		return
+	}
+	body := bytes.TrimSpace(ctx.Response.Body())
+	if len(body) == 0 || !isErrorObject(body) {
+		return
+	}
+	ctx.SetContentType("application/json")
+	ctx.Response.SetBodyRaw(provider.OpenAIErrorToMessages(nil, status, body))
+}
+
+// classifyMessages classifies an Anthropic stream event for failover: text or tool
+// input deltas and the final message_delta are content; message_stop before any of
+// them is an empty answer.
+func classifyMessages(name, data []byte) eventKind {
+	switch string(name) {
+	case "error":
+		return kindError
+	case "content_block_delta", "message_delta":
+		return kindContent
+	case "message_stop":
+		return kindDone
+	}
+	return kindOther
+}
+
+// chainStream runs the adapter's translator (upstream → OpenAI chunks) and then the
+// OpenAI → Messages translator, for codecMessages streams. first is nil when the
+// upstream already speaks OpenAI's SSE format.
+type chainStream struct {
+	first, second provider.StreamTranslator
+	mid, scratch  []byte
+}
+
+func (c *chainStream) Event(name, data, dst []byte) ([]byte, error) {
+	if c.first == nil {
+		return c.second.Event(name, data, dst)
+	}
+	var err error
+	if c.mid, err = c.first.Event(name, data, c.mid[:0]); err != nil {
+		return dst, err
+	}
+	return c.feed(dst)
+}
+
+func (c *chainStream) End(dst []byte) []byte {
+	if c.first != nil {
+		c.mid = c.first.End(c.mid[:0])
+		dst, _ = c.feed(dst)
+	}
+	return c.second.End(dst)
+}
+
+// feed passes the events in c.mid to the second translator.
+func (c *chainStream) feed(dst []byte) ([]byte, error) {
+	rest := c.mid
+	for {
+		ev, next, ok := nextEvent(rest)
+		if !ok {
+			return dst, nil
+		}
+		rest = rest[next:]
+		var name, data []byte
+		name, data, c.scratch = eventFields(ev, c.scratch)
+		var err error
+		if dst, err = c.second.Event(name, data, dst); err != nil {
+			return dst, err
+		}
+	}
+}
