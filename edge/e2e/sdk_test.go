@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -92,11 +91,10 @@ token = %[4]q
 }
 
 type sdkEnv struct {
-	edge           *edge
-	oa, az, an     *upstreamsim.Server
-	openai         openai.Client
-	anthropic      anthropic.Client
-	messagesServed bool
+	edge       *edge
+	oa, az, an *upstreamsim.Server
+	openai     openai.Client
+	anthropic  anthropic.Client
 }
 
 func startSDKEnv(t *testing.T) *sdkEnv {
@@ -115,14 +113,6 @@ func startSDKEnv(t *testing.T) *sdkEnv {
 	env.anthropic = anthropic.NewClient(anthropicopt.WithBaseURL(env.edge.url), anthropicopt.WithAPIKey(sdkToken),
 		anthropicopt.WithMaxRetries(0), anthropicopt.WithRequestTimeout(20*time.Second))
 
-	// Whether the edge serves POST /v1/messages yet: a 404 naming the endpoint means not.
-	resp, err := http.Post(env.edge.url+"/v1/messages", "application/json", strings.NewReader(`{}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	env.messagesServed = !(resp.StatusCode == http.StatusNotFound && strings.Contains(string(b), "unknown endpoint"))
 	return env
 }
 
@@ -302,10 +292,6 @@ func TestOpenAISDK(t *testing.T) {
 
 func TestAnthropicSDK(t *testing.T) {
 	env := startSDKEnv(t)
-	if !env.messagesServed {
-		t.Skip("needs the edge's POST /v1/messages endpoint (issue 3 proxy work, using provider.NativeMessages " +
-			"and provider.MessagesToChatRequest): the edge answers 404 unknown endpoint for it")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	tool := anthropic.ToolUnionParam{OfTool: &anthropic.ToolParam{
@@ -378,5 +364,47 @@ func TestAnthropicSDK(t *testing.T) {
 				t.Errorf("answer after the tool result: %+v", msg.Content)
 			}
 		})
+		t.Run(m.model+"/streamed tool use", func(t *testing.T) {
+			p := params
+			p.Tools = []anthropic.ToolUnionParam{tool}
+			s := env.anthropic.Messages.NewStreaming(ctx, p)
+			var acc anthropic.Message
+			for s.Next() {
+				if err := acc.Accumulate(s.Current()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.Err(); err != nil {
+				t.Fatal(err)
+			}
+			var use anthropic.ToolUseBlock
+			for _, b := range acc.Content {
+				if u, ok := b.AsAny().(anthropic.ToolUseBlock); ok {
+					use = u
+				}
+			}
+			if use.Name != "get_weather" || string(use.Input) != `{"city":"`+upstreamsim.ToolArgument+`"}` || acc.StopReason != anthropic.StopReasonToolUse {
+				t.Fatalf("streamed tool use %+v stop %q", use, acc.StopReason)
+			}
+		})
 	}
+	t.Run("errors reach the SDK as typed API errors", func(t *testing.T) {
+		for _, tc := range []struct {
+			name   string
+			client anthropic.Client
+			model  string
+			status int
+		}{
+			{"unknown model", env.anthropic, "no-such-model", http.StatusNotFound},
+			{"bad key", anthropic.NewClient(anthropicopt.WithBaseURL(env.edge.url), anthropicopt.WithAPIKey("wrong"),
+				anthropicopt.WithMaxRetries(0)), "claude", http.StatusUnauthorized},
+		} {
+			_, err := tc.client.Messages.New(ctx, anthropic.MessageNewParams{Model: anthropic.Model(tc.model), MaxTokens: 16,
+				Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hi"))}})
+			var apiErr *anthropic.Error
+			if !errors.As(err, &apiErr) || apiErr.StatusCode != tc.status || !strings.Contains(apiErr.RawJSON(), `"type":"error"`) {
+				t.Errorf("%s: %v, want an API error with status %d in Anthropic's shape", tc.name, err, tc.status)
+			}
+		}
+	})
 }
