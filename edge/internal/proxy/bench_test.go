@@ -19,8 +19,10 @@ const (
 		"data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" quietly.\"}}]}\n\n" +
 		"data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n" +
 		"data: [DONE]\n\n"
-	benchBody   = `{"model":"m","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Write a haiku about load balancers."}],"temperature":0.7}`
-	benchStream = `{"model":"m","stream":true,"messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Write a haiku about load balancers."}],"temperature":0.7}`
+	benchBody           = `{"model":"m","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Write a haiku about load balancers."}],"temperature":0.7}`
+	benchMessages       = `{"model":"m","max_tokens":256,"system":"You are a helpful assistant.","messages":[{"role":"user","content":"Write a haiku about load balancers."}],"temperature":0.7}`
+	benchMessagesStream = `{"model":"m","max_tokens":256,"stream":true,"system":"You are a helpful assistant.","messages":[{"role":"user","content":"Write a haiku about load balancers."}],"temperature":0.7}`
+	benchStream         = `{"model":"m","stream":true,"messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Write a haiku about load balancers."}],"temperature":0.7}`
 )
 
 // staticUpstream is a loopback fasthttp server answering fixed bodies, so that the
@@ -57,10 +59,20 @@ func BenchmarkPassthrough(b *testing.B) {
 
 	for _, tc := range []struct {
 		name   string
+		path   string
 		body   string
 		stream bool
-	}{{"buffered", benchBody, false}, {"stream", benchStream, true}} {
+	}{
+		{"buffered", "/v1/chat/completions", benchBody, false},
+		{"stream", "/v1/chat/completions", benchStream, true},
+		// /v1/messages to the same OpenAI upstream: translation both ways.
+		{"messages-buffered", "/v1/messages", benchMessages, false},
+		{"messages-stream", "/v1/messages", benchMessagesStream, true},
+	} {
 		b.Run(tc.name+"/direct", func(b *testing.B) {
+			if tc.path != "/v1/chat/completions" {
+				b.Skip("the upstream speaks chat: compare with buffered/edge and stream/edge")
+			}
 			client := newClient(time.Second, tc.stream)
 			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 			bw := bufio.NewWriter(io.Discard)
@@ -87,7 +99,7 @@ func BenchmarkPassthrough(b *testing.B) {
 		b.Run(tc.name+"/edge", func(b *testing.B) {
 			var ctx fasthttp.RequestCtx
 			var req fasthttp.Request
-			req.SetRequestURI("/v1/chat/completions")
+			req.SetRequestURI(tc.path)
 			req.Header.SetMethod("POST")
 			req.Header.Set("Authorization", "Bearer t")
 			req.SetBodyString(tc.body)

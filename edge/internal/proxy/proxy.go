@@ -95,6 +95,9 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 			h.log.Error("request handler panicked", "path", string(ctx.Path()), "panic", fmt.Sprint(p))
 			writeError(ctx, fasthttp.StatusInternalServerError, typeServer, "internal_error",
 				"the gateway failed to handle this request")
+			if string(ctx.Path()) == "/v1/messages" {
+				toMessagesError(ctx)
+			}
 		}
 	}()
 	path := ctx.Path()
