@@ -48,6 +48,11 @@ type Merger struct {
 	// Decay is the fraction of an edge's sample weight and counts kept per report
 	// (default 0.5): recent intervals dominate, old ones fade.
 	Decay float64
+	// MinShare is the fraction of the heaviest edge's weight below which the estimate
+	// of an edge that took no sample in its last report does not count (default 0.1):
+	// edges that stopped sending to a backend must not outvote, with their old numbers,
+	// the edge that measures it now. Their request and error counts still count.
+	MinShare float64
 
 	mu       sync.Mutex
 	backends map[string]*backend
@@ -63,6 +68,7 @@ type contribution struct {
 	weight           float64
 	requests, errors float64
 	at               time.Time
+	sampling         bool // the last report had samples
 }
 
 // Observe records a batch from one edge taken at time at.
@@ -88,16 +94,13 @@ func (m *Merger) Observe(edge string, at time.Time, batch []Observation) {
 			c = &contribution{}
 			b.edges[edge] = c
 		}
-		if o.Latency > 0 {
-			c.latency = o.Latency
-		}
-		if o.TTFT > 0 {
-			c.ttft = o.TTFT
-		}
+		// 0 means the edge has no fresh estimate any more: drop the old one.
+		c.latency, c.ttft = o.Latency, o.TTFT
 		c.weight = c.weight*decay + float64(o.Samples)
 		c.requests = c.requests*decay + float64(o.Requests)
 		c.errors = c.errors*decay + float64(o.Errors)
 		c.at = at
+		c.sampling = o.Samples > 0
 	}
 }
 
@@ -117,6 +120,10 @@ func (m *Merger) Scores(now time.Time) (epoch uint64, scores map[string]Score) {
 	if ttl <= 0 {
 		ttl = 10 * time.Second
 	}
+	minShare := m.MinShare
+	if minShare <= 0 || minShare >= 1 {
+		minShare = 0.1
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.epoch++
@@ -126,15 +133,19 @@ func (m *Merger) Scores(now time.Time) (epoch uint64, scores map[string]Score) {
 	for key, b := range m.backends {
 		lat, ttft, weights = lat[:0], ttft[:0], weights[:0]
 		var s Score
-		var errs float64
+		var errs, heaviest float64
 		for id, c := range b.edges {
 			if now.Sub(c.at) > ttl {
 				delete(b.edges, id)
 				continue
 			}
+			heaviest = max(heaviest, c.weight)
+		}
+		minWeight := heaviest * minShare
+		for _, c := range b.edges {
 			s.Requests += c.requests
 			errs += c.errors
-			if c.weight <= 0 {
+			if c.weight <= 0 || (!c.sampling && c.weight < minWeight) {
 				continue
 			}
 			s.Edges++

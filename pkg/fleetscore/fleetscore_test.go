@@ -148,3 +148,35 @@ func BenchmarkScores1000x20(b *testing.B) {
 		m.Scores(t0)
 	}
 }
+
+// Edges that stopped sampling a backend, and whose decayed weight fell far below the
+// edge now measuring it, do not outvote it with their old estimates; once that edge
+// stops too, its estimate (the heaviest) still stands.
+func TestQuietEdgesDoNotOutvoteTheMeasuringOne(t *testing.T) {
+	var m Merger
+	at := t0
+	for _, e := range []string{"b", "c"} {
+		m.Observe(e, at, []Observation{{Backend: "x", Latency: 0.001, Samples: 8, Requests: 8}})
+	}
+	for range 8 { // b and c go on reporting, without samples
+		at = at.Add(200 * time.Millisecond)
+		for _, e := range []string{"b", "c"} {
+			m.Observe(e, at, []Observation{{Backend: "x", Latency: 0.001}})
+		}
+	}
+	m.Observe("a", at, []Observation{{Backend: "x", Latency: 0.4, Samples: 4, Requests: 4}})
+	if _, s := m.Scores(at); s["x"].Latency != 0.4 {
+		t.Fatalf("with a sampling: latency %v, want a's 0.4 (score %+v)", s["x"].Latency, s["x"])
+	}
+	at = at.Add(200 * time.Millisecond)
+	for _, e := range []string{"a", "b", "c"} {
+		l := 0.001
+		if e == "a" {
+			l = 0.4
+		}
+		m.Observe(e, at, []Observation{{Backend: "x", Latency: l}})
+	}
+	if _, s := m.Scores(at); s["x"].Latency != 0.4 {
+		t.Fatalf("after a's samples: latency %v, want 0.4 (score %+v)", s["x"].Latency, s["x"])
+	}
+}

@@ -61,6 +61,7 @@ func run(args []string) error {
 	tlsCert := fs.String("tls-cert", "", "TLS certificate file (PEM) for the gRPC listener")
 	tlsKey := fs.String("tls-key", "", "TLS private key file (PEM) for the gRPC listener")
 	tlsClientCA := fs.String("tls-client-ca", "", "CA bundle (PEM); when set, clients must present a certificate it signed (mTLS)")
+	scoreInterval := fs.Duration("score-interval", server.DefaultScoreInterval, "how often fleet latency/health scores are merged and pushed to edges")
 	lockTimeout := fs.Duration("lock-timeout", 2*time.Second, "how long to wait for the data file's lock before failing")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -114,6 +115,7 @@ func run(args []string) error {
 	defer st.Close()
 
 	srv := server.New(st, log)
+	srv.ScoreInterval = *scoreInterval
 	if *bootstrap != "" {
 		doc, err := os.ReadFile(*bootstrap)
 		if err != nil {
