@@ -84,3 +84,47 @@ func FuzzSSEClassify(f *testing.F) {
 		_, _ = io.Discard.Write(b)
 	})
 }
+
+// FuzzMessagesBody sends arbitrary bodies to POST /v1/messages, translated for an
+// OpenAI upstream: never a panic, and every answer is a success or an Anthropic-style
+// error with a 4xx status.
+func FuzzMessagesBody(f *testing.F) {
+	for _, s := range []string{benchMessages, benchMessagesStream, `{"model":"m","max_tokens":1,"messages":[]}`,
+		`{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"x","content":"y"}]}]}`,
+		`{"model":"m","max_tokens":5,"tools":[{"type":"web_search_20250305","name":"w"}],"messages":[{"role":"user","content":"q"}]}`,
+		`{"model":"m","max_tokens":5,"messages":[{"role":"robot","content":"q"}]}`, `{"model":"nope"}`, `{}`, `[]`, ``} {
+		f.Add([]byte(s))
+	}
+	up := staticUpstream(f)
+	h := New(staticTable{buildTable(f, configTOML("weighted_random", "max_request_body_bytes = 4096",
+		backendSpec{id: "a", url: up}))}, nil)
+	remote := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 50000}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var req fasthttp.Request
+		req.SetRequestURI("/v1/messages")
+		req.Header.SetMethod("POST")
+		req.Header.Set("X-Api-Key", "t")
+		req.SetBody(body)
+		var ctx fasthttp.RequestCtx
+		ctx.Init(&req, remote, nil)
+		h.ServeHTTP(&ctx)
+		// Writing the response runs a stream's relay to its end (and releases it).
+		if err := ctx.Response.Write(bufio.NewWriter(io.Discard)); err != nil {
+			t.Fatal(err)
+		}
+		status := ctx.Response.StatusCode()
+		switch {
+		case status == 200:
+		case status >= 400 && status < 500:
+			var e struct {
+				Type  string
+				Error struct{ Message, Type string } `json:"error"`
+			}
+			if err := json.Unmarshal(ctx.Response.Body(), &e); err != nil || e.Type != "error" || e.Error.Message == "" || e.Error.Type == "" {
+				t.Fatalf("body %q: status %d with a non-Anthropic error %q", body, status, ctx.Response.Body())
+			}
+		default:
+			t.Fatalf("body %q: status %d: %s", body, status, ctx.Response.Body())
+		}
+	})
+}
