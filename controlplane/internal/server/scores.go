@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
@@ -27,6 +28,7 @@ type scoreHub struct {
 	once     sync.Once
 	instance string
 	merger   fleetscore.Merger
+	observed atomic.Uint64 // backend observations absorbed
 
 	mu      sync.Mutex
 	latest  *berryv1.FleetScores
@@ -132,6 +134,7 @@ func (s *Server) observe(edge string, b *berryv1.ObservationBatch) {
 		}
 	}
 	s.scores.merger.Observe(edge, time.Now(), obs)
+	s.scores.observed.Add(uint64(len(obs)))
 }
 
 // GetScores implements berryv1.AdminServiceServer: the last merged scores, optionally

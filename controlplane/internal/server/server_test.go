@@ -87,7 +87,7 @@ type harness struct {
 }
 
 // start serves a control plane on loopback with the three role tokens.
-func start(t *testing.T) *harness {
+func start(t testing.TB) *harness {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "berry.db")
 	st, err := store.Open(path, store.Options{})
@@ -116,7 +116,7 @@ func start(t *testing.T) *harness {
 	return &harness{srv: srv, addr: lis.Addr().String(), logs: logs, path: path}
 }
 
-func (h *harness) conn(t *testing.T, token string) *grpc.ClientConn {
+func (h *harness) conn(t testing.TB, token string) *grpc.ClientConn {
 	t.Helper()
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	if token != "" {
