@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"net"
 	"testing"
@@ -19,7 +20,15 @@ const (
 		"data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" quietly.\"}}]}\n\n" +
 		"data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n" +
 		"data: [DONE]\n\n"
-	benchBody           = `{"model":"m","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Write a haiku about load balancers."}],"temperature":0.7}`
+	benchBody         = `{"model":"m","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Write a haiku about load balancers."}],"temperature":0.7}`
+	benchAnthropic    = `{"id":"msg_1","type":"message","role":"assistant","model":"up-a","content":[{"type":"text","text":"Load balancers hum; quiet servers share the load; packets find their way."}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":12,"output_tokens":17}}`
+	benchAnthropicSSE = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"up-a\",\"content\":[],\"stop_reason\":null,\"usage\":{\"input_tokens\":12,\"output_tokens\":1}}}\n\n" +
+		"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n" +
+		"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Load balancers hum\"}}\n\n" +
+		"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\" quietly.\"}}\n\n" +
+		"event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n" +
+		"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":17}}\n\n" +
+		"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
 	benchMessages       = `{"model":"m","max_tokens":256,"system":"You are a helpful assistant.","messages":[{"role":"user","content":"Write a haiku about load balancers."}],"temperature":0.7}`
 	benchMessagesStream = `{"model":"m","max_tokens":256,"stream":true,"system":"You are a helpful assistant.","messages":[{"role":"user","content":"Write a haiku about load balancers."}],"temperature":0.7}`
 	benchStream         = `{"model":"m","stream":true,"messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Write a haiku about load balancers."}],"temperature":0.7}`
@@ -34,14 +43,24 @@ func staticUpstream(tb testing.TB) string {
 		tb.Fatal(err)
 	}
 	chat, sse := []byte(benchChat), []byte(benchSSE)
+	anMsg, anSSE := []byte(benchAnthropic), []byte(benchAnthropicSSE)
 	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
-		if len(ctx.Request.Header.Peek("Accept")) > 0 && string(ctx.Request.Header.Peek("Accept")) == "text/event-stream" {
+		stream := string(ctx.Request.Header.Peek("Accept")) == "text/event-stream"
+		anthropic := bytes.HasSuffix(ctx.Path(), []byte("/messages"))
+		switch {
+		case stream:
 			ctx.SetContentType("text/event-stream")
 			ctx.Response.SetBodyRaw(sse)
-			return
+			if anthropic {
+				ctx.Response.SetBodyRaw(anSSE)
+			}
+		case anthropic:
+			ctx.SetContentType("application/json")
+			ctx.Response.SetBodyRaw(anMsg)
+		default:
+			ctx.SetContentType("application/json")
+			ctx.Response.SetBodyRaw(chat)
 		}
-		ctx.SetContentType("application/json")
-		ctx.Response.SetBodyRaw(chat)
 	}}
 	go func() { _ = srv.Serve(lis) }()
 	tb.Cleanup(func() { _ = srv.Shutdown() })
@@ -57,17 +76,23 @@ func BenchmarkPassthrough(b *testing.B) {
 		backendSpec{id: "a", url: up}, backendSpec{id: "b", url: up}))}, nil)
 	remote := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 50000}
 
+	native := New(staticTable{buildTable(b, configTOML("weighted_random", "max_retries = 2",
+		backendSpec{id: "a", url: up, extra: `backend_type = "anthropic"`}))}, nil)
 	for _, tc := range []struct {
 		name   string
 		path   string
 		body   string
 		stream bool
+		h      *Handler
 	}{
-		{"buffered", "/v1/chat/completions", benchBody, false},
-		{"stream", "/v1/chat/completions", benchStream, true},
+		{"buffered", "/v1/chat/completions", benchBody, false, h},
+		{"stream", "/v1/chat/completions", benchStream, true, h},
 		// /v1/messages to the same OpenAI upstream: translation both ways.
-		{"messages-buffered", "/v1/messages", benchMessages, false},
-		{"messages-stream", "/v1/messages", benchMessagesStream, true},
+		{"messages-buffered", "/v1/messages", benchMessages, false, h},
+		{"messages-stream", "/v1/messages", benchMessagesStream, true, h},
+		// /v1/messages to an Anthropic backend: native passthrough.
+		{"messages-native-buffered", "/v1/messages", benchMessages, false, native},
+		{"messages-native-stream", "/v1/messages", benchMessagesStream, true, native},
 	} {
 		b.Run(tc.name+"/direct", func(b *testing.B) {
 			if tc.path != "/v1/chat/completions" {
@@ -108,7 +133,7 @@ func BenchmarkPassthrough(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				ctx.Response.Reset()
-				h.ServeHTTP(&ctx)
+				tc.h.ServeHTTP(&ctx)
 				if ctx.Response.StatusCode() != 200 {
 					b.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
 				}
