@@ -221,9 +221,7 @@ func (h *Handler) copyBuffered(ctx *fasthttp.RequestCtx, resp *fasthttp.Response
 	// Statuses clients do not know (Anthropic's 529) are mapped; failover decisions
 	// were made on the upstream's own status.
 	ctx.SetStatusCode(provider.ClientStatus(a, op, resp.StatusCode()))
-	if id := resp.Header.Peek("X-Request-Id"); len(id) > 0 {
-		ctx.Response.Header.SetBytesV("X-Request-Id", id)
-	}
+	copyRequestIDs(&ctx.Response.Header, &resp.Header)
 	var out []byte
 	var translated bool
 	var err error
@@ -287,4 +285,15 @@ func (h *Handler) finishNeutral(s *backends.State, rs *backends.RouteStats, star
 
 func isEventStream(ct []byte) bool {
 	return len(ct) >= len("text/event-stream") && strings.EqualFold(string(ct[:len("text/event-stream")]), "text/event-stream")
+}
+
+// copyRequestIDs passes the upstream's request id on: OpenAI's X-Request-Id, and
+// Anthropic's request-id, which the Anthropic SDKs show in their errors.
+func copyRequestIDs(dst *fasthttp.ResponseHeader, src *fasthttp.ResponseHeader) {
+	if id := src.Peek("X-Request-Id"); len(id) > 0 {
+		dst.SetBytesV("X-Request-Id", id)
+	}
+	if id := src.Peek("Request-Id"); len(id) > 0 {
+		dst.SetBytesV("Request-Id", id)
+	}
 }

@@ -77,6 +77,9 @@ func TestMessagesEndpoint(t *testing.T) {
 				len(v.Content) == 0 || v.Content[0].Type != "text" || v.Content[0].Text == "" || v.StopReason == "" {
 				t.Fatalf("%d %s", r.status, r.body)
 			}
+			if tc.edge == anEdge && !strings.HasPrefix(r.header.Get("Request-Id"), "req_") {
+				t.Fatalf("Anthropic's request-id not passed on: %v", r.header)
+			}
 		})
 		t.Run(tc.name+"/stream with bearer", func(t *testing.T) {
 			r := postMessages(t, tc.edge, bearer, messagesStreamBody)

@@ -229,9 +229,7 @@ func (h *Handler) startRelay(ctx *fasthttp.RequestCtx, st *stream) {
 	ctx.SetContentType("text/event-stream")
 	ctx.Response.Header.Set("Cache-Control", "no-cache")
 	ctx.Response.Header.Set("X-Accel-Buffering", "no") // nginx in front must not buffer
-	if id := st.resp.Header.Peek("X-Request-Id"); len(id) > 0 {
-		ctx.Response.Header.SetBytesV("X-Request-Id", id)
-	}
+	copyRequestIDs(&ctx.Response.Header, &st.resp.Header)
 	ctx.SetBodyStreamWriter(st.relayFn)
 }
 
