@@ -115,13 +115,22 @@ type fleetEnv struct {
 
 func startFleetEnv(t *testing.T, edges int) *fleetEnv {
 	t.Helper()
+	return startFleetEnvConfig(t, edges, "")
+}
+
+// startFleetEnvConfig starts the simulators, a control plane and edges; settings are
+// extra [settings] lines.
+func startFleetEnvConfig(t *testing.T, edges int, settings string) *fleetEnv {
+	t.Helper()
 	env := &fleetEnv{
 		fast:  startSim(t, upstreamsim.Options{Name: "fast", APIKey: "key-f", Latency: 40 * time.Millisecond}),
 		slow:  startSim(t, upstreamsim.Options{Name: "slow", APIKey: "key-s"}),
 		cpDir: t.TempDir(),
 	}
 	env.cp = startControlPlane(t, env.cpDir, "--score-interval", fleetReport.String())
-	v := importConfig(t, env.cp, fleetTOML(env.fast.URL(), env.slow.URL()))
+	doc := fleetTOML(env.fast.URL(), env.slow.URL())
+	doc = strings.Replace(doc, "[settings]\n", "[settings]\n"+settings, 1)
+	v := importConfig(t, env.cp, doc)
 	for i := range edges {
 		e := startFleetEdge(t, env.cp.addr, fmt.Sprintf("fleet-%c", 'a'+i))
 		e.waitVersion(t, v)
@@ -276,4 +285,46 @@ func TestFleetMarksFailingBackendDown(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// Coordinated probing: with 1 edge and with 5, the health probes reaching each
+// upstream per interval are the same, because the control plane gives each provider's
+// probes to one connected edge.
+func TestFleetProbeTrafficIndependentOfEdgeCount(t *testing.T) {
+	const window = 4 * time.Second // four probe intervals of 1s
+	counts := map[int][2]int64{}
+	for _, n := range []int{1, 5} {
+		env := startFleetEnvConfig(t, n, "health_check_interval_seconds = 1\n")
+		eventually(t, "probe owners assigned", func() error {
+			for _, p := range []string{"sim-fast", "sim-slow"} {
+				sc, err := env.score(t, p)
+				if err != nil {
+					return err
+				}
+				if sc.GetProbeOwner() == "" || !sc.GetProbed() {
+					return fmt.Errorf("%s: owner %q, probed %v", p, sc.GetProbeOwner(), sc.GetProbed())
+				}
+			}
+			return nil
+		})
+		env.fast.ResetStats()
+		env.slow.ResetStats()
+		time.Sleep(window)
+		counts[n] = [2]int64{env.fast.Stats().Requests, env.slow.Stats().Requests}
+		t.Logf("%d edge(s): %d probes to the fast upstream, %d to the slow one in %v", n, counts[n][0], counts[n][1], window)
+		for _, e := range env.edges {
+			e.stop(t)
+		}
+		env.cp.stop(t)
+	}
+	for i, name := range []string{"fast", "slow"} {
+		one, five := counts[1][i], counts[5][i]
+		if one == 0 {
+			t.Fatalf("no probes reached the %s upstream with one edge", name)
+		}
+		// One interval of slack for where the window starts relative to the ticks.
+		if five > one+1 {
+			t.Fatalf("%s upstream: %d probes with 5 edges vs %d with 1 in %v; probing should not grow with the fleet", name, five, one, window)
+		}
+	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"hash/fnv"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -33,6 +35,25 @@ type scoreHub struct {
 	mu      sync.Mutex
 	latest  *berryv1.FleetScores
 	changed chan struct{}
+	owners  map[string]string // provider id → probing edge, as last pushed
+	probes  map[string]bool   // backend key → the owner's last probe result
+}
+
+// probeOwner returns the edge that probes provider: the connected edge with the
+// highest rendezvous hash, so owners change only for the providers of an edge that
+// leaves (or the share a new edge takes), not all at once.
+func probeOwner(provider string, edges []string) string {
+	best, bestH := "", uint64(0)
+	for _, e := range edges {
+		h := fnv.New64a()
+		h.Write([]byte(e))
+		h.Write([]byte{0})
+		h.Write([]byte(provider))
+		if v := h.Sum64(); best == "" || v > bestH {
+			best, bestH = e, v
+		}
+	}
+	return best
 }
 
 // key is the merger's backend key: provider id and upstream model.
@@ -103,15 +124,40 @@ func (s *Server) mergeScores(now time.Time) *berryv1.FleetScores {
 			minReq = float64(th)
 		}
 	}
-	out := &berryv1.FleetScores{Epoch: epoch, Instance: s.scores.instance, Backends: make([]*berryv1.BackendScore, 0, len(merged))}
+	var connected []string
+	for _, e := range s.fleet.List() {
+		if e.Connected {
+			connected = append(connected, e.ID)
+		}
+	}
+	owners := make(map[string]string)
+	if snap, _ := s.cache.Watch(); snap != nil && len(connected) > 0 {
+		for _, p := range snap.GetConfig().GetProviders() {
+			owners[p.GetId()] = probeOwner(p.GetId(), connected)
+		}
+	}
+	s.scores.mu.Lock()
+	s.scores.owners = owners
+	for k := range s.scores.probes {
+		if _, ok := merged[k]; !ok {
+			delete(s.scores.probes, k) // nobody reports on it any more
+		}
+	}
+	probes := maps.Clone(s.scores.probes)
+	s.scores.mu.Unlock()
+
+	out := &berryv1.FleetScores{Epoch: epoch, Instance: s.scores.instance, ProbeOwners: owners,
+		Backends: make([]*berryv1.BackendScore, 0, len(merged))}
 	for k, sc := range merged {
 		p, m := splitKey(k)
+		healthy, probed := probes[k]
 		out.Backends = append(out.Backends, &berryv1.BackendScore{
 			Provider: p, UpstreamModel: m,
 			LatencySeconds: sc.Latency, TtftSeconds: sc.TTFT,
 			Weight: sc.Weight, Edges: uint32(sc.Edges),
 			ErrorRate: sc.ErrorRate, Requests: sc.Requests,
-			Down: sc.Requests >= minReq && sc.ErrorRate >= DownErrorRate,
+			Down:       sc.Requests >= minReq && sc.ErrorRate >= DownErrorRate,
+			ProbeOwner: owners[p], Probed: probed, ProbeHealthy: healthy,
 		})
 	}
 	slices.SortFunc(out.Backends, func(a, b *berryv1.BackendScore) int {
@@ -126,6 +172,17 @@ func (s *Server) mergeScores(now time.Time) *berryv1.FleetScores {
 // observe feeds one edge's batch to the merger.
 func (s *Server) observe(edge string, b *berryv1.ObservationBatch) {
 	obs := make([]fleetscore.Observation, len(b.GetBackends()))
+	s.scores.mu.Lock()
+	for _, o := range b.GetBackends() {
+		// Only the probe owner's results are shared: the others do not probe.
+		if s.scores.owners[o.GetProvider()] == edge {
+			if s.scores.probes == nil {
+				s.scores.probes = make(map[string]bool)
+			}
+			s.scores.probes[scoreKey(o.GetProvider(), o.GetUpstreamModel())] = o.GetProbeHealthy()
+		}
+	}
+	s.scores.mu.Unlock()
 	for i, o := range b.GetBackends() {
 		obs[i] = fleetscore.Observation{
 			Backend: scoreKey(o.GetProvider(), o.GetUpstreamModel()),

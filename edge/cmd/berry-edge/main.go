@@ -83,7 +83,8 @@ func run(args []string) error {
 	}
 	defer stopSource()
 
-	checker := &health.Checker{Tables: &current, Bind: h.Bind, Log: log.With("component", "health")}
+	checker := &health.Checker{Tables: &current, Bind: h.Bind, Log: log.With("component", "health"),
+		Assigned: h.Backends().ProbeAssigned}
 	go checker.Run(ctx)
 	srv := &fasthttp.Server{
 		Handler:            h.ServeHTTP,

@@ -152,10 +152,11 @@ type RouteStats struct {
 type Registry struct {
 	reportMu sync.Mutex // one observation batch at a time
 
-	mu     sync.Mutex
-	states map[Key]*State
-	routes map[Route]*RouteStats
-	models map[string]*ModelStats
+	mu      sync.Mutex
+	probing probing
+	states  map[Key]*State
+	routes  map[Route]*RouteStats
+	models  map[string]*ModelStats
 }
 
 // Synced is what Sync returns, aligned with its inputs.

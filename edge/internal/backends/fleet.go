@@ -1,6 +1,7 @@
 package backends
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/berry-gateway/berry/edge/internal/metrics"
@@ -68,17 +69,24 @@ func (r *Registry) Observations(now time.Time) []*berryv1.BackendObservation {
 	return out
 }
 
-// ApplyScores installs the fleet's merged scores, valid for ttl: each backend's
-// latency estimate blends them with the local samples, and a backend the fleet marks
-// down has its local breaker opened, so it leaves rotation here too until the breaker's
-// own half-open trial finds it serving again. Backends absent from the scores fall
-// back to local estimates.
-func (r *Registry) ApplyScores(scores []*berryv1.BackendScore, now time.Time, ttl time.Duration) {
-	byKey := make(map[Key]*berryv1.BackendScore, len(scores))
-	for _, sc := range scores {
+// ApplyScores installs the fleet's merged scores, valid for ttl (nil: the control
+// plane is gone; local estimates and local probing only). Each backend's latency
+// estimate blends them with the local samples; a backend the fleet marks down has its
+// local breaker opened, so it leaves rotation here too until the breaker's own
+// half-open trial finds it serving again; probe results of providers another edge
+// (self is this edge's id) is assigned to probe are taken from that edge. Backends
+// absent from the scores fall back to local estimates.
+func (r *Registry) ApplyScores(fs *berryv1.FleetScores, self string, now time.Time, ttl time.Duration) {
+	byKey := make(map[Key]*berryv1.BackendScore, len(fs.GetBackends()))
+	for _, sc := range fs.GetBackends() {
 		byKey[Key{sc.GetProvider(), sc.GetUpstreamModel()}] = sc
 	}
 	r.mu.Lock()
+	if fs == nil {
+		r.probing = probing{}
+	} else {
+		r.probing = probing{owners: fs.GetProbeOwners(), self: self, assigned: true}
+	}
 	states := make([]*State, 0, len(r.states))
 	for _, s := range r.states {
 		states = append(states, s)
@@ -98,11 +106,52 @@ func (r *Registry) ApplyScores(scores []*berryv1.BackendScore, now time.Time, tt
 		} else if !down {
 			s.fleetDown.Store(false)
 		}
+		if o := sc.GetProbeOwner(); o != "" && o != self && sc.GetProbed() {
+			msg := ""
+			if !sc.GetProbeHealthy() {
+				msg = "failed the health probe of edge " + strconv.Quote(o)
+			}
+			s.SetProbe(sc.GetProbeHealthy(), msg)
+		}
 	}
 }
 
+// probing is the coordinated-probing state: without assignments (standalone, or no
+// control plane) every provider is probed locally; while connected and not yet
+// assigned, none are, until waitUntil passes.
+type probing struct {
+	owners    map[string]string
+	self      string
+	assigned  bool
+	waitUntil time.Time
+}
+
+// AwaitAssignment says the edge is connected and will receive probe assignments; it
+// probes nothing until they arrive or until passes (a control plane that never
+// sends them).
+func (r *Registry) AwaitAssignment(until time.Time) {
+	r.mu.Lock()
+	r.probing = probing{waitUntil: until}
+	r.mu.Unlock()
+}
+
+// ProbeAssigned reports whether this edge runs the active probes of provider now.
+func (r *Registry) ProbeAssigned(provider string, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := &r.probing
+	switch {
+	case p.assigned:
+		o, ok := p.owners[provider]
+		return !ok || o == p.self // a provider the control plane does not know: probe it
+	case now.Before(p.waitUntil):
+		return false
+	}
+	return true
+}
+
 // ClearFleet drops every fleet score (the control plane is gone): local estimates only.
-func (r *Registry) ClearFleet() { r.ApplyScores(nil, time.Time{}, 0) }
+func (r *Registry) ClearFleet() { r.ApplyScores(nil, "", time.Time{}, 0) }
 
 // tripBreaker opens b through its public failure path, so its ordinary timeout and
 // half-open trial decide when this edge uses the backend again.

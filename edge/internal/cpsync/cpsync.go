@@ -140,7 +140,8 @@ func (c *Client) session(ctx context.Context, log *slog.Logger) error {
 	out := &lockedSend{send: stream.Send}
 	reportErr := make(chan error, 1)
 	if c.Fleet != nil {
-		defer c.Fleet.ApplyScores(nil, time.Now(), 0) // local estimates only until reconnected
+		defer c.Fleet.ApplyScores(nil, c.EdgeID, time.Now(), 0) // local estimates and probing until reconnected
+		c.Fleet.AwaitAssignment(time.Now().Add(c.scoreTTL()))
 		go func() {
 			reportErr <- c.report(ctx, func(b *berryv1.ObservationBatch) error {
 				return out.Send(&berryv1.SyncRequest{Kind: &berryv1.SyncRequest_Observations{Observations: b}})

@@ -12,7 +12,12 @@ import (
 // observations to report and takes the merged scores the control plane pushes.
 type Fleet interface {
 	Observations(now time.Time) []*berryv1.BackendObservation
-	ApplyScores(scores []*berryv1.BackendScore, now time.Time, ttl time.Duration)
+	// ApplyScores installs scores (nil: none, local estimates and probing only); self
+	// is this edge's id, for probe assignments.
+	ApplyScores(scores *berryv1.FleetScores, self string, now time.Time, ttl time.Duration)
+	// AwaitAssignment: the stream is up; probe nothing until scores bring probe
+	// assignments or until passes.
+	AwaitAssignment(until time.Time)
 }
 
 // DefaultReportInterval is how often an edge reports observations by default.
@@ -46,7 +51,7 @@ func (c *Client) applyScores(s *berryv1.FleetScores) bool {
 		return false
 	}
 	c.scoreInstance, c.scoreEpoch = s.GetInstance(), s.GetEpoch()
-	c.Fleet.ApplyScores(s.GetBackends(), time.Now(), c.scoreTTL())
+	c.Fleet.ApplyScores(s, c.EdgeID, time.Now(), c.scoreTTL())
 	return true
 }
 

@@ -592,7 +592,10 @@ type FleetScores struct {
 	Backends []*BackendScore        `protobuf:"bytes,2,rep,name=backends,proto3" json:"backends,omitempty"`
 	// The control-plane instance the epochs belong to; after a control-plane restart
 	// epochs start over and an edge accepts the new instance's scores.
-	Instance      string `protobuf:"bytes,3,opt,name=instance,proto3" json:"instance,omitempty"`
+	Instance string `protobuf:"bytes,3,opt,name=instance,proto3" json:"instance,omitempty"`
+	// Coordinated probing: provider id → the one connected edge that runs its active
+	// health probes. Every other edge takes the owner's results from BackendScore.
+	ProbeOwners   map[string]string `protobuf:"bytes,4,rep,name=probe_owners,json=probeOwners,proto3" json:"probe_owners,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -648,6 +651,13 @@ func (x *FleetScores) GetInstance() string {
 	return ""
 }
 
+func (x *FleetScores) GetProbeOwners() map[string]string {
+	if x != nil {
+		return x.ProbeOwners
+	}
+	return nil
+}
+
 // BackendScore is the fleet's merged view of one backend.
 type BackendScore struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -665,7 +675,12 @@ type BackendScore struct {
 	Requests  float64 `protobuf:"fixed64,8,opt,name=requests,proto3" json:"requests,omitempty"`
 	// The fleet's error rate crossed the down threshold: every edge takes the backend
 	// out of rotation until its own breaker's half-open trial succeeds.
-	Down          bool `protobuf:"varint,9,opt,name=down,proto3" json:"down,omitempty"`
+	Down bool `protobuf:"varint,9,opt,name=down,proto3" json:"down,omitempty"`
+	// The edge that probes this backend's provider, and its last result (valid when
+	// probed is true).
+	ProbeOwner    string `protobuf:"bytes,10,opt,name=probe_owner,json=probeOwner,proto3" json:"probe_owner,omitempty"`
+	Probed        bool   `protobuf:"varint,11,opt,name=probed,proto3" json:"probed,omitempty"`
+	ProbeHealthy  bool   `protobuf:"varint,12,opt,name=probe_healthy,json=probeHealthy,proto3" json:"probe_healthy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -763,6 +778,27 @@ func (x *BackendScore) GetDown() bool {
 	return false
 }
 
+func (x *BackendScore) GetProbeOwner() string {
+	if x != nil {
+		return x.ProbeOwner
+	}
+	return ""
+}
+
+func (x *BackendScore) GetProbed() bool {
+	if x != nil {
+		return x.Probed
+	}
+	return false
+}
+
+func (x *BackendScore) GetProbeHealthy() bool {
+	if x != nil {
+		return x.ProbeHealthy
+	}
+	return false
+}
+
 var File_berry_v1_edge_proto protoreflect.FileDescriptor
 
 const file_berry_v1_edge_proto_rawDesc = "" +
@@ -803,11 +839,15 @@ const file_berry_v1_edge_proto_rawDesc = "" +
 	"\brequests\x18\x06 \x01(\rR\brequests\x12\x16\n" +
 	"\x06errors\x18\a \x01(\rR\x06errors\x12\x1b\n" +
 	"\tin_flight\x18\b \x01(\rR\binFlight\x12#\n" +
-	"\rprobe_healthy\x18\t \x01(\bR\fprobeHealthy\"s\n" +
+	"\rprobe_healthy\x18\t \x01(\bR\fprobeHealthy\"\xfe\x01\n" +
 	"\vFleetScores\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x122\n" +
 	"\bbackends\x18\x02 \x03(\v2\x16.berry.v1.BackendScoreR\bbackends\x12\x1a\n" +
-	"\binstance\x18\x03 \x01(\tR\binstance\"\x9a\x02\n" +
+	"\binstance\x18\x03 \x01(\tR\binstance\x12I\n" +
+	"\fprobe_owners\x18\x04 \x03(\v2&.berry.v1.FleetScores.ProbeOwnersEntryR\vprobeOwners\x1a>\n" +
+	"\x10ProbeOwnersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf8\x02\n" +
 	"\fBackendScore\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\tR\bprovider\x12%\n" +
 	"\x0eupstream_model\x18\x02 \x01(\tR\rupstreamModel\x12'\n" +
@@ -818,7 +858,12 @@ const file_berry_v1_edge_proto_rawDesc = "" +
 	"\n" +
 	"error_rate\x18\a \x01(\x01R\terrorRate\x12\x1a\n" +
 	"\brequests\x18\b \x01(\x01R\brequests\x12\x12\n" +
-	"\x04down\x18\t \x01(\bR\x04down2H\n" +
+	"\x04down\x18\t \x01(\bR\x04down\x12\x1f\n" +
+	"\vprobe_owner\x18\n" +
+	" \x01(\tR\n" +
+	"probeOwner\x12\x16\n" +
+	"\x06probed\x18\v \x01(\bR\x06probed\x12#\n" +
+	"\rprobe_healthy\x18\f \x01(\bR\fprobeHealthy2H\n" +
 	"\vEdgeService\x129\n" +
 	"\x04Sync\x12\x15.berry.v1.SyncRequest\x1a\x16.berry.v1.SyncResponse(\x010\x01B9Z7github.com/berry-gateway/berry/pkg/api/berry/v1;berryv1b\x06proto3"
 
@@ -834,7 +879,7 @@ func file_berry_v1_edge_proto_rawDescGZIP() []byte {
 	return file_berry_v1_edge_proto_rawDescData
 }
 
-var file_berry_v1_edge_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_berry_v1_edge_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_berry_v1_edge_proto_goTypes = []any{
 	(*SyncRequest)(nil),        // 0: berry.v1.SyncRequest
 	(*SyncResponse)(nil),       // 1: berry.v1.SyncResponse
@@ -845,24 +890,26 @@ var file_berry_v1_edge_proto_goTypes = []any{
 	(*BackendObservation)(nil), // 6: berry.v1.BackendObservation
 	(*FleetScores)(nil),        // 7: berry.v1.FleetScores
 	(*BackendScore)(nil),       // 8: berry.v1.BackendScore
-	(*Config)(nil),             // 9: berry.v1.Config
+	nil,                        // 9: berry.v1.FleetScores.ProbeOwnersEntry
+	(*Config)(nil),             // 10: berry.v1.Config
 }
 var file_berry_v1_edge_proto_depIdxs = []int32{
-	2, // 0: berry.v1.SyncRequest.hello:type_name -> berry.v1.Hello
-	3, // 1: berry.v1.SyncRequest.ack:type_name -> berry.v1.SnapshotAck
-	5, // 2: berry.v1.SyncRequest.observations:type_name -> berry.v1.ObservationBatch
-	4, // 3: berry.v1.SyncResponse.snapshot:type_name -> berry.v1.Snapshot
-	7, // 4: berry.v1.SyncResponse.scores:type_name -> berry.v1.FleetScores
-	9, // 5: berry.v1.Snapshot.config:type_name -> berry.v1.Config
-	6, // 6: berry.v1.ObservationBatch.backends:type_name -> berry.v1.BackendObservation
-	8, // 7: berry.v1.FleetScores.backends:type_name -> berry.v1.BackendScore
-	0, // 8: berry.v1.EdgeService.Sync:input_type -> berry.v1.SyncRequest
-	1, // 9: berry.v1.EdgeService.Sync:output_type -> berry.v1.SyncResponse
-	9, // [9:10] is the sub-list for method output_type
-	8, // [8:9] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	2,  // 0: berry.v1.SyncRequest.hello:type_name -> berry.v1.Hello
+	3,  // 1: berry.v1.SyncRequest.ack:type_name -> berry.v1.SnapshotAck
+	5,  // 2: berry.v1.SyncRequest.observations:type_name -> berry.v1.ObservationBatch
+	4,  // 3: berry.v1.SyncResponse.snapshot:type_name -> berry.v1.Snapshot
+	7,  // 4: berry.v1.SyncResponse.scores:type_name -> berry.v1.FleetScores
+	10, // 5: berry.v1.Snapshot.config:type_name -> berry.v1.Config
+	6,  // 6: berry.v1.ObservationBatch.backends:type_name -> berry.v1.BackendObservation
+	8,  // 7: berry.v1.FleetScores.backends:type_name -> berry.v1.BackendScore
+	9,  // 8: berry.v1.FleetScores.probe_owners:type_name -> berry.v1.FleetScores.ProbeOwnersEntry
+	0,  // 9: berry.v1.EdgeService.Sync:input_type -> berry.v1.SyncRequest
+	1,  // 10: berry.v1.EdgeService.Sync:output_type -> berry.v1.SyncResponse
+	10, // [10:11] is the sub-list for method output_type
+	9,  // [9:10] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_berry_v1_edge_proto_init() }
@@ -886,7 +933,7 @@ func file_berry_v1_edge_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berry_v1_edge_proto_rawDesc), len(file_berry_v1_edge_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
