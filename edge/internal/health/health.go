@@ -45,6 +45,10 @@ type Checker struct {
 	Log  *slog.Logger
 	// Tick is how often due probes are looked for; default 1s.
 	Tick time.Duration
+	// Assigned, when set, says whether this edge probes a provider now (coordinated
+	// probing: the control plane gives each provider's probes to one edge, the others
+	// take its results); nil probes every provider.
+	Assigned func(providerID string, now time.Time) bool
 
 	once   sync.Once
 	client *fasthttp.Client
@@ -163,6 +167,9 @@ func (c *Checker) RunOnce(ctx context.Context, now time.Time) {
 			continue
 		}
 		if due, seen := c.next[p.ID]; seen && now.Before(due) {
+			continue
+		}
+		if c.Assigned != nil && !c.Assigned(p.ID, now) {
 			continue
 		}
 		wait := interval
