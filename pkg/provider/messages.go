@@ -3,7 +3,8 @@ package provider
 // Inbound Anthropic: the edge's POST /v1/messages serves the Anthropic Messages API
 // (for the Anthropic SDKs and tools such as Claude Code) in front of any backend.
 //
-// Intended use by the proxy, for a backend whose adapter is not NativeMessages:
+// How the proxy uses it (edge/internal/proxy/messages.go), for a backend whose adapter
+// is not NativeMessages:
 //
 //	chat, err := provider.MessagesToChatRequest(buf[:0], clientBody)
 //	// err wraps ErrInvalidRequest: answer 400 with AppendMessagesError.
