@@ -124,6 +124,19 @@ func TestMessagesEndpoint(t *testing.T) {
 		}
 	}
 
+	t.Run("unserved Anthropic side endpoint is a 404 in Anthropic's shape", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodPost, anEdge+"/v1/messages/count_tokens", strings.NewReader(messagesBody))
+		req.Header.Set("x-api-key", "t")
+		resp, err := testClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if typ, _ := anthropicError(t, string(b)); resp.StatusCode != 404 || typ != "not_found_error" {
+			t.Fatalf("%d %s", resp.StatusCode, b)
+		}
+	})
 	t.Run("translation rejects an invalid Messages request with 400", func(t *testing.T) {
 		before := oa.Stats().ChatRequests
 		r := postMessages(t, oaEdge, xKey, `{"model":"m","messages":[{"role":"user","content":"hi"}]}`) // no max_tokens

@@ -135,6 +135,9 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	default:
 		writeError(ctx, fasthttp.StatusNotFound, typeNotFound, "not_found",
 			"unknown endpoint "+strconv.Quote(string(path)))
+		if bytes.HasPrefix(path, []byte("/v1/messages/")) {
+			toMessagesError(ctx) // count_tokens, batches: Anthropic clients parse this shape
+		}
 	}
 	if cors {
 		// Set last: error answers reset the response headers.
