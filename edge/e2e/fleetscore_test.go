@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -226,6 +227,17 @@ func TestFleetLatencyMovesOtherEdgesAway(t *testing.T) {
 		t.Fatalf("edges b and c sent %d of 20 least_latency requests to the backend the fleet knows is slow", n)
 	}
 	t.Logf("edges b and c sent 0 of 20 least_latency requests to the slow backend (their own samples still ranked it first)")
+
+	// berryctl shows the scores: a model's backends as a table, one as JSON.
+	code, out, errOut := berryctl(t, nil, "--server", env.cp.addr, "scores", "mixed")
+	if code != 0 || !strings.Contains(out, "sim-slow/up-s") || !strings.Contains(out, "sim-fast/up-f") || !strings.Contains(out, "PROBE OWNER") {
+		t.Fatalf("berryctl scores mixed: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = berryctl(t, nil, "--server", env.cp.addr, "-o", "json", "scores", "pin")
+	if code != 0 || !strings.Contains(out, `"upstreamModel": "up-s"`) || strings.Contains(out, "up-f") {
+		t.Fatalf("berryctl -o json scores pin: exit %d\n%s%s", code, out, errOut)
+	}
+	t.Logf("berryctl scores mixed:\n%s", func() string { _, o, _ := berryctl(t, nil, "--server", env.cp.addr, "scores", "mixed"); return o }())
 }
 
 // A backend failing at one edge is marked down for the fleet: another edge that never
@@ -326,5 +338,60 @@ func TestFleetProbeTrafficIndependentOfEdgeCount(t *testing.T) {
 		if five > one+1 {
 			t.Fatalf("%s upstream: %d probes with 5 edges vs %d with 1 in %v; probing should not grow with the fleet", name, five, one, window)
 		}
+	}
+}
+
+// A control plane restart loses only the scores: edges keep serving their config, and
+// once they reconnect the new instance's scores (whose epochs start over) rebuild from
+// their reports and reach them.
+func TestFleetScoresRebuildAfterControlPlaneRestart(t *testing.T) {
+	env := startFleetEnv(t, 2)
+	a, b := env.edges[0], env.edges[1]
+	env.slow.SetOptions(upstreamsim.Options{Name: "slow", APIKey: "key-s", Latency: 300 * time.Millisecond})
+	// a keeps measuring the slow backend in the background until the test ends.
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			req, _ := http.NewRequest(http.MethodPost, a.url+"/v1/chat/completions", strings.NewReader(mixedBody("pin")))
+			req.Header.Set("Authorization", "Bearer "+userToken)
+			req.Header.Set("Content-Type", "application/json")
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	fleetSeen := func(what string) {
+		t.Helper()
+		eventually(t, what, func() error {
+			v, ok, err := b.metric(`berry_backend_latency_seconds{backend="sim-slow/up-s",source="fleet"}`)
+			if err != nil || !ok || v < 0.2 {
+				return fmt.Errorf("b's fleet latency for sim-slow %v (present %v, err %v)", v, ok, err)
+			}
+			return nil
+		})
+	}
+	fleetSeen("b has the fleet score before the restart")
+
+	env.cp.stop(t)
+	restarted := time.Now()
+	p := startProc(t, "controlplane (restarted)", "berry-controlplane", "--data", filepath.Join(env.cpDir, "berry.db"),
+		"--grpc-listen", env.cp.addr, "--score-interval", fleetReport.String())
+	env.cp.proc = p
+	for _, e := range env.edges {
+		e.waitVersion(t, 1) // the config survived; nothing to re-apply
+	}
+	fleetSeen("b has the fleet score again after the restart")
+	t.Logf("scores rebuilt and reached edge b %v after the control plane restarted (edge reconnect backoff included)",
+		time.Since(restarted).Round(time.Millisecond))
+	if r := chat(t, b.url, userToken, mixedBody("mixed")); r.status != http.StatusOK {
+		t.Fatalf("b after the restart: %d %s", r.status, r.body)
 	}
 }

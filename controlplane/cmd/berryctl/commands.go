@@ -99,6 +99,15 @@ func (c *cli) dispatch(ctx context.Context, pos []string) error {
 			return err
 		}
 		return c.edges(ctx)
+	case "scores":
+		if len(args) > 1 {
+			return errors.New("usage: berryctl scores [MODEL]")
+		}
+		model := ""
+		if len(args) == 1 {
+			model = args[0]
+		}
+		return c.scores(ctx, model)
 	case "help":
 		_, err := io.WriteString(c.out, usage)
 		return err
@@ -378,6 +387,39 @@ func (c *cli) edges(ctx context.Context) error {
 			e.BuildVersion, e.ConnectedSince.AsTime().UTC().Format(time.RFC3339), e.LastSeen.AsTime().UTC().Format(time.RFC3339)})
 	}
 	return c.table([]string{"EDGE", "STATE", "ADDRESS", "APPLIED", "LAST ACK/NACK", "BUILD", "CONNECTED SINCE", "LAST SEEN"}, rows)
+}
+
+// scores shows the fleet's merged view of each backend (of one model, when given).
+func (c *cli) scores(ctx context.Context, model string) error {
+	r, err := c.admin.GetScores(ctx, &berryv1.GetScoresRequest{Model: model})
+	if err != nil {
+		return err
+	}
+	if c.o.output != "table" {
+		return c.print(r)
+	}
+	fmt.Fprintf(c.out, "fleet scores, epoch %d\n", r.GetEpoch())
+	ms := func(sec float64) string {
+		if sec <= 0 {
+			return "-"
+		}
+		return strconv.FormatFloat(sec*1000, 'f', 1, 64) + "ms"
+	}
+	var rows [][]string
+	for _, b := range r.GetBackends() {
+		health := "up"
+		switch {
+		case b.GetDown():
+			health = "DOWN"
+		case b.GetProbed() && !b.GetProbeHealthy():
+			health = "probe failing"
+		}
+		rows = append(rows, []string{b.GetProvider() + "/" + b.GetUpstreamModel(), ms(b.GetLatencySeconds()), ms(b.GetTtftSeconds()),
+			strconv.FormatFloat(b.GetWeight(), 'f', 1, 64), strconv.FormatUint(uint64(b.GetEdges()), 10),
+			strconv.FormatFloat(b.GetErrorRate()*100, 'f', 1, 64) + "%", strconv.FormatFloat(b.GetRequests(), 'f', 1, 64),
+			health, or(b.GetProbeOwner(), "-")})
+	}
+	return c.table([]string{"BACKEND", "LATENCY", "TTFT", "SAMPLES", "EDGES", "ERRORS", "REQUESTS", "HEALTH", "PROBE OWNER"}, rows)
 }
 
 func connected(es []*berryv1.EdgeStatus) int {

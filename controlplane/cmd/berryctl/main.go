@@ -39,6 +39,8 @@ Commands:
   keys create [--id ID] [--name N] [--models a,b] [--tags t] [--rpm N] [--expires 720h|RFC3339]
   keys disable ID | keys enable ID
   edges                       fleet status: every edge and the version it applied
+  scores [MODEL]              fleet-wide latency/TTFT, samples, contributing edges,
+                              error rate, health and probe owner per backend
 
 Global flags (anywhere on the line):
   --server ADDR     control plane address (env BERRY_SERVER, default 127.0.0.1:9090)
