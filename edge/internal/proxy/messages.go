@@ -49,7 +49,15 @@ func (r *request) writeRequest(req *fasthttp.Request, ctx *fasthttp.RequestCtx, 
 	a provider.Adapter, op provider.Op, model string) error {
 	switch c {
 	case codecNative:
-		return a.(provider.NativeMessages).WriteMessagesRequest(req, p, model, ctx.PostBody(), &r.fields)
+		if err := a.(provider.NativeMessages).WriteMessagesRequest(req, p, model, ctx.PostBody(), &r.fields); err != nil {
+			return err
+		}
+		// Beta features the client opted into (Claude Code sends several) must reach
+		// Anthropic with the body that uses them.
+		if beta := ctx.Request.Header.Peek("Anthropic-Beta"); len(beta) > 0 {
+			req.Header.SetBytesV("Anthropic-Beta", beta)
+		}
+		return nil
 	case codecMessages:
 		if !r.chatReady {
 			// Translated once, on the first attempt that needs it: a request only

@@ -124,6 +124,21 @@ func TestMessagesEndpoint(t *testing.T) {
 		}
 	}
 
+	t.Run("native passthrough sends the provider's key and the client's anthropic-beta", func(t *testing.T) {
+		r := postMessages(t, anEdge, map[string]string{"x-api-key": "t", "anthropic-beta": "prompt-caching-2024-07-31"}, messagesBody)
+		if r.status != 200 {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+		h := an.Stats().LastHeader
+		if h.Get("X-Api-Key") != "k-an" || h.Get("Anthropic-Beta") != "prompt-caching-2024-07-31" || h.Get("Authorization") != "" {
+			t.Fatalf("upstream saw x-api-key %q anthropic-beta %q authorization %q",
+				h.Get("X-Api-Key"), h.Get("Anthropic-Beta"), h.Get("Authorization"))
+		}
+		var sent struct{ Model string }
+		if json.Unmarshal(an.Stats().LastBody, &sent) != nil || sent.Model != "up-an" {
+			t.Fatalf("upstream body %s", an.Stats().LastBody)
+		}
+	})
 	t.Run("unserved Anthropic side endpoint is a 404 in Anthropic's shape", func(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodPost, anEdge+"/v1/messages/count_tokens", strings.NewReader(messagesBody))
 		req.Header.Set("x-api-key", "t")
