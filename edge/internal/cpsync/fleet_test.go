@@ -1,0 +1,131 @@
+package cpsync
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/berry-gateway/berry/edge/internal/backends"
+	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
+	"google.golang.org/grpc"
+)
+
+func TestScoreEpochsOnlyGoUpWithinAnInstance(t *testing.T) {
+	var reg backends.Registry
+	c := &Client{EdgeID: "e", Fleet: &reg}
+	steps := []struct {
+		instance string
+		epoch    uint64
+		applied  bool
+	}{
+		{"i1", 5, true},
+		{"i1", 3, false}, // older
+		{"i1", 5, false}, // same
+		{"i1", 6, true},
+		{"i2", 1, true}, // a restarted control plane starts over
+		{"i2", 2, true},
+	}
+	for i, s := range steps {
+		if got := c.applyScores(&berryv1.FleetScores{Instance: s.instance, Epoch: s.epoch}); got != s.applied {
+			t.Fatalf("step %d (%s/%d): applied %v, want %v", i, s.instance, s.epoch, got, s.applied)
+		}
+	}
+	if in, ep := c.ScoreEpoch(); in != "i2" || ep != 2 {
+		t.Fatalf("ScoreEpoch = %s/%d", in, ep)
+	}
+}
+
+func TestMergeObservations(t *testing.T) {
+	old := []*berryv1.BackendObservation{
+		{Provider: "p", UpstreamModel: "m", LatencySeconds: 1, Samples: 2, Requests: 3, Errors: 1, InFlight: 4},
+	}
+	newer := []*berryv1.BackendObservation{
+		{Provider: "p", UpstreamModel: "m", LatencySeconds: 2, Samples: 1, Requests: 1, InFlight: 1, ProbeHealthy: true},
+		{Provider: "q", UpstreamModel: "m", Samples: 7},
+	}
+	got := mergeObservations(old, newer)
+	if len(got) != 2 {
+		t.Fatalf("%d merged, want 2", len(got))
+	}
+	p := got[0]
+	if p.LatencySeconds != 2 || p.Samples != 3 || p.Requests != 4 || p.Errors != 1 || p.InFlight != 1 || !p.ProbeHealthy {
+		t.Fatalf("merged p/m = %v: counts add up, the rest is the newer", p)
+	}
+	if got[1].GetProvider() != "q" || got[1].GetSamples() != 7 {
+		t.Fatalf("new backend = %v", got[1])
+	}
+}
+
+// fleetServer pushes one score message and hands every observation batch to obs.
+type fleetServer struct {
+	berryv1.UnimplementedEdgeServiceServer
+	scores *berryv1.FleetScores
+	obs    chan *berryv1.ObservationBatch
+}
+
+func (s *fleetServer) Sync(stream grpc.BidiStreamingServer[berryv1.SyncRequest, berryv1.SyncResponse]) error {
+	if _, err := stream.Recv(); err != nil { // hello
+		return err
+	}
+	if err := stream.Send(&berryv1.SyncResponse{Kind: &berryv1.SyncResponse_Scores{Scores: s.scores}}); err != nil {
+		return err
+	}
+	for {
+		m, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		if b := m.GetObservations(); b != nil {
+			select {
+			case s.obs <- b:
+			default: // the test has seen enough
+			}
+		}
+	}
+}
+
+// Over a real stream: the edge reports its samples and takes the pushed scores; when
+// the stream ends it is back on its own estimates.
+func TestReportAndReceiveScores(t *testing.T) {
+	var reg backends.Registry
+	st := reg.Sync([]backends.Route{{Model: "x", Key: backends.Key{Provider: "p", UpstreamModel: "m"}}}, []string{"x"}, 3, time.Minute).States[0]
+	st.Latency.Observe(50*time.Millisecond, time.Now())
+	srv := &fleetServer{
+		scores: &berryv1.FleetScores{Instance: "i", Epoch: 1, Backends: []*berryv1.BackendScore{
+			{Provider: "p", UpstreamModel: "m", LatencySeconds: 0.05, TtftSeconds: 0.7},
+		}},
+		obs: make(chan *berryv1.ObservationBatch, 16),
+	}
+	conn := start(t, srv)
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Client{Conn: conn, EdgeID: "e", Applier: &fakeApplier{}, Fleet: &reg, ReportInterval: 20 * time.Millisecond}
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+
+	deadline := time.After(20 * time.Second)
+	var samples uint32
+	for samples == 0 {
+		select {
+		case b := <-srv.obs:
+			for _, o := range b.GetBackends() {
+				if o.GetProvider() == "p" && o.GetUpstreamModel() == "m" {
+					samples += o.GetSamples()
+				}
+			}
+		case <-deadline:
+			t.Fatal("no observation batch with the edge's sample within 20s")
+		}
+	}
+	for st.Latency.FleetFirstToken(time.Now()) != 0.7 {
+		select {
+		case <-deadline:
+			t.Fatal("pushed scores not applied within 20s")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	cancel()
+	<-done
+	if got := st.Latency.FleetFirstToken(time.Now()); got != 0 {
+		t.Fatalf("fleet TTFT %v kept after the stream ended", got)
+	}
+}
