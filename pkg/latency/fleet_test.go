@@ -9,11 +9,11 @@ import (
 func TestFleetBlend(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	tests := []struct {
-		name       string
-		own        int // samples of 100ms taken just before now
-		fleet      float64
-		expires    time.Time
-		want       float64
+		name    string
+		own     int // samples of 100ms taken just before now
+		fleet   float64
+		expires time.Time
+		want    float64
 	}{
 		{name: "no fleet score: local only", own: 3, want: 0.1},
 		{name: "no own sample: fleet only", fleet: 0.4, expires: now.Add(time.Second), want: 0.4},
