@@ -11,7 +11,16 @@ func init() { Register("least_latency", func() Strategy { return leastLatency{} 
 // Backends without a fresh estimate are explored rather than starved or flooded: one
 // with no request in flight goes first, so exactly one request at a time finds out how
 // fast it is; while that request runs, the backend ranks after every measured one.
+//
+// Measured backends within HerdBand of the best cost share the first place at random:
+// with fleet-wide scores every edge sees nearly the same numbers, and a strict "fastest
+// first" would send the whole fleet onto one backend at once (herding) over
+// differences smaller than the estimates' noise; a clearly faster backend still wins.
 type leastLatency struct{}
+
+// HerdBand is the relative cost margin within which measured backends count as equally
+// fast for least_latency.
+const HerdBand = 1.1
 
 func (leastLatency) Order(c []Candidate) {
 	if len(c) < 2 {
@@ -24,7 +33,25 @@ func (leastLatency) Order(c []Candidate) {
 			c[j], c[j-1] = c[j-1], c[j]
 		}
 	}
+	if rank(&c[0]) != 1 {
+		return
+	}
+	limit := cost(&c[0]) * HerdBand
+	k := 1
+	for k < len(c) && rank(&c[k]) == 1 && cost(&c[k]) <= limit {
+		k++
+	}
+	if k > 1 {
+		// Move the pick to the front; the rest keep their order, so the failover list
+		// stays fastest-first.
+		i := rand.IntN(k)
+		pick := c[i]
+		copy(c[1:i+1], c[:i])
+		c[0] = pick
+	}
 }
+
+func cost(c *Candidate) float64 { return c.Latency * float64(c.InFlight+1) }
 
 // rank groups candidates: 0 unexplored and idle, 1 measured, 2 unexplored but busy.
 func rank(c *Candidate) int {
@@ -44,7 +71,7 @@ func less(a, b *Candidate) bool {
 	}
 	switch ra {
 	case 1:
-		return a.Latency*float64(a.InFlight+1) < b.Latency*float64(b.InFlight+1)
+		return cost(a) < cost(b)
 	case 2:
 		return a.InFlight < b.InFlight
 	}
