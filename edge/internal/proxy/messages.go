@@ -116,15 +116,23 @@ func classifyMessages(name, data []byte) eventKind {
 // chainStream runs the adapter's translator (upstream → OpenAI chunks) and then the
 // OpenAI → Messages translator, for codecMessages streams. first is nil when the
 // upstream already speaks OpenAI's SSE format.
+//
+// The first-content rule is applied to the OpenAI events in the middle (kind), exactly
+// as on the chat path: the Messages translator closes every stream with a
+// message_delta, so its output would make an upstream that ended at once ([DONE]
+// before any content) look like an answer instead of a failure to fail over from.
 type chainStream struct {
 	first, second provider.StreamTranslator
 	mid, scratch  []byte
+	kind          eventKind // of the OpenAI events behind the last Event call
 }
 
 func (c *chainStream) Event(name, data, dst []byte) ([]byte, error) {
 	if c.first == nil {
+		c.kind = classify(name, data)
 		return c.second.Event(name, data, dst)
 	}
+	c.kind = kindOther
 	var err error
 	if c.mid, err = c.first.Event(name, data, c.mid[:0]); err != nil {
 		return dst, err
@@ -151,6 +159,7 @@ func (c *chainStream) feed(dst []byte) ([]byte, error) {
 		rest = rest[next:]
 		var name, data []byte
 		name, data, c.scratch = eventFields(ev, c.scratch)
+		c.kind = max(c.kind, classify(name, data))
 		var err error
 		if dst, err = c.second.Event(name, data, dst); err != nil {
 			return dst, err

@@ -3,6 +3,7 @@ package proxy
 import (
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -221,6 +222,42 @@ func TestMessagesFailover(t *testing.T) {
 			t.Fatalf("%d %s", r.status, r.body)
 		}
 	})
+	// The first-content rule of the chat path, applied to the OpenAI stream behind a
+	// translated one: [DONE] before content is a failure, a finish_reason is an answer.
+	for _, tc := range []struct {
+		name, upstream string
+		failover       bool
+	}{
+		{"translated stream that ends before content fails over",
+			"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\"}}]}\n\ndata: [DONE]\n\n", true},
+		{"translated stream with only a finish reason is an answer",
+			"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\"}}]}\n\n" +
+				"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			first := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/event-stream")
+				_, _ = w.Write([]byte(tc.upstream))
+			})}
+			lis, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			go func() { _ = first.Serve(lis) }()
+			t.Cleanup(func() { _ = first.Close() })
+			good := startSim(t, "good", upstreamsim.Options{})
+			edge, _ := edgeFor(t, configTOML("failover", "max_retries = 2",
+				backendSpec{id: "first", url: "http://" + lis.Addr().String() + "/v1", priority: 1},
+				backendSpec{id: "good", url: good.AnthropicURL(), priority: 2, extra: `backend_type = "anthropic"`}))
+			r := postMessages(t, edge, map[string]string{"x-api-key": "t"}, messagesStreamBody)
+			if r.status != 200 || !strings.Contains(r.body, "event: message_stop") {
+				t.Fatalf("%d %s", r.status, r.body)
+			}
+			if got := good.Stats().Requests > 0; got != tc.failover {
+				t.Fatalf("failed over = %v, want %v:\n%s", got, tc.failover, r.body)
+			}
+		})
+	}
 	t.Run("stream cut after content ends with an Anthropic error event", func(t *testing.T) {
 		bad := startSim(t, "bad", upstreamsim.Options{Chunks: 6, FailAfterChunks: 4})
 		edge, _ := edgeFor(t, configTOML("failover", "max_retries = 1", backendSpec{id: "bad", url: bad.URL()}))

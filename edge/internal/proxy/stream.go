@@ -111,6 +111,8 @@ func (h *Handler) openStream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, 
 						st.abort(errNoContent)
 						return failure{status: pe.Status}, false
 					}
+				} else if cs, ok := st.tr.(*chainStream); ok {
+					kind = cs.kind
 				} else {
 					kind = st.classifyOutput(st.out[before:])
 				}
