@@ -1,0 +1,72 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/berry-gateway/berry/edge/internal/backends"
+	"github.com/berry-gateway/berry/edge/internal/cpsync"
+	"github.com/berry-gateway/berry/edge/internal/tables"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// From a report to every edge: 100 in-process edges (the real sync client and backend
+// registry) on one real control plane; one edge takes a slower sample and the test
+// measures how long until the new fleet score is installed at all 100. Reported, not
+// asserted beyond a generous bound: it is report interval + score interval + transit.
+func TestFleetScoreReachesEveryEdge(t *testing.T) {
+	const (
+		n        = 100
+		interval = 100 * time.Millisecond
+		rounds   = 5
+	)
+	cp := startSecuredCP(t, filepath.Join(t.TempDir(), "berry.db"), "", "--score-interval", interval.String())
+	conn, err := grpc.NewClient(cp.addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(bearerCreds(edgeToken)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	route := []backends.Route{{Model: "x", Key: backends.Key{Provider: "p", UpstreamModel: "m"}}}
+	states := make([]*backends.State, n)
+	for i := range n {
+		reg := &backends.Registry{}
+		states[i] = reg.Sync(route, []string{"x"}, 5, time.Minute).States[0]
+		c := &cpsync.Client{Conn: conn, EdgeID: fmt.Sprintf("prop-%03d", i), BuildVersion: "e2e",
+			Applier: &tables.Current{}, Log: quiet, Fleet: reg, ReportInterval: interval}
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = c.Run(ctx) }()
+	}
+	var took []time.Duration
+	for r := range rounds {
+		want := float64(r + 1) // seconds; each round slower, so peak-EWMA takes it at once
+		start := time.Now()
+		states[0].Latency.Observe(time.Duration(want*float64(time.Second)), start)
+		eventually(t, fmt.Sprintf("round %d: all %d edges hold fleet latency %vs", r, n, want), func() error {
+			now := time.Now()
+			for i, s := range states {
+				if got := s.Latency.FleetLatency(now); got != want {
+					return fmt.Errorf("edge %d has %v", i, got)
+				}
+			}
+			return nil
+		})
+		took = append(took, time.Since(start))
+	}
+	slices.Sort(took)
+	t.Logf("report → score at all %d edges (report and score interval %v, 25ms polling): min %v, median %v, max %v over %d rounds",
+		n, interval, took[0].Round(time.Millisecond), took[len(took)/2].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond), rounds)
+}
