@@ -150,7 +150,8 @@ type RouteStats struct {
 
 // Registry holds the states; the zero value is ready.
 type Registry struct {
-	reportMu sync.Mutex // one observation batch at a time
+	reportMu      sync.Mutex // one observation batch at a time
+	mergedBatches atomic.Uint64
 
 	mu      sync.Mutex
 	probing probing

@@ -164,6 +164,10 @@ func tripBreaker(b *breaker.Breaker, now time.Time) {
 	}
 }
 
+// CountMergedBatch counts an observation batch merged into a later one because the
+// control-plane stream was slow (for /metrics).
+func (r *Registry) CountMergedBatch() { r.mergedBatches.Add(1) }
+
 // FleetDown reports whether the last fleet scores marked the backend down.
 func (s *State) FleetDown() bool { return s.fleetDown.Load() }
 
@@ -183,6 +187,8 @@ func (r *Registry) WriteFleetMetrics(w *metrics.Writer, now time.Time) {
 		w.Sample("berry_backend_ttft_seconds", s.Latency.FleetFirstToken(now), "backend", s.Label, "source", "fleet")
 		w.Sample("berry_backend_ttft_seconds", s.Latency.FirstToken(now), "backend", s.Label, "source", "blended")
 	}
+	w.Header("berry_fleet_batches_merged_total", "counter", "Observation batches merged into a later one because the control-plane stream was slow.")
+	w.Sample("berry_fleet_batches_merged_total", float64(r.mergedBatches.Load()))
 	w.Header("berry_backend_fleet_down", "gauge", "1 when the fleet's merged error rate marks the backend down.")
 	for _, s := range states {
 		v := 0.0

@@ -20,6 +20,10 @@ type Fleet interface {
 	AwaitAssignment(until time.Time)
 }
 
+// mergeCounter is implemented by fleets that export the merged-batch count
+// (backends.Registry, for /metrics).
+type mergeCounter interface{ CountMergedBatch() }
+
 // DefaultReportInterval is how often an edge reports observations by default.
 const DefaultReportInterval = time.Second
 
@@ -99,6 +103,9 @@ func (c *Client) report(ctx context.Context, send func(*berryv1.ObservationBatch
 				pending.Backends = mergeObservations(pending.Backends, obs)
 				pending.MergedBatches++
 				c.MergedBatches.Add(1)
+				if m, ok := c.Fleet.(mergeCounter); ok {
+					m.CountMergedBatch()
+				}
 			}
 			select {
 			case out <- pending:

@@ -129,3 +129,56 @@ func TestReportAndReceiveScores(t *testing.T) {
 		t.Fatalf("fleet TTFT %v kept after the stream ended", got)
 	}
 }
+
+// A send that is stuck (slow stream) never stalls the reporter: later batches are
+// merged into one pending batch, counted, and their samples all arrive once the send
+// frees up.
+func TestSlowStreamMergesBatches(t *testing.T) {
+	var reg backends.Registry
+	st := reg.Sync([]backends.Route{{Model: "x", Key: backends.Key{Provider: "p", UpstreamModel: "m"}}}, []string{"x"}, 3, time.Minute).States[0]
+	c := &Client{EdgeID: "e", Fleet: &reg, ReportInterval: 5 * time.Millisecond}
+	release := make(chan struct{})
+	sent := make(chan *berryv1.ObservationBatch, 64)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		_ = c.report(ctx, func(b *berryv1.ObservationBatch) error {
+			<-release
+			sent <- b
+			return nil
+		})
+	}()
+	// The first batch gets stuck in send; samples taken after it must travel in the
+	// merged pending batch.
+	deadline := time.Now().Add(20 * time.Second)
+	waitMerged := func(n uint64) {
+		for c.MergedBatches.Load() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("fewer than %d batches merged behind a stuck send within 20s", n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitMerged(1)
+	for range 10 {
+		st.Latency.Observe(time.Millisecond, time.Now())
+	}
+	waitMerged(3)
+	close(release)
+	var samples uint32
+	var merged uint32
+	for samples < 10 {
+		select {
+		case b := <-sent:
+			merged += b.GetMergedBatches()
+			for _, o := range b.GetBackends() {
+				samples += o.GetSamples()
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("only %d of 10 samples arrived", samples)
+		}
+	}
+	if merged == 0 {
+		t.Fatal("no batch says it carries merged ones")
+	}
+}
