@@ -3,6 +3,7 @@ package proxy
 import (
 	"crypto/subtle"
 	"errors"
+	"net"
 	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
@@ -47,10 +48,19 @@ func appendError(dst []byte, typ, code, msg string) []byte {
 // WriteProtocolError answers a request fasthttp could not parse (too large, malformed
 // HTTP, read timeout) with an OpenAI-style error.
 func WriteProtocolError(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	var netErr net.Error
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, typeInvalidRequest, "request_too_large",
 			"the request body exceeds the gateway's size limit")
+	case errors.As(err, &small):
+		writeError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, typeInvalidRequest, "headers_too_large",
+			"the request headers are too large")
+	case errors.As(err, &netErr) && netErr.Timeout():
+		// Usually a connection a client opened and never used; not the client's syntax.
+		writeError(ctx, fasthttp.StatusRequestTimeout, typeInvalidRequest, "request_timeout",
+			"the request was not received in time")
 	default:
 		writeError(ctx, fasthttp.StatusBadRequest, typeInvalidRequest, "bad_request",
 			"malformed HTTP request")
