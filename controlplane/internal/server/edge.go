@@ -42,7 +42,7 @@ func (s *Server) Sync(stream grpc.BidiStreamingServer[berryv1.SyncRequest, berry
 	defer disconnect()
 	s.startScores()
 	// Its observations leave the fleet scores with it (a quiet edge's also expire).
-	defer s.scores.merger.RemoveEdge(id)
+	defer s.scores.streamOpened(id)()
 	log := s.log.With("edge", id, "peer", e.Peer)
 	log.Info("edge connected", "applied_version", e.AppliedVersion, "build", e.BuildVersion)
 	defer log.Info("edge disconnected")

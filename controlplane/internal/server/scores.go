@@ -36,6 +36,7 @@ type scoreHub struct {
 	latest  *berryv1.FleetScores
 	changed chan struct{}
 	owners  map[string]string // provider id → probing edge, as last pushed
+	streams map[string]int    // edge id → open Sync streams (a reconnect overlaps the old one)
 	probes  map[string]bool   // backend key → the owner's last probe result
 }
 
@@ -49,11 +50,21 @@ func probeOwner(provider string, edges []string) string {
 		h.Write([]byte(e))
 		h.Write([]byte{0})
 		h.Write([]byte(provider))
-		if v := h.Sum64(); best == "" || v > bestH {
+		// FNV alone mixes its last bytes poorly into the high bits; finish with
+		// splitmix64 so providers spread evenly over edges.
+		if v := mix64(h.Sum64()); best == "" || v > bestH {
 			best, bestH = e, v
 		}
 	}
 	return best
+}
+
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
 }
 
 // key is the merger's backend key: provider id and upstream model.
@@ -167,6 +178,29 @@ func (s *Server) mergeScores(now time.Time) *berryv1.FleetScores {
 		return strings.Compare(a.UpstreamModel, b.UpstreamModel)
 	})
 	return out
+}
+
+// streamOpened counts an edge's stream; the returned func, called when it ends, drops
+// the edge's contributions unless a newer stream of the same edge is open.
+func (h *scoreHub) streamOpened(edge string) (closed func()) {
+	h.mu.Lock()
+	if h.streams == nil {
+		h.streams = make(map[string]int)
+	}
+	h.streams[edge]++
+	h.mu.Unlock()
+	return func() {
+		h.mu.Lock()
+		h.streams[edge]--
+		last := h.streams[edge] == 0
+		if last {
+			delete(h.streams, edge)
+		}
+		h.mu.Unlock()
+		if last {
+			h.merger.RemoveEdge(edge)
+		}
+	}
 }
 
 // observe feeds one edge's batch to the merger.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
+	"github.com/berry-gateway/berry/pkg/fleetscore"
 )
 
 // BenchmarkAbsorbObservations: how many backend observations per second one control
@@ -72,4 +73,62 @@ func BenchmarkAbsorbObservations(b *testing.B) {
 	}
 	// Counted until the last observation is merged, not just sent.
 	b.ReportMetric(float64(n*backends)/time.Since(began).Seconds(), "obs/s")
+}
+
+// Rendezvous assignment: every provider has exactly one owner among the connected
+// edges, and an edge leaving moves only the providers it owned.
+func TestProbeOwnerMovesOnlyTheLeaversProviders(t *testing.T) {
+	edges := []string{"e1", "e2", "e3", "e4", "e5"}
+	var providers []string
+	for i := range 50 {
+		providers = append(providers, fmt.Sprintf("p%d", i))
+	}
+	before := map[string]string{}
+	owned := map[string]int{}
+	for _, p := range providers {
+		o := probeOwner(p, edges)
+		before[p] = o
+		owned[o]++
+	}
+	if len(owned) < 3 {
+		t.Fatalf("50 providers landed on only %d of 5 edges: %v", len(owned), owned)
+	}
+	for _, leaver := range edges {
+		var rest []string
+		for _, e := range edges {
+			if e != leaver {
+				rest = append(rest, e)
+			}
+		}
+		for _, p := range providers {
+			after := probeOwner(p, rest)
+			if after == leaver {
+				t.Fatalf("%s still owned by %s, which left", p, leaver)
+			}
+			if before[p] != leaver && after != before[p] {
+				t.Fatalf("%s moved from %s to %s although only %s left", p, before[p], after, leaver)
+			}
+		}
+	}
+	if probeOwner("p", nil) != "" {
+		t.Fatal("no edges, yet an owner")
+	}
+}
+
+// A reconnecting edge's old stream ending must not drop the new stream's
+// contributions.
+func TestOverlappingStreamsKeepContributions(t *testing.T) {
+	var h scoreHub
+	now := time.Now()
+	closeOld := h.streamOpened("e")
+	closeNew := h.streamOpened("e")
+	h.merger.Observe("e", now, []fleetscore.Observation{{Backend: "b", Latency: 1, Samples: 5}})
+	closeOld()
+	if _, s := h.merger.Scores(now); s["b"].Edges != 1 {
+		t.Fatalf("after the old stream closed: %+v, want e's contribution kept", s["b"])
+	}
+	closeNew()
+	if _, s := h.merger.Scores(now); s["b"].Edges != 0 {
+		t.Fatalf("after the last stream closed: %+v, want e's contribution gone", s["b"])
+	}
 }
