@@ -27,7 +27,7 @@ func fleetTOML(fastURL, slowURL string) string {
 request_timeout_seconds = 10
 max_retries = 0
 circuit_breaker_failure_threshold = 3
-circuit_breaker_timeout_seconds = 1
+circuit_breaker_timeout_seconds = 3
 
 [providers.sim-fast]
 name = "fast"
@@ -319,6 +319,8 @@ func TestFleetProbeTrafficIndependentOfEdgeCount(t *testing.T) {
 			}
 			return nil
 		})
+		// Let an owner that moved to the last edge to connect take its first probe.
+		time.Sleep(1500 * time.Millisecond)
 		env.fast.ResetStats()
 		env.slow.ResetStats()
 		time.Sleep(window)
