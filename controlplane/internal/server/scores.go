@@ -157,8 +157,13 @@ func (s *Server) mergeScores(now time.Time) *berryv1.FleetScores {
 	probes := maps.Clone(s.scores.probes)
 	s.scores.mu.Unlock()
 
+	iv := s.ScoreInterval
+	if iv <= 0 {
+		iv = DefaultScoreInterval
+	}
 	out := &berryv1.FleetScores{Epoch: epoch, Instance: s.scores.instance, ProbeOwners: owners,
-		Backends: make([]*berryv1.BackendScore, 0, len(merged))}
+		ValidSeconds: (5 * iv).Seconds(),
+		Backends:     make([]*berryv1.BackendScore, 0, len(merged))}
 	for k, sc := range merged {
 		p, m := splitKey(k)
 		healthy, probed := probes[k]

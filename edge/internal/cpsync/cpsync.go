@@ -56,8 +56,9 @@ type Client struct {
 	MinBackoff, MaxBackoff time.Duration
 
 	// Fleet, when set, reports this edge's backend observations every ReportInterval
-	// (default 1s) and receives the fleet's merged scores, valid for ScoreTTL (default
-	// 5 report intervals) and dropped when the stream ends.
+	// (default 1s) and receives the fleet's merged scores, valid for ScoreTTL (default:
+	// what the control plane says, else 5 report intervals) and dropped when the stream
+	// ends.
 	Fleet          Fleet
 	ReportInterval time.Duration
 	ScoreTTL       time.Duration

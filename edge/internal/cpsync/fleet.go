@@ -55,7 +55,12 @@ func (c *Client) applyScores(s *berryv1.FleetScores) bool {
 		return false
 	}
 	c.scoreInstance, c.scoreEpoch = s.GetInstance(), s.GetEpoch()
-	c.Fleet.ApplyScores(s, c.EdgeID, time.Now(), c.scoreTTL())
+	ttl := c.scoreTTL()
+	if v := s.GetValidSeconds(); v > 0 && c.ScoreTTL <= 0 {
+		// The control plane knows its push cadence; the edge's default guesses it.
+		ttl = time.Duration(v * float64(time.Second))
+	}
+	c.Fleet.ApplyScores(s, c.EdgeID, time.Now(), ttl)
 	return true
 }
 

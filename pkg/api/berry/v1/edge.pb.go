@@ -595,7 +595,10 @@ type FleetScores struct {
 	Instance string `protobuf:"bytes,3,opt,name=instance,proto3" json:"instance,omitempty"`
 	// Coordinated probing: provider id → the one connected edge that runs its active
 	// health probes. Every other edge takes the owner's results from BackendScore.
-	ProbeOwners   map[string]string `protobuf:"bytes,4,rep,name=probe_owners,json=probeOwners,proto3" json:"probe_owners,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	ProbeOwners map[string]string `protobuf:"bytes,4,rep,name=probe_owners,json=probeOwners,proto3" json:"probe_owners,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// How long the edge may use these scores without a newer message (a few push
+	// intervals); 0: the edge's own default. After that it is back on local estimates.
+	ValidSeconds  float64 `protobuf:"fixed64,5,opt,name=valid_seconds,json=validSeconds,proto3" json:"valid_seconds,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -656,6 +659,13 @@ func (x *FleetScores) GetProbeOwners() map[string]string {
 		return x.ProbeOwners
 	}
 	return nil
+}
+
+func (x *FleetScores) GetValidSeconds() float64 {
+	if x != nil {
+		return x.ValidSeconds
+	}
+	return 0
 }
 
 // BackendScore is the fleet's merged view of one backend.
@@ -839,12 +849,13 @@ const file_berry_v1_edge_proto_rawDesc = "" +
 	"\brequests\x18\x06 \x01(\rR\brequests\x12\x16\n" +
 	"\x06errors\x18\a \x01(\rR\x06errors\x12\x1b\n" +
 	"\tin_flight\x18\b \x01(\rR\binFlight\x12#\n" +
-	"\rprobe_healthy\x18\t \x01(\bR\fprobeHealthy\"\xfe\x01\n" +
+	"\rprobe_healthy\x18\t \x01(\bR\fprobeHealthy\"\xa3\x02\n" +
 	"\vFleetScores\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x122\n" +
 	"\bbackends\x18\x02 \x03(\v2\x16.berry.v1.BackendScoreR\bbackends\x12\x1a\n" +
 	"\binstance\x18\x03 \x01(\tR\binstance\x12I\n" +
-	"\fprobe_owners\x18\x04 \x03(\v2&.berry.v1.FleetScores.ProbeOwnersEntryR\vprobeOwners\x1a>\n" +
+	"\fprobe_owners\x18\x04 \x03(\v2&.berry.v1.FleetScores.ProbeOwnersEntryR\vprobeOwners\x12#\n" +
+	"\rvalid_seconds\x18\x05 \x01(\x01R\fvalidSeconds\x1a>\n" +
 	"\x10ProbeOwnersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf8\x02\n" +
