@@ -13,6 +13,7 @@ import (
 // batch carries only what happened since; guarded by Registry.reportMu.
 type reported struct {
 	requests, errors uint64
+	byClass          [numClasses]uint64
 }
 
 // Observations returns, per configured backend, what this edge saw since the previous
@@ -20,7 +21,10 @@ type reported struct {
 // requests and the last probe result. It is called by one reporter at a time.
 func (r *Registry) Observations(now time.Time) []*berryv1.BackendObservation {
 	r.mu.Lock()
-	type sums struct{ req, errs uint64 }
+	type sums struct {
+		req, errs uint64
+		byClass   [numClasses]uint64
+	}
 	per := make(map[Key]*sums, len(r.states))
 	for rt, rs := range r.routes {
 		s := per[rt.Key]
@@ -31,6 +35,7 @@ func (r *Registry) Observations(now time.Time) []*berryv1.BackendObservation {
 		for c := range rs.Requests {
 			n := rs.Requests[c].Load()
 			s.req += n
+			s.byClass[c] += n
 			if Class(c) == Class5xx || Class(c) == ClassError {
 				s.errs += n
 			}
@@ -61,8 +66,15 @@ func (r *Registry) Observations(now time.Time) []*berryv1.BackendObservation {
 			if sum.req >= s.reported.requests && sum.errs >= s.reported.errors {
 				o.Requests = uint32(sum.req - s.reported.requests)
 				o.Errors = uint32(sum.errs - s.reported.errors)
+				d := func(c Class) uint32 {
+					if sum.byClass[c] < s.reported.byClass[c] {
+						return 0
+					}
+					return uint32(sum.byClass[c] - s.reported.byClass[c])
+				}
+				o.ClientErrors, o.ServerErrors, o.NoAnswer = d(Class4xx), d(Class5xx), d(ClassError)
 			}
-			s.reported = reported{requests: sum.req, errors: sum.errs}
+			s.reported = reported{requests: sum.req, errors: sum.errs, byClass: sum.byClass}
 		}
 		out = append(out, o)
 	}

@@ -138,6 +138,9 @@ func mergeObservations(old, newer []*berryv1.BackendObservation) []*berryv1.Back
 		o.Samples += n.GetSamples()
 		o.Requests += n.GetRequests()
 		o.Errors += n.GetErrors()
+		o.ClientErrors += n.GetClientErrors()
+		o.ServerErrors += n.GetServerErrors()
+		o.NoAnswer += n.GetNoAnswer()
 		o.LatencySeconds, o.TtftSeconds = n.GetLatencySeconds(), n.GetTtftSeconds()
 		o.InFlight, o.ProbeHealthy = n.GetInFlight(), n.GetProbeHealthy()
 	}

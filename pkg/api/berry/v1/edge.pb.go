@@ -485,7 +485,13 @@ type BackendObservation struct {
 	Errors   uint32 `protobuf:"varint,7,opt,name=errors,proto3" json:"errors,omitempty"`
 	InFlight uint32 `protobuf:"varint,8,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
 	// The result of the edge's last active probe, when it probes this backend.
-	ProbeHealthy  bool `protobuf:"varint,9,opt,name=probe_healthy,json=probeHealthy,proto3" json:"probe_healthy,omitempty"`
+	ProbeHealthy bool `protobuf:"varint,9,opt,name=probe_healthy,json=probeHealthy,proto3" json:"probe_healthy,omitempty"`
+	// The attempts since the previous batch by outcome class (requests minus these
+	// three is the 2xx count): 4xx, 5xx, and no HTTP answer (connect error, timeout,
+	// broken stream). errors = server_errors + no_answer.
+	ClientErrors  uint32 `protobuf:"varint,10,opt,name=client_errors,json=clientErrors,proto3" json:"client_errors,omitempty"`
+	ServerErrors  uint32 `protobuf:"varint,11,opt,name=server_errors,json=serverErrors,proto3" json:"server_errors,omitempty"`
+	NoAnswer      uint32 `protobuf:"varint,12,opt,name=no_answer,json=noAnswer,proto3" json:"no_answer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -581,6 +587,27 @@ func (x *BackendObservation) GetProbeHealthy() bool {
 		return x.ProbeHealthy
 	}
 	return false
+}
+
+func (x *BackendObservation) GetClientErrors() uint32 {
+	if x != nil {
+		return x.ClientErrors
+	}
+	return 0
+}
+
+func (x *BackendObservation) GetServerErrors() uint32 {
+	if x != nil {
+		return x.ServerErrors
+	}
+	return 0
+}
+
+func (x *BackendObservation) GetNoAnswer() uint32 {
+	if x != nil {
+		return x.NoAnswer
+	}
+	return 0
 }
 
 // FleetScores is the control plane's merged view of every backend, pushed to each
@@ -839,7 +866,7 @@ const file_berry_v1_edge_proto_rawDesc = "" +
 	"\alineage\x18\x03 \x01(\tR\alineage\"s\n" +
 	"\x10ObservationBatch\x128\n" +
 	"\bbackends\x18\x01 \x03(\v2\x1c.berry.v1.BackendObservationR\bbackends\x12%\n" +
-	"\x0emerged_batches\x18\x02 \x01(\rR\rmergedBatches\"\xb3\x02\n" +
+	"\x0emerged_batches\x18\x02 \x01(\rR\rmergedBatches\"\x9a\x03\n" +
 	"\x12BackendObservation\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\tR\bprovider\x12%\n" +
 	"\x0eupstream_model\x18\x02 \x01(\tR\rupstreamModel\x12'\n" +
@@ -849,7 +876,11 @@ const file_berry_v1_edge_proto_rawDesc = "" +
 	"\brequests\x18\x06 \x01(\rR\brequests\x12\x16\n" +
 	"\x06errors\x18\a \x01(\rR\x06errors\x12\x1b\n" +
 	"\tin_flight\x18\b \x01(\rR\binFlight\x12#\n" +
-	"\rprobe_healthy\x18\t \x01(\bR\fprobeHealthy\"\xa3\x02\n" +
+	"\rprobe_healthy\x18\t \x01(\bR\fprobeHealthy\x12#\n" +
+	"\rclient_errors\x18\n" +
+	" \x01(\rR\fclientErrors\x12#\n" +
+	"\rserver_errors\x18\v \x01(\rR\fserverErrors\x12\x1b\n" +
+	"\tno_answer\x18\f \x01(\rR\bnoAnswer\"\xa3\x02\n" +
 	"\vFleetScores\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x122\n" +
 	"\bbackends\x18\x02 \x03(\v2\x16.berry.v1.BackendScoreR\bbackends\x12\x1a\n" +
