@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -234,8 +235,16 @@ func TestFleetLatencyMovesOtherEdgesAway(t *testing.T) {
 		t.Fatalf("berryctl scores mixed: exit %d\n%s%s", code, out, errOut)
 	}
 	code, out, errOut = berryctl(t, nil, "--server", env.cp.addr, "-o", "json", "scores", "pin")
-	if code != 0 || !strings.Contains(out, `"upstreamModel": "up-s"`) || strings.Contains(out, "up-f") {
-		t.Fatalf("berryctl -o json scores pin: exit %d\n%s%s", code, out, errOut)
+	var pin struct {
+		Backends []struct {
+			Provider, UpstreamModel string
+			LatencySeconds          float64
+		}
+	}
+	// protojson varies its spacing on purpose: decode rather than match text.
+	if err := json.Unmarshal([]byte(out), &pin); code != 0 || err != nil || len(pin.Backends) != 1 ||
+		pin.Backends[0].UpstreamModel != "up-s" || pin.Backends[0].LatencySeconds < 0.3 {
+		t.Fatalf("berryctl -o json scores pin: exit %d, decode error %v\n%s%s", code, err, out, errOut)
 	}
 	t.Logf("berryctl scores mixed:\n%s", func() string { _, o, _ := berryctl(t, nil, "--server", env.cp.addr, "scores", "mixed"); return o }())
 }
