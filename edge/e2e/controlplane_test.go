@@ -161,7 +161,7 @@ func writeFile(t *testing.T, path, doc string) string {
 
 func TestBerryctl(t *testing.T) {
 	berryctl(t, nil, "help") // build it first
-	sim := startSim(t, upstreamsim.Options{Name: "sim-a", APIKey: "key-a"})
+	sim := startSim(t, upstreamsim.Options{Name: "sim-a", APIKey: "sk-sim-a-secret"})
 	dir := t.TempDir()
 	cp := startSecuredCP(t, filepath.Join(dir, "berry.db"), "")
 	e := startCachedEdge(t, cp.addr, "ctl-edge", t.TempDir())
@@ -187,9 +187,9 @@ func TestBerryctl(t *testing.T) {
 	}{
 		{name: "import", env: admin, args: []string{"import", seed}, wantOut: []string{"version 1"}},
 		{name: "get providers table", env: read, args: []string{"get", "providers"},
-			wantOut: []string{"ID", "sim-a", "Simulator A", "set"}, notOut: []string{"key-a"}},
+			wantOut: []string{"ID", "sim-a", "Simulator A", "set"}, notOut: []string{"sk-sim-a-secret"}},
 		{name: "get providers json", env: read, args: []string{"get", "providers", "-o", "json"},
-			notOut: []string{"key-a"}, after: func(t *testing.T, out string) {
+			notOut: []string{"sk-sim-a-secret"}, after: func(t *testing.T, out string) {
 				var v struct {
 					Providers []struct {
 						ID, APIKey string
@@ -206,9 +206,9 @@ func TestBerryctl(t *testing.T) {
 		{name: "get settings toml", env: read, args: []string{"get", "settings", "-o", "toml"}, wantOut: []string{"[settings]", "max_retries = 2"}},
 		{name: "get unknown kind", env: read, args: []string{"get", "pods"}, wantCode: 1, wantErr: `get "pods"`},
 		{name: "get missing provider", env: read, args: []string{"get", "providers", "ghost"}, wantCode: 1, wantErr: "not found"},
-		{name: "export redacted", env: read, args: []string{"export"}, wantOut: []string{"[providers.sim-a]", "[users.alice]"}, notOut: []string{"key-a", userToken, "token_sha256"}},
+		{name: "export redacted", env: read, args: []string{"export"}, wantOut: []string{"[providers.sim-a]", "[users.alice]"}, notOut: []string{"sk-sim-a-secret", userToken, "token_sha256"}},
 		{name: "export secrets needs admin", env: read, args: []string{"export", "--include-secrets"}, wantCode: 1, wantErr: "permission denied"},
-		{name: "export secrets as admin", env: admin, args: []string{"export", "--include-secrets"}, wantOut: []string{`api_key = "key-a"`}, skipSecret: true},
+		{name: "export secrets as admin", env: admin, args: []string{"export", "--include-secrets"}, wantOut: []string{`api_key = "sk-sim-a-secret"`}, skipSecret: true},
 		{name: "read role cannot write", env: read, args: []string{"import", seed}, wantCode: 1, wantErr: "permission denied"},
 		{name: "no token", env: server, args: []string{"versions"}, wantCode: 1, wantErr: "authentication failed"},
 		{name: "wrong token", env: append([]string{"BERRY_TOKEN=nope"}, server...), args: []string{"versions"}, wantCode: 1, wantErr: "authentication failed"},
@@ -299,7 +299,7 @@ func TestBerryctl(t *testing.T) {
 		t.Fatalf("fleet status: %v, %v", fs, err)
 	}
 	// Secrets never reach the control plane's or the edge's logs.
-	for _, s := range []string{key, "key-a", userToken, adminToken, readToken, edgeToken} {
+	for _, s := range []string{key, "sk-sim-a-secret", userToken, adminToken, readToken, edgeToken} {
 		if strings.Contains(cp.output(), s) || strings.Contains(e.output(), s) {
 			t.Errorf("a log shows secret %q", s)
 		}
@@ -388,7 +388,7 @@ func TestSIGKILLLosesNoAcknowledgedWrite(t *testing.T) {
 }
 
 func TestEdgeServesFromCacheWhileControlPlaneIsDown(t *testing.T) {
-	sim := startSim(t, upstreamsim.Options{Name: "sim-a", APIKey: "key-a"})
+	sim := startSim(t, upstreamsim.Options{Name: "sim-a", APIKey: "sk-sim-a-secret"})
 	dir := t.TempDir()
 	data, cache := filepath.Join(dir, "berry.db"), filepath.Join(dir, "cache")
 	cp := startSecuredCP(t, data, "")
@@ -423,8 +423,8 @@ func TestEdgeServesFromCacheWhileControlPlaneIsDown(t *testing.T) {
 }
 
 func TestStandaloneMode(t *testing.T) {
-	simA := startSim(t, upstreamsim.Options{Name: "sim-a", APIKey: "key-a"})
-	simB := startSim(t, upstreamsim.Options{Name: "sim-b", APIKey: "key-b"})
+	simA := startSim(t, upstreamsim.Options{Name: "sim-a", APIKey: "sk-sim-a-secret"})
+	simB := startSim(t, upstreamsim.Options{Name: "sim-b", APIKey: "sk-sim-b-secret"})
 	path := filepath.Join(t.TempDir(), "berry.toml")
 	writeFile(t, path, configTOML(simA.URL(), simB.URL(), "a"))
 	addr := freeAddr(t)

@@ -27,13 +27,13 @@ max_retries = 2
 [providers.sim-a]
 name = "Simulator A"
 base_url = %q
-api_key = "key-a"
+api_key = "sk-sim-a-secret"
 models = ["up-a"]
 
 [providers.sim-b]
 name = "Simulator B"
 base_url = %q
-api_key = "key-b"
+api_key = "sk-sim-b-secret"
 models = ["up-b"]
 
 [models.chat]
@@ -79,8 +79,8 @@ func importConfig(t *testing.T, cp *controlPlane, doc string) uint64 {
 }
 
 func TestEndToEnd(t *testing.T) {
-	simA := startSim(t, upstreamsim.Options{Name: "sim-a", APIKey: "key-a", Chunks: 4})
-	simB := startSim(t, upstreamsim.Options{Name: "sim-b", APIKey: "key-b", Chunks: 4})
+	simA := startSim(t, upstreamsim.Options{Name: "sim-a", APIKey: "sk-sim-a-secret", Chunks: 4})
+	simB := startSim(t, upstreamsim.Options{Name: "sim-b", APIKey: "sk-sim-b-secret", Chunks: 4})
 	cp := startControlPlane(t, t.TempDir())
 	edges := []*edge{startEdge(t, cp.addr, "e1"), startEdge(t, cp.addr, "e2")}
 
@@ -112,7 +112,7 @@ func TestEndToEnd(t *testing.T) {
 				t.Errorf("%s stream: %d done=%v %q", e.name, r.status, r.done, r.body)
 			}
 		}
-		if got := simA.Stats().LastAuthorization; got != "Bearer key-a" {
+		if got := simA.Stats().LastAuthorization; got != "Bearer sk-sim-a-secret" {
 			t.Errorf("upstream saw Authorization %q, want the provider's key", got)
 		}
 	})
@@ -140,7 +140,7 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("switch version with requests in flight", func(t *testing.T) {
 		// Slow A down so its streams are still running when the config moves to B.
-		simA.SetOptions(upstreamsim.Options{Name: "sim-a", APIKey: "key-a", Chunks: 8, ChunkDelay: 150 * time.Millisecond})
+		simA.SetOptions(upstreamsim.Options{Name: "sim-a", APIKey: "sk-sim-a-secret", Chunks: 8, ChunkDelay: 150 * time.Millisecond})
 		const perEdge = 3
 		var started, finished sync.WaitGroup
 		results := make(chan chatResult, perEdge*len(edges))
@@ -219,7 +219,7 @@ weight = -1`, 1)
 			t.Fatal(err)
 		}
 		text := got.String()
-		for _, secret := range []string{"key-a", "key-b", userToken} {
+		for _, secret := range []string{"sk-sim-a-secret", "sk-sim-b-secret", userToken} {
 			if strings.Contains(text, secret) {
 				t.Errorf("GetConfig leaks %q", secret)
 			}
