@@ -215,57 +215,35 @@ func (r *Registry) Sync(routes []Route, modelIDs []string, threshold int, timeou
 
 // Routes returns the current route stats sorted by model, then backend.
 func (r *Registry) Routes() []*RouteStats {
-	r.mu.Lock()
-	out := make([]*RouteStats, 0, len(r.routes))
-	for _, rs := range r.routes {
-		out = append(out, rs)
-	}
-	r.mu.Unlock()
-	slices.SortFunc(out, func(a, b *RouteStats) int {
+	return sortedValues(r, func() map[Route]*RouteStats { return r.routes }, func(a, b *RouteStats) int {
 		if c := strings.Compare(a.Model, b.Model); c != 0 {
 			return c
 		}
 		return strings.Compare(a.Backend, b.Backend)
 	})
-	return out
 }
 
 // States returns the current states sorted by label, for exposition.
 func (r *Registry) States() []*State {
-	r.mu.Lock()
-	out := make([]*State, 0, len(r.states))
-	for _, s := range r.states {
-		out = append(out, s)
-	}
-	r.mu.Unlock()
-	slices.SortFunc(out, func(a, b *State) int {
-		if a.Label < b.Label {
-			return -1
-		}
-		if a.Label > b.Label {
-			return 1
-		}
-		return 0
-	})
-	return out
+	return sortedValues(r, func() map[Key]*State { return r.states }, func(a, b *State) int { return strings.Compare(a.Label, b.Label) })
 }
 
 // Models returns the current model stats sorted by id.
 func (r *Registry) Models() []*ModelStats {
+	return sortedValues(r, func() map[string]*ModelStats { return r.models }, func(a, b *ModelStats) int { return strings.Compare(a.ID, b.ID) })
+}
+
+// sortedValues copies a map's values under the registry lock and sorts them outside it,
+// so exposition never holds the lock the request path takes.
+// The map is fetched under the lock too: a resync replaces it.
+func sortedValues[K comparable, V any](r *Registry, get func() map[K]V, cmp func(a, b V) int) []V {
 	r.mu.Lock()
-	out := make([]*ModelStats, 0, len(r.models))
-	for _, m := range r.models {
-		out = append(out, m)
+	m := get()
+	out := make([]V, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
 	}
 	r.mu.Unlock()
-	slices.SortFunc(out, func(a, b *ModelStats) int {
-		if a.ID < b.ID {
-			return -1
-		}
-		if a.ID > b.ID {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, cmp)
 	return out
 }
