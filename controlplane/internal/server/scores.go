@@ -13,7 +13,7 @@ import (
 	"time"
 
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
-	"github.com/berry-gateway/berry/pkg/fleetscore"
+	"github.com/berry-gateway/berry/controlplane/internal/fleetscore"
 )
 
 // Fleet-score defaults.

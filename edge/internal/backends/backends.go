@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/berry-gateway/berry/edge/internal/metrics"
-	"github.com/berry-gateway/berry/pkg/breaker"
-	"github.com/berry-gateway/berry/pkg/latency"
+	"github.com/berry-gateway/berry/edge/internal/breaker"
+	"github.com/berry-gateway/berry/edge/internal/latency"
 )
 
 // Class is the outcome class of an upstream attempt or a client response.

@@ -6,7 +6,7 @@ import (
 
 	"github.com/berry-gateway/berry/edge/internal/metrics"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
-	"github.com/berry-gateway/berry/pkg/breaker"
+	"github.com/berry-gateway/berry/edge/internal/breaker"
 )
 
 // reported holds a backend's cumulative counters at its last observation, so each

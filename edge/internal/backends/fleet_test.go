@@ -5,7 +5,7 @@ import (
 	"time"
 
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
-	"github.com/berry-gateway/berry/pkg/breaker"
+	"github.com/berry-gateway/berry/edge/internal/breaker"
 )
 
 func TestObservationsAreDeltas(t *testing.T) {

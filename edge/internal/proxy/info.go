@@ -7,7 +7,7 @@ import (
 
 	"github.com/berry-gateway/berry/edge/internal/backends"
 	"github.com/berry-gateway/berry/edge/internal/metrics"
-	"github.com/berry-gateway/berry/pkg/breaker"
+	"github.com/berry-gateway/berry/edge/internal/breaker"
 	"github.com/valyala/fasthttp"
 )
 

@@ -51,7 +51,7 @@ func run() error {
 	}
 	fmt.Println("building binaries into", bin)
 	build := exec.Command("go", "build", "-o", bin+"/",
-		"./controlplane/cmd/berry-controlplane", "./edge/cmd/berry-edge", "./edge/cmd/berry-sim")
+		"./controlplane/cmd/berry-controlplane", "./edge/cmd/berry-edge", "./cmd/berry-sim")
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("go build: %w", err)
