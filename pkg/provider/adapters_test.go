@@ -8,9 +8,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/berry-gateway/berry/pkg/jsonscan"
-	"github.com/berry-gateway/berry/pkg/upstreamsim"
 	"github.com/valyala/fasthttp"
+
+	"github.com/berry-gateway/berry/pkg/jsonscan"
+	"github.com/berry-gateway/berry/pkg/sse"
+	"github.com/berry-gateway/berry/pkg/upstreamsim"
 )
 
 func prepared(t testing.TB, kind, base, version string) (Adapter, *Account) {
@@ -293,9 +295,9 @@ func TestAdaptersAgainstSimulators(t *testing.T) {
 
 // assembleChatStream reads an OpenAI SSE stream and joins its deltas, checking that it
 // is well formed: data events only, JSON payloads, ending with [DONE].
-func assembleChatStream(t *testing.T, sse []byte) (content string, calls []oaToolCall, finish string) {
+func assembleChatStream(t *testing.T, stream []byte) (content string, calls []oaToolCall, finish string) {
 	t.Helper()
-	r := NewSSEReader(bytes.NewReader(sse), 0)
+	r := sse.NewReader(bytes.NewReader(stream), 0)
 	done := false
 	for {
 		_, data, err := r.Next()
@@ -338,7 +340,7 @@ func assembleChatStream(t *testing.T, sse []byte) (content string, calls []oaToo
 		}
 	}
 	if !done {
-		t.Errorf("stream did not end with [DONE]:\n%s", sse)
+		t.Errorf("stream did not end with [DONE]:\n%s", stream)
 	}
 	return content, calls, finish
 }

@@ -9,8 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/berry-gateway/berry/pkg/jsonscan"
 	"github.com/valyala/fasthttp"
+
+	"github.com/berry-gateway/berry/pkg/jsonscan"
 )
 
 func init() {

@@ -7,8 +7,9 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/berry-gateway/berry/pkg/jsonscan"
 	"github.com/valyala/fasthttp"
+
+	"github.com/berry-gateway/berry/pkg/jsonscan"
 )
 
 func init() { Register("azure", azure{}) }

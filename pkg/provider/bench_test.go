@@ -4,8 +4,9 @@ import (
 	"os"
 	"testing"
 
-	"github.com/berry-gateway/berry/pkg/jsonscan"
 	"github.com/valyala/fasthttp"
+
+	"github.com/berry-gateway/berry/pkg/jsonscan"
 )
 
 // BenchmarkWriteRequest compares building one upstream chat request per adapter: the

@@ -3,11 +3,11 @@ package provider
 import (
 	"errors"
 	"slices"
-	"strings"
 	"testing"
 
-	"github.com/berry-gateway/berry/pkg/jsonscan"
 	"github.com/valyala/fasthttp"
+
+	"github.com/berry-gateway/berry/pkg/jsonscan"
 )
 
 func TestParseModelIDs(t *testing.T) {
@@ -59,30 +59,6 @@ func TestParseModelIDs(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-func TestSSEReader(t *testing.T) {
-	long := strings.Repeat("x", 100)
-	in := ": comment\r\n" +
-		"event: one\r\ndata: a\r\ndata: b\r\n\r\n" + // CRLF, multi-line data
-		"data:no-space\n\n" +
-		"event: lonely\n\n" + // no data: not dispatched
-		"id: 7\nretry: 10\ndata: " + long + "\n\n" + // a line longer than the buffer
-		"data: last" // cut off at EOF
-	r := NewSSEReader(strings.NewReader(in), 16)
-	type ev struct{ name, data string }
-	var got []ev
-	for {
-		name, data, err := r.Next()
-		if err != nil {
-			break
-		}
-		got = append(got, ev{string(name), string(data)})
-	}
-	want := []ev{{"one", "a\nb"}, {"", "no-space"}, {"", long}, {"", "last"}}
-	if !slices.Equal(got, want) {
-		t.Errorf("events %q, want %q", got, want)
 	}
 }
 

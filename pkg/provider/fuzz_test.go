@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/berry-gateway/berry/pkg/sse"
 )
 
 // The fuzzers check the translators' contract on arbitrary input: no panic, JSON
@@ -91,8 +93,8 @@ func FuzzResponses(f *testing.F) {
 
 // checkStream runs sse through tr and checks the output event by event with check;
 // it reports whether the translator stopped on an error.
-func checkStream(t *testing.T, tr StreamTranslator, sse []byte, render func(*Error, []byte) []byte) (out []byte, failed bool) {
-	r := NewSSEReader(bytes.NewReader(sse), 64)
+func checkStream(t *testing.T, tr StreamTranslator, stream []byte, render func(*Error, []byte) []byte) (out []byte, failed bool) {
+	r := sse.NewReader(bytes.NewReader(stream), 64)
 	for {
 		name, data, err := r.Next()
 		if err == io.EOF {
@@ -114,8 +116,8 @@ func checkStream(t *testing.T, tr StreamTranslator, sse []byte, render func(*Err
 
 func FuzzAnthropicToChatStream(f *testing.F) {
 	seeds(f, "anthropic_to_chat.*.in.sse")
-	f.Fuzz(func(t *testing.T, sse []byte) {
-		out, failed := checkStream(t, NewAnthropicToChatStream("m"), sse, (*Error).AppendSSE)
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		out, failed := checkStream(t, NewAnthropicToChatStream("m"), stream, (*Error).AppendSSE)
 		events := strings.Split(string(out), "\n\n")
 		if events[len(events)-1] != "" {
 			t.Fatalf("output does not end with a blank line: %q", out)
@@ -144,8 +146,8 @@ func FuzzAnthropicToChatStream(f *testing.F) {
 
 func FuzzChatToMessagesStream(f *testing.F) {
 	seeds(f, "chat_to_messages.*.in.sse")
-	f.Fuzz(func(t *testing.T, sse []byte) {
-		out, failed := checkStream(t, NewChatToMessagesStream("m"), sse, (*Error).AppendMessagesSSE)
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		out, failed := checkStream(t, NewChatToMessagesStream("m"), stream, (*Error).AppendMessagesSSE)
 		events := strings.Split(string(out), "\n\n")
 		if events[len(events)-1] != "" {
 			t.Fatalf("output does not end with a blank line: %q", out)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berry-gateway/berry/pkg/sse"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden .want files from the current output")
@@ -39,7 +41,7 @@ var errorStatus = map[string]int{
 func translate(t *testing.T, name string, in []byte) []byte {
 	t.Helper()
 	kind, _, _ := strings.Cut(name, ".")
-	sse := strings.HasSuffix(name, ".sse")
+	stream := strings.HasSuffix(name, ".sse")
 	base := strings.TrimSuffix(strings.TrimSuffix(name, ".in.json"), ".in.sse")
 	var (
 		out []byte
@@ -48,7 +50,7 @@ func translate(t *testing.T, name string, in []byte) []byte {
 	switch {
 	case kind == "chat_to_anthropic":
 		out, err = ChatToAnthropic(nil, in, "claude-upstream")
-	case kind == "anthropic_to_chat" && sse:
+	case kind == "anthropic_to_chat" && stream:
 		out = runStream(t, NewAnthropicToChatStream("claude-upstream"), in, (*Error).AppendSSE)
 	case kind == "anthropic_to_chat":
 		out, err = AnthropicToChat(nil, in)
@@ -58,7 +60,7 @@ func translate(t *testing.T, name string, in []byte) []byte {
 		out = AzureErrorToOpenAI(nil, errorStatus[base], in)
 	case kind == "messages_to_chat":
 		out, err = MessagesToChatRequest(nil, in)
-	case kind == "chat_to_messages" && sse:
+	case kind == "chat_to_messages" && stream:
 		out = runStream(t, NewChatToMessagesStream("claude-sonnet-4-5"), in, (*Error).AppendMessagesSSE)
 	case kind == "chat_to_messages":
 		out, err = ChatToMessagesResponse(nil, in, "claude-sonnet-4-5")
@@ -70,7 +72,7 @@ func translate(t *testing.T, name string, in []byte) []byte {
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
-	if !sse {
+	if !stream {
 		if !json.Valid(out) {
 			t.Fatalf("%s: output is not JSON: %s", name, out)
 		}
@@ -86,7 +88,7 @@ func translate(t *testing.T, name string, in []byte) []byte {
 // on a clean end, and an in-stream error rendered with render and ending the stream.
 func runStream(t testing.TB, tr StreamTranslator, in []byte, render func(*Error, []byte) []byte) []byte {
 	t.Helper()
-	r := NewSSEReader(bytes.NewReader(in), 0)
+	r := sse.NewReader(bytes.NewReader(in), 0)
 	var out []byte
 	for {
 		name, data, err := r.Next()

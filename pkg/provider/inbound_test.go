@@ -14,6 +14,8 @@ import (
 
 	sdk "github.com/anthropics/anthropic-sdk-go"
 	"github.com/anthropics/anthropic-sdk-go/option"
+
+	"github.com/berry-gateway/berry/pkg/sse"
 	"github.com/berry-gateway/berry/pkg/upstreamsim"
 )
 
@@ -66,7 +68,7 @@ func (f messagesFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	bw := bufio.NewWriter(w)
 	tr := NewChatToMessagesStream(model.Model)
-	rd := NewSSEReader(resp.Body, 0)
+	rd := sse.NewReader(resp.Body, 0)
 	var out []byte
 	for {
 		name, data, err := rd.Next()

@@ -5,8 +5,9 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/berry-gateway/berry/pkg/jsonscan"
 	"github.com/valyala/fasthttp"
+
+	"github.com/berry-gateway/berry/pkg/jsonscan"
 )
 
 func init() {

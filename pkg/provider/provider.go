@@ -8,8 +8,9 @@ import (
 	"sort"
 	"sync"
 
-	"github.com/berry-gateway/berry/pkg/jsonscan"
 	"github.com/valyala/fasthttp"
+
+	"github.com/berry-gateway/berry/pkg/jsonscan"
 )
 
 // Op is an operation a client asks for, named by its OpenAI endpoint.

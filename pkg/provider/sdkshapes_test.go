@@ -9,6 +9,8 @@ import (
 
 	sdk "github.com/anthropics/anthropic-sdk-go"
 	"github.com/openai/openai-go"
+
+	"github.com/berry-gateway/berry/pkg/sse"
 )
 
 // These tests read the translators' output with the official SDKs' own types and
@@ -49,9 +51,9 @@ func TestOpenAISDKReadsAnthropicTranslation(t *testing.T) {
 		{"anthropic_to_chat.stream_text.in.sse", "Hello!", "", "stop", 25, 15},
 		{"anthropic_to_chat.stream_tools.in.sse", "Okay, let's check the weather.", `{"location": "San Francisco, CA"}`, "tool_calls", 472, 89},
 	} {
-		sse := runStream(t, NewAnthropicToChatStream("m"), golden(t, tt.file), (*Error).AppendSSE)
+		stream := runStream(t, NewAnthropicToChatStream("m"), golden(t, tt.file), (*Error).AppendSSE)
 		var acc openai.ChatCompletionAccumulator
-		r := NewSSEReader(bytes.NewReader(sse), 0)
+		r := sse.NewReader(bytes.NewReader(stream), 0)
 		for {
 			_, data, err := r.Next()
 			if err == io.EOF {
@@ -109,9 +111,9 @@ func TestAnthropicSDKReadsMessagesTranslation(t *testing.T) {
 		{"chat_to_messages.stream_text.in.sse", []string{"text"}, "Hello there", "", sdk.StopReasonEndTurn, 9, 2},
 		{"chat_to_messages.stream_tools.in.sse", []string{"text", "tool_use", "tool_use"}, "Let me check.", `{}`, sdk.StopReasonToolUse, 50, 20},
 	} {
-		sse := runStream(t, NewChatToMessagesStream("claude-sonnet-4-5"), golden(t, tt.file), (*Error).AppendMessagesSSE)
+		stream := runStream(t, NewChatToMessagesStream("claude-sonnet-4-5"), golden(t, tt.file), (*Error).AppendMessagesSSE)
 		var acc sdk.Message
-		r := NewSSEReader(bytes.NewReader(sse), 0)
+		r := sse.NewReader(bytes.NewReader(stream), 0)
 		stopped := false
 		for {
 			name, data, err := r.Next()

@@ -7,10 +7,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/berry-gateway/berry/edge/internal/backends"
 	"github.com/berry-gateway/berry/edge/internal/routing"
 	"github.com/berry-gateway/berry/pkg/provider"
-	"github.com/valyala/fasthttp"
 )
 
 // errNoContent is a stream that ended, or reported an error, before any content.

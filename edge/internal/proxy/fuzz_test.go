@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/berry-gateway/berry/pkg/sse"
 )
 
 // FuzzRequestBody sends arbitrary bodies through the whole handler against a loopback
@@ -69,7 +71,7 @@ func FuzzSSEClassify(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var scratch []byte
 		for len(b) > 0 {
-			ev, next, ok := nextEvent(b)
+			ev, next, ok := sse.Next(b)
 			if !ok {
 				break
 			}
@@ -78,7 +80,7 @@ func FuzzSSEClassify(f *testing.F) {
 			}
 			b = b[next:]
 			var name, data []byte
-			name, data, scratch = eventFields(ev, scratch)
+			name, data, scratch = sse.Fields(ev, scratch)
 			_ = classify(name, data)
 		}
 		_, _ = io.Discard.Write(b)

@@ -5,10 +5,11 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/berry-gateway/berry/edge/internal/backends"
-	"github.com/berry-gateway/berry/edge/internal/metrics"
-	"github.com/berry-gateway/berry/edge/internal/breaker"
 	"github.com/valyala/fasthttp"
+
+	"github.com/berry-gateway/berry/edge/internal/backends"
+	"github.com/berry-gateway/berry/edge/internal/breaker"
+	"github.com/berry-gateway/berry/edge/internal/metrics"
 )
 
 func (h *Handler) models(ctx *fasthttp.RequestCtx) {

@@ -12,9 +12,11 @@ package proxy
 import (
 	"bytes"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/berry-gateway/berry/pkg/jsonscan"
 	"github.com/berry-gateway/berry/pkg/provider"
-	"github.com/valyala/fasthttp"
+	"github.com/berry-gateway/berry/pkg/sse"
 )
 
 // inbound is the API format a client speaks.
@@ -152,13 +154,13 @@ func (c *chainStream) End(dst []byte) []byte {
 func (c *chainStream) feed(dst []byte) ([]byte, error) {
 	rest := c.mid
 	for {
-		ev, next, ok := nextEvent(rest)
+		ev, next, ok := sse.Next(rest)
 		if !ok {
 			return dst, nil
 		}
 		rest = rest[next:]
 		var name, data []byte
-		name, data, c.scratch = eventFields(ev, c.scratch)
+		name, data, c.scratch = sse.Fields(ev, c.scratch)
 		c.kind = max(c.kind, classify(name, data))
 		var err error
 		if dst, err = c.second.Event(name, data, dst); err != nil {

@@ -4,9 +4,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/berry-gateway/berry/pkg/jsonscan"
 	"github.com/berry-gateway/berry/pkg/provider"
-	"github.com/valyala/fasthttp"
 )
 
 // panicky is an adapter whose requests blow up, standing in for any bug on the

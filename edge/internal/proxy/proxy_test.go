@@ -10,10 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/berry-gateway/berry/edge/internal/routing"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/pkg/config"
-	"github.com/valyala/fasthttp"
 )
 
 type staticTable struct{ t *routing.Table }

@@ -2,67 +2,6 @@ package proxy
 
 import "bytes"
 
-// nextEvent finds the first complete SSE event in buf: it returns the event without
-// its terminating blank line and the offset just past it, or ok=false when buf holds
-// no complete event yet.
-func nextEvent(buf []byte) (ev []byte, next int, ok bool) {
-	for i := 0; i < len(buf); i++ {
-		if buf[i] != '\n' {
-			continue
-		}
-		switch {
-		case i+1 < len(buf) && buf[i+1] == '\n':
-			return buf[:i], i + 2, true
-		case i+2 < len(buf) && buf[i+1] == '\r' && buf[i+2] == '\n':
-			return trimCR(buf[:i]), i + 3, true
-		}
-	}
-	return nil, 0, false
-}
-
-func trimCR(b []byte) []byte {
-	if len(b) > 0 && b[len(b)-1] == '\r' {
-		return b[:len(b)-1]
-	}
-	return b
-}
-
-// eventFields returns an event's name and its data. Several data lines are joined
-// with "\n" into scratch; a single one aliases ev.
-func eventFields(ev, scratch []byte) (name, data, scratchOut []byte) {
-	n := 0
-	for len(ev) > 0 {
-		line := ev
-		if i := bytes.IndexByte(ev, '\n'); i >= 0 {
-			line, ev = ev[:i], ev[i+1:]
-		} else {
-			ev = nil
-		}
-		line = trimCR(line)
-		field, value, _ := bytes.Cut(line, []byte(":"))
-		if len(value) > 0 && value[0] == ' ' {
-			value = value[1:]
-		}
-		switch string(field) {
-		case "event":
-			name = value
-		case "data":
-			switch n {
-			case 0:
-				data = value
-			case 1:
-				scratch = append(append(append(scratch[:0], data...), '\n'), value...)
-				data = scratch
-			default:
-				scratch = append(append(scratch, '\n'), value...)
-				data = scratch
-			}
-			n++
-		}
-	}
-	return name, data, scratch
-}
-
 // eventKind classifies an OpenAI-format SSE event for failover: before the first
 // content-bearing event an upstream may still be abandoned for another backend.
 type eventKind uint8

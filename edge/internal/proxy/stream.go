@@ -8,10 +8,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/berry-gateway/berry/edge/internal/backends"
 	"github.com/berry-gateway/berry/edge/internal/routing"
 	"github.com/berry-gateway/berry/pkg/provider"
-	"github.com/valyala/fasthttp"
+	"github.com/berry-gateway/berry/pkg/sse"
 )
 
 const readChunk = 16 << 10
@@ -81,13 +83,13 @@ func (h *Handler) openStream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, 
 	for {
 		// Examine every complete event read so far.
 		for {
-			ev, next, ok := nextEvent(st.buf[parsed:])
+			ev, next, ok := sse.Next(st.buf[parsed:])
 			if !ok {
 				break
 			}
 			parsed += next
 			var name, data []byte
-			name, data, st.scratch = eventFields(ev, st.scratch)
+			name, data, st.scratch = sse.Fields(ev, st.scratch)
 			kind := kindOther
 			if st.tr != nil {
 				before := len(st.out)
@@ -188,12 +190,12 @@ func (st *stream) classify(name, data []byte) eventKind {
 func (st *stream) classifyOutput(out []byte) eventKind {
 	kind := kindOther
 	for len(out) > 0 {
-		ev, next, ok := nextEvent(out)
+		ev, next, ok := sse.Next(out)
 		if !ok {
 			break
 		}
 		out = out[next:]
-		name, data, _ := eventFields(ev, st.scratch)
+		name, data, _ := sse.Fields(ev, st.scratch)
 		if k := st.classify(name, data); k > kind {
 			kind = k
 		}
@@ -348,13 +350,13 @@ func (st *stream) translate() ([]byte, error) {
 	parsed := 0
 	var err error
 	for {
-		ev, next, ok := nextEvent(st.buf[parsed:])
+		ev, next, ok := sse.Next(st.buf[parsed:])
 		if !ok {
 			break
 		}
 		parsed += next
 		var name, data []byte
-		name, data, st.scratch = eventFields(ev, st.scratch)
+		name, data, st.scratch = sse.Fields(ev, st.scratch)
 		if st.out, err = st.tr.Event(name, data, st.out); err != nil {
 			break
 		}
