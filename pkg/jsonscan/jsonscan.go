@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // Errors returned by Scan; all wrap ErrBadRequest.
@@ -137,7 +138,7 @@ func Rewrite(dst, body []byte, f *Fields, newModel string, dropBackend bool) []b
 	for _, c := range cuts[:n] {
 		dst = append(dst, body[pos:c.span.Start]...)
 		if c.repl {
-			dst = appendQuoted(dst, newModel)
+			dst = AppendString(dst, newModel)
 		}
 		pos = c.span.End
 	}
@@ -225,19 +226,59 @@ func skipValue(b []byte, i int) int {
 	}
 }
 
-func appendQuoted(dst []byte, s string) []byte {
+// AppendString appends s as a JSON string exactly as encoding/json writes it with
+// HTML escaping off (control characters, U+2028, U+2029 escaped; invalid UTF-8 as
+// U+FFFD), so hand-written and encoded output agree byte for byte. It is the one JSON string
+// writer of the gateway: strconv.Quote is not JSON (its \x and \U escapes are invalid
+// there), and client input such as a model name can contain anything.
+func AppendString(dst []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	dst = append(dst, '"')
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			dst = append(dst, '\\', c)
-		case c < 0x20:
-			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		default:
-			dst = append(dst, c)
+	start := 0
+	for i := 0; i < len(s); {
+		if b := s[i]; b < utf8.RuneSelf {
+			if b >= 0x20 && b != '"' && b != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '\\', '"':
+				dst = append(dst, '\\', b)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hex[b>>4], hex[b&0xF])
+			}
+			i++
+			start = i
+			continue
 		}
+		c, size := utf8.DecodeRuneInString(s[i:])
+		if c == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if c == '\u2028' || c == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hex[c&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
 	}
+	dst = append(dst, s[start:]...)
 	return append(dst, '"')
 }

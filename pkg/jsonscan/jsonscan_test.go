@@ -138,3 +138,22 @@ func BenchmarkScanRewrite(b *testing.B) {
 		buf = Rewrite(buf[:0], body, &f, "gpt-4-0613", true)
 	}
 }
+
+// FuzzAppendString holds the hand-written string encoder to encoding/json's output
+// with HTML escaping off.
+func FuzzAppendString(f *testing.F) {
+	for _, s := range []string{"", "plain", "q\"b\\s/<>&", "\n\r\t\b\f\x00\x1f\x7f", "é€😀", "\u2028\u2029", "\xff\xfe bad", "a\xc3"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var want bytes.Buffer
+		enc := json.NewEncoder(&want)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(s); err != nil {
+			t.Fatal(err)
+		}
+		if got := AppendString(nil, s); string(got)+"\n" != want.String() {
+			t.Fatalf("AppendString(%q) = %s, encoding/json says %s", s, got, want.Bytes())
+		}
+	})
+}

@@ -565,7 +565,7 @@ func (s *anthropicToChatStream) Event(name, data, dst []byte) ([]byte, error) {
 		case "text_delta":
 			// The hot path of a stream, written without reflection.
 			dst = append(s.chunkPrefix(dst), `{"content":`...)
-			dst = appendJSONString(dst, d.Text)
+			dst = jsonscan.AppendString(dst, d.Text)
 			return append(dst, `},"logprobs":null,"finish_reason":null}]}`+"\n\n"...), nil
 		case "input_json_delta":
 			k, ok := s.tools[ev.Index]
@@ -645,11 +645,11 @@ func (s *anthropicToChatStream) chunk(dst []byte, d oaDelta, finish *string, u *
 func (s *anthropicToChatStream) chunkPrefix(dst []byte) []byte {
 	if s.prefix == nil {
 		s.prefix = append(s.prefix, `data: {"id":`...)
-		s.prefix = appendJSONString(s.prefix, s.id)
+		s.prefix = jsonscan.AppendString(s.prefix, s.id)
 		s.prefix = append(s.prefix, `,"object":"chat.completion.chunk","created":`...)
 		s.prefix = strconv.AppendInt(s.prefix, s.created, 10)
 		s.prefix = append(s.prefix, `,"model":`...)
-		s.prefix = appendJSONString(s.prefix, s.model)
+		s.prefix = jsonscan.AppendString(s.prefix, s.model)
 		s.prefix = append(s.prefix, `,"choices":[{"index":0,"delta":`...)
 	}
 	return append(dst, s.prefix...)

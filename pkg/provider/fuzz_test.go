@@ -187,16 +187,3 @@ func FuzzChatToMessagesStream(f *testing.F) {
 		}
 	})
 }
-
-// FuzzAppendJSONString holds the hand-written string encoder to encoding/json's output.
-func FuzzAppendJSONString(f *testing.F) {
-	for _, s := range []string{"", "plain", "q\"b\\s/<>&", "\n\r\t\b\f\x00\x1f\x7f", "é€😀", "\u2028\u2029", "\xff\xfe bad", "a\xc3"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		want := appendJSON(nil, s)
-		if got := appendJSONString(nil, s); string(got) != string(want) {
-			t.Fatalf("appendJSONString(%q) = %s, encoding/json says %s", s, got, want)
-		}
-	})
-}

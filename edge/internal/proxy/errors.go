@@ -4,8 +4,8 @@ import (
 	"crypto/subtle"
 	"errors"
 	"net"
-	"unicode/utf8"
 
+	"github.com/berry-gateway/berry/pkg/jsonscan"
 	"github.com/valyala/fasthttp"
 )
 
@@ -33,14 +33,14 @@ func writeError(ctx *fasthttp.RequestCtx, status int, typ, code, msg string) {
 // appendError appends {"error":{"message","type","code"}} to dst.
 func appendError(dst []byte, typ, code, msg string) []byte {
 	dst = append(dst, `{"error":{"message":`...)
-	dst = appendJSONString(dst, msg)
+	dst = jsonscan.AppendString(dst, msg)
 	dst = append(dst, `,"type":`...)
-	dst = appendJSONString(dst, typ)
+	dst = jsonscan.AppendString(dst, typ)
 	dst = append(dst, `,"code":`...)
 	if code == "" {
 		dst = append(dst, "null"...)
 	} else {
-		dst = appendJSONString(dst, code)
+		dst = jsonscan.AppendString(dst, code)
 	}
 	return append(dst, "}}"...)
 }
@@ -69,40 +69,3 @@ func WriteProtocolError(ctx *fasthttp.RequestCtx, err error) {
 
 // constantTimeEqual compares secrets without leaking where they differ.
 func constantTimeEqual(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }
-
-// appendJSONString appends s as a JSON string. strconv.Quote is not JSON: its \x and
-// \U escapes are invalid there, and client input (a model name) can contain anything.
-// Invalid UTF-8 becomes U+FFFD.
-func appendJSONString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				dst = append(dst, '\\', c)
-			case c == '\n':
-				dst = append(dst, '\\', 'n')
-			case c == '\r':
-				dst = append(dst, '\\', 'r')
-			case c == '\t':
-				dst = append(dst, '\\', 't')
-			case c < 0x20 || c == 0x7f:
-				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			default:
-				dst = append(dst, c)
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, `\ufffd`...)
-		} else {
-			dst = append(dst, s[i:i+size]...)
-		}
-		i += size
-	}
-	return append(dst, '"')
-}

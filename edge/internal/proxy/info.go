@@ -10,6 +10,7 @@ import (
 	"github.com/berry-gateway/berry/edge/internal/backends"
 	"github.com/berry-gateway/berry/edge/internal/breaker"
 	"github.com/berry-gateway/berry/edge/internal/metrics"
+	"github.com/berry-gateway/berry/pkg/jsonscan"
 )
 
 func (h *Handler) models(ctx *fasthttp.RequestCtx) {
@@ -38,7 +39,7 @@ func (h *Handler) models(ctx *fasthttp.RequestCtx) {
 		}
 		n++
 		out = append(out, `{"id":`...)
-		out = appendJSONString(out, m.Name)
+		out = jsonscan.AppendString(out, m.Name)
 		out = append(out, `,"object":"model","created":0,"owned_by":"berry"}`...)
 	}
 	out = append(out, "]}"...)
@@ -70,7 +71,7 @@ func (h *Handler) health(ctx *fasthttp.RequestCtx) {
 			out = append(out, ',')
 		}
 		out = append(out, `{"model":`...)
-		out = appendJSONString(out, m.Name)
+		out = jsonscan.AppendString(out, m.Name)
 		out = append(out, `,"enabled":`...)
 		out = strconv.AppendBool(out, m.Enabled)
 		out = append(out, `,"backends":[`...)
@@ -85,9 +86,9 @@ func (h *Handler) health(ctx *fasthttp.RequestCtx) {
 				avail++
 			}
 			out = append(out, `{"provider":`...)
-			out = appendJSONString(out, b.Provider.ID)
+			out = jsonscan.AppendString(out, b.Provider.ID)
 			out = append(out, `,"model":`...)
-			out = appendJSONString(out, b.UpstreamModel)
+			out = jsonscan.AppendString(out, b.UpstreamModel)
 			out = append(out, `,"enabled":`...)
 			out = strconv.AppendBool(out, b.Enabled && b.Provider.Enabled)
 			out = append(out, `,"available":`...)
@@ -98,7 +99,7 @@ func (h *Handler) health(ctx *fasthttp.RequestCtx) {
 			out = strconv.AppendBool(out, s.ProbeHealthy())
 			if e := s.ProbeError(); e != "" {
 				out = append(out, `,"probe_error":`...)
-				out = appendJSONString(out, e)
+				out = jsonscan.AppendString(out, e)
 			}
 			out = append(out, `,"in_flight":`...)
 			out = strconv.AppendInt(out, int64(s.InFlight.Load()), 10)
