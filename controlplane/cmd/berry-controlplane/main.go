@@ -18,7 +18,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -26,6 +25,7 @@ import (
 	"github.com/berry-gateway/berry/controlplane/internal/server"
 	"github.com/berry-gateway/berry/controlplane/internal/store"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
+	"github.com/berry-gateway/berry/pkg/atomicfile"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -253,36 +253,24 @@ func backup(args []string) error {
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
-	f, err := os.CreateTemp(filepath.Dir(*out), filepath.Base(*out)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("backup: %w", err)
-	}
-	defer os.Remove(f.Name())
 	var n int64
-	for {
-		msg, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			break
+	err = atomicfile.Write(*out, 0o600, func(w io.Writer) error {
+		for {
+			msg, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			k, err := w.Write(msg.GetData())
+			n += int64(k)
+			if err != nil {
+				return err
+			}
 		}
-		if err != nil {
-			f.Close()
-			return fmt.Errorf("backup: %w", err)
-		}
-		w, err := f.Write(msg.GetData())
-		n += int64(w)
-		if err != nil {
-			f.Close()
-			return fmt.Errorf("backup: %w", err)
-		}
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("backup: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("backup: %w", err)
-	}
-	if err := os.Rename(f.Name(), *out); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
 	fmt.Printf("wrote %d bytes to %s\n", n, *out)

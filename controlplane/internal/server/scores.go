@@ -12,8 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/controlplane/internal/fleetscore"
+	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 )
 
 // Fleet-score defaults.

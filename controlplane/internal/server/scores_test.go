@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/controlplane/internal/fleetscore"
+	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 )
 
 // BenchmarkAbsorbObservations: how many backend observations per second one control

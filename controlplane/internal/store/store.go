@@ -16,6 +16,7 @@ import (
 	"time"
 
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
+	"github.com/berry-gateway/berry/pkg/atomicfile"
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -315,9 +316,15 @@ func (s *Store) Backup(ctx context.Context, w io.Writer) (int64, error) {
 	return n, err
 }
 
-// BackupFile writes a backup to path atomically (temp file, fsync, rename).
+// BackupFile writes a backup to path atomically (see package atomicfile).
 func (s *Store) BackupFile(ctx context.Context, path string) (int64, error) {
-	return writeAtomic(path, func(f *os.File) (int64, error) { return s.Backup(ctx, f) })
+	var n int64
+	err := atomicfile.Write(path, 0o600, func(w io.Writer) error {
+		var err error
+		n, err = s.Backup(ctx, w)
+		return err
+	})
+	return n, err
 }
 
 // Restore replaces the data file at dst with the backup at src, after checking that
@@ -331,7 +338,7 @@ func Restore(src, dst string) error {
 		return fmt.Errorf("restore: %w", err)
 	}
 	defer in.Close()
-	if _, err := writeAtomic(tmp, func(f *os.File) (int64, error) { return io.Copy(f, in) }); err != nil {
+	if err := atomicfile.Write(tmp, 0o600, func(w io.Writer) error { _, err := io.Copy(w, in); return err }); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	db, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: 2 * time.Second})
@@ -363,40 +370,5 @@ func Restore(src, dst string) error {
 	if err := os.Rename(tmp, dst); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	return syncDir(filepath.Dir(dst))
-}
-
-func writeAtomic(path string, write func(*os.File) (int64, error)) (int64, error) {
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return 0, err
-	}
-	defer os.Remove(f.Name()) // no-op after the rename
-	n, err := write(f)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(f.Name(), 0o600)
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err == nil {
-		err = syncDir(filepath.Dir(path))
-	}
-	return n, err
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.SyncDir(filepath.Dir(dst))
 }

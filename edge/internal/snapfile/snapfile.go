@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
+	"github.com/berry-gateway/berry/pkg/atomicfile"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -47,7 +48,7 @@ func fileName(id string) string {
 }
 
 // Save writes s so that a crash at any point leaves either the old file or the new
-// one, never a torn one: temp file, fsync, rename, fsync of the directory.
+// one, never a torn one (package atomicfile).
 func (f File) Save(s *berryv1.Snapshot) error {
 	if f.Path == "" {
 		return nil
@@ -56,29 +57,10 @@ func (f File) Save(s *berryv1.Snapshot) error {
 	if err != nil {
 		return fmt.Errorf("snapshot cache: %w", err)
 	}
-	dir := filepath.Dir(f.Path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(f.Path), 0o700); err != nil {
 		return fmt.Errorf("snapshot cache: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, filepath.Base(f.Path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("snapshot cache: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	_, err = tmp.Write(buf)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), f.Path)
-	}
-	if err == nil {
-		err = syncDir(dir)
-	}
-	if err != nil {
+	if err := atomicfile.WriteFile(f.Path, buf, 0o600); err != nil {
 		return fmt.Errorf("snapshot cache: %w", err)
 	}
 	return nil
@@ -101,13 +83,4 @@ func (f File) Load() (*berryv1.Snapshot, error) {
 		return nil, fmt.Errorf("snapshot cache %s: corrupt: %w", f.Path, err)
 	}
 	return s, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
