@@ -8,8 +8,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -26,9 +24,8 @@ import (
 	"github.com/berry-gateway/berry/controlplane/internal/store"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/pkg/atomicfile"
+	"github.com/berry-gateway/berry/pkg/grpccreds"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 )
 
@@ -92,14 +89,12 @@ func run(args []string) error {
 		// Whole configs travel in one message: allow large ones.
 		grpc.MaxRecvMsgSize(64 << 20),
 	}
-	if *tlsCert != "" || *tlsKey != "" {
-		creds, err := serverTLS(*tlsCert, *tlsKey, *tlsClientCA)
+	if *tlsCert != "" || *tlsKey != "" || *tlsClientCA != "" {
+		creds, err := grpccreds.Server(*tlsCert, *tlsKey, *tlsClientCA)
 		if err != nil {
 			return err
 		}
 		serverOpts = append(serverOpts, grpc.Creds(creds))
-	} else if *tlsClientCA != "" {
-		return errors.New("--tls-client-ca needs --tls-cert and --tls-key")
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -174,29 +169,6 @@ func loopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-func serverTLS(certFile, keyFile, clientCA string) (credentials.TransportCredentials, error) {
-	if certFile == "" || keyFile == "" {
-		return nil, errors.New("--tls-cert and --tls-key go together")
-	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
-	}
-	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	if clientCA != "" {
-		pem, err := os.ReadFile(clientCA)
-		if err != nil {
-			return nil, fmt.Errorf("--tls-client-ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--tls-client-ca %s: no PEM certificates", clientCA)
-		}
-		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
-	}
-	return credentials.NewTLS(cfg), nil
-}
-
 // backup writes a consistent copy of the data file: from a running control plane
 // through the Backup RPC (the file is locked while it runs), or straight from the
 // file when it is stopped.
@@ -228,21 +200,9 @@ func backup(args []string) error {
 		fmt.Printf("wrote %d bytes to %s\n", n, *out)
 		return nil
 	}
-	transport := insecure.NewCredentials()
-	if *caFile != "" {
-		pem, err := os.ReadFile(*caFile)
-		if err != nil {
-			return fmt.Errorf("--tls-ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("--tls-ca %s: no PEM certificates", *caFile)
-		}
-		transport = credentials.NewTLS(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
-	}
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(transport)}
-	if *token != "" {
-		opts = append(opts, grpc.WithPerRPCCredentials(auth.BearerToken{Token: *token, Insecure: *caFile == ""}))
+	opts, err := grpccreds.Client{Token: *token, CA: *caFile}.DialOptions()
+	if err != nil {
+		return err
 	}
 	conn, err := grpc.NewClient(*addr, opts...)
 	if err != nil {

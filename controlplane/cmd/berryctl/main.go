@@ -5,8 +5,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,10 +14,9 @@ import (
 	"time"
 
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
+	"github.com/berry-gateway/berry/pkg/grpccreds"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 )
 
@@ -159,52 +156,18 @@ func run(args []string, out io.Writer) error {
 }
 
 func dial(o *opts) (*grpc.ClientConn, error) {
-	transport := insecure.NewCredentials()
-	secure := o.tlsCA != "" || o.tlsCert != ""
-	if secure {
-		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-		if o.tlsCA != "" {
-			pem, err := os.ReadFile(o.tlsCA)
-			if err != nil {
-				return nil, fmt.Errorf("--tls-ca: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("--tls-ca %s: no PEM certificates", o.tlsCA)
-			}
-			cfg.RootCAs = pool
-		}
-		if o.tlsCert != "" {
-			cert, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
-			if err != nil {
-				return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
-			}
-			cfg.Certificates = []tls.Certificate{cert}
-		}
-		transport = credentials.NewTLS(cfg)
+	creds := grpccreds.Client{Token: o.token, CA: o.tlsCA, Cert: o.tlsCert, Key: o.tlsKey}
+	dopts, err := creds.DialOptions()
+	if err != nil {
+		return nil, err
 	}
-	dopts := []grpc.DialOption{grpc.WithTransportCredentials(transport),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20))}
-	if o.token != "" {
-		dopts = append(dopts, grpc.WithPerRPCCredentials(bearer{token: o.token, secure: secure}))
-	}
+	dopts = append(dopts, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
 	conn, err := grpc.NewClient(o.server, dopts...)
 	if err != nil {
 		return nil, fmt.Errorf("--server %s: %w", o.server, err)
 	}
 	return conn, nil
 }
-
-type bearer struct {
-	token  string
-	secure bool
-}
-
-func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + b.token}, nil
-}
-
-func (b bearer) RequireTransportSecurity() bool { return b.secure }
 
 // oneLine turns any error into the one line berryctl prints, saying what kind of
 // failure it is so that people and scripts can tell them apart.

@@ -201,19 +201,3 @@ type identityStream struct {
 }
 
 func (s *identityStream) Context() context.Context { return s.ctx }
-
-// BearerToken is client-side per-RPC credentials sending a bearer token.
-type BearerToken struct {
-	Token string
-	// Insecure allows sending the token over a connection without TLS (loopback,
-	// or a network the operator trusts).
-	Insecure bool
-}
-
-// GetRequestMetadata implements credentials.PerRPCCredentials.
-func (b BearerToken) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + b.Token}, nil
-}
-
-// RequireTransportSecurity implements credentials.PerRPCCredentials.
-func (b BearerToken) RequireTransportSecurity() bool { return !b.Insecure }

@@ -18,6 +18,7 @@ import (
 	"github.com/berry-gateway/berry/controlplane/internal/store"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/pkg/config"
+	"github.com/berry-gateway/berry/pkg/grpccreds"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -120,7 +121,7 @@ func (h *harness) conn(t testing.TB, token string) *grpc.ClientConn {
 	t.Helper()
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	if token != "" {
-		opts = append(opts, grpc.WithPerRPCCredentials(auth.BearerToken{Token: token, Insecure: true}))
+		opts = append(opts, grpc.WithPerRPCCredentials(grpccreds.Bearer{Token: token, AllowPlaintext: true}))
 	}
 	c, err := grpc.NewClient(h.addr, opts...)
 	if err != nil {

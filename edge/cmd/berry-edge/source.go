@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,9 +15,8 @@ import (
 	"github.com/berry-gateway/berry/edge/internal/snapfile"
 	"github.com/berry-gateway/berry/edge/internal/standalone"
 	"github.com/berry-gateway/berry/edge/internal/tables"
+	"github.com/berry-gateway/berry/pkg/grpccreds"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 )
 
@@ -80,19 +77,16 @@ func startSource(ctx context.Context, f sourceFlags, edgeID, listenAddr string, 
 		}
 	}
 
-	transport, secure, err := clientTLS(f)
+	creds := grpccreds.Client{Token: f.token, CA: f.tlsCA, Cert: f.tlsCert, Key: f.tlsKey, ServerName: f.tlsServerName}
+	opts, err := creds.DialOptions()
 	if err != nil {
 		return nil, err
 	}
-	opts := []grpc.DialOption{
-		grpc.WithTransportCredentials(transport),
+	opts = append(opts,
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		// Snapshots of large configs exceed gRPC's 4 MiB default.
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20)),
-	}
-	if f.token != "" {
-		opts = append(opts, grpc.WithPerRPCCredentials(bearer{token: f.token, secure: secure}))
-	}
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)),
+	)
 	conn, err := grpc.NewClient(f.cpAddr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("--control-plane: %w", err)
@@ -105,46 +99,6 @@ func startSource(ctx context.Context, f sourceFlags, edgeID, listenAddr string, 
 	go func() { _ = sync.Run(ctx) }()
 	return func() { conn.Close() }, nil
 }
-
-func clientTLS(f sourceFlags) (credentials.TransportCredentials, bool, error) {
-	if f.tlsCA == "" && f.tlsCert == "" && f.tlsKey == "" {
-		return insecure.NewCredentials(), false, nil
-	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: f.tlsServerName}
-	if f.tlsCA != "" {
-		pem, err := os.ReadFile(f.tlsCA)
-		if err != nil {
-			return nil, false, fmt.Errorf("--tls-ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, false, fmt.Errorf("--tls-ca %s: no PEM certificates", f.tlsCA)
-		}
-		cfg.RootCAs = pool
-	}
-	if f.tlsCert != "" || f.tlsKey != "" {
-		cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
-		if err != nil {
-			return nil, false, fmt.Errorf("--tls-cert/--tls-key: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	return credentials.NewTLS(cfg), true, nil
-}
-
-// bearer sends the edge token as "authorization: Bearer" metadata.
-type bearer struct {
-	token  string
-	secure bool
-}
-
-func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + b.token}, nil
-}
-
-// RequireTransportSecurity is false without TLS so that a token also works on
-// loopback or a trusted network; the operator chose not to set --tls-ca.
-func (b bearer) RequireTransportSecurity() bool { return b.secure }
 
 // tables is what the proxy serves from. In standalone mode it hides Connected, so
 // /readyz does not report a control-plane connection that was never meant to exist.
