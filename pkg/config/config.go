@@ -5,11 +5,15 @@
 package config
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"errors"
+	"maps"
+	"slices"
 	"strings"
 
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
+	"github.com/berry-gateway/berry/pkg/provider"
 )
 
 // ErrInvalid is wrapped by every error that means "this config is wrong", as opposed
@@ -62,14 +66,48 @@ func HashTokens(cfg *berryv1.Config) {
 	}
 }
 
-// Backend types an edge may know how to talk to. "claude" is the seed format's name
-// and "anthropic" Berry's; both are kept as given.
-var backendTypes = []string{"openai", "azure", "claude", "anthropic", "gemini"}
-
 var billingModes = []string{"per_token", "per_request"}
 
+// Defaults of the seed format, applied where a key is absent (and, for the proto form,
+// where a field that must be positive is zero). They are the only definition: the
+// edge's breaker, probes and timeouts use these when a setting is unset.
 const (
-	defaultBackendType = "openai"
-	defaultBillingMode = "per_token"
-	defaultAzureAPI    = "2024-10-21"
+	DefaultHealthCheckIntervalSeconds     = 30
+	DefaultRequestTimeoutSeconds          = 30
+	DefaultMaxRetries                     = 3
+	DefaultCircuitBreakerFailureThreshold = 5
+	DefaultCircuitBreakerTimeoutSeconds   = 60
+	DefaultRecoveryCheckIntervalSeconds   = 120
+	DefaultBillingMode                    = "per_token"
 )
+
+// BackendKey identifies a backend across config versions and across the fleet: the
+// provider's id and the upstream model. The edge keys a backend's runtime state by
+// it, edges report observations under it and the control plane merges them by it.
+type BackendKey struct {
+	Provider, Model string
+}
+
+// String is "provider/model", the backend's label in metrics and logs.
+func (k BackendKey) String() string { return k.Provider + "/" + k.Model }
+
+// providerDefaults fills what a provider's kind implies when its config leaves it
+// out: the kind itself and the kind's API version. Both import paths (TOML and the
+// proto form) call it, so stored configs look alike whatever their source.
+func providerDefaults(p *berryv1.Provider) {
+	p.BackendType = cmp.Or(p.BackendType, provider.DefaultKind)
+	p.ApiVersion = cmp.Or(p.ApiVersion, provider.DefaultAPIVersion(p.BackendType))
+}
+
+// Account is a provider as its adapter sees it, before Prepare: headers in a fixed
+// (sorted) order so that what goes upstream does not vary between snapshots.
+func Account(p *berryv1.Provider) provider.Account {
+	a := provider.Account{
+		ID: p.GetId(), Kind: p.GetBackendType(), BaseURL: p.GetBaseUrl(),
+		APIKey: p.GetApiKey(), APIVersion: p.GetApiVersion(),
+	}
+	for _, k := range slices.Sorted(maps.Keys(p.GetHeaders())) {
+		a.Headers = append(a.Headers, [2]string{k, p.GetHeaders()[k]})
+	}
+	return a
+}

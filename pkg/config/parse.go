@@ -17,16 +17,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// Settings defaults, shared with the seed format this one grew out of.
-const (
-	defaultHealthCheckInterval     = 30
-	defaultRequestTimeout          = 30
-	defaultMaxRetries              = 3
-	defaultCircuitBreakerThreshold = 5
-	defaultCircuitBreakerTimeout   = 60
-	defaultRecoveryCheckInterval   = 120
-)
-
 // The raw* types mirror the seed file. Integers are int64 whatever the proto type so
 // that a negative or oversized number reaches us and becomes a FieldError naming the
 // key, instead of a decoder error or a silent wrap. Pointers mark the fields whose
@@ -292,12 +282,12 @@ func (p *parser) build(raw *rawDoc) *berryv1.Config {
 func (p *parser) settings(r *rawSettings) *berryv1.Settings {
 	const s = "settings."
 	return &berryv1.Settings{
-		HealthCheckIntervalSeconds:     p.uint32Or(s+"health_check_interval_seconds", r.HealthCheckIntervalSeconds, defaultHealthCheckInterval),
-		RequestTimeoutSeconds:          p.uint32Or(s+"request_timeout_seconds", r.RequestTimeoutSeconds, defaultRequestTimeout),
-		MaxRetries:                     p.uint32Or(s+"max_retries", r.MaxRetries, defaultMaxRetries),
-		CircuitBreakerFailureThreshold: p.uint32Or(s+"circuit_breaker_failure_threshold", r.CircuitBreakerFailureThreshold, defaultCircuitBreakerThreshold),
-		CircuitBreakerTimeoutSeconds:   p.uint32Or(s+"circuit_breaker_timeout_seconds", r.CircuitBreakerTimeoutSeconds, defaultCircuitBreakerTimeout),
-		RecoveryCheckIntervalSeconds:   p.uint32Or(s+"recovery_check_interval_seconds", r.RecoveryCheckIntervalSeconds, defaultRecoveryCheckInterval),
+		HealthCheckIntervalSeconds:     p.uint32Or(s+"health_check_interval_seconds", r.HealthCheckIntervalSeconds, DefaultHealthCheckIntervalSeconds),
+		RequestTimeoutSeconds:          p.uint32Or(s+"request_timeout_seconds", r.RequestTimeoutSeconds, DefaultRequestTimeoutSeconds),
+		MaxRetries:                     p.uint32Or(s+"max_retries", r.MaxRetries, DefaultMaxRetries),
+		CircuitBreakerFailureThreshold: p.uint32Or(s+"circuit_breaker_failure_threshold", r.CircuitBreakerFailureThreshold, DefaultCircuitBreakerFailureThreshold),
+		CircuitBreakerTimeoutSeconds:   p.uint32Or(s+"circuit_breaker_timeout_seconds", r.CircuitBreakerTimeoutSeconds, DefaultCircuitBreakerTimeoutSeconds),
+		RecoveryCheckIntervalSeconds:   p.uint32Or(s+"recovery_check_interval_seconds", r.RecoveryCheckIntervalSeconds, DefaultRecoveryCheckIntervalSeconds),
 		MaxRequestBodyBytes:            p.uint(s+"max_request_body_bytes", r.MaxRequestBodyBytes, math.MaxUint64),
 	}
 }
@@ -314,12 +304,10 @@ func (p *parser) provider(i int, id string, r rawProvider, st *berryv1.Settings)
 		TimeoutSeconds: p.uint32Or(path+".timeout_seconds", r.TimeoutSeconds, st.GetRequestTimeoutSeconds()),
 		MaxRetries:     p.uint32Or(path+".max_retries", r.MaxRetries, st.GetMaxRetries()),
 		Headers:        r.Headers,
-		BackendType:    cmp.Or(r.BackendType, defaultBackendType),
+		BackendType:    r.BackendType,
 		ApiVersion:     r.APIVersion,
 	}
-	if pr.BackendType == "azure" && pr.ApiVersion == "" {
-		pr.ApiVersion = defaultAzureAPI
-	}
+	providerDefaults(pr)
 	return pr
 }
 
@@ -344,7 +332,7 @@ func (p *parser) model(i int, id string, r rawModel) *berryv1.Model {
 			Priority:    p.int32(fmt.Sprintf("%s.backends[%d].priority", path, i), rb.Priority),
 			Enabled:     boolOr(rb.Enabled, true),
 			Tags:        rb.Tags,
-			BillingMode: cmp.Or(rb.BillingMode, defaultBillingMode),
+			BillingMode: cmp.Or(rb.BillingMode, DefaultBillingMode),
 		})
 	}
 	return m

@@ -9,6 +9,7 @@ import (
 
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/pkg/balancer"
+	"github.com/berry-gateway/berry/pkg/provider"
 )
 
 func TestParseSeed(t *testing.T) {
@@ -206,7 +207,7 @@ func TestParseErrors(t *testing.T) {
 		{"provider duplicate and empty models", strings.Replace(doc{}.String(), `models = ["up"]`, `models = ["up", "", "up"]`, 1),
 			[]string{"providers.p.models[1]: must not be empty", `providers.p.models[2]: duplicate model "up"`}},
 		{"unknown backend_type", doc{provider: `backend_type = "cohere"`}.String(),
-			[]string{`providers.p.backend_type: unknown backend type "cohere" (known: openai, azure, claude, anthropic, gemini)`}},
+			[]string{`providers.p.backend_type: unknown backend type "cohere" (known: ` + strings.Join(provider.Kinds(), ", ") + `)`}},
 		{"bad header name", doc{provider: `headers = { "X Bad" = "v", "Good" = "ok" }`}.String(),
 			[]string{`providers.p.headers."X Bad": invalid HTTP header name`}},
 		{"header value with CRLF", doc{provider: `headers = { "X-A" = "v\r\nX-Injected: 1" }`}.String(),

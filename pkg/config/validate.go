@@ -3,9 +3,9 @@ package config
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"math"
-	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -13,6 +13,7 @@ import (
 
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/pkg/balancer"
+	"github.com/berry-gateway/berry/pkg/provider"
 )
 
 // Ids end up in paths, metrics labels and URLs, so they are kept to characters that
@@ -104,9 +105,7 @@ func (v *validator) provider(i int, p *berryv1.Provider) {
 	if p.GetName() == "" {
 		v.errorf(path+".name", "required")
 	}
-	if u, err := url.Parse(p.GetBaseUrl()); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		v.errorf(path+".base_url", "must be an absolute http(s) URL")
-	}
+	v.adapter(path, p)
 	if len(p.GetModels()) == 0 {
 		v.errorf(path+".models", "must list at least one model")
 	}
@@ -118,13 +117,6 @@ func (v *validator) provider(i int, p *berryv1.Provider) {
 			v.errorf(fmt.Sprintf("%s.models[%d]", path, j), "duplicate model %q", m)
 		}
 	}
-	bt := p.GetBackendType()
-	if bt != "" && !slices.Contains(backendTypes, bt) {
-		v.errorf(path+".backend_type", "unknown backend type %q (known: %s)", bt, strings.Join(backendTypes, ", "))
-	}
-	if bt == "azure" && p.GetApiVersion() == "" {
-		v.errorf(path+".api_version", "required for backend_type \"azure\"")
-	}
 	for _, name := range sortedKeys(p.GetHeaders()) {
 		hpath := path + ".headers." + tomlKey(name)
 		if !validHeaderName(name) {
@@ -133,6 +125,25 @@ func (v *validator) provider(i int, p *berryv1.Provider) {
 		if strings.ContainsAny(p.GetHeaders()[name], "\r\n\x00") {
 			v.errorf(hpath, "header value must not contain CR, LF or NUL")
 		}
+	}
+}
+
+// adapter asks the provider's adapter, found by kind in the provider registry, to
+// check the provider's settings: the kinds the registry holds are the valid ones, and
+// a setting an edge's adapter would refuse is refused here, at import.
+func (v *validator) adapter(path string, p *berryv1.Provider) {
+	a, err := provider.Lookup(p.GetBackendType())
+	if err != nil {
+		v.errorf(path+".backend_type", "%v", err)
+		return
+	}
+	acct := Account(p)
+	var ce *provider.ConfigError
+	switch err := a.Prepare(&acct); {
+	case errors.As(err, &ce):
+		v.errorf(path+"."+ce.Field, "%s", ce.Msg)
+	case err != nil:
+		v.errorf(path, "%v", err)
 	}
 }
 

@@ -21,6 +21,9 @@ func prepared(t testing.TB, kind, base, version string) (Adapter, *Account) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if version == "" {
+		version = DefaultAPIVersion(kind) // as config import fills it in
+	}
 	a := &Account{ID: "p", Kind: kind, BaseURL: base, APIKey: "secret-key", APIVersion: version,
 		Headers: [][2]string{{"X-Extra", "v"}}}
 	if err := ad.Prepare(a); err != nil {

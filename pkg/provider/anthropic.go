@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -37,9 +36,9 @@ var now = time.Now
 type anthropic struct{}
 
 func (anthropic) Prepare(a *Account) error {
-	u, err := url.Parse(a.BaseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("base_url %q is not an absolute http(s) URL", a.BaseURL)
+	u, err := parseBaseURL(a.BaseURL)
+	if err != nil {
+		return err
 	}
 	path := strings.TrimRight(u.Path, "/")
 	path = strings.TrimSuffix(path, "/messages")

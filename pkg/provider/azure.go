@@ -14,8 +14,8 @@ import (
 
 func init() { Register("azure", azure{}) }
 
-// DefaultAzureAPIVersion is used when a provider sets no api_version (the latest GA
-// data-plane version when this was written).
+// DefaultAzureAPIVersion is the api_version a seed file's azure provider gets when it
+// names none (the latest GA data-plane version when this was written).
 const DefaultAzureAPIVersion = "2024-10-21"
 
 // azureDeploymentsAPIVersion lists deployments: the data-plane listing was retired in
@@ -31,10 +31,12 @@ const azureDeploymentsAPIVersion = "2022-12-01"
 // header.
 type azure struct{}
 
+func (azure) DefaultAPIVersion() string { return DefaultAzureAPIVersion }
+
 func (azure) Prepare(a *Account) error {
-	u, err := url.Parse(a.BaseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("base_url %q is not an absolute http(s) URL", a.BaseURL)
+	u, err := parseBaseURL(a.BaseURL)
+	if err != nil {
+		return err
 	}
 	if a.APIKey != "" {
 		a.Auth = [2]string{"api-key", a.APIKey}
@@ -50,7 +52,7 @@ func (azure) Prepare(a *Account) error {
 		return nil
 	}
 	if a.APIVersion == "" {
-		a.APIVersion = DefaultAzureAPIVersion
+		return &ConfigError{Field: "api_version", Msg: `required for backend_type "azure"`}
 	}
 	if i := strings.Index(path, "/openai"); i >= 0 {
 		path = path[:i] // a pasted endpoint: keep the resource part

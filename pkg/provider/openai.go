@@ -1,8 +1,6 @@
 package provider
 
 import (
-	"fmt"
-	"net/url"
 	"strings"
 
 	"github.com/valyala/fasthttp"
@@ -11,7 +9,7 @@ import (
 )
 
 func init() {
-	Register("openai", openAI{})
+	Register(DefaultKind, openAI{})
 	// Gemini is served through Google's OpenAI-compatible endpoint
 	// (https://generativelanguage.googleapis.com/v1beta/openai), so it is the same adapter.
 	Register("gemini", openAI{})
@@ -72,9 +70,9 @@ func setHeaders(req *fasthttp.Request, a *Account) {
 // already ends in the operation is used as is; a bare host gets /v1/ first; any other
 // path (…/v1, …/openai/v1, …/api/paas/v4) gets the operation appended.
 func OpenAIEndpoint(base, op string) (string, error) {
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("base_url %q is not an absolute http(s) URL", base)
+	u, err := parseBaseURL(base)
+	if err != nil {
+		return "", err
 	}
 	path := strings.TrimRight(u.Path, "/")
 	for _, known := range []string{"/chat/completions", "/completions", "/embeddings", "/models"} {

@@ -5,7 +5,9 @@ package provider
 
 import (
 	"fmt"
+	"net/url"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/valyala/fasthttp"
@@ -64,8 +66,9 @@ type Account struct {
 // Adapter is one provider kind. Implementations must be safe for concurrent use and
 // should not allocate on the passthrough path.
 type Adapter interface {
-	// Prepare checks an account's settings and fills its derived fields. An error
-	// names what is wrong (it makes an edge NACK the snapshot).
+	// Prepare checks an account's settings and fills its derived fields. A setting it
+	// refuses is a *ConfigError; config validation runs Prepare, so the control plane
+	// refuses such a config at import and edges never see it.
 	Prepare(a *Account) error
 	// Supports reports whether the kind serves op.
 	Supports(op Op) bool
@@ -119,6 +122,48 @@ type NativeMessages interface {
 	WriteMessagesRequest(req *fasthttp.Request, a *Account, model string, body []byte, f *jsonscan.Fields) error
 }
 
+// DefaultKind is the backend_type of a provider that names none.
+const DefaultKind = "openai"
+
+// ConfigError is a provider setting an adapter's Prepare refuses. Field is the
+// setting's key in the seed format (base_url, api_version), so config validation can
+// name it as providers.<id>.<field> when the control plane imports a config, long
+// before an edge would have to refuse the snapshot.
+type ConfigError struct {
+	Field, Msg string
+}
+
+func (e *ConfigError) Error() string { return e.Field + ": " + e.Msg }
+
+// DefaultAPIVersion is the api_version a provider of this kind gets when its config
+// names none; "" for kinds without API versions. Config import fills it in, so stored
+// configs say which version they use.
+func DefaultAPIVersion(kind string) string {
+	a, err := Lookup(kind)
+	if err != nil {
+		return ""
+	}
+	if v, ok := a.(Versioned); ok {
+		return v.DefaultAPIVersion()
+	}
+	return ""
+}
+
+// Versioned is implemented by adapters whose upstream API is versioned per request
+// (Azure's api-version).
+type Versioned interface {
+	DefaultAPIVersion() string
+}
+
+// parseBaseURL checks the base_url every adapter needs.
+func parseBaseURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, &ConfigError{Field: "base_url", Msg: "must be an absolute http(s) URL"}
+	}
+	return u, nil
+}
+
 var (
 	mu       sync.RWMutex
 	adapters = map[string]Adapter{}
@@ -135,16 +180,16 @@ func Register(kind string, a Adapter) {
 	adapters[kind] = a
 }
 
-// Lookup returns the adapter for a backend_type; "" means "openai".
+// Lookup returns the adapter for a backend_type; "" means DefaultKind.
 func Lookup(kind string) (Adapter, error) {
 	if kind == "" {
-		kind = "openai"
+		kind = DefaultKind
 	}
 	mu.RLock()
 	a, ok := adapters[kind]
 	mu.RUnlock()
 	if !ok {
-		return nil, fmt.Errorf("backend_type %q is not supported by this edge (known: %v)", kind, Kinds())
+		return nil, fmt.Errorf("unknown backend type %q (known: %s)", kind, strings.Join(Kinds(), ", "))
 	}
 	return a, nil
 }

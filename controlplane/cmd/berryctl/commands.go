@@ -14,7 +14,9 @@ import (
 
 	"buf.build/go/protoyaml"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
+	"github.com/berry-gateway/berry/pkg/balancer"
 	"github.com/berry-gateway/berry/pkg/config"
+	"github.com/berry-gateway/berry/pkg/provider"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -175,7 +177,7 @@ func (c *cli) get(ctx context.Context, kind string, id []string) error {
 		cfg.Providers = ps
 		head = []string{"ID", "NAME", "TYPE", "BASE URL", "MODELS", "ENABLED", "KEY"}
 		for _, p := range ps {
-			rows = append(rows, []string{p.Id, p.Name, or(p.BackendType, "openai"), p.BaseUrl,
+			rows = append(rows, []string{p.Id, p.Name, or(p.BackendType, provider.DefaultKind), p.BaseUrl,
 				strings.Join(p.Models, ","), yes(p.Enabled), map[bool]string{true: "set", false: "-"}[p.ApiKeySet]})
 		}
 	case "models", "model":
@@ -200,7 +202,7 @@ func (c *cli) get(ctx context.Context, kind string, id []string) error {
 			for _, b := range m.Backends {
 				bs = append(bs, fmt.Sprintf("%s/%s(w=%g)", b.Provider, b.Model, b.Weight))
 			}
-			rows = append(rows, []string{m.Id, m.Name, or(m.Strategy, "weighted_random"), yes(m.Enabled), strings.Join(bs, " ")})
+			rows = append(rows, []string{m.Id, m.Name, or(m.Strategy, balancer.Default), yes(m.Enabled), strings.Join(bs, " ")})
 		}
 	case "users", "user", "keys":
 		var us []*berryv1.User

@@ -6,7 +6,6 @@ package routing
 import (
 	"crypto/sha256"
 	"fmt"
-	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -254,17 +253,10 @@ func buildProvider(p *berryv1.Provider, st *berryv1.Settings) (*Provider, error)
 		ID: p.GetId(), Name: p.GetName(), Enabled: p.GetEnabled(),
 		Timeout:    time.Duration(p.GetTimeoutSeconds()) * time.Second,
 		MaxRetries: int(p.GetMaxRetries()),
-		Account: provider.Account{
-			ID: p.GetId(), Kind: p.GetBackendType(), BaseURL: p.GetBaseUrl(),
-			APIKey: p.GetApiKey(), APIVersion: p.GetApiVersion(),
-		},
+		Account:    config.Account(p),
 	}
 	if prov.Timeout <= 0 {
 		prov.Timeout = time.Duration(st.GetRequestTimeoutSeconds()) * time.Second
-	}
-	// Sorted so that the header order upstream does not vary between snapshots.
-	for _, k := range slices.Sorted(maps.Keys(p.GetHeaders())) {
-		prov.Account.Headers = append(prov.Account.Headers, [2]string{k, p.GetHeaders()[k]})
 	}
 	a, err := provider.Lookup(p.GetBackendType())
 	if err != nil {
