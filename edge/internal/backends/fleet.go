@@ -114,7 +114,9 @@ func (r *Registry) ApplyScores(fs *berryv1.FleetScores, self string, now time.Ti
 		s.Latency.SetFleet(sc.GetLatencySeconds(), sc.GetTtftSeconds(), now.Add(ttl))
 		down := sc.GetDown()
 		if down && !s.fleetDown.Swap(true) {
-			tripBreaker(&s.Breaker, now)
+			if s.Breaker.State(now) != breaker.Open {
+				s.Breaker.Trip(now)
+			}
 		} else if !down {
 			s.fleetDown.Store(false)
 		}
@@ -164,17 +166,6 @@ func (r *Registry) ProbeAssigned(provider string, now time.Time) bool {
 
 // ClearFleet drops every fleet score (the control plane is gone): local estimates only.
 func (r *Registry) ClearFleet() { r.ApplyScores(nil, "", time.Time{}, 0) }
-
-// tripBreaker opens b through its public failure path, so its ordinary timeout and
-// half-open trial decide when this edge uses the backend again.
-func tripBreaker(b *breaker.Breaker, now time.Time) {
-	for range 1000 { // bounded: the largest sane threshold is far below
-		if b.State(now) == breaker.Open {
-			return
-		}
-		b.Failure(now)
-	}
-}
 
 // CountMergedBatch counts an observation batch merged into a later one because the
 // control-plane stream was slow (for /metrics).

@@ -6,6 +6,8 @@ package breaker
 import (
 	"sync"
 	"time"
+
+	"github.com/berry-gateway/berry/pkg/config"
 )
 
 // State is a breaker's position.
@@ -28,14 +30,8 @@ func (s State) String() string {
 	return "half_open"
 }
 
-// Defaults used for zero settings.
-const (
-	DefaultThreshold = 5
-	DefaultTimeout   = 60 * time.Second
-)
-
 // Breaker is safe for concurrent use; the zero value is a closed breaker with the
-// defaults.
+// seed format's default threshold and timeout.
 type Breaker struct {
 	mu        sync.Mutex
 	threshold int
@@ -57,10 +53,10 @@ func (b *Breaker) Configure(threshold int, timeout time.Duration) {
 func (b *Breaker) limits() (int, time.Duration) {
 	th, to := b.threshold, b.timeout
 	if th <= 0 {
-		th = DefaultThreshold
+		th = config.DefaultCircuitBreakerFailureThreshold
 	}
 	if to <= 0 {
-		to = DefaultTimeout
+		to = config.DefaultCircuitBreakerTimeoutSeconds * time.Second
 	}
 	return th, to
 }
@@ -124,6 +120,17 @@ func (b *Breaker) Failure(now time.Time) {
 		b.openedAt = now
 		b.trial = false
 	}
+}
+
+// Trip opens the breaker at now whatever its state, as if the threshold had just been
+// reached: used when the fleet marks the backend down. Its ordinary timeout and
+// half-open trial then decide when requests go through again.
+func (b *Breaker) Trip(now time.Time) {
+	b.mu.Lock()
+	b.state = Open
+	b.openedAt = now
+	b.trial = false
+	b.mu.Unlock()
 }
 
 // Release gives back a half-open trial whose outcome says nothing about the backend

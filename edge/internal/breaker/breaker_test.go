@@ -5,12 +5,14 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/berry-gateway/berry/pkg/config"
 )
 
 func TestBreakerLifecycle(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	type step struct {
-		op        string // fail, ok, acquire, release
+		op        string // fail, ok, acquire, release, trip
 		at        time.Duration
 		wantOK    bool // for acquire
 		wantState State
@@ -37,6 +39,16 @@ func TestBreakerLifecycle(t *testing.T) {
 			{"acquire", 10 * time.Second, true, HalfOpen}, {"fail", 10 * time.Second, false, Open},
 			{"acquire", 15 * time.Second, false, Open}, {"acquire", 20 * time.Second, true, HalfOpen},
 		}},
+		{"trip opens a closed breaker at once, for a full timeout", []step{
+			{"fail", 0, false, Closed}, {"trip", time.Second, false, Open},
+			{"acquire", 10 * time.Second, false, Open}, {"acquire", 11 * time.Second, true, HalfOpen},
+			{"ok", 11 * time.Second, false, Closed},
+		}},
+		{"trip restarts the timeout of an open breaker", []step{
+			{"fail", 0, false, Closed}, {"fail", 0, false, Closed}, {"fail", 0, false, Open},
+			{"trip", 5 * time.Second, false, Open}, {"acquire", 12 * time.Second, false, Open},
+			{"acquire", 15 * time.Second, true, HalfOpen},
+		}},
 		{"released trial can be claimed again", []step{
 			{"fail", 0, false, Closed}, {"fail", 0, false, Closed}, {"fail", 0, false, Open},
 			{"acquire", 10 * time.Second, true, HalfOpen}, {"release", 10 * time.Second, false, HalfOpen},
@@ -56,6 +68,8 @@ func TestBreakerLifecycle(t *testing.T) {
 					b.Success()
 				case "release":
 					b.Release()
+				case "trip":
+					b.Trip(now)
 				case "acquire":
 					if got := b.Acquire(now); got != s.wantOK {
 						t.Fatalf("step %d: Acquire = %v, want %v", i, got, s.wantOK)
@@ -70,6 +84,10 @@ func TestBreakerLifecycle(t *testing.T) {
 }
 
 func TestZeroValueUsesDefaults(t *testing.T) {
+	const (
+		DefaultThreshold = config.DefaultCircuitBreakerFailureThreshold
+		DefaultTimeout   = config.DefaultCircuitBreakerTimeoutSeconds * time.Second
+	)
 	var b Breaker
 	now := time.Unix(0, 0)
 	for range DefaultThreshold - 1 {
