@@ -226,7 +226,7 @@ func (s *Server) observe(edge string, b *berryv1.ObservationBatch) {
 		obs[i] = fleetscore.Observation{
 			Backend: scoreKey(o.GetProvider(), o.GetUpstreamModel()),
 			Latency: o.GetLatencySeconds(), TTFT: o.GetTtftSeconds(),
-			Samples: o.GetSamples(), Requests: o.GetRequests(), Errors: o.GetErrors(),
+			Samples: o.GetSamples(), Requests: o.GetRequests(), Errors: o.GetServerErrors() + o.GetNoAnswer(),
 		}
 	}
 	s.scores.merger.Observe(edge, time.Now(), obs)

@@ -22,7 +22,7 @@ func BenchmarkAbsorbObservations(b *testing.B) {
 	for i := range backends {
 		batch.Backends = append(batch.Backends, &berryv1.BackendObservation{
 			Provider: fmt.Sprintf("p%d", i%4), UpstreamModel: fmt.Sprintf("m%d", i),
-			LatencySeconds: 0.2, TtftSeconds: 0.05, Samples: 10, Requests: 10, Errors: 1, ProbeHealthy: true,
+			LatencySeconds: 0.2, TtftSeconds: 0.05, Samples: 10, Requests: 10, ServerErrors: 1, ProbeHealthy: true,
 		})
 	}
 	msg := &berryv1.SyncRequest{Kind: &berryv1.SyncRequest_Observations{Observations: batch}}

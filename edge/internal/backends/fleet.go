@@ -65,7 +65,6 @@ func (r *Registry) Observations(now time.Time) []*berryv1.BackendObservation {
 			// the sum may go down: count from the new base then.
 			if sum.req >= s.reported.requests && sum.errs >= s.reported.errors {
 				o.Requests = uint32(sum.req - s.reported.requests)
-				o.Errors = uint32(sum.errs - s.reported.errors)
 				d := func(c Class) uint32 {
 					if sum.byClass[c] < s.reported.byClass[c] {
 						return 0

@@ -25,13 +25,13 @@ func TestObservationsAreDeltas(t *testing.T) {
 		t.Fatalf("%d observations, want one per backend (two models share it)", len(obs))
 	}
 	o := obs[0]
-	if o.Provider != "p1" || o.UpstreamModel != "m" || o.Requests != 12 || o.Errors != 3 || o.Samples != 1 ||
+	if o.Provider != "p1" || o.UpstreamModel != "m" || o.Requests != 12 || o.ServerErrors+o.NoAnswer != 3 || o.Samples != 1 ||
 		o.InFlight != 2 || o.LatencySeconds != 0.2 || !o.ProbeHealthy ||
 		o.ClientErrors != 4 || o.ServerErrors != 2 || o.NoAnswer != 1 {
 		t.Fatalf("first observation = %v", o)
 	}
 	o = r.Observations(now)[0]
-	if o.Requests != 0 || o.Errors != 0 || o.Samples != 0 || o.ClientErrors != 0 || o.LatencySeconds != 0.2 {
+	if o.Requests != 0 || o.ServerErrors+o.NoAnswer != 0 || o.Samples != 0 || o.ClientErrors != 0 || o.LatencySeconds != 0.2 {
 		t.Fatalf("second observation = %v, want zero counts and the standing estimate", o)
 	}
 }

@@ -137,7 +137,6 @@ func mergeObservations(old, newer []*berryv1.BackendObservation) []*berryv1.Back
 		}
 		o.Samples += n.GetSamples()
 		o.Requests += n.GetRequests()
-		o.Errors += n.GetErrors()
 		o.ClientErrors += n.GetClientErrors()
 		o.ServerErrors += n.GetServerErrors()
 		o.NoAnswer += n.GetNoAnswer()

@@ -37,7 +37,7 @@ func TestScoreEpochsOnlyGoUpWithinAnInstance(t *testing.T) {
 
 func TestMergeObservations(t *testing.T) {
 	old := []*berryv1.BackendObservation{
-		{Provider: "p", UpstreamModel: "m", LatencySeconds: 1, Samples: 2, Requests: 3, Errors: 1, InFlight: 4, ServerErrors: 1},
+		{Provider: "p", UpstreamModel: "m", LatencySeconds: 1, Samples: 2, Requests: 3, InFlight: 4, ServerErrors: 1},
 	}
 	newer := []*berryv1.BackendObservation{
 		{Provider: "p", UpstreamModel: "m", LatencySeconds: 2, Samples: 1, Requests: 1, InFlight: 1, ProbeHealthy: true, ClientErrors: 1},
@@ -48,7 +48,7 @@ func TestMergeObservations(t *testing.T) {
 		t.Fatalf("%d merged, want 2", len(got))
 	}
 	p := got[0]
-	if p.LatencySeconds != 2 || p.Samples != 3 || p.Requests != 4 || p.Errors != 1 || p.InFlight != 1 || !p.ProbeHealthy ||
+	if p.LatencySeconds != 2 || p.Samples != 3 || p.Requests != 4 || p.InFlight != 1 || !p.ProbeHealthy ||
 		p.ServerErrors != 1 || p.ClientErrors != 1 {
 		t.Fatalf("merged p/m = %v: counts add up, the rest is the newer", p)
 	}

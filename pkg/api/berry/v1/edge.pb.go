@@ -479,16 +479,14 @@ type BackendObservation struct {
 	TtftSeconds    float64 `protobuf:"fixed64,4,opt,name=ttft_seconds,json=ttftSeconds,proto3" json:"ttft_seconds,omitempty"`
 	// Latency samples taken since the previous batch.
 	Samples uint32 `protobuf:"varint,5,opt,name=samples,proto3" json:"samples,omitempty"`
-	// Upstream attempts since the previous batch, and how many of them failed (5xx or
-	// no HTTP answer).
+	// Upstream attempts since the previous batch, whatever their outcome.
 	Requests uint32 `protobuf:"varint,6,opt,name=requests,proto3" json:"requests,omitempty"`
-	Errors   uint32 `protobuf:"varint,7,opt,name=errors,proto3" json:"errors,omitempty"`
 	InFlight uint32 `protobuf:"varint,8,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
 	// The result of the edge's last active probe, when it probes this backend.
 	ProbeHealthy bool `protobuf:"varint,9,opt,name=probe_healthy,json=probeHealthy,proto3" json:"probe_healthy,omitempty"`
 	// The attempts since the previous batch by outcome class (requests minus these
 	// three is the 2xx count): 4xx, 5xx, and no HTTP answer (connect error, timeout,
-	// broken stream). errors = server_errors + no_answer.
+	// broken stream).
 	ClientErrors  uint32 `protobuf:"varint,10,opt,name=client_errors,json=clientErrors,proto3" json:"client_errors,omitempty"`
 	ServerErrors  uint32 `protobuf:"varint,11,opt,name=server_errors,json=serverErrors,proto3" json:"server_errors,omitempty"`
 	NoAnswer      uint32 `protobuf:"varint,12,opt,name=no_answer,json=noAnswer,proto3" json:"no_answer,omitempty"`
@@ -564,13 +562,6 @@ func (x *BackendObservation) GetSamples() uint32 {
 func (x *BackendObservation) GetRequests() uint32 {
 	if x != nil {
 		return x.Requests
-	}
-	return 0
-}
-
-func (x *BackendObservation) GetErrors() uint32 {
-	if x != nil {
-		return x.Errors
 	}
 	return 0
 }
@@ -707,17 +698,24 @@ type BackendScore struct {
 	Weight float64 `protobuf:"fixed64,5,opt,name=weight,proto3" json:"weight,omitempty"`
 	// Edges with a live estimate.
 	Edges uint32 `protobuf:"varint,6,opt,name=edges,proto3" json:"edges,omitempty"`
-	// errors / requests over the fleet's recent window; requests is its (decayed) base.
+	// The fleet's recent (decayed) attempts, and the share of those that speak to the
+	// backend's health (every attempt but the 4xx answers, which are about the request)
+	// that failed: (server_errors + no_answer) / (requests - client_errors).
 	ErrorRate float64 `protobuf:"fixed64,7,opt,name=error_rate,json=errorRate,proto3" json:"error_rate,omitempty"`
 	Requests  float64 `protobuf:"fixed64,8,opt,name=requests,proto3" json:"requests,omitempty"`
-	// The fleet's error rate crossed the down threshold: every edge takes the backend
+	// The fleet's error rate crossed the down threshold over at least the breaker
+	// threshold's worth of attempts that speak to health: every edge takes the backend
 	// out of rotation until its own breaker's half-open trial succeeds.
 	Down bool `protobuf:"varint,9,opt,name=down,proto3" json:"down,omitempty"`
 	// The edge that probes this backend's provider, and its last result (valid when
 	// probed is true).
-	ProbeOwner    string `protobuf:"bytes,10,opt,name=probe_owner,json=probeOwner,proto3" json:"probe_owner,omitempty"`
-	Probed        bool   `protobuf:"varint,11,opt,name=probed,proto3" json:"probed,omitempty"`
-	ProbeHealthy  bool   `protobuf:"varint,12,opt,name=probe_healthy,json=probeHealthy,proto3" json:"probe_healthy,omitempty"`
+	ProbeOwner   string `protobuf:"bytes,10,opt,name=probe_owner,json=probeOwner,proto3" json:"probe_owner,omitempty"`
+	Probed       bool   `protobuf:"varint,11,opt,name=probed,proto3" json:"probed,omitempty"`
+	ProbeHealthy bool   `protobuf:"varint,12,opt,name=probe_healthy,json=probeHealthy,proto3" json:"probe_healthy,omitempty"`
+	// The recent (decayed) attempts by outcome class, as in BackendObservation.
+	ClientErrors  float64 `protobuf:"fixed64,13,opt,name=client_errors,json=clientErrors,proto3" json:"client_errors,omitempty"`
+	ServerErrors  float64 `protobuf:"fixed64,14,opt,name=server_errors,json=serverErrors,proto3" json:"server_errors,omitempty"`
+	NoAnswer      float64 `protobuf:"fixed64,15,opt,name=no_answer,json=noAnswer,proto3" json:"no_answer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -836,6 +834,27 @@ func (x *BackendScore) GetProbeHealthy() bool {
 	return false
 }
 
+func (x *BackendScore) GetClientErrors() float64 {
+	if x != nil {
+		return x.ClientErrors
+	}
+	return 0
+}
+
+func (x *BackendScore) GetServerErrors() float64 {
+	if x != nil {
+		return x.ServerErrors
+	}
+	return 0
+}
+
+func (x *BackendScore) GetNoAnswer() float64 {
+	if x != nil {
+		return x.NoAnswer
+	}
+	return 0
+}
+
 var File_berry_v1_edge_proto protoreflect.FileDescriptor
 
 const file_berry_v1_edge_proto_rawDesc = "" +
@@ -866,21 +885,20 @@ const file_berry_v1_edge_proto_rawDesc = "" +
 	"\alineage\x18\x03 \x01(\tR\alineage\"s\n" +
 	"\x10ObservationBatch\x128\n" +
 	"\bbackends\x18\x01 \x03(\v2\x1c.berry.v1.BackendObservationR\bbackends\x12%\n" +
-	"\x0emerged_batches\x18\x02 \x01(\rR\rmergedBatches\"\x9a\x03\n" +
+	"\x0emerged_batches\x18\x02 \x01(\rR\rmergedBatches\"\x90\x03\n" +
 	"\x12BackendObservation\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\tR\bprovider\x12%\n" +
 	"\x0eupstream_model\x18\x02 \x01(\tR\rupstreamModel\x12'\n" +
 	"\x0flatency_seconds\x18\x03 \x01(\x01R\x0elatencySeconds\x12!\n" +
 	"\fttft_seconds\x18\x04 \x01(\x01R\vttftSeconds\x12\x18\n" +
 	"\asamples\x18\x05 \x01(\rR\asamples\x12\x1a\n" +
-	"\brequests\x18\x06 \x01(\rR\brequests\x12\x16\n" +
-	"\x06errors\x18\a \x01(\rR\x06errors\x12\x1b\n" +
+	"\brequests\x18\x06 \x01(\rR\brequests\x12\x1b\n" +
 	"\tin_flight\x18\b \x01(\rR\binFlight\x12#\n" +
 	"\rprobe_healthy\x18\t \x01(\bR\fprobeHealthy\x12#\n" +
 	"\rclient_errors\x18\n" +
 	" \x01(\rR\fclientErrors\x12#\n" +
 	"\rserver_errors\x18\v \x01(\rR\fserverErrors\x12\x1b\n" +
-	"\tno_answer\x18\f \x01(\rR\bnoAnswer\"\xa3\x02\n" +
+	"\tno_answer\x18\f \x01(\rR\bnoAnswerJ\x04\b\a\x10\bR\x06errors\"\xa3\x02\n" +
 	"\vFleetScores\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x122\n" +
 	"\bbackends\x18\x02 \x03(\v2\x16.berry.v1.BackendScoreR\bbackends\x12\x1a\n" +
@@ -889,7 +907,7 @@ const file_berry_v1_edge_proto_rawDesc = "" +
 	"\rvalid_seconds\x18\x05 \x01(\x01R\fvalidSeconds\x1a>\n" +
 	"\x10ProbeOwnersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf8\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xdf\x03\n" +
 	"\fBackendScore\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\tR\bprovider\x12%\n" +
 	"\x0eupstream_model\x18\x02 \x01(\tR\rupstreamModel\x12'\n" +
@@ -905,7 +923,10 @@ const file_berry_v1_edge_proto_rawDesc = "" +
 	" \x01(\tR\n" +
 	"probeOwner\x12\x16\n" +
 	"\x06probed\x18\v \x01(\bR\x06probed\x12#\n" +
-	"\rprobe_healthy\x18\f \x01(\bR\fprobeHealthy2H\n" +
+	"\rprobe_healthy\x18\f \x01(\bR\fprobeHealthy\x12#\n" +
+	"\rclient_errors\x18\r \x01(\x01R\fclientErrors\x12#\n" +
+	"\rserver_errors\x18\x0e \x01(\x01R\fserverErrors\x12\x1b\n" +
+	"\tno_answer\x18\x0f \x01(\x01R\bnoAnswer2H\n" +
 	"\vEdgeService\x129\n" +
 	"\x04Sync\x12\x15.berry.v1.SyncRequest\x1a\x16.berry.v1.SyncResponse(\x010\x01B9Z7github.com/berry-gateway/berry/pkg/api/berry/v1;berryv1b\x06proto3"
 
