@@ -14,7 +14,9 @@ import (
 
 	"github.com/berry-gateway/berry/edge/internal/backends"
 	"github.com/berry-gateway/berry/edge/internal/cpsync"
-	"github.com/berry-gateway/berry/edge/internal/tables"
+	"github.com/berry-gateway/berry/edge/internal/serving"
+	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
+	"github.com/berry-gateway/berry/pkg/config"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
@@ -24,8 +26,8 @@ var (
 	propInterval = flag.Duration("fleet-interval", 100*time.Millisecond, "report and score interval in TestFleetScoreReachesEveryEdge")
 )
 
-// From a report to every edge: 100 in-process edges (the real sync client and backend
-// registry) on one real control plane; one edge takes a slower sample and the test
+// From a report to every edge: 100 in-process edges (the real sync client and
+// runtime) on one real control plane; one edge takes a slower sample and the test
 // measures how long until the new fleet score is installed at all 100. Reported, not
 // asserted beyond a generous bound: it is report interval + score interval + transit.
 //
@@ -45,13 +47,31 @@ func TestFleetScoreReachesEveryEdge(t *testing.T) {
 	defer wg.Wait()
 	defer cancel()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	route := []backends.Route{{Model: "x", Key: backends.Key{Provider: "p", UpstreamModel: "m"}}}
+	cfg, _, err := config.ParseTOML([]byte(`
+[providers.p]
+name = "p"
+base_url = "http://127.0.0.1:1/v1"
+models = ["m"]
+[models.x]
+name = "x"
+[[models.x.backends]]
+provider = "p"
+model = "m"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
 	states := make([]*backends.State, n)
 	for i := range n {
-		reg := &backends.Registry{}
-		states[i] = reg.Sync(route, []string{"x"}, 5, time.Minute).States[0]
+		// Each edge serves the backend from a local snapshot: the control plane has
+		// none to send.
+		rt := &serving.Runtime{}
+		if err := rt.Apply(&berryv1.Snapshot{Version: 1, Lineage: "local", Config: cfg}); err != nil {
+			t.Fatal(err)
+		}
+		states[i] = rt.Table().ModelByName("x").Backends[0].State
 		c := &cpsync.Client{Conn: conn, EdgeID: fmt.Sprintf("prop-%03d", i), BuildVersion: "e2e",
-			Applier: &tables.Current{}, Log: quiet, Fleet: reg, ReportInterval: interval}
+			Runtime: rt, Fleet: rt, Log: quiet, ReportInterval: interval}
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = c.Run(ctx) }()
 	}

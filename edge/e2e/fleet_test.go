@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/berry-gateway/berry/edge/internal/cpsync"
-	"github.com/berry-gateway/berry/edge/internal/tables"
+	"github.com/berry-gateway/berry/edge/internal/serving"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -36,12 +36,14 @@ func TestHundredEdgesAckNewVersion(t *testing.T) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	currents := make([]*tables.Current, n)
+	runtimes := make([]*serving.Runtime, n)
+	clients := make([]*cpsync.Client, n)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	for i := range n {
-		currents[i] = &tables.Current{}
+		runtimes[i] = &serving.Runtime{}
 		c := &cpsync.Client{Conn: conn, EdgeID: fmt.Sprintf("fleet-%03d", i), BuildVersion: "e2e",
-			ListenAddress: fmt.Sprintf("127.0.0.1:%d", 10000+i), Applier: currents[i], Log: quiet}
+			ListenAddress: fmt.Sprintf("127.0.0.1:%d", 10000+i), Runtime: runtimes[i], Log: quiet}
+		clients[i] = c
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = c.Run(ctx) }()
 	}
@@ -63,9 +65,9 @@ func TestHundredEdgesAckNewVersion(t *testing.T) {
 			}
 			return nil
 		})
-		for i, c := range currents {
-			if c.Applied() != v || !c.Connected() {
-				t.Fatalf("edge %d serves %d (connected %v), want %d", i, c.Applied(), c.Connected(), v)
+		for i, rt := range runtimes {
+			if got, _ := rt.Applied(); got != v || !clients[i].Connected() {
+				t.Fatalf("edge %d serves %d (connected %v), want %d", i, got, clients[i].Connected(), v)
 			}
 		}
 	}

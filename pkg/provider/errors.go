@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/berry-gateway/berry/pkg/jsonscan"
 )
 
 // ErrInvalidRequest marks a client request an adapter cannot translate for its provider
@@ -39,15 +41,27 @@ func (e *Error) Retryable() bool {
 	return e.Status == http.StatusTooManyRequests || e.Status >= 500
 }
 
-// AppendJSON appends the error in OpenAI's shape, {"error":{"message","type","code"}}.
+// AppendJSON appends the error in OpenAI's shape (AppendOpenAIError).
 func (e *Error) AppendJSON(dst []byte) []byte {
-	var code *string
-	if e.Code != "" {
-		code = &e.Code
+	return AppendOpenAIError(dst, e.Type, e.Code, e.Message)
+}
+
+// AppendOpenAIError appends an error in OpenAI's shape,
+// {"error":{"message","type","code"}}, which the OpenAI SDKs map to exception classes
+// by type; an empty code is null. It is written by hand because the gateway answers
+// its own errors with it on the request path.
+func AppendOpenAIError(dst []byte, typ, code, msg string) []byte {
+	dst = append(dst, `{"error":{"message":`...)
+	dst = jsonscan.AppendString(dst, msg)
+	dst = append(dst, `,"type":`...)
+	dst = jsonscan.AppendString(dst, typ)
+	dst = append(dst, `,"code":`...)
+	if code == "" {
+		dst = append(dst, "null"...)
+	} else {
+		dst = jsonscan.AppendString(dst, code)
 	}
-	return appendJSON(dst, struct {
-		Error oaError `json:"error"`
-	}{oaError{Message: e.Message, Type: e.Type, Code: code}})
+	return append(dst, "}}"...)
 }
 
 // AppendSSE appends the error as one OpenAI-style SSE data event.

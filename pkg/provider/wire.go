@@ -150,12 +150,6 @@ type oaReply struct {
 	Error *oaErrorIn `json:"error"`
 }
 
-type oaError struct {
-	Message string  `json:"message"`
-	Type    string  `json:"type"`
-	Code    *string `json:"code"`
-}
-
 // oaErrorIn reads an OpenAI-style error; code may be a string or a number.
 type oaErrorIn struct {
 	Message string          `json:"message"`

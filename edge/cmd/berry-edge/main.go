@@ -17,7 +17,8 @@ import (
 
 	"github.com/berry-gateway/berry/edge/internal/health"
 	"github.com/berry-gateway/berry/edge/internal/proxy"
-	"github.com/berry-gateway/berry/edge/internal/tables"
+	"github.com/berry-gateway/berry/edge/internal/serving"
+	"github.com/berry-gateway/berry/edge/internal/status"
 	"github.com/valyala/fasthttp"
 )
 
@@ -41,7 +42,6 @@ func run(args []string) error {
 	maxBody := fs.Int("max-request-body-bytes", 8<<20, "largest accepted request body; larger ones get 413 (settings.max_request_body_bytes can lower it per config)")
 	connectTimeout := fs.Duration("connect-timeout", proxy.DefaultConnectTimeout, "upstream connect timeout")
 	streamIdle := fs.Duration("stream-idle-timeout", 0, "bound on each gap between stream chunks once content flows (0: the request timeout)")
-	reportInterval := fs.Duration("report-interval", 0, "how often backend observations are reported to the control plane for fleet scores (default 1s)")
 	metricsToken := fs.String("metrics-token", os.Getenv("BERRY_METRICS_TOKEN"), "Bearer token GET /metrics requires (env BERRY_METRICS_TOKEN); empty: /metrics answers loopback clients only")
 	var source sourceFlags
 	source.register(fs)
@@ -71,20 +71,20 @@ func run(args []string) error {
 		*edgeID = host + ":" + port
 	}
 
-	var current tables.Current
-	h := proxy.NewWithOptions(source.tables(&current), proxy.Options{
-		Log: log.With("component", "proxy"), ConnectTimeout: *connectTimeout, MetricsToken: *metricsToken,
-		StreamIdleTimeout: *streamIdle,
-	})
-	source.fleet, source.reportInterval = h.Backends(), *reportInterval
-	stopSource, err := startSource(ctx, source, *edgeID, lis.Addr().String(), &current, log)
+	var rt serving.Runtime
+	src, err := startSource(ctx, source, *edgeID, lis.Addr().String(), &rt, log)
 	if err != nil {
 		return err
 	}
-	defer stopSource()
-
-	checker := &health.Checker{Tables: &current, Bind: h.Bind, Log: log.With("component", "health"),
-		Assigned: h.Backends().ProbeAssigned}
+	defer src.stop()
+	pages := &status.Pages{Runtime: &rt, MetricsToken: *metricsToken}
+	if src.controlPlane != nil {
+		pages.ControlPlane = src.controlPlane
+	}
+	h := proxy.New(&rt, pages, proxy.Options{
+		Log: log.With("component", "proxy"), ConnectTimeout: *connectTimeout, StreamIdleTimeout: *streamIdle,
+	})
+	checker := &health.Checker{Runtime: &rt, Log: log.With("component", "health")}
 	go checker.Run(ctx)
 	srv := &fasthttp.Server{
 		Handler:            h.ServeHTTP,

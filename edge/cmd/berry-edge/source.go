@@ -10,24 +10,20 @@ import (
 	"time"
 
 	"github.com/berry-gateway/berry/edge/internal/cpsync"
-	"github.com/berry-gateway/berry/edge/internal/proxy"
-	"github.com/berry-gateway/berry/edge/internal/routing"
+	"github.com/berry-gateway/berry/edge/internal/serving"
 	"github.com/berry-gateway/berry/edge/internal/snapfile"
 	"github.com/berry-gateway/berry/edge/internal/standalone"
-	"github.com/berry-gateway/berry/edge/internal/tables"
 	"github.com/berry-gateway/berry/pkg/grpccreds"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 )
 
 // sourceFlags say where the edge's config comes from: a control plane (with its
-// token, TLS and the local snapshot cache) or a local TOML file.
+// token, TLS and the local snapshot file) or a local TOML file.
 type sourceFlags struct {
 	cpAddr, token, cacheDir, configPath   string
 	tlsCA, tlsCert, tlsKey, tlsServerName string
-
-	// fleet reports observations and takes fleet scores every reportInterval.
-	fleet          cpsync.Fleet
+	// reportInterval is how often observations go to the control plane.
 	reportInterval time.Duration
 }
 
@@ -40,37 +36,45 @@ func (f *sourceFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "client certificate (PEM) for mTLS to the control plane")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "client key (PEM) for mTLS to the control plane")
 	fs.StringVar(&f.tlsServerName, "tls-server-name", "", "expected name in the control plane's certificate (default: host of --control-plane)")
+	fs.DurationVar(&f.reportInterval, "report-interval", 0, "how often backend observations are reported to the control plane for fleet scores (default 1s)")
 }
 
-// startSource installs the first config (from the cache or the file) and starts what
-// keeps it current. The returned stop closes the control-plane connection.
-func startSource(ctx context.Context, f sourceFlags, edgeID, listenAddr string, current *tables.Current, log *slog.Logger) (stop func(), err error) {
+// source is what keeps the runtime's config current.
+type source struct {
+	// controlPlane is nil in standalone mode.
+	controlPlane *cpsync.Client
+	stop         func()
+}
+
+// startSource installs the first config (from the snapshot file or the config file)
+// into rt and starts what keeps it current.
+func startSource(ctx context.Context, f sourceFlags, edgeID, listenAddr string, rt *serving.Runtime, log *slog.Logger) (source, error) {
 	switch {
 	case f.cpAddr != "" && f.configPath != "":
-		return nil, errors.New("give --control-plane or --config (standalone), not both")
+		return source{}, errors.New("give --control-plane or --config (standalone), not both")
 	case f.cpAddr == "" && f.configPath == "":
-		return nil, errors.New("--control-plane (or --config for standalone mode) is required")
+		return source{}, errors.New("--control-plane (or --config for standalone mode) is required")
 	case f.configPath != "":
-		w := &standalone.Watcher{Path: f.configPath, Applier: current, Log: log.With("component", "standalone")}
+		w := &standalone.Watcher{Path: f.configPath, Runtime: rt, Log: log.With("component", "standalone")}
 		if err := w.Load(); err != nil {
-			return nil, err
+			return source{}, err
 		}
 		go func() { _ = w.Run(ctx) }()
-		return func() {}, nil
+		return source{stop: func() {}}, nil
 	}
 
 	cachePath, err := snapfile.DefaultPath(f.cacheDir, edgeID)
 	if err != nil {
-		return nil, fmt.Errorf("--cache-dir: %w", err)
+		return source{}, fmt.Errorf("--cache-dir: %w", err)
 	}
-	cache := snapfile.File{Path: cachePath}
+	disk := snapfile.File{Path: cachePath}
 	// Serve the cached snapshot at once: the control plane may be away for a while,
 	// and when it is back it sends anything newer.
-	switch snap, err := cache.Load(); {
+	switch snap, err := disk.Load(); {
 	case err != nil:
 		log.Warn("snapshot cache unusable; waiting for the control plane", "path", cachePath, "err", err)
 	case snap != nil:
-		if err := current.Apply(snap); err != nil {
+		if err := rt.Apply(snap); err != nil {
 			log.Warn("cached snapshot rejected; waiting for the control plane", "path", cachePath, "err", err)
 		} else {
 			log.Info("serving cached snapshot until the control plane answers", "version", snap.GetVersion(), "path", cachePath)
@@ -80,7 +84,7 @@ func startSource(ctx context.Context, f sourceFlags, edgeID, listenAddr string, 
 	creds := grpccreds.Client{Token: f.token, CA: f.tlsCA, Cert: f.tlsCert, Key: f.tlsKey, ServerName: f.tlsServerName}
 	opts, err := creds.DialOptions()
 	if err != nil {
-		return nil, err
+		return source{}, err
 	}
 	opts = append(opts,
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
@@ -89,26 +93,13 @@ func startSource(ctx context.Context, f sourceFlags, edgeID, listenAddr string, 
 	)
 	conn, err := grpc.NewClient(f.cpAddr, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("--control-plane: %w", err)
+		return source{}, fmt.Errorf("--control-plane: %w", err)
 	}
 	sync := &cpsync.Client{
-		Conn: conn, EdgeID: edgeID, BuildVersion: buildVersion(),
-		ListenAddress: listenAddr, Applier: current, Cache: cache, Log: log.With("component", "cpsync"),
-		Fleet: f.fleet, ReportInterval: f.reportInterval,
+		Conn: conn, EdgeID: edgeID, BuildVersion: buildVersion(), ListenAddress: listenAddr,
+		Runtime: rt, Fleet: rt, Disk: disk, ReportInterval: f.reportInterval,
+		Log: log.With("component", "cpsync"),
 	}
 	go func() { _ = sync.Run(ctx) }()
-	return func() { conn.Close() }, nil
+	return source{controlPlane: sync, stop: func() { conn.Close() }}, nil
 }
-
-// tables is what the proxy serves from. In standalone mode it hides Connected, so
-// /readyz does not report a control-plane connection that was never meant to exist.
-func (f sourceFlags) tables(current *tables.Current) proxy.TableSource {
-	if f.configPath != "" {
-		return fileTables{current}
-	}
-	return current
-}
-
-type fileTables struct{ c *tables.Current }
-
-func (t fileTables) Table() *routing.Table { return t.c.Table() }

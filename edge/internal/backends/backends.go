@@ -1,8 +1,10 @@
 // Package backends keeps the runtime state of each upstream backend — circuit breaker,
-// latency estimate, requests in flight, active-probe health, Retry-After hold and
-// metrics — outside the immutable routing table, in a registry keyed by provider id and
-// upstream model. A new config version that leaves a backend unchanged therefore keeps
-// its state (an open breaker stays open); backends no longer configured are pruned.
+// latency estimate, requests in flight, active-probe health, Retry-After hold, fleet
+// scores and counters — outside the immutable routing table, in a registry keyed by
+// config.BackendKey. A new config version that leaves a backend unchanged therefore
+// keeps its state (an open breaker stays open); backends no longer configured are
+// pruned. What this edge observed goes out as Observations (observe.go), what the fleet
+// measured comes in as Scores (scores.go).
 package backends
 
 import (
@@ -12,9 +14,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/berry-gateway/berry/edge/internal/metrics"
 	"github.com/berry-gateway/berry/edge/internal/breaker"
 	"github.com/berry-gateway/berry/edge/internal/latency"
+	"github.com/berry-gateway/berry/edge/internal/metrics"
+	"github.com/berry-gateway/berry/pkg/config"
 )
 
 // Class is the outcome class of an upstream attempt or a client response.
@@ -26,10 +29,11 @@ const (
 	Class4xx
 	Class5xx
 	ClassError // no HTTP answer: connect error, timeout, broken stream
-	numClasses
+	// NumClasses is the number of classes, for arrays indexed by Class.
+	NumClasses
 )
 
-var classNames = [numClasses]string{"2xx", "4xx", "5xx", "error"}
+var classNames = [NumClasses]string{"2xx", "4xx", "5xx", "error"}
 
 func (c Class) String() string { return classNames[c] }
 
@@ -48,8 +52,9 @@ func ClassOf(status int) Class {
 
 // State is one backend's runtime state; its methods are safe for concurrent use.
 type State struct {
-	Provider, UpstreamModel string
-	// Label is "provider/upstream_model", the backend's metric label.
+	Key config.BackendKey
+	// Label is Key.String(), the backend's metric label, kept to not build it per
+	// scrape.
 	Label string
 
 	Breaker  breaker.Breaker
@@ -126,38 +131,33 @@ func (s *State) ProbeError() string {
 // ModelStats are a client-facing model's counters.
 type ModelStats struct {
 	ID        string
-	Requests  [numClasses]atomic.Uint64
+	Requests  [NumClasses]atomic.Uint64
 	Retries   atomic.Uint64 // attempts after the first
 	Failovers atomic.Uint64 // requests served by a backend other than the first tried
 	Limited   atomic.Uint64 // rejected by a key's rate limit
 }
 
-// Key identifies a backend across config versions.
-type Key struct{ Provider, UpstreamModel string }
-
 // Route is one backend as used by one model: a backend shared by two models has one
 // State but two Routes, so attempts can be counted per model and backend.
 type Route struct {
 	Model string // model id
-	Key
+	Key   config.BackendKey
 }
 
 // RouteStats count one route's upstream attempts by outcome class.
 type RouteStats struct {
 	Model, Backend string // model id; backend label
-	Requests       [numClasses]atomic.Uint64
+	Requests       [NumClasses]atomic.Uint64
 }
 
 // Registry holds the states; the zero value is ready.
 type Registry struct {
-	reportMu      sync.Mutex // one observation batch at a time
-	mergedBatches atomic.Uint64
+	reportMu sync.Mutex // one observation batch at a time
 
-	mu      sync.Mutex
-	probing probing
-	states  map[Key]*State
-	routes  map[Route]*RouteStats
-	models  map[string]*ModelStats
+	mu     sync.Mutex
+	states map[config.BackendKey]*State
+	routes map[Route]*RouteStats
+	models map[string]*ModelStats
 }
 
 // Synced is what Sync returns, aligned with its inputs.
@@ -173,7 +173,7 @@ type Synced struct {
 func (r *Registry) Sync(routes []Route, modelIDs []string, threshold int, timeout time.Duration) Synced {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	states := make(map[Key]*State, len(routes))
+	states := make(map[config.BackendKey]*State, len(routes))
 	rstats := make(map[Route]*RouteStats, len(routes))
 	out := Synced{States: make([]*State, len(routes)), Routes: make([]*RouteStats, len(routes))}
 	for i, rt := range routes {
@@ -183,7 +183,7 @@ func (r *Registry) Sync(routes []Route, modelIDs []string, threshold int, timeou
 			s = r.states[k]
 		}
 		if s == nil {
-			s = &State{Provider: k.Provider, UpstreamModel: k.UpstreamModel, Label: k.Provider + "/" + k.UpstreamModel}
+			s = &State{Key: k, Label: k.String()}
 		}
 		s.Breaker.Configure(threshold, timeout)
 		states[k] = s
@@ -225,7 +225,7 @@ func (r *Registry) Routes() []*RouteStats {
 
 // States returns the current states sorted by label, for exposition.
 func (r *Registry) States() []*State {
-	return sortedValues(r, func() map[Key]*State { return r.states }, func(a, b *State) int { return strings.Compare(a.Label, b.Label) })
+	return sortedValues(r, func() map[config.BackendKey]*State { return r.states }, func(a, b *State) int { return strings.Compare(a.Label, b.Label) })
 }
 
 // Models returns the current model stats sorted by id.

@@ -3,11 +3,13 @@ package backends
 import (
 	"testing"
 	"time"
+
+	"github.com/berry-gateway/berry/pkg/config"
 )
 
 func TestStateSurvivesResync(t *testing.T) {
 	var r Registry
-	a, b := Key{"p1", "m"}, Key{"p2", "m"}
+	a, b := config.BackendKey{Provider: "p1", Model: "m"}, config.BackendKey{Provider: "p2", Model: "m"}
 	st := r.Sync([]Route{{"x", a}, {"x", b}}, []string{"x"}, 1, time.Minute).States
 	now := time.Unix(100, 0)
 	st[0].Breaker.Failure(now)
@@ -15,7 +17,7 @@ func TestStateSurvivesResync(t *testing.T) {
 		t.Fatal("breaker with threshold 1 did not open")
 	}
 	// A new version keeps a, drops b, adds c.
-	c := Key{"p3", "m"}
+	c := config.BackendKey{Provider: "p3", Model: "m"}
 	sy := r.Sync([]Route{{"x", c}, {"x", a}, {"y", a}}, []string{"x", "y"}, 1, time.Minute)
 	st2 := sy.States
 	if sy.States[2] != sy.States[1] || sy.Routes[2] == sy.Routes[1] {

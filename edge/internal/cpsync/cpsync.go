@@ -20,22 +20,18 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// Applier is what the edge does with a snapshot: Apply installs it or explains why it
-// cannot; Applied and Lineage describe the snapshot being served (0 and "" for none).
-type Applier interface {
+// Runtime is what the edge serves from (serving.Runtime): Apply installs a snapshot
+// or explains why it cannot; Applied describes the snapshot being served (0 and ""
+// for none).
+type Runtime interface {
 	Apply(*berryv1.Snapshot) error
-	Applied() uint64
-	Lineage() string
+	Applied() (version uint64, lineage string)
 }
 
-// Cache keeps accepted snapshots across restarts.
-type Cache interface {
+// Saver keeps accepted snapshots across restarts (snapfile.File).
+type Saver interface {
 	Save(*berryv1.Snapshot) error
 }
-
-// connectionState is implemented by appliers that report whether the stream is up
-// (tables.Current, for /readyz).
-type connectionState interface{ SetConnected(bool) }
 
 // ErrOlder is returned (and NACKed) for a snapshot older than the one being served.
 var ErrOlder = errors.New("snapshot is older than the applied version")
@@ -46,11 +42,11 @@ type Client struct {
 	EdgeID        string
 	BuildVersion  string
 	ListenAddress string
-	Applier       Applier
-	// Cache, when set, receives every snapshot the edge ACKs; a failure to save is
+	Runtime       Runtime
+	// Disk, when set, receives every snapshot the edge ACKs; a failure to save is
 	// logged and the snapshot is still served and ACKed.
-	Cache Cache
-	Log   *slog.Logger
+	Disk Saver
+	Log  *slog.Logger
 
 	// Backoff bounds; defaults 500ms and 30s.
 	MinBackoff, MaxBackoff time.Duration
@@ -62,14 +58,20 @@ type Client struct {
 	Fleet          Fleet
 	ReportInterval time.Duration
 	ScoreTTL       time.Duration
-	// MergedBatches counts observation batches merged into a later one because the
-	// stream was slow.
-	MergedBatches atomic.Uint64
 
+	connected     atomic.Bool
+	mergedBatches atomic.Uint64
 	scoreMu       sync.Mutex
 	scoreInstance string
 	scoreEpoch    uint64
 }
+
+// Connected reports whether the stream to the control plane is up (for /readyz).
+func (c *Client) Connected() bool { return c.connected.Load() }
+
+// MergedBatches counts observation batches merged into a later one because the
+// stream was slow (for /metrics).
+func (c *Client) MergedBatches() uint64 { return c.mergedBatches.Load() }
 
 // Run syncs until ctx is done.
 func (c *Client) Run(ctx context.Context) error {
@@ -120,9 +122,10 @@ func (c *Client) session(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("open stream: %w", err)
 	}
+	applied, lineage := c.Runtime.Applied()
 	hello := &berryv1.Hello{
 		EdgeId: c.EdgeID, BuildVersion: c.BuildVersion, ListenAddress: c.ListenAddress,
-		AppliedVersion: c.Applier.Applied(), AppliedLineage: c.Applier.Lineage(),
+		AppliedVersion: applied, AppliedLineage: lineage,
 	}
 	if err := stream.Send(&berryv1.SyncRequest{Kind: &berryv1.SyncRequest_Hello{Hello: hello}}); err != nil {
 		return fmt.Errorf("send hello: %w", err)
@@ -133,16 +136,14 @@ func (c *Client) session(ctx context.Context, log *slog.Logger) error {
 	if _, err := stream.Header(); err != nil {
 		return fmt.Errorf("handshake: %w", err)
 	}
-	if cs, ok := c.Applier.(connectionState); ok {
-		cs.SetConnected(true)
-		defer cs.SetConnected(false)
-	}
+	c.connected.Store(true)
+	defer c.connected.Store(false)
 	log.Info("connected to control plane", "applied_version", hello.AppliedVersion)
 	out := &lockedSend{send: stream.Send}
 	reportErr := make(chan error, 1)
 	if c.Fleet != nil {
-		defer c.Fleet.ApplyScores(nil, c.EdgeID, time.Now(), 0) // local estimates and probing until reconnected
-		c.Fleet.AwaitAssignment(time.Now().Add(c.scoreTTL()))
+		defer c.Fleet.ClearFleet() // local estimates and probing until reconnected
+		c.Fleet.AwaitProbeAssignment(time.Now().Add(c.scoreTTL()))
 		go func() {
 			reportErr <- c.report(ctx, func(b *berryv1.ObservationBatch) error {
 				return out.Send(&berryv1.SyncRequest{Kind: &berryv1.SyncRequest_Observations{Observations: b}})
@@ -173,12 +174,13 @@ func (c *Client) session(ctx context.Context, log *slog.Logger) error {
 		ack := &berryv1.SnapshotAck{Version: snap.GetVersion(), Accepted: true}
 		if err := c.apply(snap); err != nil {
 			ack.Accepted, ack.ErrorDetail = false, err.Error()
+			serving, _ := c.Runtime.Applied()
 			log.Error("snapshot rejected; still serving the previous one",
-				"version", snap.GetVersion(), "serving", c.Applier.Applied(), "err", err)
+				"version", snap.GetVersion(), "serving", serving, "err", err)
 		} else {
 			log.Info("snapshot applied", "version", snap.GetVersion())
-			if c.Cache != nil {
-				if err := c.Cache.Save(snap); err != nil {
+			if c.Disk != nil {
+				if err := c.Disk.Save(snap); err != nil {
 					log.Error("could not cache the snapshot; a restart without the control plane would serve an older one", "version", snap.GetVersion(), "err", err)
 				}
 			}
@@ -190,12 +192,12 @@ func (c *Client) session(ctx context.Context, log *slog.Logger) error {
 }
 
 func (c *Client) apply(s *berryv1.Snapshot) error {
-	cur := c.Applier.Applied()
+	cur, l := c.Runtime.Applied()
 	// Version numbers compare only within one lineage (one control-plane data file);
 	// a snapshot from another lineage (a new or restored control plane) replaces what
 	// the edge serves, and the control plane is the authority on what is current.
-	if l := c.Applier.Lineage(); cur != 0 && l != "" && s.GetLineage() != "" && l != s.GetLineage() {
-		return c.Applier.Apply(s)
+	if cur != 0 && l != "" && s.GetLineage() != "" && l != s.GetLineage() {
+		return c.Runtime.Apply(s)
 	}
 	switch {
 	case s.GetVersion() < cur:
@@ -203,5 +205,5 @@ func (c *Client) apply(s *berryv1.Snapshot) error {
 	case s.GetVersion() == cur:
 		return nil
 	}
-	return c.Applier.Apply(s)
+	return c.Runtime.Apply(s)
 }

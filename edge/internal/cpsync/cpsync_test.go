@@ -29,12 +29,10 @@ func (f *fakeApplier) Apply(s *berryv1.Snapshot) error {
 	return nil
 }
 
-func (f *fakeApplier) Lineage() string { return "" }
-
-func (f *fakeApplier) Applied() uint64 {
+func (f *fakeApplier) Applied() (uint64, string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.applied
+	return f.applied, ""
 }
 
 // scriptServer sends a fixed list of snapshots on every stream and records what the
@@ -112,7 +110,7 @@ func TestAckNackAndVersionsOnlyGoUp(t *testing.T) {
 	app := &fakeApplier{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	c := &Client{Conn: conn, EdgeID: "e1", BuildVersion: "test", Applier: app}
+	c := &Client{Conn: conn, EdgeID: "e1", BuildVersion: "test", Runtime: app}
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
 
@@ -138,7 +136,7 @@ func TestAckNackAndVersionsOnlyGoUp(t *testing.T) {
 		if !w.accepted && a.GetErrorDetail() == "" {
 			t.Errorf("NACK %d has no error detail", i)
 		}
-		if got := app.Applied(); got != w.applied {
+		if got, _ := app.Applied(); got != w.applied {
 			t.Errorf("after ack %d applied = %d, want %d", i, got, w.applied)
 		}
 	}
@@ -157,7 +155,7 @@ func TestReconnectSendsAppliedVersion(t *testing.T) {
 	app := &fakeApplier{applied: 5}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	c := &Client{Conn: conn, EdgeID: "e1", Applier: app, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}
+	c := &Client{Conn: conn, EdgeID: "e1", Runtime: app, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}
 	go func() { _ = c.Run(ctx) }()
 	for i := range 2 {
 		if h := <-srv.hellos; h.GetAppliedVersion() != 5 {

@@ -5,24 +5,23 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berry-gateway/berry/edge/internal/backends"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 )
 
-// Fleet is the edge's side of fleet-wide scores (backends.Registry): it yields the
-// observations to report and takes the merged scores the control plane pushes.
+// Fleet is the edge's side of fleet-wide scores (serving.Runtime): it yields the
+// observations to report and takes what the control plane pushes.
 type Fleet interface {
-	Observations(now time.Time) []*berryv1.BackendObservation
-	// ApplyScores installs scores (nil: none, local estimates and probing only); self
-	// is this edge's id, for probe assignments.
-	ApplyScores(scores *berryv1.FleetScores, self string, now time.Time, ttl time.Duration)
-	// AwaitAssignment: the stream is up; probe nothing until scores bring probe
+	Observations(now time.Time) []backends.Observation
+	// ApplyFleet installs the fleet's scores and probe owners, valid until expires;
+	// self is this edge's id.
+	ApplyFleet(scores []backends.Score, probeOwners map[string]string, self string, now, expires time.Time)
+	// ClearFleet drops them: local estimates, every provider probed locally.
+	ClearFleet()
+	// AwaitProbeAssignment: the stream is up; probe nothing until scores bring probe
 	// assignments or until passes.
-	AwaitAssignment(until time.Time)
+	AwaitProbeAssignment(until time.Time)
 }
-
-// mergeCounter is implemented by fleets that export the merged-batch count
-// (backends.Registry, for /metrics).
-type mergeCounter interface{ CountMergedBatch() }
 
 // DefaultReportInterval is how often an edge reports observations by default.
 const DefaultReportInterval = time.Second
@@ -60,7 +59,8 @@ func (c *Client) applyScores(s *berryv1.FleetScores) bool {
 		// The control plane knows its push cadence; the edge's default guesses it.
 		ttl = time.Duration(v * float64(time.Second))
 	}
-	c.Fleet.ApplyScores(s, c.EdgeID, time.Now(), ttl)
+	now := time.Now()
+	c.Fleet.ApplyFleet(scoresFromWire(s), s.GetProbeOwners(), c.EdgeID, now, now.Add(ttl))
 	return true
 }
 
@@ -101,16 +101,13 @@ func (c *Client) report(ctx context.Context, send func(*berryv1.ObservationBatch
 		case err := <-errc:
 			return err
 		case now := <-t.C:
-			obs := c.Fleet.Observations(now)
+			obs := observationsToWire(c.Fleet.Observations(now))
 			if pending == nil {
 				pending = &berryv1.ObservationBatch{Backends: obs}
 			} else {
 				pending.Backends = mergeObservations(pending.Backends, obs)
 				pending.MergedBatches++
-				c.MergedBatches.Add(1)
-				if m, ok := c.Fleet.(mergeCounter); ok {
-					m.CountMergedBatch()
-				}
+				c.mergedBatches.Add(1)
 			}
 			select {
 			case out <- pending:
@@ -119,31 +116,6 @@ func (c *Client) report(ctx context.Context, send func(*berryv1.ObservationBatch
 			}
 		}
 	}
-}
-
-// mergeObservations folds newer observations into older ones: counts add up, the
-// estimates, in-flight count and probe result are the newer ones.
-func mergeObservations(old, newer []*berryv1.BackendObservation) []*berryv1.BackendObservation {
-	type key struct{ p, m string }
-	idx := make(map[key]*berryv1.BackendObservation, len(old))
-	for _, o := range old {
-		idx[key{o.GetProvider(), o.GetUpstreamModel()}] = o
-	}
-	for _, n := range newer {
-		o := idx[key{n.GetProvider(), n.GetUpstreamModel()}]
-		if o == nil {
-			old = append(old, n)
-			continue
-		}
-		o.Samples += n.GetSamples()
-		o.Requests += n.GetRequests()
-		o.ClientErrors += n.GetClientErrors()
-		o.ServerErrors += n.GetServerErrors()
-		o.NoAnswer += n.GetNoAnswer()
-		o.LatencySeconds, o.TtftSeconds = n.GetLatencySeconds(), n.GetTtftSeconds()
-		o.InFlight, o.ProbeHealthy = n.GetInFlight(), n.GetProbeHealthy()
-	}
-	return old
 }
 
 // lockedSend serializes Sends on one stream (ACKs and batches come from two goroutines).

@@ -6,13 +6,14 @@ import (
 	"time"
 
 	"github.com/berry-gateway/berry/edge/internal/backends"
+	"github.com/berry-gateway/berry/edge/internal/serving"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
+	"github.com/berry-gateway/berry/pkg/config"
 	"google.golang.org/grpc"
 )
 
 func TestScoreEpochsOnlyGoUpWithinAnInstance(t *testing.T) {
-	var reg backends.Registry
-	c := &Client{EdgeID: "e", Fleet: &reg}
+	c := &Client{EdgeID: "e", Fleet: &serving.Runtime{}}
 	steps := []struct {
 		instance string
 		epoch    uint64
@@ -88,8 +89,7 @@ func (s *fleetServer) Sync(stream grpc.BidiStreamingServer[berryv1.SyncRequest, 
 // Over a real stream: the edge reports its samples and takes the pushed scores; when
 // the stream ends it is back on its own estimates.
 func TestReportAndReceiveScores(t *testing.T) {
-	var reg backends.Registry
-	st := reg.Sync([]backends.Route{{Model: "x", Key: backends.Key{Provider: "p", UpstreamModel: "m"}}}, []string{"x"}, 3, time.Minute).States[0]
+	rt, st := fleetRuntime(t)
 	st.Latency.Observe(50*time.Millisecond, time.Now())
 	srv := &fleetServer{
 		scores: &berryv1.FleetScores{Instance: "i", Epoch: 1, Backends: []*berryv1.BackendScore{
@@ -99,7 +99,7 @@ func TestReportAndReceiveScores(t *testing.T) {
 	}
 	conn := start(t, srv)
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &Client{Conn: conn, EdgeID: "e", Applier: &fakeApplier{}, Fleet: &reg, ReportInterval: 20 * time.Millisecond}
+	c := &Client{Conn: conn, EdgeID: "e", Runtime: &fakeApplier{}, Fleet: rt, ReportInterval: 20 * time.Millisecond}
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
 
@@ -135,9 +135,8 @@ func TestReportAndReceiveScores(t *testing.T) {
 // merged into one pending batch, counted, and their samples all arrive once the send
 // frees up.
 func TestSlowStreamMergesBatches(t *testing.T) {
-	var reg backends.Registry
-	st := reg.Sync([]backends.Route{{Model: "x", Key: backends.Key{Provider: "p", UpstreamModel: "m"}}}, []string{"x"}, 3, time.Minute).States[0]
-	c := &Client{EdgeID: "e", Fleet: &reg, ReportInterval: 5 * time.Millisecond}
+	rt, st := fleetRuntime(t)
+	c := &Client{EdgeID: "e", Fleet: rt, ReportInterval: 5 * time.Millisecond}
 	release := make(chan struct{})
 	sent := make(chan *berryv1.ObservationBatch, 64)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -153,7 +152,7 @@ func TestSlowStreamMergesBatches(t *testing.T) {
 	// merged pending batch.
 	deadline := time.Now().Add(20 * time.Second)
 	waitMerged := func(n uint64) {
-		for c.MergedBatches.Load() < n {
+		for c.MergedBatches() < n {
 			if time.Now().After(deadline) {
 				t.Fatalf("fewer than %d batches merged behind a stuck send within 20s", n)
 			}
@@ -182,4 +181,28 @@ func TestSlowStreamMergesBatches(t *testing.T) {
 	if merged == 0 {
 		t.Fatal("no batch says it carries merged ones")
 	}
+}
+
+// fleetRuntime serves one backend, p/m, and returns its state.
+func fleetRuntime(t *testing.T) (*serving.Runtime, *backends.State) {
+	t.Helper()
+	cfg, _, err := config.ParseTOML([]byte(`
+[providers.p]
+name = "p"
+base_url = "http://127.0.0.1:1/v1"
+models = ["m"]
+[models.x]
+name = "x"
+[[models.x.backends]]
+provider = "p"
+model = "m"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rt serving.Runtime
+	if err := rt.Apply(&berryv1.Snapshot{Version: 1, Config: cfg}); err != nil {
+		t.Fatal(err)
+	}
+	return &rt, rt.Table().ModelByName("x").Backends[0].State
 }

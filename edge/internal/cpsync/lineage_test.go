@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berry-gateway/berry/edge/internal/serving"
 	"github.com/berry-gateway/berry/edge/internal/snapfile"
-	"github.com/berry-gateway/berry/edge/internal/tables"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/pkg/config"
 	"google.golang.org/grpc"
@@ -72,11 +72,11 @@ func TestLineageCacheAndConnected(t *testing.T) {
 		acks: make(chan *berryv1.SnapshotAck, 8),
 	}
 	conn := start(t, srv)
-	var cur tables.Current
+	var cur serving.Runtime
 	cache := snapfile.File{Path: filepath.Join(t.TempDir(), "edge.pb")}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	c := &Client{Conn: conn, EdgeID: "e1", Applier: &cur, Cache: cache}
+	c := &Client{Conn: conn, EdgeID: "e1", Runtime: &cur, Disk: cache}
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
 
@@ -96,8 +96,8 @@ func TestLineageCacheAndConnected(t *testing.T) {
 		if a.GetVersion() != w.version || a.GetAccepted() != w.accepted {
 			t.Fatalf("ack %d = %v, want version %d accepted %v", i, a, w.version, w.accepted)
 		}
-		if cur.Applied() != w.serving || cur.Lineage() != w.lineage {
-			t.Fatalf("after ack %d serving %d/%q, want %d/%q", i, cur.Applied(), cur.Lineage(), w.serving, w.lineage)
+		if v, l := cur.Applied(); v != w.serving || l != w.lineage {
+			t.Fatalf("after ack %d serving %d/%q, want %d/%q", i, v, l, w.serving, w.lineage)
 		}
 		// The cache holds the last ACKed snapshot, written before the ACK.
 		got, err := cache.Load()
@@ -108,10 +108,10 @@ func TestLineageCacheAndConnected(t *testing.T) {
 	if !proto.Equal(mustLoad(t, cache), srv.snaps[2]) {
 		t.Fatal("cache differs from the snapshot applied")
 	}
-	waitFor(t, "connected", cur.Connected)
+	waitFor(t, "connected", c.Connected)
 	cancel()
 	<-done
-	waitFor(t, "disconnected", func() bool { return !cur.Connected() })
+	waitFor(t, "disconnected", func() bool { return !c.Connected() })
 }
 
 func mustLoad(t *testing.T, f snapfile.File) *berryv1.Snapshot {

@@ -26,29 +26,23 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// Defaults for zero settings.
-const (
-	DefaultInterval         = 30 * time.Second
-	DefaultRecoveryInterval = 120 * time.Second
-	probeTimeout            = 10 * time.Second
-)
+const probeTimeout = 10 * time.Second
 
-// TableSource gives the table to probe; nil until the first snapshot.
-type TableSource interface{ Table() *routing.Table }
+// Runtime is what the checker probes for (serving.Runtime): the table being served,
+// whose backend states receive the results, and whether this edge runs a provider's
+// probes now (coordinated probing: the control plane gives each provider's probes to
+// one edge, the others take its results).
+type Runtime interface {
+	Table() *routing.Table
+	ProbeAssigned(provider string, now time.Time) bool
+}
 
-// Checker probes providers. Tables and Bind are required.
+// Checker probes providers. Runtime is required.
 type Checker struct {
-	Tables TableSource
-	// Bind attaches runtime state to a table (proxy.Handler.Bind), so probe results land
-	// in the same backend states the proxy routes with.
-	Bind func(*routing.Table)
-	Log  *slog.Logger
+	Runtime Runtime
+	Log     *slog.Logger
 	// Tick is how often due probes are looked for; default 1s.
 	Tick time.Duration
-	// Assigned, when set, says whether this edge probes a provider now (coordinated
-	// probing: the control plane gives each provider's probes to one edge, the others
-	// take its results); nil probes every provider.
-	Assigned func(providerID string, now time.Time) bool
 
 	once   sync.Once
 	client *fasthttp.Client
@@ -138,19 +132,11 @@ func (c *Checker) Run(ctx context.Context) {
 // RunOnce probes every provider that is due at now, concurrently, and waits for them.
 func (c *Checker) RunOnce(ctx context.Context, now time.Time) {
 	c.init()
-	t := c.Tables.Table()
+	t := c.Runtime.Table()
 	if t == nil {
 		return
 	}
-	c.Bind(t)
-	interval := time.Duration(t.Settings.GetHealthCheckIntervalSeconds()) * time.Second
-	if interval <= 0 {
-		interval = DefaultInterval
-	}
-	recovery := time.Duration(t.Settings.GetRecoveryCheckIntervalSeconds()) * time.Second
-	if recovery <= 0 {
-		recovery = DefaultRecoveryInterval
-	}
+	interval, recovery := t.Settings.HealthInterval, t.Settings.RecoveryInterval
 	probed := probedBackends(t)
 	var wg sync.WaitGroup
 	c.mu.Lock()
@@ -169,7 +155,7 @@ func (c *Checker) RunOnce(ctx context.Context, now time.Time) {
 		if due, seen := c.next[p.ID]; seen && now.Before(due) {
 			continue
 		}
-		if c.Assigned != nil && !c.Assigned(p.ID, now) {
+		if !c.Runtime.ProbeAssigned(p.ID, now) {
 			continue
 		}
 		wait := interval

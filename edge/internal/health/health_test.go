@@ -8,29 +8,24 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berry-gateway/berry/edge/internal/backends"
-	"github.com/berry-gateway/berry/edge/internal/ratelimit"
-	"github.com/berry-gateway/berry/edge/internal/routing"
+	"github.com/berry-gateway/berry/edge/internal/serving"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/pkg/config"
 	"github.com/berry-gateway/berry/pkg/upstreamsim"
 )
 
-type static struct{ t *routing.Table }
-
-func (s static) Table() *routing.Table { return s.t }
-
-func table(t *testing.T, doc string) *routing.Table {
+// runtime serves doc as the edge would.
+func runtime(t *testing.T, doc string) *serving.Runtime {
 	t.Helper()
 	cfg, _, err := config.ParseTOML([]byte(doc))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tab, err := routing.Build(&berryv1.Snapshot{Version: 1, Config: cfg})
-	if err != nil {
+	var rt serving.Runtime
+	if err := rt.Apply(&berryv1.Snapshot{Version: 1, Config: cfg}); err != nil {
 		t.Fatal(err)
 	}
-	return tab
+	return &rt
 }
 
 func TestProbeScheduleAndRecovery(t *testing.T) {
@@ -43,7 +38,7 @@ func TestProbeScheduleAndRecovery(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = s.Close() })
 	}
-	tab := table(t, fmt.Sprintf(`
+	rt := runtime(t, fmt.Sprintf(`
 [settings]
 health_check_interval_seconds = 10
 recovery_check_interval_seconds = 30
@@ -71,9 +66,8 @@ billing_mode = "per_request"
 name = "u"
 token = "t"
 `, probed.URL(), perReq.URL()))
-	var states backends.Registry
-	var limits ratelimit.Registry
-	c := &Checker{Tables: static{tab}, Bind: func(t *routing.Table) { t.Bind(&states, &limits) }}
+	tab := rt.Table()
+	c := &Checker{Runtime: rt}
 	ctx := context.Background()
 	t0 := time.Unix(1_000_000, 0)
 	pb, pr := tab.ModelByName("m").Backends[0], tab.ModelByName("m").Backends[1]
@@ -134,7 +128,7 @@ func TestProbeSendsAuthAndCustomHeaders(t *testing.T) {
 	}
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(func() { _ = srv.Close() })
-	tab := table(t, fmt.Sprintf(`
+	rt := runtime(t, fmt.Sprintf(`
 [providers.p]
 name = "p"
 base_url = "http://%s/v1"
@@ -150,9 +144,7 @@ model = "m"
 name = "u"
 token = "t"
 `, lis.Addr()))
-	var states backends.Registry
-	var limits ratelimit.Registry
-	c := &Checker{Tables: static{tab}, Bind: func(t *routing.Table) { t.Bind(&states, &limits) }}
+	c := &Checker{Runtime: rt}
 	c.RunOnce(context.Background(), time.Now())
 	select {
 	case h := <-got:
@@ -170,7 +162,7 @@ func TestModelDiscovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sim.Close() })
-	tab := table(t, fmt.Sprintf(`
+	rt := runtime(t, fmt.Sprintf(`
 [settings]
 health_check_interval_seconds = 10
 recovery_check_interval_seconds = 10
@@ -198,9 +190,8 @@ model = "alias"
 name = "u"
 token = "t"
 `, sim.URL()))
-	var states backends.Registry
-	var limits ratelimit.Registry
-	c := &Checker{Tables: static{tab}, Bind: func(t *routing.Table) { t.Bind(&states, &limits) }}
+	tab := rt.Table()
+	c := &Checker{Runtime: rt}
 	m1, m2, alias := tab.ModelByName("a").Backends[0], tab.ModelByName("b").Backends[0], tab.ModelByName("c").Backends[0]
 	t0 := time.Unix(1_000_000, 0)
 	now := time.Now()
@@ -255,7 +246,7 @@ func TestModelDiscoveryIgnoresIncompleteLists(t *testing.T) {
 	}
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(func() { _ = srv.Close() })
-	tab := table(t, fmt.Sprintf(`
+	rt := runtime(t, fmt.Sprintf(`
 [settings]
 health_check_interval_seconds = 10
 [providers.p]
@@ -272,10 +263,8 @@ model = "m"
 name = "u"
 token = "t"
 `, lis.Addr()))
-	var states backends.Registry
-	var limits ratelimit.Registry
-	c := &Checker{Tables: static{tab}, Bind: func(t *routing.Table) { t.Bind(&states, &limits) }}
-	b := tab.ModelByName("m").Backends[0]
+	c := &Checker{Runtime: rt}
+	b := rt.Table().ModelByName("m").Backends[0]
 	t0 := time.Unix(1_000_000, 0)
 	for i, tc := range []struct {
 		body string

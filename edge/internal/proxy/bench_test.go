@@ -10,7 +10,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/berry-gateway/berry/pkg/jsonscan"
+	"github.com/berry-gateway/berry/edge/internal/routing"
 	"github.com/berry-gateway/berry/pkg/provider"
 )
 
@@ -73,12 +73,12 @@ func staticUpstream(tb testing.TB) string {
 // copy back), buffered and streamed. The difference is the edge's cost per request.
 func BenchmarkPassthrough(b *testing.B) {
 	up := staticUpstream(b)
-	h := New(staticTable{buildTable(b, configTOML("weighted_random", "max_retries = 2",
-		backendSpec{id: "a", url: up}, backendSpec{id: "b", url: up}))}, nil)
+	h := newHandler(runtimeFor(b, configTOML("weighted_random", "max_retries = 2",
+		backendSpec{id: "a", url: up}, backendSpec{id: "b", url: up})), Options{})
 	remote := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 50000}
 
-	native := New(staticTable{buildTable(b, configTOML("weighted_random", "max_retries = 2",
-		backendSpec{id: "a", url: up, extra: `backend_type = "anthropic"`}))}, nil)
+	native := newHandler(runtimeFor(b, configTOML("weighted_random", "max_retries = 2",
+		backendSpec{id: "a", url: up, extra: `backend_type = "anthropic"`})), Options{})
 	for _, tc := range []struct {
 		name   string
 		path   string
@@ -149,35 +149,36 @@ func BenchmarkPassthrough(b *testing.B) {
 // BenchmarkRoute is the per-request work before any upstream I/O: authenticate,
 // scan the body, find the model, filter and order its backends.
 func BenchmarkRoute(b *testing.B) {
-	tab := buildTable(b, configTOML("weighted_random", "", backendSpec{id: "a", url: "http://127.0.0.1:1/v1"},
+	rt := runtimeFor(b, configTOML("weighted_random", "", backendSpec{id: "a", url: "http://127.0.0.1:1/v1"},
 		backendSpec{id: "b", url: "http://127.0.0.1:1/v1"}, backendSpec{id: "c", url: "http://127.0.0.1:1/v1"}))
-	h := New(staticTable{tab}, nil)
-	h.Bind(tab)
+	ctx := chatRequest(benchBody)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(ctx.PostBody())))
+	for b.Loop() {
+		route(b, ctx, rt.Table())
+	}
+}
+
+// chatRequest is a POST /v1/chat/completions with user "u"'s key and body.
+func chatRequest(body string) *fasthttp.RequestCtx {
 	var ctx fasthttp.RequestCtx
 	var req fasthttp.Request
 	req.SetRequestURI("/v1/chat/completions")
 	req.Header.SetMethod("POST")
 	req.Header.Set("Authorization", "Bearer t")
-	req.SetBodyString(benchBody)
-	ctx.Init(&req, nil, nil)
-	body := ctx.PostBody()
-	b.ReportAllocs()
-	b.SetBytes(int64(len(body)))
-	for b.Loop() {
-		now := time.Now()
-		u := authenticate(&ctx, tab, now, inOpenAI)
-		r := requestPool.Get().(*request)
-		if err := scanAndRoute(r, body, tab); err != nil {
-			b.Fatal(err)
-		}
-		m := tab.Model(body[r.fields.Model.Start+1 : r.fields.Model.End-1])
-		if !h.candidates(&ctx, tab, r, u, m, provider.OpChat, false, now) {
-			b.Fatal("no candidates")
-		}
-		m.Strategy.Order(r.cands)
-		r.cands = r.cands[:0]
-		requestPool.Put(r)
-	}
+	req.SetBodyString(body)
+	ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 50000}, nil)
+	return &ctx
 }
 
-func scanAndRoute(r *request, body []byte, _ any) error { return jsonscan.Scan(body, &r.fields) }
+// route runs the steps of serveOp up to the upstream call, as serveOp does.
+func route(tb testing.TB, ctx *fasthttp.RequestCtx, tab *routing.Table) {
+	r := requestPool.Get().(*request)
+	r.ctx, r.table, r.op, r.in, r.now = ctx, tab, provider.OpChat, inOpenAI, time.Now()
+	if r.user = authenticate(ctx, tab, r.now, inOpenAI); r.user == nil || !r.route() || !r.candidates() {
+		tb.Fatalf("not routed: %d %s", ctx.Response.StatusCode(), ctx.Response.Body())
+	}
+	r.model.Strategy.Order(r.cands)
+	r.reset()
+	requestPool.Put(r)
+}

@@ -1,11 +1,10 @@
 package proxy
 
 import (
-	"crypto/subtle"
 	"errors"
 	"net"
 
-	"github.com/berry-gateway/berry/pkg/jsonscan"
+	"github.com/berry-gateway/berry/pkg/provider"
 	"github.com/valyala/fasthttp"
 )
 
@@ -22,32 +21,25 @@ const (
 	typeServer         = "server_error"
 )
 
-// writeError answers with an OpenAI-style error body.
-func writeError(ctx *fasthttp.RequestCtx, status int, typ, code, msg string) {
+// writeError answers with an error in the client's format: OpenAI's
+// {"error":{"message","type","code"}} (typ and code are OpenAI's), or on /v1/messages
+// Anthropic's {"type":"error","error":{"type","message"}}, which the Anthropic SDKs
+// parse, with the Anthropic type for status.
+func (in inbound) writeError(ctx *fasthttp.RequestCtx, status int, typ, code, msg string) {
 	ctx.Response.Reset()
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json")
-	ctx.Response.SetBodyRaw(appendError(nil, typ, code, msg))
-}
-
-// appendError appends {"error":{"message","type","code"}} to dst.
-func appendError(dst []byte, typ, code, msg string) []byte {
-	dst = append(dst, `{"error":{"message":`...)
-	dst = jsonscan.AppendString(dst, msg)
-	dst = append(dst, `,"type":`...)
-	dst = jsonscan.AppendString(dst, typ)
-	dst = append(dst, `,"code":`...)
-	if code == "" {
-		dst = append(dst, "null"...)
-	} else {
-		dst = jsonscan.AppendString(dst, code)
+	if in == inMessages {
+		ctx.Response.SetBodyRaw(provider.AppendMessagesError(nil, status, msg))
+		return
 	}
-	return append(dst, "}}"...)
+	ctx.Response.SetBodyRaw(provider.AppendOpenAIError(nil, typ, code, msg))
 }
 
 // WriteProtocolError answers a request fasthttp could not parse (too large, malformed
 // HTTP, read timeout) with an OpenAI-style error.
 func WriteProtocolError(ctx *fasthttp.RequestCtx, err error) {
+	writeError := inboundOf(ctx.Path()).writeError
 	var small *fasthttp.ErrSmallBuffer
 	var netErr net.Error
 	switch {
@@ -66,6 +58,3 @@ func WriteProtocolError(ctx *fasthttp.RequestCtx, err error) {
 			"malformed HTTP request")
 	}
 }
-
-// constantTimeEqual compares secrets without leaking where they differ.
-func constantTimeEqual(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }

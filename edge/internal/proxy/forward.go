@@ -7,11 +7,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/valyala/fasthttp"
-
 	"github.com/berry-gateway/berry/edge/internal/backends"
 	"github.com/berry-gateway/berry/edge/internal/routing"
 	"github.com/berry-gateway/berry/pkg/provider"
+	"github.com/valyala/fasthttp"
 )
 
 // errNoContent is a stream that ended, or reported an error, before any content.
@@ -33,39 +32,55 @@ func (f failure) timeout() bool {
 		errors.Is(f.err, errFirstByteTimeout)
 }
 
-// retryable reports whether an upstream status means "try another backend": rate
-// limited, server errors, and authentication failures (the client's key is never sent
-// upstream, so 401/403 there is the provider account's fault, not the client's).
+// retryable is the failover policy, for an upstream's HTTP status and for an error a
+// stream translator reports alike: rate limited, server errors, and authentication
+// failures (the client's key is never sent upstream, so 401/403 there is the provider
+// account's fault, not the client's) move on to the next backend.
 func retryable(status int) bool {
 	return status == fasthttp.StatusTooManyRequests || status >= 500 ||
 		status == fasthttp.StatusUnauthorized || status == fasthttp.StatusForbidden
 }
 
-// forward tries the ordered candidates until one answers, up to attempts distinct
-// backends.
-func (h *Handler) forward(ctx *fasthttp.RequestCtx, t *routing.Table, r *request, model *routing.Model,
-	op provider.Op, streaming bool, attempts int) {
-	req := fasthttp.AcquireRequest()
-	defer fasthttp.ReleaseRequest(req)
-	tried := 0
+// attempt is one try of one backend for a request.
+type attempt struct {
+	r     *request
+	b     *routing.Backend
+	codec codec
+	span
+}
+
+// span is an attempt's hold on its backend from start to finish: it is in the
+// backend's in-flight count until end.
+type span struct {
+	b     *routing.Backend
+	start time.Time
+}
+
+// forward tries the ordered candidates until one answers, up to the request's budget
+// of distinct backends.
+func (h *Handler) forward(r *request) {
+	up := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(up)
+	budget, tried := r.attempts(), 0
 	var last failure
 	for _, c := range r.cands {
-		if tried == attempts {
+		if tried == budget {
 			break
 		}
-		b := model.Backends[c.Index]
+		b := r.model.Backends[c.Index]
 		// Claims the half-open trial; another request may have taken it meanwhile.
 		if !b.State.Breaker.Acquire(time.Now()) {
 			continue
 		}
 		tried++
 		if tried > 1 {
-			model.Stats.Retries.Add(1)
+			r.model.Stats.Retries.Add(1)
 		}
-		f, done := h.attempt(ctx, t, req, r, model, b, op, streaming)
+		a := attempt{r: r, b: b, codec: codecFor(r.in, b.Provider.Adapter)}
+		f, done := h.try(&a, up)
 		if done {
 			if tried > 1 {
-				model.Stats.Failovers.Add(1)
+				r.model.Stats.Failovers.Add(1)
 			}
 			return
 		}
@@ -74,101 +89,95 @@ func (h *Handler) forward(ctx *fasthttp.RequestCtx, t *routing.Table, r *request
 	if last.status != 0 {
 		return // the last upstream error, already in the response, with its real status
 	}
+	ctx, name := r.ctx, strconv.Quote(r.model.Name)
 	switch {
 	case tried == 0:
-		writeError(ctx, fasthttp.StatusServiceUnavailable, typeUnavailable, "no_backend_available",
-			"no backend is available for model "+strconv.Quote(model.Name)+"; retry later")
+		r.in.writeError(ctx, fasthttp.StatusServiceUnavailable, typeUnavailable, "no_backend_available",
+			"no backend is available for model "+name+"; retry later")
 		ctx.Response.Header.Set("Retry-After", "1")
 	case errors.Is(last.err, errNoContent):
-		writeError(ctx, fasthttp.StatusBadGateway, typeUpstream, "upstream_stream_error",
-			"every backend for model "+strconv.Quote(model.Name)+" failed before sending content")
+		r.in.writeError(ctx, fasthttp.StatusBadGateway, typeUpstream, "upstream_stream_error",
+			"every backend for model "+name+" failed before sending content")
 	case last.timeout():
-		writeError(ctx, fasthttp.StatusGatewayTimeout, typeTimeout, "upstream_timeout",
-			"every backend for model "+strconv.Quote(model.Name)+" timed out")
+		r.in.writeError(ctx, fasthttp.StatusGatewayTimeout, typeTimeout, "upstream_timeout",
+			"every backend for model "+name+" timed out")
 	default:
-		writeError(ctx, fasthttp.StatusBadGateway, typeUpstream, "upstream_unreachable",
-			"no backend for model "+strconv.Quote(model.Name)+" could be reached")
+		r.in.writeError(ctx, fasthttp.StatusBadGateway, typeUpstream, "upstream_unreachable",
+			"no backend for model "+name+" could be reached")
 	}
 }
 
-// attempt sends the request to one backend. done means the client's answer is set
-// (a success, or an upstream answer that is not worth retrying elsewhere).
-func (h *Handler) attempt(ctx *fasthttp.RequestCtx, t *routing.Table, req *fasthttp.Request, r *request,
-	model *routing.Model, b *routing.Backend, op provider.Op, streaming bool) (_ failure, _ bool) {
-	p, s := b.Provider, b.State
+// try sends the request to a's backend, reusing up. done means the client's answer is
+// set (a success, or an upstream answer that is not worth retrying elsewhere).
+func (h *Handler) try(a *attempt, up *fasthttp.Request) (_ failure, done bool) {
+	r, p, s := a.r, a.b.Provider, a.b.State
 	counted := false // whether this attempt is in the in-flight counts
 	defer func() {
 		// An adapter bug must not leave a half-open trial claimed (the breaker would
-		// never close) or the in-flight counts inflated; ServeHTTP answers the panic.
+		// never close) or the in-flight count inflated; ServeHTTP answers the panic.
 		if x := recover(); x != nil {
 			s.Breaker.Release()
 			if counted {
 				s.InFlight.Add(-1)
-				h.inFlight.Add(-1)
 			}
 			panic(x)
 		}
 	}()
-	req.Reset()
-	c := codecFor(r.in, p.Adapter)
-	if err := r.writeRequest(req, ctx, c, &p.Account, p.Adapter, op, b.UpstreamModel); err != nil {
+	up.Reset()
+	if err := a.writeRequest(up); err != nil {
 		s.Breaker.Release()
 		if errors.Is(err, provider.ErrInvalidRequest) {
 			// The client asked for something this provider cannot express (n > 1 for
 			// Anthropic): the client's error, not a reason to try elsewhere.
-			writeError(ctx, fasthttp.StatusBadRequest, typeInvalidRequest, "unsupported_for_provider", err.Error())
+			r.in.writeError(r.ctx, fasthttp.StatusBadRequest, typeInvalidRequest, "unsupported_for_provider", err.Error())
 			return failure{}, true
 		}
-		h.log.Warn("cannot build upstream request", "model", model.ID, "provider", p.ID, "err", err)
+		h.log.Warn("cannot build upstream request", "model", r.model.ID, "provider", p.ID, "err", err)
 		return failure{err: err}, false
 	}
-	timeout := p.Timeout
-	if timeout <= 0 {
-		timeout = DefaultRequestTimeout
-	}
-	req.SetTimeout(timeout)
+	up.SetTimeout(p.Timeout)
 	client := h.buffered
 	resp := fasthttp.AcquireResponse()
-	if streaming {
+	if r.stream {
 		client = h.streaming
-		req.Header.Set("Accept", "text/event-stream")
+		up.Header.Set("Accept", "text/event-stream")
 		resp.StreamBody = true
 	}
 
 	s.InFlight.Add(1)
-	h.inFlight.Add(1)
 	counted = true
-	start := time.Now()
-	err := client.Do(req, resp)
+	a.span = span{b: a.b, start: time.Now()}
+	lat := sampleFor(r.stream)
+	err := client.Do(up, resp)
 	if err != nil {
-		h.finish(s, b.Stats, start, backends.ClassError, false, sampleFor(streaming))
+		a.end(backends.ClassError, false, lat)
 		fasthttp.ReleaseResponse(resp)
-		h.log.Warn("upstream request failed", "model", model.ID, "provider", p.ID, "err", err)
+		h.log.Warn("upstream request failed", "model", r.model.ID, "provider", p.ID, "err", err)
 		return failure{err: err}, false
 	}
 	status := resp.StatusCode()
 	if retryable(status) {
 		if status == fasthttp.StatusTooManyRequests {
-			if d := retryAfter(resp.Header.Peek("Retry-After"), start); d > 0 {
-				s.Hold(start.Add(d))
+			if d := retryAfter(resp.Header.Peek("Retry-After"), a.start); d > 0 {
+				s.Hold(a.start.Add(d))
 			}
 		}
-		h.copyBuffered(ctx, resp, p.Adapter, op, c, r) // kept in case every backend fails
-		h.finish(s, b.Stats, start, backends.ClassOf(status), false, sampleFor(streaming))
+		h.copyBuffered(a, resp) // kept in case every backend fails
+		a.end(backends.ClassOf(status), false, lat)
 		fasthttp.ReleaseResponse(resp)
-		h.log.Warn("upstream answered with an error", "model", model.ID, "provider", p.ID, "status", status)
-		return failure{status: ctx.Response.StatusCode()}, false
+		h.log.Warn("upstream answered with an error", "model", r.model.ID, "provider", p.ID, "status", status)
+		return failure{status: r.ctx.Response.StatusCode()}, false
 	}
-	if !streaming || status != fasthttp.StatusOK || !isEventStream(resp.Header.ContentType()) {
+	if !r.stream || status != fasthttp.StatusOK || !isEventStream(resp.Header.ContentType()) {
 		// Not a stream (an upstream that ignored "stream": true answers JSON): relay it
 		// as the buffered answer it is.
-		h.copyBuffered(ctx, resp, p.Adapter, op, c, r)
+		h.copyBuffered(a, resp)
 		// A 4xx here is about the request, not the backend: the backend is healthy.
-		h.finish(s, b.Stats, start, backends.ClassOf(status), true, sampleFor(streaming))
+		a.end(backends.ClassOf(status), true, lat)
 		fasthttp.ReleaseResponse(resp)
 		return failure{}, true
 	}
-	return h.openStream(ctx, resp, model, b, op, c, r, start, timeout)
+	return h.openStream(a, resp)
 }
 
 // sample says which latency estimate an attempt's duration feeds.
@@ -187,16 +196,16 @@ func sampleFor(streaming bool) sample {
 	return sampleTotal
 }
 
-// finish records an attempt's end: in-flight counts, outcome counters, breaker and
+// end records the attempt's end: in-flight count, outcome counters, breaker and
 // latency (a failure is a latency sample too, so a backend that times out ranks last).
 // A completed stream's length says nothing about the backend's speed, so streams feed
 // only the first-token estimate.
-func (h *Handler) finish(s *backends.State, rs *backends.RouteStats, start time.Time, class backends.Class, ok bool, lat sample) {
+func (sp span) end(class backends.Class, ok bool, lat sample) {
 	now := time.Now()
-	d := now.Sub(start)
+	d := now.Sub(sp.start)
+	s := sp.b.State
 	s.InFlight.Add(-1)
-	h.inFlight.Add(-1)
-	rs.Requests[class].Add(1)
+	sp.b.Stats.Requests[class].Add(1)
 	s.Duration.Observe(d)
 	switch lat {
 	case sampleTotal:
@@ -211,40 +220,56 @@ func (h *Handler) finish(s *backends.State, rs *backends.RouteStats, start time.
 	}
 }
 
+// endNeutral records an attempt whose outcome says nothing about the backend (the
+// client went away): it gives back a half-open trial instead of judging it.
+func (sp span) endNeutral(class backends.Class) {
+	s := sp.b.State
+	s.Breaker.Release()
+	s.InFlight.Add(-1)
+	sp.b.Stats.Requests[class].Add(1)
+	s.Duration.Observe(time.Since(sp.start))
+}
+
 // copyBuffered moves a buffered upstream answer into the client response: status,
-// content type, request id and body, translated to the client's format where codec c
-// needs it (errors on /v1/messages are reshaped later, by toMessagesError). The
-// passthrough case swaps buffers instead of copying the body.
-func (h *Handler) copyBuffered(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, a provider.Adapter, op provider.Op,
-	c codec, r *request) {
+// content type, request id and body, in the client's format (an error on /v1/messages
+// in Anthropic's shape). The passthrough case swaps buffers instead of copying the
+// body.
+func (h *Handler) copyBuffered(a *attempt, resp *fasthttp.Response) {
+	r, ad, op := a.r, a.b.Provider.Adapter, a.r.op
+	ctx := r.ctx
 	body := resp.Body() // reads a streamed body to its end
+	upstream := resp.StatusCode()
 	ctx.Response.Reset()
 	// Statuses clients do not know (Anthropic's 529) are mapped; failover decisions
 	// were made on the upstream's own status.
-	ctx.SetStatusCode(provider.ClientStatus(a, op, resp.StatusCode()))
+	status := provider.ClientStatus(ad, op, upstream)
+	ctx.SetStatusCode(status)
 	copyRequestIDs(&ctx.Response.Header, &resp.Header)
 	var out []byte
 	var translated bool
 	var err error
-	if c != codecNative {
-		out, translated, err = a.TranslateResponse(op, resp.StatusCode(), body, nil)
+	if a.codec != codecNative {
+		out, translated, err = ad.TranslateResponse(op, upstream, body, nil)
 	}
-	if c == codecMessages && err == nil && resp.StatusCode() < 300 {
+	if a.codec == codecMessages && err == nil {
 		src := body
 		if translated {
 			src = out
 		}
-		out, err = provider.ChatToMessagesResponse(nil, src, r.clientModel(ctx))
+		if upstream < 300 {
+			out, err = provider.ChatToMessagesResponse(nil, src, r.clientModel())
+		} else {
+			out = provider.OpenAIErrorToMessages(nil, status, src)
+		}
 		translated = true
 	}
 	switch {
 	case err != nil:
-		h.log.Warn("cannot translate upstream answer", "status", resp.StatusCode(), "err", err)
-		status := provider.ClientStatus(a, op, resp.StatusCode())
+		h.log.Warn("cannot translate upstream answer", "status", upstream, "err", err)
 		if status < 400 {
 			status = fasthttp.StatusBadGateway
 		}
-		writeError(ctx, status, typeUpstream, "upstream_bad_response", "the upstream answer could not be translated")
+		r.in.writeError(ctx, status, typeUpstream, "upstream_bad_response", "the upstream answer could not be translated")
 		return
 	case translated:
 		ctx.SetContentType("application/json")
@@ -274,14 +299,6 @@ func retryAfter(v []byte, now time.Time) time.Duration {
 		d = t.Sub(now)
 	}
 	return min(max(d, 0), limit)
-}
-
-// finishNeutral records an attempt whose outcome says nothing about the backend.
-func (h *Handler) finishNeutral(s *backends.State, rs *backends.RouteStats, start time.Time, class backends.Class) {
-	s.InFlight.Add(-1)
-	h.inFlight.Add(-1)
-	rs.Requests[class].Add(1)
-	s.Duration.Observe(time.Since(start))
 }
 
 func isEventStream(ct []byte) bool {

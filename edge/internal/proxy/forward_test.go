@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berry-gateway/berry/edge/internal/status"
 	"github.com/berry-gateway/berry/pkg/upstreamsim"
 )
 
@@ -219,8 +220,8 @@ func TestMetricsExposition(t *testing.T) {
 	}
 
 	// With a token configured, /metrics needs it even from loopback.
-	h := NewWithOptions(staticTable{buildTable(t, configTOML("weighted_random", "", backendSpec{id: "a", url: sim.URL()}))},
-		Options{MetricsToken: "scrape"})
+	rt := runtimeFor(t, configTOML("weighted_random", "", backendSpec{id: "a", url: sim.URL()}))
+	h := New(rt, &status.Pages{Runtime: rt, MetricsToken: "scrape"}, Options{})
 	e2 := serveHandler(t, h)
 	for tok, want := range map[string]int{"": 401, "wrong": 401, "scrape": 200} {
 		req, _ := http.NewRequest(http.MethodGet, e2+"/metrics", nil)
@@ -654,7 +655,7 @@ func TestStreamIdleTimeout(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h := NewWithOptions(staticTable{buildTable(t, doc)}, Options{StreamIdleTimeout: tc.idle})
+			h := newHandler(runtimeFor(t, doc), Options{StreamIdleTimeout: tc.idle})
 			r := post(t, serveHandler(t, h)+"/v1/chat/completions", "t", streamBody)
 			if r.status != 200 {
 				t.Fatalf("%d %s", r.status, r.body)

@@ -22,8 +22,8 @@ func FuzzRequestBody(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	up := staticUpstream(f)
-	h := New(staticTable{buildTable(f, configTOML("weighted_random", "max_request_body_bytes = 4096",
-		backendSpec{id: "a", url: up}, backendSpec{id: "b", url: up}))}, nil)
+	h := newHandler(runtimeFor(f, configTOML("weighted_random", "max_request_body_bytes = 4096",
+		backendSpec{id: "a", url: up}, backendSpec{id: "b", url: up})), Options{})
 	remote := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 50000}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var req fasthttp.Request
@@ -98,8 +98,8 @@ func FuzzMessagesBody(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	up := staticUpstream(f)
-	h := New(staticTable{buildTable(f, configTOML("weighted_random", "max_request_body_bytes = 4096",
-		backendSpec{id: "a", url: up}))}, nil)
+	h := newHandler(runtimeFor(f, configTOML("weighted_random", "max_request_body_bytes = 4096",
+		backendSpec{id: "a", url: up})), Options{})
 	remote := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 50000}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var req fasthttp.Request

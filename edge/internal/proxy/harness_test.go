@@ -57,7 +57,7 @@ func configTOML(strategy, settings string, bs ...backendSpec) string {
 // edgeFor serves a handler over the config on loopback and returns its base URL.
 func edgeFor(t testing.TB, doc string) (string, *Handler) {
 	t.Helper()
-	h := New(staticTable{buildTable(t, doc)}, nil)
+	h := newHandler(runtimeFor(t, doc), Options{})
 	return serveHandler(t, h), h
 }
 

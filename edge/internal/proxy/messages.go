@@ -19,13 +19,22 @@ import (
 	"github.com/berry-gateway/berry/pkg/sse"
 )
 
-// inbound is the API format a client speaks.
+// inbound is the API format a client speaks, which decides the shape of every error
+// it is answered with (errors.go).
 type inbound uint8
 
 const (
 	inOpenAI   inbound = iota // /v1/chat/completions, /v1/completions, /v1/embeddings
 	inMessages                // /v1/messages (Anthropic)
 )
+
+// inboundOf is the format of a request path: Anthropic's for /v1/messages and below.
+func inboundOf(path []byte) inbound {
+	if bytes.Equal(path, []byte("/v1/messages")) || bytes.HasPrefix(path, []byte("/v1/messages/")) {
+		return inMessages
+	}
+	return inOpenAI
+}
 
 // codec is how one attempt's request and answer are converted.
 type codec uint8
@@ -46,12 +55,13 @@ func codecFor(in inbound, a provider.Adapter) codec {
 	return codecMessages
 }
 
-// writeRequest fills req for one attempt with codec c.
-func (r *request) writeRequest(req *fasthttp.Request, ctx *fasthttp.RequestCtx, c codec, p *provider.Account,
-	a provider.Adapter, op provider.Op, model string) error {
-	switch c {
+// writeRequest fills req for the attempt, in its codec.
+func (a *attempt) writeRequest(req *fasthttp.Request) error {
+	r, ctx := a.r, a.r.ctx
+	ad, acct, model := a.b.Provider.Adapter, &a.b.Provider.Account, a.b.UpstreamModel
+	switch a.codec {
 	case codecNative:
-		if err := a.(provider.NativeMessages).WriteMessagesRequest(req, p, model, ctx.PostBody(), &r.fields); err != nil {
+		if err := ad.(provider.NativeMessages).WriteMessagesRequest(req, acct, model, ctx.PostBody(), &r.fields); err != nil {
 			return err
 		}
 		// Beta features the client opted into (Claude Code sends several) must reach
@@ -73,31 +83,14 @@ func (r *request) writeRequest(req *fasthttp.Request, ctx *fasthttp.RequestCtx, 
 			}
 			r.chatReady = true
 		}
-		return a.WriteRequest(req, p, op, model, r.chat, &r.chatFields)
+		return ad.WriteRequest(req, acct, r.op, model, r.chat, &r.chatFields)
 	}
-	return a.WriteRequest(req, p, op, model, ctx.PostBody(), &r.fields)
+	return ad.WriteRequest(req, acct, r.op, model, ctx.PostBody(), &r.fields)
 }
 
 // clientModel is the model the client named, for translated answers.
-func (r *request) clientModel(ctx *fasthttp.RequestCtx) string {
-	return jsonscan.String(ctx.PostBody(), r.fields.Model)
-}
-
-// toMessagesError rewrites an OpenAI-style error answer (the gateway's own, or an
-// upstream's after translation) into Anthropic's {"type":"error","error":{…}} shape,
-// which the Anthropic SDKs parse. Native upstream errors are already in that shape and
-// stay as they are.
-func toMessagesError(ctx *fasthttp.RequestCtx) {
-	status := ctx.Response.StatusCode()
-	if status < 400 || ctx.Response.IsBodyStream() {
-		return
-	}
-	body := bytes.TrimSpace(ctx.Response.Body())
-	if len(body) == 0 || !isErrorObject(body) {
-		return
-	}
-	ctx.SetContentType("application/json")
-	ctx.Response.SetBodyRaw(provider.OpenAIErrorToMessages(nil, status, body))
+func (r *request) clientModel() string {
+	return jsonscan.String(r.ctx.PostBody(), r.fields.Model)
 }
 
 // classifyMessages classifies an Anthropic stream event for failover: text or tool

@@ -25,11 +25,11 @@ func (panicky) TranslateResponse(_ provider.Op, _ int, _, dst []byte) ([]byte, b
 func (panicky) NewStream(provider.Op, string) provider.StreamTranslator { return nil }
 
 func TestPanicIsContained(t *testing.T) {
-	tab := buildTable(t, configTOML("failover", "circuit_breaker_failure_threshold = 1",
+	rt := runtimeFor(t, configTOML("failover", "circuit_breaker_failure_threshold = 1",
 		backendSpec{id: "a", url: "http://127.0.0.1:1/v1"}))
+	tab := rt.Table()
 	tab.Providers()[0].Adapter = panicky{}
-	h := New(staticTable{tab}, nil)
-	h.Bind(tab)
+	h := newHandler(rt, Options{})
 	// Opened long ago: the next request is the half-open trial. A panic must give the
 	// trial back, or every later request would find the backend unavailable (503).
 	tab.ModelByName("m").Backends[0].State.Breaker.Failure(time.Now().Add(-time.Hour))

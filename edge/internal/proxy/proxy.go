@@ -9,29 +9,31 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/valyala/fasthttp"
-
 	"github.com/berry-gateway/berry/edge/internal/backends"
-	"github.com/berry-gateway/berry/edge/internal/ratelimit"
 	"github.com/berry-gateway/berry/edge/internal/routing"
 	"github.com/berry-gateway/berry/pkg/balancer"
 	"github.com/berry-gateway/berry/pkg/jsonscan"
 	"github.com/berry-gateway/berry/pkg/provider"
+	"github.com/valyala/fasthttp"
 )
 
-// TableSource gives the routing table to serve from; nil until the first snapshot.
-type TableSource interface {
+// Runtime gives the routing table to serve from (serving.Runtime): bound to its
+// runtime state, immutable, nil until the first snapshot.
+type Runtime interface {
 	Table() *routing.Table
 }
 
-// Defaults for zero Options.
-const (
-	DefaultConnectTimeout = 10 * time.Second
-	DefaultRequestTimeout = 30 * time.Second
-)
+// Pages answers the edge's operational endpoints (status.Pages).
+type Pages interface {
+	Health(ctx *fasthttp.RequestCtx)
+	Ready(ctx *fasthttp.RequestCtx)
+	Metrics(ctx *fasthttp.RequestCtx)
+}
+
+// DefaultConnectTimeout bounds dialing an upstream when Options leave it zero.
+const DefaultConnectTimeout = 10 * time.Second
 
 // Options configure a Handler; the zero value gives the defaults.
 type Options struct {
@@ -41,30 +43,21 @@ type Options struct {
 	// StreamIdleTimeout bounds each gap between chunks once a stream's content flows;
 	// 0 means the request timeout (the time-to-first-byte bound) applies to gaps too.
 	StreamIdleTimeout time.Duration
-	// MetricsToken, when set, must be sent as "Authorization: Bearer <token>" to read
-	// GET /metrics. When empty, /metrics answers loopback clients only.
-	MetricsToken string
 }
 
-// Handler serves the edge's client API. Create it with New or NewWithOptions.
+// Handler serves the edge's client API. Create it with New.
 type Handler struct {
-	tables    TableSource
+	rt        Runtime
+	pages     Pages
 	opts      Options
 	log       *slog.Logger
 	buffered  *fasthttp.Client // whole-response deadline
 	streaming *fasthttp.Client // per-read deadlines
-	states    backends.Registry
-	limits    ratelimit.Registry
-	inFlight  atomic.Int64
 }
 
-// New returns a Handler that routes with the tables from src.
-func New(src TableSource, log *slog.Logger) *Handler {
-	return NewWithOptions(src, Options{Log: log})
-}
-
-// NewWithOptions returns a Handler configured by o.
-func NewWithOptions(src TableSource, o Options) *Handler {
+// New returns a Handler that routes with rt's tables and hands the operational
+// endpoints to pages.
+func New(rt Runtime, pages Pages, o Options) *Handler {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
@@ -72,7 +65,8 @@ func NewWithOptions(src TableSource, o Options) *Handler {
 		o.ConnectTimeout = DefaultConnectTimeout
 	}
 	return &Handler{
-		tables:    src,
+		rt:        rt,
+		pages:     pages,
 		opts:      o,
 		log:       o.Log,
 		buffered:  newClient(o.ConnectTimeout, false),
@@ -80,28 +74,19 @@ func NewWithOptions(src TableSource, o Options) *Handler {
 	}
 }
 
-// Bind attaches this handler's runtime state (breakers, latency, limits) to t. The
-// handler does it on first use of a table; the health checker calls it too.
-func (h *Handler) Bind(t *routing.Table) { t.Bind(&h.states, &h.limits) }
-
-// Backends returns the runtime-state registry, for health probing and tests.
-func (h *Handler) Backends() *backends.Registry { return &h.states }
-
 // ServeHTTP is the fasthttp request handler.
 func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
+	path := ctx.Path()
+	in := inboundOf(path)
 	// fasthttp does not recover handler panics: one bad request (or adapter) must not
 	// take the edge down with every other request in flight.
 	defer func() {
 		if p := recover(); p != nil {
-			h.log.Error("request handler panicked", "path", string(ctx.Path()), "panic", fmt.Sprint(p))
-			writeError(ctx, fasthttp.StatusInternalServerError, typeServer, "internal_error",
+			h.log.Error("request handler panicked", "path", string(path), "panic", fmt.Sprint(p))
+			in.writeError(ctx, fasthttp.StatusInternalServerError, typeServer, "internal_error",
 				"the gateway failed to handle this request")
-			if string(ctx.Path()) == "/v1/messages" {
-				toMessagesError(ctx)
-			}
 		}
 	}()
-	path := ctx.Path()
 	cors := bytes.HasPrefix(path, []byte("/v1/"))
 	if cors && ctx.IsOptions() {
 		ctx.SetStatusCode(fasthttp.StatusNoContent)
@@ -113,32 +98,30 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	}
 	switch string(path) {
 	case "/v1/chat/completions", "/chat/completions":
-		h.serveOp(ctx, provider.OpChat, inOpenAI)
+		h.serveOp(ctx, provider.OpChat, in)
 	case "/v1/completions", "/completions":
-		h.serveOp(ctx, provider.OpCompletions, inOpenAI)
+		h.serveOp(ctx, provider.OpCompletions, in)
 	case "/v1/embeddings", "/embeddings":
-		h.serveOp(ctx, provider.OpEmbeddings, inOpenAI)
+		h.serveOp(ctx, provider.OpEmbeddings, in)
 	case "/v1/messages":
 		// Anthropic's Messages API: the chat path with another codec (messages.go).
-		h.serveOp(ctx, provider.OpChat, inMessages)
-		toMessagesError(ctx)
+		h.serveOp(ctx, provider.OpChat, in)
 	case "/v1/models", "/models":
 		h.models(ctx)
 	case "/health", "/v1/health":
-		h.health(ctx)
+		h.pages.Health(ctx)
 	case "/healthz":
 		ctx.SetContentType("application/json")
 		ctx.SetBodyString(`{"status":"alive"}`)
 	case "/readyz":
-		h.readyz(ctx)
+		h.pages.Ready(ctx)
 	case "/metrics":
-		h.metrics(ctx)
+		h.pages.Metrics(ctx)
 	default:
-		writeError(ctx, fasthttp.StatusNotFound, typeNotFound, "not_found",
+		// /v1/messages/count_tokens and batches answer in Anthropic's shape: the
+		// Anthropic clients that call them parse that shape.
+		in.writeError(ctx, fasthttp.StatusNotFound, typeNotFound, "not_found",
 			"unknown endpoint "+strconv.Quote(string(path)))
-		if bytes.HasPrefix(path, []byte("/v1/messages/")) {
-			toMessagesError(ctx) // count_tokens, batches: Anthropic clients parse this shape
-		}
 	}
 	if cors {
 		// Set last: error answers reset the response headers.
@@ -146,11 +129,21 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-// request is the per-request scratch space, pooled so the hot path does not allocate.
+// request is one client request's state on its way through the proxy, pooled so the
+// hot path does not allocate. Everything the steps from routing to the last attempt
+// share lives here rather than in their parameters.
 type request struct {
+	ctx    *fasthttp.RequestCtx
+	table  *routing.Table
+	user   *routing.User
+	model  *routing.Model
+	op     provider.Op
+	in     inbound
+	stream bool // the client asked for a stream and the operation has one
+	now    time.Time
+
 	fields jsonscan.Fields
 	cands  []balancer.Candidate
-	in     inbound
 	// chat is a /v1/messages body translated to an OpenAI chat request, with its
 	// fields, once an attempt needed it (chatReady).
 	chat       []byte
@@ -160,15 +153,18 @@ type request struct {
 
 var requestPool = sync.Pool{New: func() any { return &request{cands: make([]balancer.Candidate, 0, 8)} }}
 
-func (h *Handler) table(ctx *fasthttp.RequestCtx) *routing.Table {
-	t := h.tables.Table()
+func (r *request) reset() {
+	*r = request{fields: r.fields, cands: r.cands[:0], chat: r.chat[:0]}
+}
+
+// table returns the table to serve from, or answers 503 before the first snapshot.
+func (h *Handler) table(ctx *fasthttp.RequestCtx, in inbound) *routing.Table {
+	t := h.rt.Table()
 	if t == nil {
-		writeError(ctx, fasthttp.StatusServiceUnavailable, typeUnavailable, "no_config",
+		in.writeError(ctx, fasthttp.StatusServiceUnavailable, typeUnavailable, "no_config",
 			"the gateway has not received its configuration yet")
 		ctx.Response.Header.Set("Retry-After", "1")
-		return nil
 	}
-	h.Bind(t)
 	return t
 }
 
@@ -189,12 +185,12 @@ func authenticate(ctx *fasthttp.RequestCtx, t *routing.Table, now time.Time, in 
 		if in == inMessages {
 			msg = "missing API key: send it as x-api-key: <key> or Authorization: Bearer <key>"
 		}
-		writeError(ctx, fasthttp.StatusUnauthorized, typeAuth, "missing_api_key", msg)
+		in.writeError(ctx, fasthttp.StatusUnauthorized, typeAuth, "missing_api_key", msg)
 		return nil
 	}
 	u := t.UserByToken(token)
 	if u == nil || !u.Usable(now) { // enabled and not expired
-		writeError(ctx, fasthttp.StatusUnauthorized, typeAuth, "invalid_api_key", "invalid API key")
+		in.writeError(ctx, fasthttp.StatusUnauthorized, typeAuth, "invalid_api_key", "invalid API key")
 		return nil
 	}
 	return u
@@ -211,12 +207,12 @@ func opPath(op provider.Op, in inbound) string {
 // the format the client speaks.
 func (h *Handler) serveOp(ctx *fasthttp.RequestCtx, op provider.Op, in inbound) {
 	if !ctx.IsPost() {
-		writeError(ctx, fasthttp.StatusMethodNotAllowed, typeInvalidRequest, "method_not_allowed",
+		in.writeError(ctx, fasthttp.StatusMethodNotAllowed, typeInvalidRequest, "method_not_allowed",
 			"use POST for "+opPath(op, in))
 		ctx.Response.Header.Set("Allow", "POST")
 		return
 	}
-	t := h.table(ctx)
+	t := h.table(ctx, in)
 	if t == nil {
 		return
 	}
@@ -225,72 +221,71 @@ func (h *Handler) serveOp(ctx *fasthttp.RequestCtx, op provider.Op, in inbound) 
 	if user == nil {
 		return
 	}
-	body := ctx.PostBody()
-	if limit := t.Settings.GetMaxRequestBodyBytes(); limit > 0 && uint64(len(body)) > limit {
-		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, typeInvalidRequest, "request_too_large",
+	if limit := t.Settings.MaxRequestBody; limit > 0 && uint64(len(ctx.PostBody())) > limit {
+		in.writeError(ctx, fasthttp.StatusRequestEntityTooLarge, typeInvalidRequest, "request_too_large",
 			"the request body exceeds the gateway's size limit of "+strconv.FormatUint(limit, 10)+" bytes")
 		return
 	}
 	r := requestPool.Get().(*request)
-	r.in = in
 	defer func() {
-		r.cands, r.chat, r.chatReady = r.cands[:0], r.chat[:0], false
+		r.reset()
 		requestPool.Put(r)
 	}()
-	if err := jsonscan.Scan(body, &r.fields); err != nil {
-		writeError(ctx, fasthttp.StatusBadRequest, typeInvalidRequest, "invalid_json", err.Error())
+	r.ctx, r.table, r.user, r.op, r.in, r.now = ctx, t, user, op, in, now
+	if !r.route() || !r.candidates() {
 		return
+	}
+	r.model.Strategy.Order(r.cands)
+	h.forward(r)
+	r.model.Stats.Requests[backends.ClassOf(ctx.Response.StatusCode())].Add(1)
+}
+
+// route reads the routing fields, finds the model and checks the key may use it now,
+// or answers the request and returns false.
+func (r *request) route() bool {
+	ctx, body := r.ctx, r.ctx.PostBody()
+	if err := jsonscan.Scan(body, &r.fields); err != nil {
+		r.in.writeError(ctx, fasthttp.StatusBadRequest, typeInvalidRequest, "invalid_json", err.Error())
+		return false
 	}
 	if !r.fields.Model.Present() {
-		writeError(ctx, fasthttp.StatusBadRequest, typeInvalidRequest, "missing_model",
+		r.in.writeError(ctx, fasthttp.StatusBadRequest, typeInvalidRequest, "missing_model",
 			`the request body has no "model" field`)
-		return
+		return false
 	}
-	var model *routing.Model
 	if raw, ok := jsonscan.Unescaped(body, r.fields.Model); ok {
-		model = t.Model(raw)
+		r.model = r.table.Model(raw)
 	} else {
-		model = t.ModelByName(jsonscan.String(body, r.fields.Model))
+		r.model = r.table.ModelByName(jsonscan.String(body, r.fields.Model))
 	}
-	if model == nil || !model.Enabled {
-		writeError(ctx, fasthttp.StatusNotFound, typeNotFound, "model_not_found",
+	if r.model == nil || !r.model.Enabled {
+		r.in.writeError(ctx, fasthttp.StatusNotFound, typeNotFound, "model_not_found",
 			fmt.Sprintf("model %s does not exist or is not enabled", body[r.fields.Model.Start:r.fields.Model.End]))
-		return
+		return false
 	}
-	if !user.Allowed(model) {
-		writeError(ctx, fasthttp.StatusForbidden, typePermission, "model_not_allowed",
-			"this API key may not use model "+strconv.Quote(model.Name))
-		return
+	if !r.user.Allowed(r.model) {
+		r.in.writeError(ctx, fasthttp.StatusForbidden, typePermission, "model_not_allowed",
+			"this API key may not use model "+strconv.Quote(r.model.Name))
+		return false
 	}
-	if user.Limiter != nil {
-		if ok, wait := user.Limiter.Allow(now); !ok {
-			model.Stats.Limited.Add(1)
-			writeError(ctx, fasthttp.StatusTooManyRequests, typeRateLimit, "rate_limit_exceeded",
+	if l := r.user.Limiter; l != nil {
+		if ok, wait := l.Allow(r.now); !ok {
+			r.model.Stats.Limited.Add(1)
+			r.in.writeError(ctx, fasthttp.StatusTooManyRequests, typeRateLimit, "rate_limit_exceeded",
 				"rate limit exceeded for this API key; retry after "+strconv.Itoa(ceilSeconds(wait))+"s")
 			ctx.Response.Header.Set("Retry-After", strconv.Itoa(ceilSeconds(wait)))
-			return
+			return false
 		}
 	}
-	streaming := r.fields.Stream && op != provider.OpEmbeddings
-	if !h.candidates(ctx, t, r, user, model, op, streaming, now) {
-		return
-	}
-	model.Strategy.Order(r.cands)
-
-	attempts := int(t.Settings.GetMaxRetries())
-	if p := model.Backends[r.cands[0].Index].Provider; p.MaxRetries > 0 {
-		attempts = p.MaxRetries // the provider tried first sets the budget
-	}
-	attempts = max(attempts, 1)
-	h.forward(ctx, t, r, model, op, streaming, attempts)
-	model.Stats.Requests[backends.ClassOf(ctx.Response.StatusCode())].Add(1)
+	r.stream = r.fields.Stream && r.op != provider.OpEmbeddings
+	return true
 }
 
 // candidates fills r.cands with the model's backends this request may use now, or
 // answers the request (400 for a bad forced backend or an unsupported operation, 503
 // when nothing is available) and returns false.
-func (h *Handler) candidates(ctx *fasthttp.RequestCtx, t *routing.Table, r *request, user *routing.User,
-	model *routing.Model, op provider.Op, streaming bool, now time.Time) bool {
+func (r *request) candidates() bool {
+	ctx, model, now := r.ctx, r.model, r.now
 	var forced []byte
 	var forcedName string
 	if r.fields.Backend.Present() {
@@ -302,32 +297,28 @@ func (h *Handler) candidates(ctx *fasthttp.RequestCtx, t *routing.Table, r *requ
 	}
 	matched, usable, supporting := 0, 0, 0
 	var soonest time.Time
-	breakerTimeout := time.Duration(t.Settings.GetCircuitBreakerTimeoutSeconds()) * time.Second
-	if breakerTimeout <= 0 {
-		breakerTimeout = 60 * time.Second
-	}
 	for i, b := range model.Backends {
 		if forced != nil && string(forced) != b.Provider.ID {
 			continue
 		}
 		matched++
-		if !b.Enabled || !b.Provider.Enabled || !user.SeesBackend(b) {
+		if !b.Enabled || !b.Provider.Enabled || !r.user.SeesBackend(b) {
 			continue
 		}
 		usable++
-		if !b.Provider.Adapter.Supports(op) {
+		if !b.Provider.Adapter.Supports(r.op) {
 			continue
 		}
 		supporting++
 		s := b.State
 		if !s.Available(now) {
-			if at := s.AvailableAt(now, breakerTimeout); !at.IsZero() && (soonest.IsZero() || at.Before(soonest)) {
+			if at := s.AvailableAt(now, r.table.Settings.BreakerTimeout); !at.IsZero() && (soonest.IsZero() || at.Before(soonest)) {
 				soonest = at
 			}
 			continue
 		}
 		lat := s.Latency.Latency(now)
-		if streaming {
+		if r.stream {
 			lat = s.Latency.FirstToken(now)
 		}
 		r.cands = append(r.cands, balancer.Candidate{
@@ -336,28 +327,38 @@ func (h *Handler) candidates(ctx *fasthttp.RequestCtx, t *routing.Table, r *requ
 	}
 	switch {
 	case forced != nil && matched == 0:
-		writeError(ctx, fasthttp.StatusBadRequest, typeInvalidRequest, "invalid_backend",
+		r.in.writeError(ctx, fasthttp.StatusBadRequest, typeInvalidRequest, "invalid_backend",
 			"backend "+strconv.Quote(forcedName)+" is not a provider of model "+strconv.Quote(model.Name))
 		return false
 	case forced != nil && usable == 0:
-		writeError(ctx, fasthttp.StatusBadRequest, typeInvalidRequest, "backend_not_allowed",
+		r.in.writeError(ctx, fasthttp.StatusBadRequest, typeInvalidRequest, "backend_not_allowed",
 			"backend "+strconv.Quote(forcedName)+" is disabled or not available to this API key for model "+strconv.Quote(model.Name))
 		return false
 	case usable > 0 && supporting == 0:
-		writeError(ctx, fasthttp.StatusBadRequest, typeInvalidRequest, "unsupported_operation",
-			"model "+strconv.Quote(model.Name)+" has no backend that supports "+opPath(op, r.in))
+		r.in.writeError(ctx, fasthttp.StatusBadRequest, typeInvalidRequest, "unsupported_operation",
+			"model "+strconv.Quote(model.Name)+" has no backend that supports "+opPath(r.op, r.in))
 		return false
 	case len(r.cands) == 0:
 		retry := 5
 		if !soonest.IsZero() {
 			retry = max(ceilSeconds(soonest.Sub(now)), 1)
 		}
-		writeError(ctx, fasthttp.StatusServiceUnavailable, typeUnavailable, "no_backend_available",
+		r.in.writeError(ctx, fasthttp.StatusServiceUnavailable, typeUnavailable, "no_backend_available",
 			"no backend is available for model "+strconv.Quote(model.Name)+"; retry later")
 		ctx.Response.Header.Set("Retry-After", strconv.Itoa(retry))
 		return false
 	}
 	return true
+}
+
+// attempts is the retry budget: settings.max_retries, unless the provider tried
+// first sets its own.
+func (r *request) attempts() int {
+	n := r.table.Settings.MaxRetries
+	if p := r.model.Backends[r.cands[0].Index].Provider; p.MaxRetries > 0 {
+		n = p.MaxRetries
+	}
+	return max(n, 1)
 }
 
 func ceilSeconds(d time.Duration) int {

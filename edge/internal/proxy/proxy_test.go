@@ -12,32 +12,39 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/berry-gateway/berry/edge/internal/routing"
+	"github.com/berry-gateway/berry/edge/internal/serving"
+	"github.com/berry-gateway/berry/edge/internal/status"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/pkg/config"
 )
 
-type staticTable struct{ t *routing.Table }
-
-func (s staticTable) Table() *routing.Table { return s.t }
-
-func buildTable(t testing.TB, doc string) *routing.Table {
+// runtimeFor serves doc as version 1, as berry-edge's runtime would; "" serves
+// nothing yet.
+func runtimeFor(t testing.TB, doc string) *serving.Runtime {
 	t.Helper()
+	var rt serving.Runtime
+	if doc == "" {
+		return &rt
+	}
 	cfg, _, err := config.ParseTOML([]byte(doc))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tab, err := routing.Build(&berryv1.Snapshot{Version: 1, Config: cfg})
-	if err != nil {
+	if err := rt.Apply(&berryv1.Snapshot{Version: 1, Config: cfg}); err != nil {
 		t.Fatal(err)
 	}
-	return tab
+	return &rt
+}
+
+// newHandler is the handler as berry-edge assembles it, with the real status pages.
+func newHandler(rt *serving.Runtime, o Options) *Handler {
+	return New(rt, &status.Pages{Runtime: rt}, o)
 }
 
 // serveEdge runs the handler on a loopback socket and returns its base URL.
-func serveEdge(t testing.TB, src TableSource) string {
+func serveEdge(t testing.TB, rt *serving.Runtime) string {
 	t.Helper()
-	return serveHandler(t, New(src, nil))
+	return serveHandler(t, newHandler(rt, Options{}))
 }
 
 // serveHandler runs h on a loopback socket and returns its base URL.
@@ -92,7 +99,7 @@ func TestStreamIsRelayedAsItArrives(t *testing.T) {
 	go func() { _ = up.Serve(lis) }()
 	defer up.Close()
 
-	edge := serveEdge(t, staticTable{buildTable(t, oneBackend("http://"+lis.Addr().String()+"/v1"))})
+	edge := serveEdge(t, runtimeFor(t, oneBackend("http://"+lis.Addr().String()+"/v1")))
 	req, _ := http.NewRequest(http.MethodPost, edge+"/v1/chat/completions",
 		strings.NewReader(`{"model":"m","stream":true,"messages":[]}`))
 	req.Header.Set("Authorization", "Bearer t")
@@ -118,7 +125,7 @@ func TestStreamIsRelayedAsItArrives(t *testing.T) {
 }
 
 func TestNoTableYet(t *testing.T) {
-	edge := serveEdge(t, staticTable{})
+	edge := serveEdge(t, runtimeFor(t, ""))
 	for _, path := range []string{"/v1/chat/completions", "/health"} {
 		resp, err := http.Post(edge+path, "application/json", strings.NewReader(`{}`))
 		if err != nil {
@@ -132,29 +139,28 @@ func TestNoTableYet(t *testing.T) {
 	}
 }
 
-type connectedTable struct {
-	staticTable
-	up bool
-}
+// controlPlane stands for cpsync.Client's connection state.
+type controlPlane struct{ up bool }
 
-func (c connectedTable) Connected() bool { return c.up }
+func (c controlPlane) Connected() bool       { return c.up }
+func (c controlPlane) MergedBatches() uint64 { return 0 }
 
 func TestReadyz(t *testing.T) {
-	tab := buildTable(t, oneBackend("http://127.0.0.1:1/v1"))
+	rt := runtimeFor(t, oneBackend("http://127.0.0.1:1/v1"))
 	tests := []struct {
 		name   string
-		src    TableSource
+		pages  *status.Pages
 		status int
 		want   string
 	}{
-		{"no snapshot", staticTable{}, 503, `"not_ready"`},
-		{"snapshot, no connection info", staticTable{tab}, 200, `{"status":"ready","config_version":1}`},
-		{"snapshot, control plane away", connectedTable{staticTable{tab}, false}, 200, `"control_plane_connected":false`},
-		{"snapshot, connected", connectedTable{staticTable{tab}, true}, 200, `"control_plane_connected":true`},
+		{"no snapshot", &status.Pages{Runtime: runtimeFor(t, "")}, 503, `"not_ready"`},
+		{"snapshot, standalone", &status.Pages{Runtime: rt}, 200, `{"status":"ready","config_version":1}`},
+		{"snapshot, control plane away", &status.Pages{Runtime: rt, ControlPlane: controlPlane{false}}, 200, `"control_plane_connected":false`},
+		{"snapshot, connected", &status.Pages{Runtime: rt, ControlPlane: controlPlane{true}}, 200, `"control_plane_connected":true`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			edge := serveEdge(t, tc.src)
+			edge := serveHandler(t, New(tc.pages.Runtime.(*serving.Runtime), tc.pages, Options{}))
 			resp, err := http.Get(edge + "/readyz")
 			if err != nil {
 				t.Fatal(err)

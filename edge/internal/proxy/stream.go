@@ -11,7 +11,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/berry-gateway/berry/edge/internal/backends"
-	"github.com/berry-gateway/berry/edge/internal/routing"
 	"github.com/berry-gateway/berry/pkg/provider"
 	"github.com/berry-gateway/berry/pkg/sse"
 )
@@ -25,17 +24,15 @@ const maxBeforeContent = 1 << 20
 var errTooMuchBeforeContent = errors.New("the upstream sent over 1 MiB before any content")
 
 // stream is one streamed answer in flight, pooled: it outlives the handler call, as
-// fasthttp runs the body writer after the handler returns.
+// fasthttp runs the body writer after the handler returns, so it keeps what it needs
+// of the request and never the pooled request itself.
 type stream struct {
-	h       *Handler
-	resp    *fasthttp.Response
-	src     io.Reader
-	state   *backends.State
-	route   *backends.RouteStats
+	h    *Handler
+	resp *fasthttp.Response
+	src  io.Reader
+	span
 	tr      provider.StreamTranslator
-	start   time.Time
 	modelID string
-	provID  string
 	// messages: the client speaks Anthropic's stream format (classification of what
 	// is sent, and the shape of a failure event).
 	messages bool
@@ -62,22 +59,23 @@ func init() {
 // upstream that reports an error, ends, stalls or times out before that has failed,
 // and the caller may try another backend: nothing has reached the client yet. Once
 // content arrives, the buffered events are sent and the rest is relayed as it comes.
-func (h *Handler) openStream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, model *routing.Model,
-	b *routing.Backend, op provider.Op, c codec, r *request, start time.Time, timeout time.Duration) (failure, bool) {
+func (h *Handler) openStream(a *attempt, resp *fasthttp.Response) (failure, bool) {
+	r, b, ctx := a.r, a.b, a.r.ctx
 	st := streamPool.Get().(*stream)
-	st.h, st.resp, st.src, st.state, st.route, st.start = h, resp, resp.BodyStream(), b.State, b.Stats, start
-	st.modelID, st.provID = model.ID, b.Provider.ID
-	st.messages = c != codecOpenAI
-	switch c {
+	st.h, st.resp, st.src, st.span = h, resp, resp.BodyStream(), a.span
+	st.modelID = r.model.ID
+	st.messages = a.codec != codecOpenAI
+	switch a.codec {
 	case codecOpenAI:
-		st.tr = b.Provider.Adapter.NewStream(op, b.UpstreamModel)
+		st.tr = b.Provider.Adapter.NewStream(r.op, b.UpstreamModel)
 	case codecNative:
 		st.tr = nil // relayed as the upstream sends it
 	case codecMessages:
-		st.tr = &chainStream{first: b.Provider.Adapter.NewStream(op, b.UpstreamModel),
-			second: provider.NewChatToMessagesStream(r.clientModel(ctx))}
+		st.tr = &chainStream{first: b.Provider.Adapter.NewStream(r.op, b.UpstreamModel),
+			second: provider.NewChatToMessagesStream(r.clientModel())}
 	}
-	deadline := start.Add(timeout)
+	start := a.start
+	deadline := start.Add(b.Provider.Timeout)
 
 	parsed := 0
 	for {
@@ -101,12 +99,11 @@ func (h *Handler) openStream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, 
 						// The translator classified the upstream's error: answer it with
 						// its status if every backend fails, and do not try another
 						// backend for an error that is the request's own.
-						ctx.Response.Reset()
-						writeError(ctx, pe.Status, pe.Type, pe.Code, pe.Message)
-						if !pe.Retryable() {
+						r.in.writeError(ctx, pe.Status, pe.Type, pe.Code, pe.Message)
+						if !retryable(pe.Status) {
 							// The backend is fine; the request is not.
 							st.closeUpstream(errNoContent)
-							h.finish(st.state, st.route, st.start, backends.ClassOf(pe.Status), true, sampleNone)
+							st.end(backends.ClassOf(pe.Status), true, sampleNone)
 							st.release()
 							return failure{}, true
 						}
@@ -124,8 +121,8 @@ func (h *Handler) openStream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, 
 			switch kind {
 			case kindContent:
 				now := time.Now()
-				st.state.FirstToken.Observe(now.Sub(start))
-				st.state.Latency.ObserveFirstToken(now.Sub(start), now)
+				b.State.FirstToken.Observe(now.Sub(start))
+				b.State.Latency.ObserveFirstToken(now.Sub(start), now)
 				if idle := h.opts.StreamIdleTimeout; idle > 0 {
 					setReadTimeout(resp, idle)
 				}
@@ -136,7 +133,7 @@ func (h *Handler) openStream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, 
 				h.startRelay(ctx, st)
 				return failure{}, true
 			case kindError, kindDone:
-				h.log.Warn("upstream stream failed before content", "model", model.ID, "provider", b.Provider.ID)
+				h.log.Warn("upstream stream failed before content", "model", r.model.ID, "provider", b.Provider.ID)
 				if kind == kindError && st.tr == nil && len(data) > 0 && data[0] == '{' {
 					// The upstream's own error object is the most useful answer if every
 					// backend fails.
@@ -170,7 +167,7 @@ func (h *Handler) openStream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, 
 			if errors.Is(err, io.EOF) {
 				err = errNoContent
 			}
-			h.log.Warn("upstream stream failed before content", "model", model.ID, "provider", b.Provider.ID, "err", err)
+			h.log.Warn("upstream stream failed before content", "model", r.model.ID, "provider", b.Provider.ID, "err", err)
 			st.abort(err)
 			return failure{err: err}, false
 		}
@@ -206,7 +203,7 @@ func (st *stream) classifyOutput(out []byte) eventKind {
 // abort ends an attempt that failed before any byte reached the client.
 func (st *stream) abort(err error) {
 	st.closeUpstream(err)
-	st.h.finish(st.state, st.route, st.start, backends.ClassError, false, sampleFirstToken)
+	st.end(backends.ClassError, false, sampleFirstToken)
 	st.release()
 }
 
@@ -221,7 +218,7 @@ func (st *stream) closeUpstream(err error) {
 }
 
 func (st *stream) release() {
-	st.h, st.state, st.route, st.tr = nil, nil, nil, nil
+	st.h, st.span, st.tr = nil, span{}, nil
 	st.buf, st.out = st.buf[:0], st.out[:0]
 	streamPool.Put(st)
 }
@@ -315,14 +312,13 @@ func (st *stream) relay(w *bufio.Writer) {
 		// The client went away: close the upstream connection so the upstream stops
 		// generating; that says nothing about the backend's health.
 		st.closeUpstream(clientErr)
-		st.state.Breaker.Release()
-		st.h.finishNeutral(st.state, st.route, st.start, backends.Class2xx)
+		st.endNeutral(backends.Class2xx)
 	case failErr != nil:
 		st.closeUpstream(failErr)
-		h.finish(st.state, st.route, st.start, backends.ClassError, false, sampleNone)
+		st.end(backends.ClassError, false, sampleNone)
 	default:
 		st.closeUpstream(nil)
-		h.finish(st.state, st.route, st.start, backends.Class2xx, true, sampleNone)
+		st.end(backends.Class2xx, true, sampleNone)
 	}
 	st.release()
 }
@@ -331,14 +327,14 @@ func (st *stream) relay(w *bufio.Writer) {
 // (OpenAI's, or Anthropic's "event: error" on /v1/messages). The leading blank line
 // terminates whatever partial event the upstream left behind.
 func (st *stream) writeFailure(w *bufio.Writer, err error) {
-	st.h.log.Warn("upstream stream failed after content", "model", st.modelID, "provider", st.provID, "err", err)
+	st.h.log.Warn("upstream stream failed after content", "model", st.modelID, "provider", st.b.Provider.ID, "err", err)
 	msg := "the upstream stream failed after it started: " + err.Error()
 	var ev []byte
 	if st.messages {
 		ev = append(st.out[:0], "\n\nevent: error\ndata: "...)
 		ev = provider.AppendMessagesError(ev, fasthttp.StatusBadGateway, msg)
 	} else {
-		ev = append(append(st.out[:0], "\n\ndata: "...), appendError(nil, typeUpstream, "upstream_stream_error", msg)...)
+		ev = append(append(st.out[:0], "\n\ndata: "...), provider.AppendOpenAIError(nil, typeUpstream, "upstream_stream_error", msg)...)
 	}
 	_, _ = w.Write(append(ev, "\n\n"...))
 	_ = w.Flush()

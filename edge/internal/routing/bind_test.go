@@ -10,13 +10,13 @@ import (
 	"github.com/berry-gateway/berry/pkg/config"
 )
 
-func buildDoc(t *testing.T, version uint64, doc string) *Table {
+func buildDoc(t *testing.T, version uint64, doc string, reg Registries) *Table {
 	t.Helper()
 	cfg, _, err := config.ParseTOML([]byte(doc))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tab, err := Build(&berryv1.Snapshot{Version: version, Config: cfg})
+	tab, err := Build(&berryv1.Snapshot{Version: version, Config: cfg}, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,10 +56,8 @@ token = "tw"
 `
 
 func TestBindKeepsStateAcrossVersions(t *testing.T) {
-	var states backends.Registry
-	var limits ratelimit.Registry
-	t1 := buildDoc(t, 1, bindDoc)
-	t1.Bind(&states, &limits)
+	reg := Registries{Backends: &backends.Registry{}, Limits: &ratelimit.Registry{}}
+	t1 := buildDoc(t, 1, bindDoc, reg)
 	now := time.Unix(1000, 0)
 	for range 5 {
 		t1.ModelByName("m").Backends[0].State.Breaker.Failure(now)
@@ -75,8 +73,7 @@ func TestBindKeepsStateAcrossVersions(t *testing.T) {
 provider = "p1"
 model = "b"
 `
-	t2 := buildDoc(t, 2, doc2)
-	t2.Bind(&states, &limits)
+	t2 := buildDoc(t, 2, doc2, reg)
 	b0 := t2.ModelByName("m").Backends[0]
 	if b0.State != t1.ModelByName("m").Backends[0].State || b0.State.Available(now) {
 		t.Fatal("p1/a lost its state (open breaker) across versions")
@@ -93,7 +90,7 @@ model = "b"
 }
 
 func TestSeesBackend(t *testing.T) {
-	tab := buildDoc(t, 1, bindDoc)
+	tab := buildDoc(t, 1, bindDoc, Registries{Backends: &backends.Registry{}, Limits: &ratelimit.Registry{}})
 	m := tab.ModelByName("m")
 	tagged, untagged := m.Backends[0], m.Backends[1]
 	tests := []struct {

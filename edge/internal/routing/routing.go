@@ -1,13 +1,15 @@
 // Package routing compiles a config snapshot into the read-only table an edge serves
-// requests from. A table is built once per snapshot and swapped in atomically, so a
-// request in flight keeps the table it started with.
+// requests from. Build binds every backend, model and key of the table to its runtime
+// state in the registries, which outlive tables, so a table is usable the moment it
+// exists and never changes after; the edge's runtime (package serving) swaps whole
+// tables, and a request in flight keeps the table it started with.
 package routing
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/berry-gateway/berry/edge/internal/backends"
@@ -21,7 +23,7 @@ import (
 // Table is one applied snapshot, indexed for the request path.
 type Table struct {
 	Version  uint64
-	Settings *berryv1.Settings
+	Settings Settings
 
 	users      map[[sha256.Size]byte]*User
 	models     map[string]*Model // by the name clients send
@@ -29,8 +31,32 @@ type Table struct {
 	providers  map[string]*Provider
 	// ModelNames keeps config order for listings.
 	ModelNames []string
+}
 
-	bind sync.Once
+// Settings are the snapshot's [settings] as the edge uses them, with the seed
+// format's defaults (package config) in place of unset values.
+type Settings struct {
+	RequestTimeout   time.Duration
+	MaxRetries       int
+	BreakerThreshold int
+	BreakerTimeout   time.Duration
+	HealthInterval   time.Duration
+	RecoveryInterval time.Duration
+	// MaxRequestBody is the largest request body accepted; 0: the edge's own limit.
+	MaxRequestBody uint64
+}
+
+func settings(s *berryv1.Settings) Settings {
+	seconds := func(v, def uint32) time.Duration { return time.Duration(cmp.Or(v, def)) * time.Second }
+	return Settings{
+		RequestTimeout:   seconds(s.GetRequestTimeoutSeconds(), config.DefaultRequestTimeoutSeconds),
+		MaxRetries:       int(s.GetMaxRetries()),
+		BreakerThreshold: int(cmp.Or(s.GetCircuitBreakerFailureThreshold(), config.DefaultCircuitBreakerFailureThreshold)),
+		BreakerTimeout:   seconds(s.GetCircuitBreakerTimeoutSeconds(), config.DefaultCircuitBreakerTimeoutSeconds),
+		HealthInterval:   seconds(s.GetHealthCheckIntervalSeconds(), config.DefaultHealthCheckIntervalSeconds),
+		RecoveryInterval: seconds(s.GetRecoveryCheckIntervalSeconds(), config.DefaultRecoveryCheckIntervalSeconds),
+		MaxRequestBody:   s.GetMaxRequestBodyBytes(),
+	}
 }
 
 // User is a gateway API key.
@@ -40,7 +66,7 @@ type User struct {
 	allowed  map[string]bool // model ids; nil means all
 	Tags     []string
 	Limits   ratelimit.Limits
-	// Limiter enforces Limits; set by Bind, nil when the key is unlimited.
+	// Limiter enforces Limits; nil when the key is unlimited.
 	Limiter *ratelimit.Limiter
 
 	// ExpiresAt is when the key stops working; zero means never.
@@ -75,7 +101,7 @@ type Model struct {
 	Enabled  bool
 	Strategy balancer.Strategy
 	Backends []*Backend
-	// Stats are the model's counters; set by Bind.
+	// Stats are the model's counters.
 	Stats *backends.ModelStats
 }
 
@@ -89,9 +115,9 @@ type Backend struct {
 	Tags          []string
 	PerRequest    bool // billed per call: never probed with paid requests
 	// State is the backend's runtime state, shared with other config versions that
-	// keep this backend; set by Bind.
+	// keep this backend.
 	State *backends.State
-	// Stats count this model's attempts on this backend; set by Bind.
+	// Stats count this model's attempts on this backend.
 	Stats *backends.RouteStats
 }
 
@@ -106,9 +132,18 @@ type Provider struct {
 	MaxRetries int
 }
 
-// Build validates a snapshot and compiles it. An error means the snapshot must be
-// NACKed and the previous table kept.
-func Build(s *berryv1.Snapshot) (*Table, error) {
+// Registries hold the runtime state that outlives tables. Build attaches their
+// entries to the table and prunes those of things the table no longer has, so one
+// Runtime must own them and call Build for one snapshot at a time.
+type Registries struct {
+	Backends *backends.Registry
+	Limits   *ratelimit.Registry
+}
+
+// Build validates a snapshot, compiles it and binds it to the registries. An error
+// means the snapshot must be NACKed and the previous table kept; the registries are
+// then unchanged.
+func Build(s *berryv1.Snapshot, reg Registries) (*Table, error) {
 	if s.GetVersion() == 0 {
 		return nil, fmt.Errorf("snapshot has no version")
 	}
@@ -121,14 +156,14 @@ func Build(s *berryv1.Snapshot) (*Table, error) {
 	}
 	t := &Table{
 		Version:    s.GetVersion(),
-		Settings:   cfg.GetSettings(),
+		Settings:   settings(cfg.GetSettings()),
 		users:      make(map[[sha256.Size]byte]*User, len(cfg.GetUsers())),
 		models:     make(map[string]*Model, len(cfg.GetModels())),
 		modelsByID: make(map[string]*Model, len(cfg.GetModels())),
 		providers:  make(map[string]*Provider, len(cfg.GetProviders())),
 	}
 	for _, p := range cfg.GetProviders() {
-		prov, err := buildProvider(p, t.Settings)
+		prov, err := buildProvider(p, t.Settings.RequestTimeout)
 		if err != nil {
 			return nil, fmt.Errorf("snapshot %d: providers.%s: %w", s.GetVersion(), p.GetId(), err)
 		}
@@ -173,48 +208,48 @@ func Build(s *berryv1.Snapshot) (*Table, error) {
 		}
 		t.users[h] = usr
 	}
+	t.bind(reg)
 	return t, nil
 }
 
-// Bind attaches the runtime state that outlives this table — backend states, model
-// counters, rate limiters — from the registries, and prunes their entries for things
-// this table no longer has. It runs once per table; later calls return at once, so the
-// request path can call it on every request. Every caller must pass the same
-// registries.
-func (t *Table) Bind(states *backends.Registry, limits *ratelimit.Registry) {
-	t.bind.Do(func() {
-		var routes []backends.Route
-		var bs []*Backend
-		var modelIDs []string
-		for _, name := range t.ModelNames {
-			m := t.models[name]
-			modelIDs = append(modelIDs, m.ID)
-			for _, b := range m.Backends {
-				routes = append(routes, backends.Route{Model: m.ID, Key: backends.Key{Provider: b.Provider.ID, UpstreamModel: b.UpstreamModel}})
-				bs = append(bs, b)
-			}
+// bind attaches the runtime state that outlives the table — backend states, model
+// counters, rate limiters — from the registries, creating what is new and pruning what
+// the table no longer has.
+func (t *Table) bind(reg Registries) {
+	var routes []backends.Route
+	var bs []*Backend
+	var modelIDs []string
+	for _, name := range t.ModelNames {
+		m := t.models[name]
+		modelIDs = append(modelIDs, m.ID)
+		for _, b := range m.Backends {
+			routes = append(routes, backends.Route{Model: m.ID, Key: b.Key()})
+			bs = append(bs, b)
 		}
-		st := t.Settings
-		sy := states.Sync(routes, modelIDs, int(st.GetCircuitBreakerFailureThreshold()),
-			time.Duration(st.GetCircuitBreakerTimeoutSeconds())*time.Second)
-		for i, b := range bs {
-			b.State, b.Stats = sy.States[i], sy.Routes[i]
-		}
-		for i, id := range modelIDs {
-			t.modelsByID[id].Stats = sy.Models[i]
-		}
-		var ids []string
-		var lims []ratelimit.Limits
-		var us []*User
-		for _, u := range t.users {
-			ids = append(ids, u.ID)
-			lims = append(lims, u.Limits)
-			us = append(us, u)
-		}
-		for i, l := range limits.Sync(ids, lims) {
-			us[i].Limiter = l
-		}
-	})
+	}
+	sy := reg.Backends.Sync(routes, modelIDs, t.Settings.BreakerThreshold, t.Settings.BreakerTimeout)
+	for i, b := range bs {
+		b.State, b.Stats = sy.States[i], sy.Routes[i]
+	}
+	for i, id := range modelIDs {
+		t.modelsByID[id].Stats = sy.Models[i]
+	}
+	var ids []string
+	var lims []ratelimit.Limits
+	var us []*User
+	for _, u := range t.users {
+		ids = append(ids, u.ID)
+		lims = append(lims, u.Limits)
+		us = append(us, u)
+	}
+	for i, l := range reg.Limits.Sync(ids, lims) {
+		us[i].Limiter = l
+	}
+}
+
+// Key is the backend's identity across config versions and the fleet.
+func (b *Backend) Key() config.BackendKey {
+	return config.BackendKey{Provider: b.Provider.ID, Model: b.UpstreamModel}
 }
 
 // Providers returns the table's providers sorted by id.
@@ -223,15 +258,7 @@ func (t *Table) Providers() []*Provider {
 	for _, p := range t.providers {
 		out = append(out, p)
 	}
-	slices.SortFunc(out, func(a, b *Provider) int {
-		if a.ID < b.ID {
-			return -1
-		}
-		if a.ID > b.ID {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b *Provider) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
 
@@ -248,7 +275,7 @@ func (t *Table) Model(name []byte) *Model { return t.models[string(name)] }
 // ModelByName is Model for a string.
 func (t *Table) ModelByName(name string) *Model { return t.models[name] }
 
-func buildProvider(p *berryv1.Provider, st *berryv1.Settings) (*Provider, error) {
+func buildProvider(p *berryv1.Provider, requestTimeout time.Duration) (*Provider, error) {
 	prov := &Provider{
 		ID: p.GetId(), Name: p.GetName(), Enabled: p.GetEnabled(),
 		Timeout:    time.Duration(p.GetTimeoutSeconds()) * time.Second,
@@ -256,7 +283,7 @@ func buildProvider(p *berryv1.Provider, st *berryv1.Settings) (*Provider, error)
 		Account:    config.Account(p),
 	}
 	if prov.Timeout <= 0 {
-		prov.Timeout = time.Duration(st.GetRequestTimeoutSeconds()) * time.Second
+		prov.Timeout = requestTimeout
 	}
 	a, err := provider.Lookup(p.GetBackendType())
 	if err != nil {

@@ -16,19 +16,19 @@ import (
 	"github.com/berry-gateway/berry/pkg/config"
 )
 
-// Applier installs a snapshot (tables.Current).
-type Applier interface {
+// Runtime installs a snapshot (serving.Runtime).
+type Runtime interface {
 	Apply(*berryv1.Snapshot) error
-	Applied() uint64
+	Applied() (version uint64, lineage string)
 }
 
 // Lineage marks snapshots built from a local file; their versions count reloads.
 const Lineage = "standalone"
 
-// Watcher reloads Path into Applier. Fields must be set before Load.
+// Watcher reloads Path into Runtime. Fields must be set before Load.
 type Watcher struct {
 	Path    string
-	Applier Applier
+	Runtime Runtime
 	Log     *slog.Logger
 	// Interval between checks of the file; default 1s. Polling (not inotify) also
 	// sees a file replaced by rename, as editors and Kubernetes ConfigMaps do.
@@ -56,8 +56,9 @@ func (w *Watcher) apply(doc []byte) error {
 	for _, msg := range warnings {
 		w.log().Warn("config file", "path", w.Path, "warning", msg)
 	}
-	v := w.Applier.Applied() + 1
-	if err := w.Applier.Apply(&berryv1.Snapshot{Version: v, Config: cfg, Lineage: Lineage}); err != nil {
+	v, _ := w.Runtime.Applied()
+	v++
+	if err := w.Runtime.Apply(&berryv1.Snapshot{Version: v, Config: cfg, Lineage: Lineage}); err != nil {
 		return fmt.Errorf("config file %s: %w", w.Path, err)
 	}
 	w.log().Info("config loaded", "path", w.Path, "version", v)
@@ -95,8 +96,9 @@ func (w *Watcher) check() {
 	}
 	w.last = sum
 	if err := w.apply(doc); err != nil {
+		serving, _ := w.Runtime.Applied()
 		w.log().Error("config file change ignored; still serving the last good config",
-			"serving", w.Applier.Applied(), "err", err)
+			"serving", serving, "err", err)
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berry-gateway/berry/edge/internal/tables"
+	"github.com/berry-gateway/berry/edge/internal/serving"
 )
 
 const good = `
@@ -61,9 +61,9 @@ func modelDoc(name string) string { return strings.Replace(good, "%s", name, 1) 
 
 func TestWatcher(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "berry.toml")
-	var cur tables.Current
+	var cur serving.Runtime
 	logs := &syncBuf{}
-	w := &Watcher{Path: path, Applier: &cur, Interval: 5 * time.Millisecond,
+	w := &Watcher{Path: path, Runtime: &cur, Interval: 5 * time.Millisecond,
 		Log: slog.New(slog.NewTextHandler(logs, nil))}
 
 	if err := w.Load(); err == nil {
@@ -77,7 +77,7 @@ func TestWatcher(t *testing.T) {
 	if err := w.Load(); err != nil {
 		t.Fatal(err)
 	}
-	if cur.Table().ModelByName("first") == nil || cur.Lineage() != Lineage {
+	if cur.Table().ModelByName("first") == nil || lineage(&cur) != Lineage {
 		t.Fatal("first config not served")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -107,15 +107,15 @@ func TestWatcher(t *testing.T) {
 		{"fixed file reloads", modelDoc("fourth"), "fourth", "config loaded"},
 	}
 	for _, st := range steps {
-		before := cur.Applied()
+		before := version(&cur)
 		n := strings.Count(logs.String(), st.logged)
 		write(t, path, st.doc)
 		wait(st.name, func() bool { return strings.Count(logs.String(), st.logged) > n })
 		if cur.Table().ModelByName(st.serving) == nil {
 			t.Fatalf("%s: model %q not served", st.name, st.serving)
 		}
-		if st.serving != "second" && cur.Applied() != before+1 {
-			t.Fatalf("%s: version %d, want %d", st.name, cur.Applied(), before+1)
+		if st.serving != "second" && version(&cur) != before+1 {
+			t.Fatalf("%s: version %d, want %d", st.name, version(&cur), before+1)
 		}
 	}
 	cancel()
@@ -124,3 +124,7 @@ func TestWatcher(t *testing.T) {
 		t.Fatal("logs show a user token")
 	}
 }
+
+func version(rt *serving.Runtime) uint64 { v, _ := rt.Applied(); return v }
+
+func lineage(rt *serving.Runtime) string { _, l := rt.Applied(); return l }
