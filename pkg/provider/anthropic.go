@@ -613,6 +613,10 @@ func (s *anthropicToChatStream) Event(name, data, dst []byte) ([]byte, error) {
 			st = fasthttp.StatusInternalServerError
 		case "invalid_request_error":
 			st = fasthttp.StatusBadRequest
+		case "authentication_error":
+			st = fasthttp.StatusUnauthorized
+		case "permission_error":
+			st = fasthttp.StatusForbidden
 		}
 		raw, _ := json.Marshal(body)
 		return dst, anthropicError(st, raw)

@@ -414,6 +414,29 @@ func TestStreamFailover(t *testing.T) {
 		}
 		openAIError(t, r.body)
 	})
+	// One failover policy for statuses and stream translators: an Anthropic stream
+	// whose provider account is refused (authentication_error, permission_error, which
+	// the translator reports as 401 and 403) moves on like an HTTP 401/403 does.
+	for _, typ := range []string{"authentication_error", "permission_error"} {
+		t.Run("translated "+typ+" before content: served by another backend", func(t *testing.T) {
+			up := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/event-stream")
+				_, _ = w.Write([]byte("event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"" + typ +
+					"\",\"message\":\"refused\"}}\n\n"))
+			})}
+			lis, _ := net.Listen("tcp", "127.0.0.1:0")
+			go func() { _ = up.Serve(lis) }()
+			t.Cleanup(func() { _ = up.Close() })
+			b := startSim(t, "b", upstreamsim.Options{})
+			edge, _ := edgeFor(t, configTOML("failover", "max_retries = 2",
+				backendSpec{id: "a", url: "http://" + lis.Addr().String(), priority: 1, extra: `backend_type = "anthropic"`},
+				backendSpec{id: "b", url: b.URL(), priority: 2}))
+			r := post(t, edge+"/v1/chat/completions", "t", streamBody)
+			if r.status != 200 || !strings.Contains(r.body, "data: [DONE]") || b.Stats().ChatRequests != 1 {
+				t.Fatalf("%d b=%d %s", r.status, b.Stats().ChatRequests, r.body)
+			}
+		})
+	}
 	t.Run("fails after first content: SSE error event, no clean end", func(t *testing.T) {
 		a := startSim(t, "a", upstreamsim.Options{FailAfterChunks: 3, Chunks: 6})
 		b := startSim(t, "b", upstreamsim.Options{})
