@@ -35,12 +35,6 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("upstream error %d %s: %s", e.Status, e.Code, e.Message)
 }
 
-// Retryable reports whether another backend might succeed where this one failed
-// (rate limits and server-side failures, including Anthropic's overloaded_error).
-func (e *Error) Retryable() bool {
-	return e.Status == http.StatusTooManyRequests || e.Status >= 500
-}
-
 // AppendJSON appends the error in OpenAI's shape (AppendOpenAIError).
 func (e *Error) AppendJSON(dst []byte) []byte {
 	return AppendOpenAIError(dst, e.Type, e.Code, e.Message)
