@@ -159,7 +159,7 @@ type edge struct {
 func startEdge(t *testing.T, cpAddr, id string) *edge {
 	t.Helper()
 	addr := freeAddr(t)
-	// Each edge gets its own snapshot cache, so no test can see another's.
+	// Each edge gets its own snapshot file, so no test can see another's.
 	p := startProc(t, "edge "+id, "berry-edge", "--listen", addr, "--control-plane", cpAddr, "--edge-id", id,
 		"--cache-dir", t.TempDir())
 	e := &edge{proc: p, url: "http://" + addr}

@@ -30,7 +30,7 @@ type sourceFlags struct {
 // register adds the flags; cpAddr is --control-plane, which main already defines.
 func (f *sourceFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.token, "token", os.Getenv("BERRY_EDGE_TOKEN"), "edge token for the control plane (env BERRY_EDGE_TOKEN)")
-	fs.StringVar(&f.cacheDir, "cache-dir", "", "directory of the snapshot cache, one file per edge id (default <user cache dir>/berry/edges)")
+	fs.StringVar(&f.cacheDir, "cache-dir", "", "directory of the snapshot files, one per edge id (default <user cache dir>/berry/edges)")
 	fs.StringVar(&f.configPath, "config", os.Getenv("CONFIG_PATH"), "standalone mode: serve this seed-format TOML file, hot-reloaded, with no control plane (env CONFIG_PATH)")
 	fs.StringVar(&f.tlsCA, "tls-ca", "", "CA bundle (PEM) to verify the control plane; enables TLS")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "client certificate (PEM) for mTLS to the control plane")
@@ -72,7 +72,7 @@ func startSource(ctx context.Context, f sourceFlags, edgeID, listenAddr string, 
 	// and when it is back it sends anything newer.
 	switch snap, err := disk.Load(); {
 	case err != nil:
-		log.Warn("snapshot cache unusable; waiting for the control plane", "path", cachePath, "err", err)
+		log.Warn("snapshot file unusable; waiting for the control plane", "path", cachePath, "err", err)
 	case snap != nil:
 		if err := rt.Apply(snap); err != nil {
 			log.Warn("cached snapshot rejected; waiting for the control plane", "path", cachePath, "err", err)

@@ -13,12 +13,12 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// File is one edge's cache file. The zero value (no path) saves and loads nothing.
+// File is one edge's snapshot file. The zero value (no path) saves and loads nothing.
 type File struct {
 	Path string
 }
 
-// DefaultPath is where an edge keeps its cache when --cache-dir is not given:
+// DefaultPath is where an edge keeps its snapshot file when --cache-dir is not given:
 // <user cache dir>/berry/edges/<edge id>.pb.
 func DefaultPath(dir, edgeID string) (string, error) {
 	if dir == "" {
@@ -55,18 +55,18 @@ func (f File) Save(s *berryv1.Snapshot) error {
 	}
 	buf, err := proto.MarshalOptions{Deterministic: true}.Marshal(s)
 	if err != nil {
-		return fmt.Errorf("snapshot cache: %w", err)
+		return fmt.Errorf("snapshot file: %w", err)
 	}
 	if err := os.MkdirAll(filepath.Dir(f.Path), 0o700); err != nil {
-		return fmt.Errorf("snapshot cache: %w", err)
+		return fmt.Errorf("snapshot file: %w", err)
 	}
 	if err := atomicfile.WriteFile(f.Path, buf, 0o600); err != nil {
-		return fmt.Errorf("snapshot cache: %w", err)
+		return fmt.Errorf("snapshot file: %w", err)
 	}
 	return nil
 }
 
-// Load reads the cached snapshot; it returns (nil, nil) when there is none.
+// Load reads the saved snapshot; it returns (nil, nil) when there is none.
 func (f File) Load() (*berryv1.Snapshot, error) {
 	if f.Path == "" {
 		return nil, nil
@@ -76,11 +76,11 @@ func (f File) Load() (*berryv1.Snapshot, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("snapshot cache: %w", err)
+		return nil, fmt.Errorf("snapshot file: %w", err)
 	}
 	s := &berryv1.Snapshot{}
 	if err := proto.Unmarshal(buf, s); err != nil {
-		return nil, fmt.Errorf("snapshot cache %s: corrupt: %w", f.Path, err)
+		return nil, fmt.Errorf("snapshot file %s: corrupt: %w", f.Path, err)
 	}
 	return s, nil
 }
