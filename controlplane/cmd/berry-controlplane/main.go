@@ -109,8 +109,7 @@ func run(args []string) error {
 	}
 	defer st.Close()
 
-	srv := server.New(st, log)
-	srv.ScoreInterval = *scoreInterval
+	srv := server.New(st, server.Options{Log: log, ScoreInterval: *scoreInterval})
 	if *bootstrap != "" {
 		doc, err := os.ReadFile(*bootstrap)
 		if err != nil {
@@ -123,6 +122,7 @@ func run(args []string) error {
 	if err := srv.Load(ctx); err != nil {
 		return err
 	}
+	srv.Start(ctx)
 
 	lis, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -142,7 +142,7 @@ func run(args []string) error {
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
-	srv.Shutdown() // end edge streams so GracefulStop can return
+	srv.Shutdown() // end edge streams and the score loop so GracefulStop can return
 	stopped := make(chan struct{})
 	go func() { gs.GracefulStop(); close(stopped) }()
 	select {

@@ -407,6 +407,7 @@ func (c *cli) scores(ctx context.Context, model string) error {
 		}
 		return strconv.FormatFloat(sec*1000, 'f', 1, 64) + "ms"
 	}
+	count := func(n float64) string { return strconv.FormatFloat(n, 'f', 1, 64) }
 	var rows [][]string
 	for _, b := range r.GetBackends() {
 		health := "up"
@@ -417,11 +418,12 @@ func (c *cli) scores(ctx context.Context, model string) error {
 			health = "probe failing"
 		}
 		rows = append(rows, []string{b.GetProvider() + "/" + b.GetUpstreamModel(), ms(b.GetLatencySeconds()), ms(b.GetTtftSeconds()),
-			strconv.FormatFloat(b.GetWeight(), 'f', 1, 64), strconv.FormatUint(uint64(b.GetEdges()), 10),
-			strconv.FormatFloat(b.GetErrorRate()*100, 'f', 1, 64) + "%", strconv.FormatFloat(b.GetRequests(), 'f', 1, 64),
+			count(b.GetWeight()), strconv.FormatUint(uint64(b.GetEdges()), 10),
+			strconv.FormatFloat(b.GetErrorRate()*100, 'f', 1, 64) + "%", count(b.GetRequests()),
+			count(b.GetClientErrors()), count(b.GetServerErrors()), count(b.GetNoAnswer()),
 			health, or(b.GetProbeOwner(), "-")})
 	}
-	return c.table([]string{"BACKEND", "LATENCY", "TTFT", "SAMPLES", "EDGES", "ERRORS", "REQUESTS", "HEALTH", "PROBE OWNER"}, rows)
+	return c.table([]string{"BACKEND", "LATENCY", "TTFT", "SAMPLES", "EDGES", "ERRORS", "REQUESTS", "4XX", "5XX", "NO ANSWER", "HEALTH", "PROBE OWNER"}, rows)
 }
 
 func connected(es []*berryv1.EdgeStatus) int {

@@ -37,7 +37,8 @@ Commands:
   keys disable ID | keys enable ID
   edges                       fleet status: every edge and the version it applied
   scores [MODEL]              fleet-wide latency/TTFT, samples, contributing edges,
-                              error rate, health and probe owner per backend
+                              error rate (5xx and no answer over all but 4xx), recent
+                              attempts by class, health and probe owner per backend
 
 Global flags (anywhere on the line):
   --server ADDR     control plane address (env BERRY_SERVER, default 127.0.0.1:9090)

@@ -60,6 +60,12 @@ type Identity struct {
 
 type identityKey struct{}
 
+// NewContext returns ctx carrying id as its caller: how the interceptors record who
+// calls, and how the control plane's own writes (bootstrap) name their author.
+func NewContext(ctx context.Context, id Identity) context.Context {
+	return context.WithValue(ctx, identityKey{}, id)
+}
+
 // FromContext returns the caller's identity set by the interceptors. Without
 // interceptors (or with no credentials configured) callers are anonymous admins.
 func FromContext(ctx context.Context) Identity {
@@ -165,7 +171,7 @@ func (p *Policy) check(ctx context.Context, method string) (context.Context, err
 		return ctx, nil
 	}
 	if !p.Enabled() {
-		return context.WithValue(ctx, identityKey{}, anonymous(ctx)), nil
+		return NewContext(ctx, anonymous(ctx)), nil
 	}
 	id, err := p.authenticate(ctx)
 	if err != nil {
@@ -174,7 +180,7 @@ func (p *Policy) check(ctx context.Context, method string) (context.Context, err
 	if !p.allowed(id, method) {
 		return nil, status.Errorf(codes.PermissionDenied, "the %s role may not call %s", id.Role, method)
 	}
-	return context.WithValue(ctx, identityKey{}, id), nil
+	return NewContext(ctx, id), nil
 }
 
 // Unary is the unary server interceptor.

@@ -72,3 +72,10 @@ func TestZeroPolicyIsAnonymousAdmin(t *testing.T) {
 		t.Fatalf("identity %+v, err %v", got, err)
 	}
 }
+
+func TestNewContextNamesTheCaller(t *testing.T) {
+	want := Identity{Name: "bootstrap", Role: RoleAdmin}
+	if got := FromContext(NewContext(context.Background(), want)); got != want {
+		t.Fatalf("FromContext = %+v, want %+v", got, want)
+	}
+}

@@ -7,6 +7,9 @@
 // weight from its recent sample count; weights are capped relative to the typical edge,
 // and the merged value is a weighted median, so one edge reporting wild numbers cannot
 // move the score alone while it is outnumbered.
+//
+// A backend's key is the caller's type (any comparable one), so the algorithm depends
+// on nothing of the config.
 package fleetscore
 
 import (
@@ -15,16 +18,19 @@ import (
 	"time"
 )
 
-// Observation is one edge's report about one backend for the last interval.
-type Observation struct {
+// Observation is one edge's report about one backend (keyed by K) for the last
+// interval.
+type Observation[K comparable] struct {
 	// Backend is the stable backend key shared by edges and control plane.
-	Backend string
+	Backend K
 	// Latency and TTFT are the edge's current estimates in seconds (0: no estimate).
 	Latency, TTFT float64
 	// Samples is how many latency samples the edge took since its last report.
 	Samples uint32
-	// Requests and Errors count upstream attempts and failed ones since the last report.
-	Requests, Errors uint32
+	// Requests counts upstream attempts since the last report, whatever their outcome;
+	// ClientErrors, ServerErrors and NoAnswer count those answered 4xx, answered 5xx,
+	// and not answered at all (connect error, timeout, broken stream).
+	Requests, ClientErrors, ServerErrors, NoAnswer uint32
 }
 
 // Score is the fleet's merged view of one backend.
@@ -34,14 +40,18 @@ type Score struct {
 	Weight float64
 	// Edges is how many edges contributed a live estimate.
 	Edges int
-	// ErrorRate is errors/requests over the fleet's recent window; Requests its base.
+	// Requests, ClientErrors, ServerErrors and NoAnswer are the fleet's recent (decayed)
+	// attempts and their outcome classes, summed over edges.
+	Requests, ClientErrors, ServerErrors, NoAnswer float64
+	// ErrorRate is (ServerErrors + NoAnswer) / (Requests - ClientErrors), 0 when no
+	// attempt speaks to the backend's health: a 4xx is about the request, not the
+	// backend, so it counts neither for nor against it.
 	ErrorRate float64
-	Requests  float64
 }
 
-// Merger accumulates observations. The zero value is ready for use with default
-// settings; it is safe for concurrent use.
-type Merger struct {
+// Merger accumulates observations of backends keyed by K. The zero value is ready for
+// use with default settings; it is safe for concurrent use.
+type Merger[K comparable] struct {
 	// TTL expires an edge's contribution when it has not reported for this long
 	// (default 10s).
 	TTL time.Duration
@@ -55,7 +65,7 @@ type Merger struct {
 	MinShare float64
 
 	mu       sync.Mutex
-	backends map[string]*backend
+	backends map[K]*backend
 	epoch    uint64
 }
 
@@ -64,15 +74,16 @@ type backend struct {
 }
 
 type contribution struct {
-	latency, ttft    float64
-	weight           float64
-	requests, errors float64
-	at               time.Time
-	sampling         bool // the last report had samples
+	latency, ttft float64
+	weight        float64
+	// Decayed attempt counts: all, 4xx, 5xx and no answer.
+	requests, client, server, noAnswer float64
+	at                                 time.Time
+	sampling                           bool // the last report had samples
 }
 
 // Observe records a batch from one edge taken at time at.
-func (m *Merger) Observe(edge string, at time.Time, batch []Observation) {
+func (m *Merger[K]) Observe(edge string, at time.Time, batch []Observation[K]) {
 	decay := m.Decay
 	if decay <= 0 || decay >= 1 {
 		decay = 0.5
@@ -80,7 +91,7 @@ func (m *Merger) Observe(edge string, at time.Time, batch []Observation) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.backends == nil {
-		m.backends = make(map[string]*backend)
+		m.backends = make(map[K]*backend)
 	}
 	for i := range batch {
 		o := &batch[i]
@@ -98,14 +109,16 @@ func (m *Merger) Observe(edge string, at time.Time, batch []Observation) {
 		c.latency, c.ttft = o.Latency, o.TTFT
 		c.weight = c.weight*decay + float64(o.Samples)
 		c.requests = c.requests*decay + float64(o.Requests)
-		c.errors = c.errors*decay + float64(o.Errors)
+		c.client = c.client*decay + float64(o.ClientErrors)
+		c.server = c.server*decay + float64(o.ServerErrors)
+		c.noAnswer = c.noAnswer*decay + float64(o.NoAnswer)
 		c.at = at
 		c.sampling = o.Samples > 0
 	}
 }
 
 // RemoveEdge drops an edge's contributions at once (it disconnected for good).
-func (m *Merger) RemoveEdge(edge string) {
+func (m *Merger[K]) RemoveEdge(edge string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, b := range m.backends {
@@ -115,7 +128,7 @@ func (m *Merger) RemoveEdge(edge string) {
 
 // Scores merges the live contributions as of now and returns them with a new epoch;
 // expired contributions and backends nobody reports on any more are dropped.
-func (m *Merger) Scores(now time.Time) (epoch uint64, scores map[string]Score) {
+func (m *Merger[K]) Scores(now time.Time) (epoch uint64, scores map[K]Score) {
 	ttl := m.TTL
 	if ttl <= 0 {
 		ttl = 10 * time.Second
@@ -127,13 +140,13 @@ func (m *Merger) Scores(now time.Time) (epoch uint64, scores map[string]Score) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.epoch++
-	scores = make(map[string]Score, len(m.backends))
+	scores = make(map[K]Score, len(m.backends))
 	var lat, ttft []weighted
 	var weights []float64
 	for key, b := range m.backends {
 		lat, ttft, weights = lat[:0], ttft[:0], weights[:0]
 		var s Score
-		var errs, heaviest float64
+		var heaviest float64
 		for id, c := range b.edges {
 			if now.Sub(c.at) > ttl {
 				delete(b.edges, id)
@@ -144,7 +157,9 @@ func (m *Merger) Scores(now time.Time) (epoch uint64, scores map[string]Score) {
 		minWeight := heaviest * minShare
 		for _, c := range b.edges {
 			s.Requests += c.requests
-			errs += c.errors
+			s.ClientErrors += c.client
+			s.ServerErrors += c.server
+			s.NoAnswer += c.noAnswer
 			if c.weight <= 0 || (!c.sampling && c.weight < minWeight) {
 				continue
 			}
@@ -162,8 +177,8 @@ func (m *Merger) Scores(now time.Time) (epoch uint64, scores map[string]Score) {
 			delete(m.backends, key)
 			continue
 		}
-		if s.Requests > 0 {
-			s.ErrorRate = errs / s.Requests
+		if judged := s.Requests - s.ClientErrors; judged > 0 {
+			s.ErrorRate = (s.ServerErrors + s.NoAnswer) / judged
 		}
 		limit := weightCap(weights)
 		s.Latency = weightedMedian(lat, limit)

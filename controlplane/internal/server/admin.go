@@ -8,10 +8,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
+	"sync"
 
 	"github.com/berry-gateway/berry/controlplane/internal/auth"
+	"github.com/berry-gateway/berry/controlplane/internal/cache"
 	"github.com/berry-gateway/berry/controlplane/internal/configdiff"
+	"github.com/berry-gateway/berry/controlplane/internal/fleet"
 	"github.com/berry-gateway/berry/controlplane/internal/store"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/pkg/config"
@@ -48,32 +52,168 @@ var ReadMethods = []string{
 // errNotFound is wrapped by writes that name an entry that does not exist.
 var errNotFound = errors.New("not found")
 
-// update runs one validated read-modify-write as a new version and publishes it.
-func (s *Server) update(ctx context.Context, opts *berryv1.WriteOptions, what string, mutate func(*berryv1.Config) error) (*berryv1.ConfigVersion, error) {
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	v, err := s.store.Update(ctx, store.UpdateRequest{
+// AdminService implements berryv1.AdminServiceServer: config reads and writes, version
+// history, keys, fleet status, scores and backups. Every config change goes through
+// write, the one path into the store, and is published to the snapshot cache.
+type AdminService struct {
+	store     *store.Store
+	snapshots *cache.Snapshots // published on every write; read for GetScores's model filter
+	scores    *cache.Scores    // read by GetScores
+	fleet     *fleet.Registry  // read by FleetStatus
+	log       *slog.Logger
+
+	writeMu sync.Mutex // orders write+publish so edges see versions in order
+
+	berryv1.UnimplementedAdminServiceServer
+}
+
+// NewAdminService returns the admin service on st, publishing every new version to
+// snapshots; scores and edges are read for GetScores and FleetStatus.
+func NewAdminService(st *store.Store, snapshots *cache.Snapshots, scores *cache.Scores, edges *fleet.Registry, log *slog.Logger) *AdminService {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &AdminService{store: st, snapshots: snapshots, scores: scores, fleet: edges, log: log}
+}
+
+// change is one write of the config.
+type change struct {
+	// what names the change: logged, and the version's message unless opts has one.
+	what string
+	opts *berryv1.WriteOptions
+	// mutate edits a private copy of the current config (empty on an empty store); the
+	// result is normalized and validated before it is stored.
+	mutate func(*berryv1.Config) error
+	// ifEmpty makes the write a no-op when the store already holds a version
+	// (bootstrap).
+	ifEmpty bool
+}
+
+// write is the one path by which the config changes: one validated read-modify-write
+// in one store transaction, authored by the caller in ctx, then published. created is
+// false when ifEmpty found a version (which is returned). Errors are the store's and
+// mutate's, not yet gRPC statuses.
+func (a *AdminService) write(ctx context.Context, c change) (v *berryv1.ConfigVersion, created bool, err error) {
+	a.writeMu.Lock()
+	defer a.writeMu.Unlock()
+	v, created, err = a.store.Update(ctx, store.UpdateRequest{
 		Mutate: func(cfg *berryv1.Config) error {
-			if err := mutate(cfg); err != nil {
+			if err := c.mutate(cfg); err != nil {
 				return err
 			}
 			config.Normalize(cfg)
 			return config.Validate(cfg)
 		},
-		Author: auth.FromContext(ctx).Name, Message: cmp.Or(opts.GetMessage(), what),
-		ExpectedVersion: opts.GetExpectedVersion(),
+		Author: auth.FromContext(ctx).Name, Message: cmp.Or(c.opts.GetMessage(), c.what),
+		ExpectedVersion: c.opts.GetExpectedVersion(), IfEmpty: c.ifEmpty,
 	})
-	if err != nil {
-		return nil, toStatus(err)
+	if err != nil || !created {
+		return v, false, err
 	}
-	s.publish(v)
-	s.log.Info("config changed", "version", v.Version, "author", v.Author, "change", what)
+	a.publish(v)
+	a.log.Info("config changed", "version", v.Version, "author", v.Author, "change", c.what)
+	return v, true, nil
+}
+
+// load publishes the store's current version, if any.
+func (a *AdminService) load(ctx context.Context) (*berryv1.ConfigVersion, error) {
+	a.writeMu.Lock()
+	defer a.writeMu.Unlock()
+	v, err := a.store.Current(ctx)
+	if err != nil || v == nil {
+		return nil, err
+	}
+	a.publish(v)
 	return v, nil
 }
 
+func (a *AdminService) publish(v *berryv1.ConfigVersion) {
+	a.snapshots.Set(&berryv1.Snapshot{Version: v.Version, Config: v.Config, Lineage: a.store.Lineage()})
+}
+
+// replaceWith is a mutation that makes the whole config cfg.
+func replaceWith(cfg *berryv1.Config) func(*berryv1.Config) error {
+	return func(cur *berryv1.Config) error {
+		proto.Reset(cur)
+		proto.Merge(cur, cfg)
+		return nil
+	}
+}
+
+// ImportConfig implements berryv1.AdminServiceServer.
+func (a *AdminService) ImportConfig(ctx context.Context, req *berryv1.ImportConfigRequest) (*berryv1.ImportConfigResponse, error) {
+	cfg, warnings, err := config.ParseTOML([]byte(req.GetToml()))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	opts := &berryv1.WriteOptions{Message: req.GetMessage(), ExpectedVersion: req.GetExpectedVersion()}
+	v, _, err := a.write(ctx, change{what: "import config", opts: opts, mutate: replaceWith(cfg)})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &berryv1.ImportConfigResponse{Version: v.Version, Warnings: warnings}, nil
+}
+
+// GetConfig implements berryv1.AdminServiceServer.
+func (a *AdminService) GetConfig(ctx context.Context, _ *berryv1.GetConfigRequest) (*berryv1.GetConfigResponse, error) {
+	v, err := a.store.Current(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if v == nil {
+		return &berryv1.GetConfigResponse{Config: &berryv1.Config{}}, nil
+	}
+	return &berryv1.GetConfigResponse{Version: v.Version, Config: config.Redact(v.Config)}, nil
+}
+
+// GetCurrentVersion implements berryv1.AdminServiceServer.
+func (a *AdminService) GetCurrentVersion(ctx context.Context, _ *berryv1.GetCurrentVersionRequest) (*berryv1.GetCurrentVersionResponse, error) {
+	v, err := a.store.Current(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if v == nil {
+		return &berryv1.GetCurrentVersionResponse{}, nil
+	}
+	return &berryv1.GetCurrentVersionResponse{
+		Version: v.Version, CreatedAt: v.CreatedAt, Author: v.Author, Message: v.Message,
+	}, nil
+}
+
+// GetScores implements berryv1.AdminServiceServer: the last merged scores, optionally
+// only the backends of one model.
+func (a *AdminService) GetScores(_ context.Context, req *berryv1.GetScoresRequest) (*berryv1.GetScoresResponse, error) {
+	latest, _ := a.scores.Watch()
+	resp := &berryv1.GetScoresResponse{}
+	if latest == nil {
+		return resp, nil
+	}
+	resp.Epoch = latest.GetEpoch()
+	var want map[config.BackendKey]bool
+	if m := req.GetModel(); m != "" {
+		want = map[config.BackendKey]bool{}
+		if snap, _ := a.snapshots.Watch(); snap != nil {
+			for _, mod := range snap.GetConfig().GetModels() {
+				if mod.GetId() != m && mod.GetName() != m {
+					continue
+				}
+				for _, b := range mod.GetBackends() {
+					want[config.BackendKey{Provider: b.GetProvider(), Model: b.GetModel()}] = true
+				}
+			}
+		}
+	}
+	for _, b := range latest.GetBackends() {
+		if want == nil || want[config.BackendKey{Provider: b.GetProvider(), Model: b.GetUpstreamModel()}] {
+			resp.Backends = append(resp.Backends, b)
+		}
+	}
+	return resp, nil
+}
+
 // current returns the current version, or an empty version 0.
-func (s *Server) current(ctx context.Context) (*berryv1.ConfigVersion, error) {
-	v, err := s.store.Current(ctx)
+func (a *AdminService) current(ctx context.Context) (*berryv1.ConfigVersion, error) {
+	v, err := a.store.Current(ctx)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -84,7 +224,7 @@ func (s *Server) current(ctx context.Context) (*berryv1.ConfigVersion, error) {
 }
 
 // ApplyConfig implements berryv1.AdminServiceServer.
-func (s *Server) ApplyConfig(ctx context.Context, req *berryv1.ApplyConfigRequest) (*berryv1.ApplyConfigResponse, error) {
+func (a *AdminService) ApplyConfig(ctx context.Context, req *berryv1.ApplyConfigRequest) (*berryv1.ApplyConfigResponse, error) {
 	var (
 		cfg      *berryv1.Config
 		warnings []string
@@ -100,23 +240,19 @@ func (s *Server) ApplyConfig(ctx context.Context, req *berryv1.ApplyConfigReques
 	default:
 		return nil, status.Error(codes.InvalidArgument, "source: set toml or config")
 	}
-	v, err := s.update(ctx, req.GetOptions(), "apply config", func(cur *berryv1.Config) error {
-		proto.Reset(cur)
-		proto.Merge(cur, cfg)
-		return nil
-	})
+	v, _, err := a.write(ctx, change{what: "apply config", opts: req.GetOptions(), mutate: replaceWith(cfg)})
 	if err != nil {
-		return nil, err
+		return nil, toStatus(err)
 	}
 	return &berryv1.ApplyConfigResponse{Version: v.Version, Warnings: warnings}, nil
 }
 
 // ExportConfig implements berryv1.AdminServiceServer.
-func (s *Server) ExportConfig(ctx context.Context, req *berryv1.ExportConfigRequest) (*berryv1.ExportConfigResponse, error) {
+func (a *AdminService) ExportConfig(ctx context.Context, req *berryv1.ExportConfigRequest) (*berryv1.ExportConfigResponse, error) {
 	if req.GetIncludeSecrets() && auth.FromContext(ctx).Role != auth.RoleAdmin {
 		return nil, status.Error(codes.PermissionDenied, "include_secrets needs the admin role")
 	}
-	v, err := s.version(ctx, req.GetVersion())
+	v, err := a.version(ctx, req.GetVersion())
 	if err != nil {
 		return nil, err
 	}
@@ -132,11 +268,11 @@ func (s *Server) ExportConfig(ctx context.Context, req *berryv1.ExportConfigRequ
 }
 
 // version returns version n, or the current one for 0.
-func (s *Server) version(ctx context.Context, n uint64) (*berryv1.ConfigVersion, error) {
+func (a *AdminService) version(ctx context.Context, n uint64) (*berryv1.ConfigVersion, error) {
 	if n == 0 {
-		return s.current(ctx)
+		return a.current(ctx)
 	}
-	v, err := s.store.Get(ctx, n)
+	v, err := a.store.Get(ctx, n)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -144,8 +280,8 @@ func (s *Server) version(ctx context.Context, n uint64) (*berryv1.ConfigVersion,
 }
 
 // ListProviders implements berryv1.AdminServiceServer.
-func (s *Server) ListProviders(ctx context.Context, _ *berryv1.ListProvidersRequest) (*berryv1.ListProvidersResponse, error) {
-	v, err := s.current(ctx)
+func (a *AdminService) ListProviders(ctx context.Context, _ *berryv1.ListProvidersRequest) (*berryv1.ListProvidersResponse, error) {
+	v, err := a.current(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -153,8 +289,8 @@ func (s *Server) ListProviders(ctx context.Context, _ *berryv1.ListProvidersRequ
 }
 
 // GetProvider implements berryv1.AdminServiceServer.
-func (s *Server) GetProvider(ctx context.Context, req *berryv1.GetProviderRequest) (*berryv1.GetProviderResponse, error) {
-	v, err := s.current(ctx)
+func (a *AdminService) GetProvider(ctx context.Context, req *berryv1.GetProviderRequest) (*berryv1.GetProviderResponse, error) {
+	v, err := a.current(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -166,13 +302,13 @@ func (s *Server) GetProvider(ctx context.Context, req *berryv1.GetProviderReques
 }
 
 // PutProvider implements berryv1.AdminServiceServer.
-func (s *Server) PutProvider(ctx context.Context, req *berryv1.PutProviderRequest) (*berryv1.PutProviderResponse, error) {
+func (a *AdminService) PutProvider(ctx context.Context, req *berryv1.PutProviderRequest) (*berryv1.PutProviderResponse, error) {
 	p := proto.Clone(req.GetProvider()).(*berryv1.Provider)
 	if p == nil || p.GetId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "provider.id: required")
 	}
 	p.ApiKeySet = false
-	v, err := s.update(ctx, req.GetOptions(), "put provider "+p.GetId(), func(cfg *berryv1.Config) error {
+	v, _, err := a.write(ctx, change{what: "put provider " + p.GetId(), opts: req.GetOptions(), mutate: func(cfg *berryv1.Config) error {
 		if i := indexOf(cfg.GetProviders(), p.GetId()); i >= 0 {
 			old := cfg.Providers[i]
 			if p.ApiKey == "" {
@@ -184,9 +320,9 @@ func (s *Server) PutProvider(ctx context.Context, req *berryv1.PutProviderReques
 		}
 		cfg.Providers = append(cfg.Providers, p)
 		return nil
-	})
+	}})
 	if err != nil {
-		return nil, err
+		return nil, toStatus(err)
 	}
 	return &berryv1.PutProviderResponse{Version: v.Version}, nil
 }
@@ -203,19 +339,19 @@ func keepSecretHeaders(p, old *berryv1.Provider) {
 }
 
 // DeleteProvider implements berryv1.AdminServiceServer.
-func (s *Server) DeleteProvider(ctx context.Context, req *berryv1.DeleteProviderRequest) (*berryv1.DeleteProviderResponse, error) {
-	v, err := s.update(ctx, req.GetOptions(), "delete provider "+req.GetId(), func(cfg *berryv1.Config) error {
+func (a *AdminService) DeleteProvider(ctx context.Context, req *berryv1.DeleteProviderRequest) (*berryv1.DeleteProviderResponse, error) {
+	v, _, err := a.write(ctx, change{what: "delete provider " + req.GetId(), opts: req.GetOptions(), mutate: func(cfg *berryv1.Config) error {
 		return remove(&cfg.Providers, "provider", req.GetId())
-	})
+	}})
 	if err != nil {
-		return nil, err
+		return nil, toStatus(err)
 	}
 	return &berryv1.DeleteProviderResponse{Version: v.Version}, nil
 }
 
 // ListModels implements berryv1.AdminServiceServer.
-func (s *Server) ListModels(ctx context.Context, _ *berryv1.ListModelsRequest) (*berryv1.ListModelsResponse, error) {
-	v, err := s.current(ctx)
+func (a *AdminService) ListModels(ctx context.Context, _ *berryv1.ListModelsRequest) (*berryv1.ListModelsResponse, error) {
+	v, err := a.current(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -223,8 +359,8 @@ func (s *Server) ListModels(ctx context.Context, _ *berryv1.ListModelsRequest) (
 }
 
 // GetModel implements berryv1.AdminServiceServer.
-func (s *Server) GetModel(ctx context.Context, req *berryv1.GetModelRequest) (*berryv1.GetModelResponse, error) {
-	v, err := s.current(ctx)
+func (a *AdminService) GetModel(ctx context.Context, req *berryv1.GetModelRequest) (*berryv1.GetModelResponse, error) {
+	v, err := a.current(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -236,35 +372,35 @@ func (s *Server) GetModel(ctx context.Context, req *berryv1.GetModelRequest) (*b
 }
 
 // PutModel implements berryv1.AdminServiceServer.
-func (s *Server) PutModel(ctx context.Context, req *berryv1.PutModelRequest) (*berryv1.PutModelResponse, error) {
+func (a *AdminService) PutModel(ctx context.Context, req *berryv1.PutModelRequest) (*berryv1.PutModelResponse, error) {
 	m := proto.Clone(req.GetModel()).(*berryv1.Model)
 	if m == nil || m.GetId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "model.id: required")
 	}
-	v, err := s.update(ctx, req.GetOptions(), "put model "+m.GetId(), func(cfg *berryv1.Config) error {
+	v, _, err := a.write(ctx, change{what: "put model " + m.GetId(), opts: req.GetOptions(), mutate: func(cfg *berryv1.Config) error {
 		put(&cfg.Models, m)
 		return nil
-	})
+	}})
 	if err != nil {
-		return nil, err
+		return nil, toStatus(err)
 	}
 	return &berryv1.PutModelResponse{Version: v.Version}, nil
 }
 
 // DeleteModel implements berryv1.AdminServiceServer.
-func (s *Server) DeleteModel(ctx context.Context, req *berryv1.DeleteModelRequest) (*berryv1.DeleteModelResponse, error) {
-	v, err := s.update(ctx, req.GetOptions(), "delete model "+req.GetId(), func(cfg *berryv1.Config) error {
+func (a *AdminService) DeleteModel(ctx context.Context, req *berryv1.DeleteModelRequest) (*berryv1.DeleteModelResponse, error) {
+	v, _, err := a.write(ctx, change{what: "delete model " + req.GetId(), opts: req.GetOptions(), mutate: func(cfg *berryv1.Config) error {
 		return remove(&cfg.Models, "model", req.GetId())
-	})
+	}})
 	if err != nil {
-		return nil, err
+		return nil, toStatus(err)
 	}
 	return &berryv1.DeleteModelResponse{Version: v.Version}, nil
 }
 
 // ListUsers implements berryv1.AdminServiceServer.
-func (s *Server) ListUsers(ctx context.Context, _ *berryv1.ListUsersRequest) (*berryv1.ListUsersResponse, error) {
-	v, err := s.current(ctx)
+func (a *AdminService) ListUsers(ctx context.Context, _ *berryv1.ListUsersRequest) (*berryv1.ListUsersResponse, error) {
+	v, err := a.current(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -272,8 +408,8 @@ func (s *Server) ListUsers(ctx context.Context, _ *berryv1.ListUsersRequest) (*b
 }
 
 // GetUser implements berryv1.AdminServiceServer.
-func (s *Server) GetUser(ctx context.Context, req *berryv1.GetUserRequest) (*berryv1.GetUserResponse, error) {
-	v, err := s.current(ctx)
+func (a *AdminService) GetUser(ctx context.Context, req *berryv1.GetUserRequest) (*berryv1.GetUserResponse, error) {
+	v, err := a.current(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -285,38 +421,38 @@ func (s *Server) GetUser(ctx context.Context, req *berryv1.GetUserRequest) (*ber
 }
 
 // PutUser implements berryv1.AdminServiceServer.
-func (s *Server) PutUser(ctx context.Context, req *berryv1.PutUserRequest) (*berryv1.PutUserResponse, error) {
+func (a *AdminService) PutUser(ctx context.Context, req *berryv1.PutUserRequest) (*berryv1.PutUserResponse, error) {
 	u := proto.Clone(req.GetUser()).(*berryv1.User)
 	if u == nil || u.GetId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "user.id: required")
 	}
-	v, err := s.update(ctx, req.GetOptions(), "put user "+u.GetId(), func(cfg *berryv1.Config) error {
+	v, _, err := a.write(ctx, change{what: "put user " + u.GetId(), opts: req.GetOptions(), mutate: func(cfg *berryv1.Config) error {
 		if i := indexOf(cfg.GetUsers(), u.GetId()); i >= 0 && u.Token == "" && len(u.TokenSha256) == 0 {
 			u.TokenSha256 = cfg.Users[i].GetTokenSha256() // a redacted read written back keeps its key
 		}
 		put(&cfg.Users, u)
 		return nil
-	})
+	}})
 	if err != nil {
-		return nil, err
+		return nil, toStatus(err)
 	}
 	return &berryv1.PutUserResponse{Version: v.Version}, nil
 }
 
 // DeleteUser implements berryv1.AdminServiceServer.
-func (s *Server) DeleteUser(ctx context.Context, req *berryv1.DeleteUserRequest) (*berryv1.DeleteUserResponse, error) {
-	v, err := s.update(ctx, req.GetOptions(), "delete user "+req.GetId(), func(cfg *berryv1.Config) error {
+func (a *AdminService) DeleteUser(ctx context.Context, req *berryv1.DeleteUserRequest) (*berryv1.DeleteUserResponse, error) {
+	v, _, err := a.write(ctx, change{what: "delete user " + req.GetId(), opts: req.GetOptions(), mutate: func(cfg *berryv1.Config) error {
 		return remove(&cfg.Users, "user", req.GetId())
-	})
+	}})
 	if err != nil {
-		return nil, err
+		return nil, toStatus(err)
 	}
 	return &berryv1.DeleteUserResponse{Version: v.Version}, nil
 }
 
 // GetSettings implements berryv1.AdminServiceServer.
-func (s *Server) GetSettings(ctx context.Context, _ *berryv1.GetSettingsRequest) (*berryv1.GetSettingsResponse, error) {
-	v, err := s.current(ctx)
+func (a *AdminService) GetSettings(ctx context.Context, _ *berryv1.GetSettingsRequest) (*berryv1.GetSettingsResponse, error) {
+	v, err := a.current(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -324,25 +460,25 @@ func (s *Server) GetSettings(ctx context.Context, _ *berryv1.GetSettingsRequest)
 }
 
 // UpdateSettings implements berryv1.AdminServiceServer.
-func (s *Server) UpdateSettings(ctx context.Context, req *berryv1.UpdateSettingsRequest) (*berryv1.UpdateSettingsResponse, error) {
+func (a *AdminService) UpdateSettings(ctx context.Context, req *berryv1.UpdateSettingsRequest) (*berryv1.UpdateSettingsResponse, error) {
 	st := proto.Clone(req.GetSettings()).(*berryv1.Settings)
 	if st == nil {
 		return nil, status.Error(codes.InvalidArgument, "settings: required")
 	}
-	v, err := s.update(ctx, req.GetOptions(), "update settings", func(cfg *berryv1.Config) error {
+	v, _, err := a.write(ctx, change{what: "update settings", opts: req.GetOptions(), mutate: func(cfg *berryv1.Config) error {
 		cfg.Settings = st
 		return nil
-	})
+	}})
 	if err != nil {
-		return nil, err
+		return nil, toStatus(err)
 	}
 	return &berryv1.UpdateSettingsResponse{Version: v.Version}, nil
 }
 
 // ListVersions implements berryv1.AdminServiceServer.
-func (s *Server) ListVersions(ctx context.Context, req *berryv1.ListVersionsRequest) (*berryv1.ListVersionsResponse, error) {
+func (a *AdminService) ListVersions(ctx context.Context, req *berryv1.ListVersionsRequest) (*berryv1.ListVersionsResponse, error) {
 	limit := min(int(cmp.Or(req.GetLimit(), 100)), 1000)
-	vs, err := s.store.List(ctx, req.GetBefore(), limit)
+	vs, err := a.store.List(ctx, req.GetBefore(), limit)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -354,11 +490,11 @@ func (s *Server) ListVersions(ctx context.Context, req *berryv1.ListVersionsRequ
 }
 
 // GetVersion implements berryv1.AdminServiceServer.
-func (s *Server) GetVersion(ctx context.Context, req *berryv1.GetVersionRequest) (*berryv1.GetVersionResponse, error) {
+func (a *AdminService) GetVersion(ctx context.Context, req *berryv1.GetVersionRequest) (*berryv1.GetVersionResponse, error) {
 	if req.GetVersion() == 0 {
 		return nil, status.Error(codes.InvalidArgument, "version: required")
 	}
-	v, err := s.version(ctx, req.GetVersion())
+	v, err := a.version(ctx, req.GetVersion())
 	if err != nil {
 		return nil, err
 	}
@@ -367,46 +503,42 @@ func (s *Server) GetVersion(ctx context.Context, req *berryv1.GetVersionRequest)
 }
 
 // DiffVersions implements berryv1.AdminServiceServer.
-func (s *Server) DiffVersions(ctx context.Context, req *berryv1.DiffVersionsRequest) (*berryv1.DiffVersionsResponse, error) {
-	var a *berryv1.ConfigVersion
+func (a *AdminService) DiffVersions(ctx context.Context, req *berryv1.DiffVersionsRequest) (*berryv1.DiffVersionsResponse, error) {
+	var from *berryv1.ConfigVersion
 	if req.GetFrom() == 0 {
-		a = &berryv1.ConfigVersion{} // from nothing
+		from = &berryv1.ConfigVersion{} // from nothing
 	} else {
 		var err error
-		if a, err = s.version(ctx, req.GetFrom()); err != nil {
+		if from, err = a.version(ctx, req.GetFrom()); err != nil {
 			return nil, err
 		}
 	}
-	b, err := s.version(ctx, req.GetTo())
+	to, err := a.version(ctx, req.GetTo())
 	if err != nil {
 		return nil, err
 	}
-	return &berryv1.DiffVersionsResponse{From: a.Version, To: b.Version, Changes: configdiff.Changes(a.Config, b.Config)}, nil
+	return &berryv1.DiffVersionsResponse{From: from.Version, To: to.Version, Changes: configdiff.Changes(from.Config, to.Config)}, nil
 }
 
 // Rollback implements berryv1.AdminServiceServer.
-func (s *Server) Rollback(ctx context.Context, req *berryv1.RollbackRequest) (*berryv1.RollbackResponse, error) {
+func (a *AdminService) Rollback(ctx context.Context, req *berryv1.RollbackRequest) (*berryv1.RollbackResponse, error) {
 	if req.GetToVersion() == 0 {
 		return nil, status.Error(codes.InvalidArgument, "to_version: required")
 	}
-	old, err := s.version(ctx, req.GetToVersion())
+	old, err := a.version(ctx, req.GetToVersion())
 	if err != nil {
 		return nil, err
 	}
 	what := fmt.Sprintf("rollback to version %d", old.Version)
-	v, err := s.update(ctx, req.GetOptions(), what, func(cfg *berryv1.Config) error {
-		proto.Reset(cfg)
-		proto.Merge(cfg, old.Config)
-		return nil
-	})
+	v, _, err := a.write(ctx, change{what: what, opts: req.GetOptions(), mutate: replaceWith(old.Config)})
 	if err != nil {
-		return nil, err
+		return nil, toStatus(err)
 	}
 	return &berryv1.RollbackResponse{Version: v.Version}, nil
 }
 
 // CreateKey implements berryv1.AdminServiceServer.
-func (s *Server) CreateKey(ctx context.Context, req *berryv1.CreateKeyRequest) (*berryv1.CreateKeyResponse, error) {
+func (a *AdminService) CreateKey(ctx context.Context, req *berryv1.CreateKeyRequest) (*berryv1.CreateKeyResponse, error) {
 	key := newKey()
 	id := req.GetUserId()
 	if id == "" {
@@ -420,47 +552,47 @@ func (s *Server) CreateKey(ctx context.Context, req *berryv1.CreateKeyRequest) (
 	if exp := req.GetExpiresAt(); exp != nil && !exp.AsTime().After(timestamppb.Now().AsTime()) {
 		return nil, status.Error(codes.InvalidArgument, "expires_at: must be in the future")
 	}
-	v, err := s.update(ctx, req.GetOptions(), "create key "+id, func(cfg *berryv1.Config) error {
+	v, _, err := a.write(ctx, change{what: "create key " + id, opts: req.GetOptions(), mutate: func(cfg *berryv1.Config) error {
 		if indexOf(cfg.GetUsers(), id) >= 0 {
 			return status.Errorf(codes.AlreadyExists, "users.%s: already exists", id)
 		}
 		cfg.Users = append(cfg.Users, u)
 		return nil
-	})
+	}})
 	if err != nil {
-		return nil, err
+		return nil, toStatus(err)
 	}
 	return &berryv1.CreateKeyResponse{Version: v.Version, UserId: id, Key: key}, nil
 }
 
 // SetKeyEnabled implements berryv1.AdminServiceServer.
-func (s *Server) SetKeyEnabled(ctx context.Context, req *berryv1.SetKeyEnabledRequest) (*berryv1.SetKeyEnabledResponse, error) {
+func (a *AdminService) SetKeyEnabled(ctx context.Context, req *berryv1.SetKeyEnabledRequest) (*berryv1.SetKeyEnabledResponse, error) {
 	what := "disable key " + req.GetUserId()
 	if req.GetEnabled() {
 		what = "enable key " + req.GetUserId()
 	}
-	v, err := s.update(ctx, req.GetOptions(), what, func(cfg *berryv1.Config) error {
+	v, _, err := a.write(ctx, change{what: what, opts: req.GetOptions(), mutate: func(cfg *berryv1.Config) error {
 		i := indexOf(cfg.GetUsers(), req.GetUserId())
 		if i < 0 {
 			return fmt.Errorf("users.%s: %w", req.GetUserId(), errNotFound)
 		}
 		cfg.Users[i].Enabled = req.GetEnabled()
 		return nil
-	})
+	}})
 	if err != nil {
-		return nil, err
+		return nil, toStatus(err)
 	}
 	return &berryv1.SetKeyEnabledResponse{Version: v.Version}, nil
 }
 
 // FleetStatus implements berryv1.AdminServiceServer.
-func (s *Server) FleetStatus(ctx context.Context, _ *berryv1.FleetStatusRequest) (*berryv1.FleetStatusResponse, error) {
-	v, err := s.current(ctx)
+func (a *AdminService) FleetStatus(ctx context.Context, _ *berryv1.FleetStatusRequest) (*berryv1.FleetStatusResponse, error) {
+	v, err := a.current(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := &berryv1.FleetStatusResponse{CurrentVersion: v.Version, RolledOut: s.fleet.RolledOut(v.Version)}
-	for _, e := range s.fleet.List() {
+	out := &berryv1.FleetStatusResponse{CurrentVersion: v.Version, RolledOut: a.fleet.RolledOut(v.Version)}
+	for _, e := range a.fleet.List() {
 		out.Edges = append(out.Edges, &berryv1.EdgeStatus{
 			EdgeId: e.ID, Address: e.Address, Peer: e.Peer, BuildVersion: e.BuildVersion,
 			AppliedVersion: e.AppliedVersion, Connected: e.Connected,
@@ -520,16 +652,16 @@ func remove[E entry](es *[]E, kind, id string) error {
 }
 
 // Backup implements berryv1.AdminServiceServer.
-func (s *Server) Backup(_ *berryv1.BackupRequest, stream grpc.ServerStreamingServer[berryv1.BackupResponse]) error {
+func (a *AdminService) Backup(_ *berryv1.BackupRequest, stream grpc.ServerStreamingServer[berryv1.BackupResponse]) error {
 	w := &chunkWriter{send: func(b []byte) error { return stream.Send(&berryv1.BackupResponse{Data: b}) }}
-	n, err := s.store.Backup(stream.Context(), w)
+	n, err := a.store.Backup(stream.Context(), w)
 	if err == nil {
 		err = w.flush()
 	}
 	if err != nil {
 		return toStatus(err)
 	}
-	s.log.Info("backup sent", "bytes", n, "by", auth.FromContext(stream.Context()).Name)
+	a.log.Info("backup sent", "bytes", n, "by", auth.FromContext(stream.Context()).Name)
 	return nil
 }
 

@@ -3,7 +3,10 @@ package server
 import (
 	"errors"
 	"io"
+	"log/slog"
+	"sync"
 
+	"github.com/berry-gateway/berry/controlplane/internal/cache"
 	"github.com/berry-gateway/berry/controlplane/internal/fleet"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"google.golang.org/grpc"
@@ -13,9 +16,56 @@ import (
 	"google.golang.org/grpc/status"
 )
 
+// EdgeCallbacks is told what edges do on their Sync streams beyond snapshot ACKs.
+type EdgeCallbacks interface {
+	// StreamOpened is called when an edge's stream is accepted; closed is called when
+	// it ends. One edge may have overlapping streams while it reconnects.
+	StreamOpened(edgeID string) (closed func())
+	// Observed is called with every observation batch an edge sends, on the stream's
+	// receiving goroutine: it must not block.
+	Observed(edgeID string, b *berryv1.ObservationBatch)
+}
+
+// EdgeService implements berryv1.EdgeServiceServer: one Sync stream per edge, down
+// which go the current snapshot and every newer one, and the fleet scores; up come
+// the edge's ACKs and NACKs (recorded in the fleet registry) and its observations
+// (handed to the callbacks).
+type EdgeService struct {
+	lineage   string
+	snapshots *cache.Snapshots
+	scores    *cache.Scores
+	fleet     *fleet.Registry
+	callbacks EdgeCallbacks
+	log       *slog.Logger
+
+	done     chan struct{}
+	doneOnce sync.Once
+
+	berryv1.UnimplementedEdgeServiceServer
+}
+
+// NewEdgeService returns the edge service for a store of the given lineage, streaming
+// what snapshots and scores hold, recording edges in edges and telling callbacks (which
+// may be nil) of streams and observations.
+func NewEdgeService(lineage string, snapshots *cache.Snapshots, scores *cache.Scores, edges *fleet.Registry, callbacks EdgeCallbacks, log *slog.Logger) *EdgeService {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &EdgeService{
+		lineage: lineage, snapshots: snapshots, scores: scores, fleet: edges, callbacks: callbacks, log: log,
+		done: make(chan struct{}),
+	}
+}
+
+// Shutdown ends every Sync stream with Unavailable, now and from now on, so that a
+// graceful gRPC stop can finish; edges reconnect elsewhere or later.
+func (e *EdgeService) Shutdown() {
+	e.doneOnce.Do(func() { close(e.done) })
+}
+
 // Sync implements berryv1.EdgeServiceServer: it sends the current snapshot, then every
 // newer one, while a reader goroutine records the edge's ACKs and NACKs.
-func (s *Server) Sync(stream grpc.BidiStreamingServer[berryv1.SyncRequest, berryv1.SyncResponse]) error {
+func (e *EdgeService) Sync(stream grpc.BidiStreamingServer[berryv1.SyncRequest, berryv1.SyncResponse]) error {
 	ctx := stream.Context()
 	first, err := stream.Recv()
 	if err != nil {
@@ -27,24 +77,24 @@ func (s *Server) Sync(stream grpc.BidiStreamingServer[berryv1.SyncRequest, berry
 	}
 	// Headers tell the edge its hello was accepted, before any snapshot (there may be
 	// none when it is up to date).
-	if err := stream.SendHeader(metadata.Pairs("berry-lineage", s.store.Lineage())); err != nil {
+	if err := stream.SendHeader(metadata.Pairs("berry-lineage", e.lineage)); err != nil {
 		return err
 	}
 	id := hello.GetEdgeId()
-	e := fleet.Edge{
+	edge := fleet.Edge{
 		ID: id, Address: hello.GetListenAddress(), BuildVersion: hello.GetBuildVersion(),
 		AppliedVersion: hello.GetAppliedVersion(),
 	}
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		e.Peer = p.Addr.String()
+		edge.Peer = p.Addr.String()
 	}
-	disconnect := s.fleet.Connect(e)
+	disconnect := e.fleet.Connect(edge)
 	defer disconnect()
-	s.startScores()
-	// Its observations leave the fleet scores with it (a quiet edge's also expire).
-	defer s.scores.streamOpened(id)()
-	log := s.log.With("edge", id, "peer", e.Peer)
-	log.Info("edge connected", "applied_version", e.AppliedVersion, "build", e.BuildVersion)
+	if e.callbacks != nil {
+		defer e.callbacks.StreamOpened(id)()
+	}
+	log := e.log.With("edge", id, "peer", edge.Peer)
+	log.Info("edge connected", "applied_version", edge.AppliedVersion, "build", edge.BuildVersion)
 	defer log.Info("edge disconnected")
 
 	recvErr := make(chan error, 1)
@@ -57,10 +107,12 @@ func (s *Server) Sync(stream grpc.BidiStreamingServer[berryv1.SyncRequest, berry
 			}
 			switch k := msg.GetKind().(type) {
 			case *berryv1.SyncRequest_Observations:
-				s.observe(id, k.Observations)
+				if e.callbacks != nil {
+					e.callbacks.Observed(id, k.Observations)
+				}
 			case *berryv1.SyncRequest_Ack:
 				a := k.Ack
-				s.fleet.Ack(id, a.GetVersion(), a.GetAccepted(), a.GetErrorDetail())
+				e.fleet.Ack(id, a.GetVersion(), a.GetAccepted(), a.GetErrorDetail())
 				if a.GetAccepted() {
 					log.Debug("snapshot ACK", "version", a.GetVersion())
 				} else {
@@ -76,19 +128,19 @@ func (s *Server) Sync(stream grpc.BidiStreamingServer[berryv1.SyncRequest, berry
 	// another data file (or one restored from backup) gets the current one whatever
 	// the numbers say.
 	sent := hello.GetAppliedVersion()
-	if hello.GetAppliedLineage() != s.store.Lineage() {
+	if hello.GetAppliedLineage() != e.lineage {
 		sent = 0
 	}
 	var sentEpoch uint64
 	for {
-		snap, changed := s.cache.Watch()
+		snap, changed := e.snapshots.Watch()
 		if snap != nil && snap.GetVersion() > sent {
 			if err := stream.Send(&berryv1.SyncResponse{Kind: &berryv1.SyncResponse_Snapshot{Snapshot: snap}}); err != nil {
 				return err
 			}
 			sent = snap.GetVersion()
 		}
-		scores, scoresChanged := s.scores.watch()
+		scores, scoresChanged := e.scores.Watch()
 		if scores != nil && scores.GetEpoch() > sentEpoch {
 			if err := stream.Send(&berryv1.SyncResponse{Kind: &berryv1.SyncResponse_Scores{Scores: scores}}); err != nil {
 				return err
@@ -103,7 +155,7 @@ func (s *Server) Sync(stream grpc.BidiStreamingServer[berryv1.SyncRequest, berry
 				return nil
 			}
 			return err
-		case <-s.done:
+		case <-e.done:
 			return status.Error(codes.Unavailable, "control plane shutting down")
 		case <-ctx.Done():
 			return ctx.Err()

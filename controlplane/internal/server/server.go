@@ -1,5 +1,8 @@
 // Package server implements the control plane's gRPC services: the admin API that
-// changes config and the edge API that streams snapshots to edges.
+// changes config (AdminService), the edge API that streams snapshots and fleet scores
+// to edges (EdgeService), and the merge of the edges' observations into those scores
+// (ScoreService). The services share nothing but the caches they publish to and read
+// from; Server wires them together.
 package server
 
 import (
@@ -11,8 +14,8 @@ import (
 	"time"
 
 	"github.com/berry-gateway/berry/controlplane/internal/auth"
+	"github.com/berry-gateway/berry/controlplane/internal/cache"
 	"github.com/berry-gateway/berry/controlplane/internal/fleet"
-	"github.com/berry-gateway/berry/controlplane/internal/snapcache"
 	"github.com/berry-gateway/berry/controlplane/internal/store"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/pkg/config"
@@ -24,61 +27,92 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// Server holds the control plane's state and serves both gRPC services.
-type Server struct {
-	store *store.Store
-	cache snapcache.Cache
-	fleet fleet.Registry
-	log   *slog.Logger
-
-	health   *health.Server
-	writeMu  sync.Mutex // orders commit+publish so edges see versions in order
-	done     chan struct{}
-	doneOnce sync.Once
-
-	// ScoreInterval is how often fleet scores are merged and pushed (default 1s);
-	// ScoreTTL expires an edge's observations when it goes quiet (default 10s). Set
-	// before serving.
-	ScoreInterval, ScoreTTL time.Duration
-	scores                  scoreHub
-
-	berryv1.UnimplementedAdminServiceServer
-	berryv1.UnimplementedEdgeServiceServer
+// Options tunes New. The zero value is usable.
+type Options struct {
+	// Log receives the services' logs (default slog.Default()).
+	Log *slog.Logger
+	// ScoreInterval is how often fleet scores are merged and pushed (default
+	// DefaultScoreInterval).
+	ScoreInterval time.Duration
+	// ScoreTTL expires an edge's observations when it goes quiet (default 10s).
+	ScoreTTL time.Duration
 }
 
-// New returns a Server on an opened store. Call Load before serving.
-func New(st *store.Store, log *slog.Logger) *Server {
+// Server is the control plane: the admin, edge and fleet-score services over one
+// store, wired through the snapshot and score caches.
+type Server struct {
+	admin   *AdminService
+	edge    *EdgeService
+	scoring *ScoreService
+	health  *health.Server
+	log     *slog.Logger
+
+	mu     sync.Mutex
+	cancel context.CancelFunc // stops the score loop
+	loop   sync.WaitGroup
+}
+
+// New returns a Server on an opened store. Call Load before serving and Start to run
+// the fleet-score loop.
+func New(st *store.Store, opts Options) *Server {
+	log := opts.Log
 	if log == nil {
 		log = slog.Default()
 	}
+	var (
+		snapshots cache.Snapshots
+		scores    cache.Scores
+		edges     fleet.Registry
+	)
+	scoring := NewScoreService(&snapshots, &scores, &edges, opts.ScoreInterval, opts.ScoreTTL)
 	h := health.NewServer()
 	for _, name := range []string{"", berryv1.AdminService_ServiceDesc.ServiceName, berryv1.EdgeService_ServiceDesc.ServiceName} {
 		h.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
-	return &Server{store: st, log: log, done: make(chan struct{}), health: h}
+	return &Server{
+		admin:   NewAdminService(st, &snapshots, &scores, &edges, log),
+		edge:    NewEdgeService(st.Lineage(), &snapshots, &scores, &edges, scoring, log),
+		scoring: scoring,
+		health:  h,
+		log:     log,
+	}
 }
 
-// Register adds both services to gs, with the standard health service (for load
-// balancers) and server reflection (for grpcurl and other generic clients).
+// Register adds the admin and edge services to gs, with the standard health service
+// (for load balancers) and server reflection (for grpcurl and other generic clients).
 func (s *Server) Register(gs *grpc.Server) {
-	berryv1.RegisterAdminServiceServer(gs, s)
-	berryv1.RegisterEdgeServiceServer(gs, s)
+	berryv1.RegisterAdminServiceServer(gs, s.admin)
+	berryv1.RegisterEdgeServiceServer(gs, s.edge)
 	healthpb.RegisterHealthServer(gs, s.health)
 	reflection.Register(gs)
 }
 
+// Start runs the fleet-score loop until ctx ends or Shutdown is called: scores are
+// merged and pushed from the start, whether or not an edge has connected yet.
+func (s *Server) Start(ctx context.Context) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cancel != nil {
+		return // already started
+	}
+	ctx, s.cancel = context.WithCancel(ctx)
+	s.loop.Go(func() { s.scoring.Run(ctx) })
+}
+
 // Load publishes the store's current version, if any, to the snapshot cache.
 func (s *Server) Load(ctx context.Context) error {
-	v, err := s.store.Current(ctx)
+	v, err := s.admin.load(ctx)
 	if err != nil {
 		return fmt.Errorf("load current version: %w", err)
 	}
 	if v != nil {
-		s.publish(v)
 		s.log.Info("loaded config", "version", v.Version)
 	}
 	return nil
 }
+
+// bootstrapAuthor is who a bootstrap import's version names as its author.
+var bootstrapAuthor = auth.Identity{Name: "bootstrap", Role: auth.RoleAdmin}
 
 // Bootstrap imports a seed TOML document only when the store is empty.
 func (s *Server) Bootstrap(ctx context.Context, doc []byte, source string) error {
@@ -89,8 +123,8 @@ func (s *Server) Bootstrap(ctx context.Context, doc []byte, source string) error
 	for _, w := range warnings {
 		s.log.Warn("bootstrap import", "source", source, "warning", w)
 	}
-	v, created, err := s.commit(ctx, store.CommitRequest{
-		Config: cfg, Author: "bootstrap", Message: "bootstrap import of " + source, IfEmpty: true,
+	v, created, err := s.admin.write(auth.NewContext(ctx, bootstrapAuthor), change{
+		what: "bootstrap import of " + source, mutate: replaceWith(cfg), ifEmpty: true,
 	})
 	if err != nil {
 		return fmt.Errorf("bootstrap %s: %w", source, err)
@@ -103,78 +137,18 @@ func (s *Server) Bootstrap(ctx context.Context, doc []byte, source string) error
 	return nil
 }
 
-// Shutdown ends every edge stream so that a graceful gRPC stop can finish.
+// Shutdown ends every edge stream, so that a graceful gRPC stop can finish, and stops
+// the score loop.
 func (s *Server) Shutdown() {
-	s.doneOnce.Do(func() {
-		s.health.Shutdown() // load balancers stop sending before the streams end
-		close(s.done)
-	})
+	s.health.Shutdown() // load balancers stop sending before the streams end
+	s.edge.Shutdown()
+	s.mu.Lock()
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.mu.Unlock()
+	s.loop.Wait()
 }
-
-// Fleet exposes the edge registry (for tests and status RPCs).
-func (s *Server) Fleet() *fleet.Registry { return &s.fleet }
-
-func (s *Server) commit(ctx context.Context, req store.CommitRequest) (*berryv1.ConfigVersion, bool, error) {
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	v, created, err := s.store.Commit(ctx, req)
-	if err != nil {
-		return nil, false, err
-	}
-	if created {
-		s.publish(v)
-	}
-	return v, created, nil
-}
-
-func (s *Server) publish(v *berryv1.ConfigVersion) {
-	s.cache.Set(&berryv1.Snapshot{Version: v.Version, Config: v.Config, Lineage: s.store.Lineage()})
-}
-
-// ImportConfig implements berryv1.AdminServiceServer.
-func (s *Server) ImportConfig(ctx context.Context, req *berryv1.ImportConfigRequest) (*berryv1.ImportConfigResponse, error) {
-	cfg, warnings, err := config.ParseTOML([]byte(req.GetToml()))
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	v, _, err := s.commit(ctx, store.CommitRequest{
-		Config: cfg, Author: author(ctx), Message: req.GetMessage(), ExpectedVersion: req.GetExpectedVersion(),
-	})
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	s.log.Info("config imported", "version", v.Version, "author", v.Author)
-	return &berryv1.ImportConfigResponse{Version: v.Version, Warnings: warnings}, nil
-}
-
-// GetConfig implements berryv1.AdminServiceServer.
-func (s *Server) GetConfig(ctx context.Context, _ *berryv1.GetConfigRequest) (*berryv1.GetConfigResponse, error) {
-	v, err := s.store.Current(ctx)
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	if v == nil {
-		return &berryv1.GetConfigResponse{Config: &berryv1.Config{}}, nil
-	}
-	return &berryv1.GetConfigResponse{Version: v.Version, Config: config.Redact(v.Config)}, nil
-}
-
-// GetCurrentVersion implements berryv1.AdminServiceServer.
-func (s *Server) GetCurrentVersion(ctx context.Context, _ *berryv1.GetCurrentVersionRequest) (*berryv1.GetCurrentVersionResponse, error) {
-	v, err := s.store.Current(ctx)
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	if v == nil {
-		return &berryv1.GetCurrentVersionResponse{}, nil
-	}
-	return &berryv1.GetCurrentVersionResponse{
-		Version: v.Version, CreatedAt: v.CreatedAt, Author: v.Author, Message: v.Message,
-	}, nil
-}
-
-// author names who made a change: the credential's name, never the token.
-func author(ctx context.Context) string { return auth.FromContext(ctx).Name }
 
 func toStatus(err error) error {
 	if _, ok := status.FromError(err); ok {

@@ -8,16 +8,16 @@ import (
 )
 
 // BenchmarkWrite measures one acknowledged write (fsynced bbolt commit) of a small
-// config, by the whole-document path (Commit) and the read-modify-write path (Update).
+// config, replacing the whole document and editing it in place.
 func BenchmarkWrite(b *testing.B) {
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name  string
 		write func(s *Store) error
 	}{
-		{"Commit", func(s *Store) error { _, _, err := s.Commit(ctx, CommitRequest{Config: cfg("m")}); return err }},
+		{"Replace", func(s *Store) error { _, _, err := s.Update(ctx, UpdateRequest{Mutate: replace(cfg("m"))}); return err }},
 		{"Update", func(s *Store) error {
-			_, err := s.Update(ctx, UpdateRequest{Mutate: func(c *berryv1.Config) error {
+			_, _, err := s.Update(ctx, UpdateRequest{Mutate: func(c *berryv1.Config) error {
 				c.Models = []*berryv1.Model{{Id: "m"}}
 				return nil
 			}})

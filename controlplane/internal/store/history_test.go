@@ -46,7 +46,7 @@ func TestUpdate(t *testing.T) {
 		{"unconditional", UpdateRequest{Mutate: addModel("d")}, 3, 3, nil},
 	}
 	for _, st := range steps {
-		v, err := s.Update(ctx, st.req)
+		v, _, err := s.Update(ctx, st.req)
 		if st.wantErr != nil {
 			if !errors.Is(err, st.wantErr) {
 				t.Fatalf("%s: err = %v, want %v", st.name, err, st.wantErr)
@@ -71,7 +71,7 @@ func TestList(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTemp(t)
 	for i := 0; i < 5; i++ {
-		if _, _, err := s.Commit(ctx, CommitRequest{Config: cfg("m")}); err != nil {
+		if _, _, err := s.Update(ctx, UpdateRequest{Mutate: replace(cfg("m"))}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -111,7 +111,7 @@ func TestBackupRestore(t *testing.T) {
 	ctx := context.Background()
 	s, path := openTemp(t)
 	for _, m := range []string{"a", "b"} {
-		if _, _, err := s.Commit(ctx, CommitRequest{Config: cfg(m)}); err != nil {
+		if _, _, err := s.Update(ctx, UpdateRequest{Mutate: replace(cfg(m))}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -120,7 +120,7 @@ func TestBackupRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Written after the backup: must not be in it.
-	if _, _, err := s.Commit(ctx, CommitRequest{Config: cfg("c")}); err != nil {
+	if _, _, err := s.Update(ctx, UpdateRequest{Mutate: replace(cfg("c"))}); err != nil {
 		t.Fatal(err)
 	}
 	oldLineage := s.Lineage()

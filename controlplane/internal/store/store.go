@@ -23,7 +23,7 @@ import (
 )
 
 var (
-	// ErrStale is returned by Commit when the write was based on a version that is no
+	// ErrStale is returned by Update when the write was based on a version that is no
 	// longer current.
 	ErrStale = errors.New("stale write: config changed since the version it was based on")
 	// ErrNotFound is returned for a version that does not exist.
@@ -100,54 +100,6 @@ func newLineage() string {
 // Close closes the data file.
 func (s *Store) Close() error { return s.db.Close() }
 
-// CommitRequest is one change to store.
-type CommitRequest struct {
-	Config  *berryv1.Config
-	Author  string
-	Message string
-	// ExpectedVersion, when non-zero, makes the commit fail with ErrStale unless the
-	// current version is exactly this one.
-	ExpectedVersion uint64
-	// IfEmpty makes the commit a no-op (returning the current version and false) when
-	// the store already holds a version: used for bootstrap imports.
-	IfEmpty bool
-}
-
-// Commit stores req.Config as version current+1 and returns it once the transaction
-// has committed to disk. The config must already be validated. created is false when
-// IfEmpty found an existing version.
-func (s *Store) Commit(ctx context.Context, req CommitRequest) (v *berryv1.ConfigVersion, created bool, err error) {
-	if err := ctx.Err(); err != nil {
-		return nil, false, err
-	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
-		cur := current(tx)
-		if req.IfEmpty && cur != 0 {
-			v, err = get(tx, cur)
-			return err
-		}
-		if req.ExpectedVersion != 0 && req.ExpectedVersion != cur {
-			return fmt.Errorf("%w (based on %d, current is %d)", ErrStale, req.ExpectedVersion, cur)
-		}
-		v = &berryv1.ConfigVersion{
-			Version:   cur + 1,
-			CreatedAt: timestamppb.Now(),
-			Author:    req.Author,
-			Message:   req.Message,
-			Config:    req.Config,
-		}
-		if err := put(tx, v); err != nil {
-			return err
-		}
-		created = true
-		return nil
-	})
-	if err != nil {
-		return nil, false, err
-	}
-	return v, created, nil
-}
-
 // Current returns the current version, or nil when the store is empty.
 func (s *Store) Current(ctx context.Context) (*berryv1.ConfigVersion, error) {
 	if err := ctx.Err(); err != nil {
@@ -209,26 +161,34 @@ func versionKey(v uint64) []byte {
 
 // UpdateRequest is a read-modify-write of the current config.
 type UpdateRequest struct {
-	// Mutate changes cfg (a private copy of the current config, never nil) in place.
-	// An error aborts the update and is returned as is.
+	// Mutate changes cfg (a private copy of the current config, never nil; empty on an
+	// empty store) in place. An error aborts the update and is returned as is.
 	Mutate  func(cfg *berryv1.Config) error
 	Author  string
 	Message string
 	// ExpectedVersion, when non-zero, makes the update fail with ErrStale unless the
 	// current version is exactly this one.
 	ExpectedVersion uint64
+	// IfEmpty makes the update a no-op (returning the current version and false) when
+	// the store already holds a version: used for bootstrap imports.
+	IfEmpty bool
 }
 
 // Update applies req.Mutate to the current config and stores the result as the next
 // version, reading and writing in one transaction so no concurrent write can slip in
-// between. Mutate must leave a valid config (it validates, the store does not).
-func (s *Store) Update(ctx context.Context, req UpdateRequest) (*berryv1.ConfigVersion, error) {
+// between, and returns it once the transaction has committed to disk. Mutate must
+// leave a valid config (it validates, the store does not). created is false when
+// IfEmpty found an existing version.
+func (s *Store) Update(ctx context.Context, req UpdateRequest) (v *berryv1.ConfigVersion, created bool, err error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	var v *berryv1.ConfigVersion
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err = s.db.Update(func(tx *bolt.Tx) error {
 		cur := current(tx)
+		if req.IfEmpty && cur != 0 {
+			v, err = get(tx, cur)
+			return err
+		}
 		if req.ExpectedVersion != 0 && req.ExpectedVersion != cur {
 			return fmt.Errorf("%w (based on %d, current is %d)", ErrStale, req.ExpectedVersion, cur)
 		}
@@ -238,9 +198,8 @@ func (s *Store) Update(ctx context.Context, req UpdateRequest) (*berryv1.ConfigV
 			if err != nil {
 				return err
 			}
-			cfg = old.GetConfig()
-			if cfg == nil {
-				cfg = &berryv1.Config{}
+			if old.GetConfig() != nil {
+				cfg = old.GetConfig()
 			}
 		}
 		if err := req.Mutate(cfg); err != nil {
@@ -250,12 +209,16 @@ func (s *Store) Update(ctx context.Context, req UpdateRequest) (*berryv1.ConfigV
 			Version: cur + 1, CreatedAt: timestamppb.Now(),
 			Author: req.Author, Message: req.Message, Config: cfg,
 		}
-		return put(tx, v)
+		if err := put(tx, v); err != nil {
+			return err
+		}
+		created = true
+		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return v, nil
+	return v, created, nil
 }
 
 func put(tx *bolt.Tx, v *berryv1.ConfigVersion) error {

@@ -15,7 +15,16 @@ func cfg(name string) *berryv1.Config {
 	return &berryv1.Config{Models: []*berryv1.Model{{Id: name, Name: name}}}
 }
 
-func TestCommitVersionsAndReopen(t *testing.T) {
+// replace is a Mutate that makes the whole config c.
+func replace(c *berryv1.Config) func(*berryv1.Config) error {
+	return func(cur *berryv1.Config) error {
+		proto.Reset(cur)
+		proto.Merge(cur, c)
+		return nil
+	}
+}
+
+func TestVersionsAndReopen(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "berry.db")
 	s, err := Open(path, Options{})
@@ -27,19 +36,19 @@ func TestCommitVersionsAndReopen(t *testing.T) {
 	}
 	steps := []struct {
 		name     string
-		req      CommitRequest
+		req      UpdateRequest
 		wantVer  uint64
 		wantErr  error
 		wantMade bool
 	}{
-		{"first", CommitRequest{Config: cfg("a"), Author: "op", Message: "m1"}, 1, nil, true},
-		{"bootstrap skipped when not empty", CommitRequest{Config: cfg("x"), IfEmpty: true}, 1, nil, false},
-		{"expected matches", CommitRequest{Config: cfg("b"), ExpectedVersion: 1}, 2, nil, true},
-		{"stale", CommitRequest{Config: cfg("c"), ExpectedVersion: 1}, 0, ErrStale, false},
-		{"unconditional", CommitRequest{Config: cfg("d")}, 3, nil, true},
+		{"first", UpdateRequest{Mutate: replace(cfg("a")), Author: "op", Message: "m1"}, 1, nil, true},
+		{"bootstrap skipped when not empty", UpdateRequest{Mutate: replace(cfg("x")), IfEmpty: true}, 1, nil, false},
+		{"expected matches", UpdateRequest{Mutate: replace(cfg("b")), ExpectedVersion: 1}, 2, nil, true},
+		{"stale", UpdateRequest{Mutate: replace(cfg("c")), ExpectedVersion: 1}, 0, ErrStale, false},
+		{"unconditional", UpdateRequest{Mutate: replace(cfg("d"))}, 3, nil, true},
 	}
 	for _, st := range steps {
-		v, made, err := s.Commit(ctx, st.req)
+		v, made, err := s.Update(ctx, st.req)
 		if !errors.Is(err, st.wantErr) {
 			t.Fatalf("%s: err = %v, want %v", st.name, err, st.wantErr)
 		}
