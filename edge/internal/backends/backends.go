@@ -29,11 +29,14 @@ const (
 	Class4xx
 	Class5xx
 	ClassError // no HTTP answer: connect error, timeout, broken stream
+	// ClassTooLong is an attempt that ran past its timeout while the backend answered
+	// other requests: the request's doing (a large max_tokens), not the backend's.
+	ClassTooLong
 	// NumClasses is the number of classes, for arrays indexed by Class.
 	NumClasses
 )
 
-var classNames = [NumClasses]string{"2xx", "4xx", "5xx", "error"}
+var classNames = [NumClasses]string{"2xx", "4xx", "5xx", "error", "too_long"}
 
 func (c Class) String() string { return classNames[c] }
 
@@ -63,6 +66,7 @@ type State struct {
 
 	probeDown atomic.Bool
 	holdUntil atomic.Int64 // unix nanoseconds; 0 for none
+	served    atomic.Int64 // unix nanoseconds of the last answer that counted as served
 
 	Duration     metrics.Histogram
 	FirstToken   metrics.Histogram
@@ -95,6 +99,19 @@ func (s *State) AvailableAt(now time.Time, breakerTimeout time.Duration) time.Ti
 	}
 	return t
 }
+
+// Served records that the backend answered a request at now.
+func (s *State) Served(now time.Time) {
+	for {
+		old := s.served.Load()
+		if now.UnixNano() <= old || s.served.CompareAndSwap(old, now.UnixNano()) {
+			return
+		}
+	}
+}
+
+// ServedSince reports whether the backend answered a request after t.
+func (s *State) ServedSince(t time.Time) bool { return s.served.Load() > t.UnixNano() }
 
 // Hold keeps the backend out of rotation until t (an upstream's Retry-After).
 func (s *State) Hold(t time.Time) {

@@ -12,7 +12,8 @@ func TestStateSurvivesResync(t *testing.T) {
 	a, b := config.BackendKey{Provider: "p1", Model: "m"}, config.BackendKey{Provider: "p2", Model: "m"}
 	st := r.Sync([]Route{{"x", a}, {"x", b}}, []string{"x"}, 1, time.Minute).States
 	now := time.Unix(100, 0)
-	st[0].Breaker.Failure(now)
+	tk, _ := st[0].Breaker.Acquire(now)
+	st[0].Breaker.Failure(tk, now)
 	if st[0].Available(now) {
 		t.Fatal("breaker with threshold 1 did not open")
 	}

@@ -32,10 +32,11 @@ func TestApplyScores(t *testing.T) {
 	}
 	// The local breaker recovers on its own: its half-open trial succeeds.
 	later := now.Add(2 * time.Minute)
-	if !st[1].Breaker.Acquire(later) {
+	tk, ok := st[1].Breaker.Acquire(later)
+	if !ok {
 		t.Fatal("no half-open trial after the breaker timeout")
 	}
-	st[1].Breaker.Success()
+	st[1].Breaker.Success(tk)
 	if st[1].Breaker.State(later) != breaker.Closed {
 		t.Fatal("a successful trial did not close the breaker")
 	}

@@ -16,7 +16,10 @@ func observationsToWire(obs []backends.Observation) []*berryv1.BackendObservatio
 			Provider: o.Key.Provider, UpstreamModel: o.Key.Model,
 			LatencySeconds: o.Latency, TtftSeconds: o.TTFT, Samples: o.Samples,
 			Requests:     o.Requests(),
-			ClientErrors: o.Attempts[backends.Class4xx],
+			// An attempt that outlasted its timeout while the backend answered others is,
+			// like a 4xx, about the request: it weighs for neither side of the fleet's
+			// health.
+			ClientErrors: o.Attempts[backends.Class4xx] + o.Attempts[backends.ClassTooLong],
 			ServerErrors: o.Attempts[backends.Class5xx],
 			NoAnswer:     o.Attempts[backends.ClassError],
 			InFlight:     o.InFlight, ProbeHealthy: o.ProbeHealthy,

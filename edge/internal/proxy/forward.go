@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/berry-gateway/berry/edge/internal/backends"
+	"github.com/berry-gateway/berry/edge/internal/breaker"
 	"github.com/berry-gateway/berry/edge/internal/routing"
 	"github.com/berry-gateway/berry/pkg/provider"
 	"github.com/valyala/fasthttp"
@@ -50,10 +51,12 @@ type attempt struct {
 }
 
 // span is an attempt's hold on its backend from start to finish: it is in the
-// backend's in-flight count until end.
+// backend's in-flight count until end, and its result goes to the breaker with the
+// ticket that admitted it.
 type span struct {
-	b     *routing.Backend
-	start time.Time
+	b      *routing.Backend
+	ticket breaker.Ticket
+	start  time.Time
 }
 
 // forward tries the ordered candidates until one answers, up to the request's budget
@@ -69,14 +72,15 @@ func (h *Handler) forward(r *request) {
 		}
 		b := r.model.Backends[c.Index]
 		// Claims the half-open trial; another request may have taken it meanwhile.
-		if !b.State.Breaker.Acquire(time.Now()) {
+		tk, ok := b.State.Breaker.Acquire(time.Now())
+		if !ok {
 			continue
 		}
 		tried++
 		if tried > 1 {
 			r.model.Stats.Retries.Add(1)
 		}
-		a := attempt{r: r, b: b, codec: codecFor(r.in, b.Provider.Adapter)}
+		a := attempt{r: r, b: b, codec: codecFor(r.in, b.Provider.Adapter), span: span{b: b, ticket: tk}}
 		f, done := h.try(&a, up)
 		if done {
 			if tried > 1 {
@@ -116,7 +120,7 @@ func (h *Handler) try(a *attempt, up *fasthttp.Request) (_ failure, done bool) {
 		// An adapter bug must not leave a half-open trial claimed (the breaker would
 		// never close) or the in-flight count inflated; ServeHTTP answers the panic.
 		if x := recover(); x != nil {
-			s.Breaker.Release()
+			s.Breaker.Release(a.ticket)
 			if counted {
 				s.InFlight.Add(-1)
 			}
@@ -125,7 +129,7 @@ func (h *Handler) try(a *attempt, up *fasthttp.Request) (_ failure, done bool) {
 	}()
 	up.Reset()
 	if err := a.writeRequest(up); err != nil {
-		s.Breaker.Release()
+		s.Breaker.Release(a.ticket)
 		if errors.Is(err, provider.ErrInvalidRequest) {
 			// The client asked for something this provider cannot express (n > 1 for
 			// Anthropic): the client's error, not a reason to try elsewhere.
@@ -136,21 +140,25 @@ func (h *Handler) try(a *attempt, up *fasthttp.Request) (_ failure, done bool) {
 		return failure{err: err}, false
 	}
 	up.SetTimeout(p.Timeout)
-	client := h.buffered
 	resp := fasthttp.AcquireResponse()
 	if r.stream {
-		client = h.streaming
 		up.Header.Set("Accept", "text/event-stream")
 		resp.StreamBody = true
 	}
 
 	s.InFlight.Add(1)
 	counted = true
-	a.span = span{b: a.b, start: time.Now()}
+	a.start = time.Now()
 	lat := sampleFor(r.stream)
-	err := client.Do(up, resp)
+	// The half-open trial decides whether the backend rejoins: a pooled connection
+	// from before it went down must not decide for it.
+	err := h.up.do(up, resp, r.stream, a.ticket.Trial())
 	if err != nil {
-		a.end(backends.ClassError, false, lat)
+		if errors.Is(err, fasthttp.ErrTimeout) {
+			a.endTimeout(lat)
+		} else {
+			a.end(backends.ClassError, false, lat)
+		}
 		fasthttp.ReleaseResponse(resp)
 		h.log.Warn("upstream request failed", "model", r.model.ID, "provider", p.ID, "err", err)
 		return failure{err: err}, false
@@ -214,17 +222,32 @@ func (sp span) end(class backends.Class, ok bool, lat sample) {
 		s.Latency.ObserveFirstToken(d, now)
 	}
 	if ok {
-		s.Breaker.Success()
+		s.Served(now)
+		s.Breaker.Success(sp.ticket)
 	} else {
-		s.Breaker.Failure(now)
+		s.Breaker.Failure(sp.ticket, now)
 	}
 }
 
+// endTimeout records an attempt that ran past its timeout. When the backend answered
+// another request in the meantime, it is alive and this request was the long one (a
+// large max_tokens, a long prompt): that is not held against the backend, neither by
+// its breaker nor by its latency estimate nor by the fleet. Otherwise the backend did
+// not answer, and it fails like any attempt without an answer.
+func (sp span) endTimeout(lat sample) {
+	if !sp.b.State.ServedSince(sp.start) {
+		sp.end(backends.ClassError, false, lat)
+		return
+	}
+	sp.endNeutral(backends.ClassTooLong)
+}
+
 // endNeutral records an attempt whose outcome says nothing about the backend (the
-// client went away): it gives back a half-open trial instead of judging it.
+// client went away, or the request outlasted its timeout while the backend served
+// others): it gives back a half-open trial instead of judging it.
 func (sp span) endNeutral(class backends.Class) {
 	s := sp.b.State
-	s.Breaker.Release()
+	s.Breaker.Release(sp.ticket)
 	s.InFlight.Add(-1)
 	sp.b.Stats.Requests[class].Add(1)
 	s.Duration.Observe(time.Since(sp.start))

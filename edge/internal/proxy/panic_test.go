@@ -32,7 +32,7 @@ func TestPanicIsContained(t *testing.T) {
 	h := newHandler(rt, Options{})
 	// Opened long ago: the next request is the half-open trial. A panic must give the
 	// trial back, or every later request would find the backend unavailable (503).
-	tab.ModelByName("m").Backends[0].State.Breaker.Failure(time.Now().Add(-time.Hour))
+	tab.ModelByName("m").Backends[0].State.Breaker.Trip(time.Now().Add(-time.Hour))
 	edge := serveHandler(t, h)
 	for range 2 { // the edge is still up for the second request
 		r := post(t, edge+"/v1/chat/completions", "t", chatBody)

@@ -47,12 +47,11 @@ type Options struct {
 
 // Handler serves the edge's client API. Create it with New.
 type Handler struct {
-	rt        Runtime
-	pages     Pages
-	opts      Options
-	log       *slog.Logger
-	buffered  *fasthttp.Client // whole-response deadline
-	streaming *fasthttp.Client // per-read deadlines
+	rt    Runtime
+	pages Pages
+	opts  Options
+	log   *slog.Logger
+	up    upstreams
 }
 
 // New returns a Handler that routes with rt's tables and hands the operational
@@ -64,14 +63,7 @@ func New(rt Runtime, pages Pages, o Options) *Handler {
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = DefaultConnectTimeout
 	}
-	return &Handler{
-		rt:        rt,
-		pages:     pages,
-		opts:      o,
-		log:       o.Log,
-		buffered:  newClient(o.ConnectTimeout, false),
-		streaming: newClient(o.ConnectTimeout, true),
-	}
+	return &Handler{rt: rt, pages: pages, opts: o, log: o.Log, up: newUpstreams(o.ConnectTimeout)}
 }
 
 // ServeHTTP is the fasthttp request handler.

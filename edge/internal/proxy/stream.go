@@ -203,7 +203,11 @@ func (st *stream) classifyOutput(out []byte) eventKind {
 // abort ends an attempt that failed before any byte reached the client.
 func (st *stream) abort(err error) {
 	st.closeUpstream(err)
-	st.end(backends.ClassError, false, sampleFirstToken)
+	if (failure{err: err}).timeout() {
+		st.endTimeout(sampleFirstToken)
+	} else {
+		st.end(backends.ClassError, false, sampleFirstToken)
+	}
 	st.release()
 }
 

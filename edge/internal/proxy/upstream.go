@@ -2,14 +2,66 @@ package proxy
 
 import (
 	"errors"
+	"io"
 	"net"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
 )
 
-// newClient returns the fasthttp client for upstream calls. Dialing is bounded by
+// upstreams are the fasthttp clients for upstream calls: for buffered and for
+// streamed answers, one that keeps connections alive in a pool and one that dials a
+// fresh connection for every request (its requests say "Connection: close", so its
+// pool stays empty).
+type upstreams struct {
+	buffered, streaming           *fasthttp.Client
+	freshBuffered, freshStreaming *fasthttp.Client
+}
+
+func newUpstreams(connectTimeout time.Duration) upstreams {
+	return upstreams{
+		buffered: newClient(connectTimeout, false), streaming: newClient(connectTimeout, true),
+		freshBuffered: newClient(connectTimeout, false), freshStreaming: newClient(connectTimeout, true),
+	}
+}
+
+// do sends req on a pooled connection, or on a fresh one when fresh is set. A pooled
+// connection the upstream has closed in the meantime (it restarted, or dropped idle
+// connections first) fails before any byte of an answer comes back; that says nothing
+// about the backend, so the request goes once more over a fresh connection, and only
+// that result counts.
+func (u *upstreams) do(req *fasthttp.Request, resp *fasthttp.Response, stream, fresh bool) error {
+	if !fresh {
+		c := u.buffered
+		if stream {
+			c = u.streaming
+		}
+		err := c.Do(req, resp)
+		if err == nil || !staleConnection(err) {
+			return err
+		}
+	}
+	c := u.freshBuffered
+	if stream {
+		c = u.freshStreaming
+	}
+	req.SetConnectionClose()
+	err := c.Do(req, resp)
+	req.Header.ResetConnectionClose()
+	return err
+}
+
+// staleConnection reports whether err is how a connection that the upstream closed
+// before answering fails: the connection ended, or was reset, with no byte of a
+// response read.
+func staleConnection(err error) bool {
+	return errors.Is(err, fasthttp.ErrConnectionClosed) || errors.Is(err, io.EOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// newClient returns a fasthttp client for upstream calls. Dialing is bounded by
 // connectTimeout. For streamed answers (perRead) the request timeout fasthttp applies
 // as one read deadline over the whole response is turned into a deadline per read: the
 // time to the first byte and every gap between chunks are bounded by it, but a long
@@ -26,11 +78,9 @@ func newClient(connectTimeout time.Duration, perRead bool) *fasthttp.Client {
 		ReadBufferSize:         16 << 10,
 		DisablePathNormalizing: true,
 		// An attempt that failed goes to the next backend, and a POST must not be sent
-		// twice to the same one behind the proxy's back; the one exception is a pooled
-		// keep-alive connection the upstream had already closed, where nothing was read.
-		RetryIfErr: func(_ *fasthttp.Request, attempts int, err error) (bool, bool) {
-			return false, attempts < 2 && errors.Is(err, fasthttp.ErrConnectionClosed)
-		},
+		// twice to the same one behind the proxy's back; upstreams.do alone decides the
+		// one repeat there is (a stale pooled connection).
+		RetryIfErr: func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
 		Dial: func(addr string) (net.Conn, error) {
 			c, err := d.Dial("tcp", addr)
 			if err != nil || !perRead {

@@ -60,7 +60,9 @@ func TestBindKeepsStateAcrossVersions(t *testing.T) {
 	t1 := buildDoc(t, 1, bindDoc, reg)
 	now := time.Unix(1000, 0)
 	for range 5 {
-		t1.ModelByName("m").Backends[0].State.Breaker.Failure(now)
+		br := &t1.ModelByName("m").Backends[0].State.Breaker
+		tk, _ := br.Acquire(now)
+		br.Failure(tk, now)
 	}
 	if ok, _ := t1.UserByToken([]byte("t")).Limiter.Allow(now); !ok {
 		t.Fatal("first request rejected")
