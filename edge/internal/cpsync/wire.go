@@ -15,7 +15,7 @@ func observationsToWire(obs []backends.Observation) []*berryv1.BackendObservatio
 		out[i] = &berryv1.BackendObservation{
 			Provider: o.Key.Provider, UpstreamModel: o.Key.Model,
 			LatencySeconds: o.Latency, TtftSeconds: o.TTFT, Samples: o.Samples,
-			Requests:     o.Requests(),
+			Requests: o.Requests(),
 			// An attempt that outlasted its timeout while the backend answered others is,
 			// like a 4xx, about the request: it weighs for neither side of the fleet's
 			// health.
