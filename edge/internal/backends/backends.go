@@ -73,7 +73,10 @@ type State struct {
 	lastProbeErr atomic.Pointer[string]
 
 	fleetDown atomic.Bool
-	reported  reported
+	// remoteProbe is the failure another edge's probe reported while that edge
+	// probes this backend's provider; nil while it reports the provider healthy.
+	remoteProbe atomic.Pointer[string]
+	reported    reported
 }
 
 // Available reports whether the backend may be chosen now: its active probe has not
@@ -137,9 +140,13 @@ func (s *State) SetProbe(healthy bool, errMsg string) {
 // ProbeHealthy reports the last active probe's verdict (true when never probed).
 func (s *State) ProbeHealthy() bool { return !s.probeDown.Load() }
 
-// ProbeError returns the last failed probe's reason, "" when healthy.
+// ProbeError returns the last failed probe's reason, this edge's or, while another
+// edge probes the provider, that edge's; "" when healthy.
 func (s *State) ProbeError() string {
 	if p := s.lastProbeErr.Load(); p != nil {
+		return *p
+	}
+	if p := s.remoteProbe.Load(); p != nil {
 		return *p
 	}
 	return ""

@@ -25,7 +25,9 @@ type Score struct {
 // id. Each backend's latency estimate blends them with the local samples. A backend
 // the fleet marks down has its local breaker tripped when the mark appears, so it
 // leaves rotation here too until the breaker's own half-open trial finds it serving
-// again. Probe results of providers another edge probes are taken from that edge.
+// again. A failed probe of the edge that probes the backend's provider acts the same
+// way: it trips the breaker when it appears, and this edge's own trial brings the
+// backend back, so one edge's verdict cannot keep a provider out of every edge.
 // Backends absent from scores fall back to local estimates.
 func (r *Registry) ApplyScores(scores []Score, self string, now, expires time.Time) {
 	byKey := make(map[config.BackendKey]*Score, len(scores))
@@ -45,12 +47,18 @@ func (r *Registry) ApplyScores(scores []Score, self string, now, expires time.Ti
 		} else if !s.fleetDown.Swap(true) && s.Breaker.State(now) != breaker.Open {
 			s.Breaker.Trip(now)
 		}
-		if o := sc.ProbeOwner; o != "" && o != self && sc.Probed {
-			msg := ""
-			if !sc.ProbeHealthy {
-				msg = "failed the health probe of edge " + strconv.Quote(o)
+		switch o := sc.ProbeOwner; {
+		case o == "" || o == self || !sc.Probed:
+			s.remoteProbe.Store(nil)
+		case sc.ProbeHealthy:
+			s.SetProbe(true, "") // another edge probes it: this edge's verdict is stale
+			s.remoteProbe.Store(nil)
+		default:
+			s.SetProbe(true, "")
+			msg := "failed the health probe of edge " + strconv.Quote(o)
+			if s.remoteProbe.Swap(&msg) == nil && s.Breaker.State(now) != breaker.Open {
+				s.Breaker.Trip(now)
 			}
-			s.SetProbe(sc.ProbeHealthy, msg)
 		}
 	}
 }

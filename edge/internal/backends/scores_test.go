@@ -1,6 +1,7 @@
 package backends
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -24,8 +25,8 @@ func TestApplyScores(t *testing.T) {
 	if !st[0].ProbeHealthy() {
 		t.Fatal("this edge's own probe result was overwritten by the fleet's copy of it")
 	}
-	if st[1].ProbeHealthy() || st[1].ProbeError() == "" {
-		t.Fatal("the probe owner's failure was not taken over")
+	if !strings.Contains(st[1].ProbeError(), `edge "other"`) {
+		t.Fatal("the probe owner's failure is not shown")
 	}
 	if !st[1].FleetDown() || st[1].Breaker.State(now) != breaker.Open {
 		t.Fatalf("fleet down mark: FleetDown %v, breaker %v; want the local breaker open", st[1].FleetDown(), st[1].Breaker.State(now))
@@ -45,5 +46,39 @@ func TestApplyScores(t *testing.T) {
 	r.ClearFleet()
 	if st[0].Latency.Latency(now) != 0 || st[1].FleetDown() {
 		t.Fatal("fleet state survived ClearFleet")
+	}
+}
+
+// TestRemoteProbeFailureActsLikeTheDownMark: another edge's failed probe takes the
+// backend out of rotation here once, through the breaker, and this edge's own trial
+// brings it back while that edge still reports the failure.
+func TestRemoteProbeFailureActsLikeTheDownMark(t *testing.T) {
+	var r Registry
+	k := config.BackendKey{Provider: "p", Model: "m"}
+	s := r.Sync([]Route{{"x", k}}, []string{"x"}, 3, time.Minute).States[0]
+	failed := []Score{{Key: k, ProbeOwner: "other", Probed: true, ProbeHealthy: false}}
+	now := time.Now()
+	r.ApplyScores(failed, "me", now, now.Add(time.Second))
+	if s.Available(now) || s.Breaker.State(now) != breaker.Open {
+		t.Fatal("a remote probe failure did not take the backend out of rotation")
+	}
+	if !s.ProbeHealthy() {
+		t.Fatal("a remote verdict must not stand for this edge's own probe")
+	}
+	later := now.Add(2 * time.Minute)
+	if !s.Available(later) {
+		t.Fatal("a remote probe failure keeps the backend out past the breaker timeout")
+	}
+	tk, _ := s.Breaker.Acquire(later)
+	s.Breaker.Success(tk)
+	r.ApplyScores(failed, "me", later, later.Add(time.Second))
+	if s.Breaker.State(later) != breaker.Closed {
+		t.Fatal("the same remote failure tripped the breaker again after the local trial succeeded")
+	}
+	// It recovers, then fails again: that is a new failure, and it trips again.
+	r.ApplyScores([]Score{{Key: k, ProbeOwner: "other", Probed: true, ProbeHealthy: true}}, "me", later, later.Add(time.Second))
+	r.ApplyScores(failed, "me", later, later.Add(time.Second))
+	if s.Breaker.State(later) != breaker.Open {
+		t.Fatal("a new remote failure did not trip the breaker")
 	}
 }
