@@ -491,6 +491,7 @@ type anthropicToChatStream struct {
 	nTools  int
 	finish  string
 	started bool
+	stopped bool // message_stop came: the upstream ended its stream
 	// ev and its delta are reused between events: decoding into them allocates only
 	// the strings.
 	ev    anEvent
@@ -620,8 +621,10 @@ func (s *anthropicToChatStream) Event(name, data, dst []byte) ([]byte, error) {
 		}
 		raw, _ := json.Marshal(body)
 		return dst, anthropicError(st, raw)
+	case "message_stop":
+		s.stopped = true
 	}
-	// ping, content_block_stop, message_stop and event types added later need nothing.
+	// ping, content_block_stop and event types added later need nothing more.
 	return dst, nil
 }
 
@@ -658,6 +661,9 @@ func (s *anthropicToChatStream) chunkPrefix(dst []byte) []byte {
 	return append(dst, s.prefix...)
 }
 
-func (s *anthropicToChatStream) End(dst []byte) []byte {
-	return append(dst, "data: [DONE]\n\n"...)
+func (s *anthropicToChatStream) End(dst []byte) ([]byte, error) {
+	if !s.stopped {
+		return dst, ErrTruncated
+	}
+	return append(dst, "data: [DONE]\n\n"...), nil
 }

@@ -19,6 +19,11 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidRequest}, args...)...)
 }
 
+// ErrTruncated is an upstream stream whose body ended before the event that ends it
+// (Anthropic's message_stop, OpenAI's [DONE]): the answer may be cut short.
+var ErrTruncated = &Error{Status: http.StatusBadGateway, Type: "upstream_error", Code: "upstream_stream_truncated",
+	Message: "the upstream stream ended before its last event"}
+
 // Error is a failure reported by an upstream, already classified in OpenAI's terms. A
 // StreamTranslator returns it when the upstream sends an error event mid-stream.
 type Error struct {

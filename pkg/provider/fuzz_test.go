@@ -98,7 +98,11 @@ func checkStream(t *testing.T, tr StreamTranslator, stream []byte, render func(*
 	for {
 		name, data, err := r.Next()
 		if err == io.EOF {
-			return tr.End(out), false
+			end, err := tr.End(out)
+			if err != nil {
+				return render(ErrTruncated, out), true
+			}
+			return end, false
 		}
 		if err != nil {
 			t.Fatalf("SSEReader on a bytes.Reader: %v", err)

@@ -93,7 +93,11 @@ func runStream(t testing.TB, tr StreamTranslator, in []byte, render func(*Error,
 	for {
 		name, data, err := r.Next()
 		if err == io.EOF {
-			return tr.End(out)
+			end, err := tr.End(out)
+			if err != nil {
+				return render(ErrTruncated, out)
+			}
+			return end
 		}
 		if err != nil {
 			t.Fatalf("reading SSE: %v", err)

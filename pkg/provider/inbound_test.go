@@ -74,7 +74,9 @@ func (f messagesFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		name, data, err := rd.Next()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
-				out = tr.End(out[:0])
+				if out, err = tr.End(out[:0]); err != nil {
+					out = ErrTruncated.AppendMessagesSSE(out)
+				}
 				_, _ = bw.Write(out)
 			}
 			break

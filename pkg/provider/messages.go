@@ -530,12 +530,13 @@ func (s *chatToMessagesStream) finish(dst []byte) []byte {
 	}{"message_stop"})
 }
 
-// End closes the message if the upstream ended without [DONE].
-func (s *chatToMessagesStream) End(dst []byte) []byte {
-	if s.finished {
-		return dst
+// End reports a stream whose upstream ended without [DONE]: the message is closed
+// only by the upstream's own end.
+func (s *chatToMessagesStream) End(dst []byte) ([]byte, error) {
+	if !s.finished {
+		return dst, ErrTruncated
 	}
-	return s.finish(dst)
+	return dst, nil
 }
 
 type anStreamBlock struct {

@@ -92,8 +92,11 @@ type StreamTranslator interface {
 	// data payload), appending zero or more complete OpenAI SSE events ("data: …\n\n")
 	// to dst. An error means the upstream reported a failure in-stream.
 	Event(name, data, dst []byte) ([]byte, error)
-	// End appends whatever closes the stream ("data: [DONE]\n\n").
-	End(dst []byte) []byte
+	// End appends whatever closes the stream ("data: [DONE]\n\n") once the upstream's
+	// body has ended. If the upstream never sent the event that ends its stream, End
+	// appends nothing and returns ErrTruncated: the client must see the stream fail,
+	// not end cleanly.
+	End(dst []byte) ([]byte, error)
 }
 
 // StatusTranslator is implemented by adapters whose upstream uses HTTP statuses

@@ -42,6 +42,8 @@ func run(args []string) error {
 	maxBody := fs.Int("max-request-body-bytes", 8<<20, "largest accepted request body; larger ones get 413 (settings.max_request_body_bytes can lower it per config)")
 	connectTimeout := fs.Duration("connect-timeout", proxy.DefaultConnectTimeout, "upstream connect timeout")
 	streamIdle := fs.Duration("stream-idle-timeout", 0, "bound on each gap between stream chunks once content flows (0: the request timeout)")
+	clientWrite := fs.Duration("client-write-timeout", proxy.DefaultClientWriteTimeout, "bound on each write to a client: a client that stops reading for longer loses its response")
+	maxResp := fs.Int("max-response-body-bytes", proxy.DefaultMaxResponseBody, "largest buffered upstream answer; a larger one fails the request with 502")
 	metricsToken := fs.String("metrics-token", os.Getenv("BERRY_METRICS_TOKEN"), "Bearer token GET /metrics requires (env BERRY_METRICS_TOKEN); empty: /metrics answers loopback clients only")
 	var source sourceFlags
 	source.register(fs)
@@ -83,6 +85,7 @@ func run(args []string) error {
 	}
 	h := proxy.New(&rt, pages, proxy.Options{
 		Log: log.With("component", "proxy"), ConnectTimeout: *connectTimeout, StreamIdleTimeout: *streamIdle,
+		ClientWriteTimeout: *clientWrite, MaxResponseBody: *maxResp,
 	})
 	checker := &health.Checker{Runtime: &rt, Log: log.With("component", "health")}
 	go checker.Run(ctx)
@@ -92,6 +95,8 @@ func run(args []string) error {
 		MaxRequestBodySize: *maxBody,
 		ReadTimeout:        60 * time.Second,
 		IdleTimeout:        120 * time.Second,
+		// Bounds writing a whole buffered answer; a stream resets it for every write.
+		WriteTimeout: *clientWrite,
 		// Error bodies for malformed HTTP must be OpenAI-style JSON too.
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
 			proxy.WriteProtocolError(ctx, err)

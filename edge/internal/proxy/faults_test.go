@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -175,4 +176,202 @@ func TestLongRequestTimeoutIsNotTheBackendsFault(t *testing.T) {
 			}
 		})
 	}
+}
+
+// upstreamSSE serves body as an SSE stream for every request (OpenAI's paths and
+// Anthropic's /v1/messages alike) and then ends the response normally.
+func upstreamSSE(t *testing.T, body string) string {
+	t.Helper()
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, body)
+	})}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "http://" + lis.Addr().String()
+}
+
+// TestTruncatedStreamsEndWithAnError: an upstream whose response ends normally but
+// without the event that ends its stream was cut short; the client sees an error
+// event, not a clean end. Client-facing messages name the backend, not addresses.
+func TestTruncatedStreamsEndWithAnError(t *testing.T) {
+	const (
+		oaContent = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"part\"}}]}\n\n"
+		oaDone    = "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n"
+		oaError   = "data: {\"error\":{\"message\":\"upstream gave up\",\"type\":\"server_error\"}}\n\n"
+		anStart   = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"c\",\"content\":[],\"usage\":{\"input_tokens\":1,\"output_tokens\":1}}}\n\n" +
+			"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n" +
+			"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"part\"}}\n\n"
+		anStop = "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n" +
+			"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":2}}\n\n" +
+			"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
+	)
+	tests := []struct {
+		name      string
+		upstream  string
+		anthropic bool // the backend is an Anthropic one (the path /v1/messages)
+		messages  bool // the client calls /v1/messages
+		wantError bool
+	}{
+		{"openai passthrough with [DONE]", oaContent + oaDone, false, false, false},
+		{"openai passthrough without [DONE]", oaContent, false, false, true},
+		{"openai passthrough ending in its own error event", oaContent + oaError, false, false, false},
+		{"anthropic translated with message_stop", anStart + anStop, true, false, false},
+		{"anthropic translated without message_stop", anStart, true, false, true},
+		{"anthropic native with message_stop", anStart + anStop, true, true, false},
+		{"anthropic native without message_stop", anStart, true, true, true},
+		{"openai translated to messages without [DONE]", oaContent, false, true, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			url, extra := upstreamSSE(t, tc.upstream)+"/v1", ""
+			if tc.anthropic {
+				extra = `backend_type = "anthropic"`
+			}
+			edge, _ := edgeFor(t, configTOML("failover", "", backendSpec{id: "a", url: url, extra: extra}))
+			var r result
+			if tc.messages {
+				r = postMessages(t, edge, map[string]string{"x-api-key": "t"}, messagesStreamBody)
+			} else {
+				r = post(t, edge+"/v1/chat/completions", "t", streamBody)
+			}
+			if r.status != 200 || !strings.Contains(r.body, "part") {
+				t.Fatalf("%d %s", r.status, r.body)
+			}
+			events := strings.Split(strings.TrimSpace(r.body), "\n\n")
+			last := strings.TrimSpace(events[len(events)-1])
+			gotError := strings.Contains(last, "upstream_stream_truncated") || strings.Contains(last, "ended before its last event")
+			if gotError != tc.wantError {
+				t.Fatalf("ends with the gateway's error event: %v, want %v:\n%s", gotError, tc.wantError, r.body)
+			}
+			if tc.wantError {
+				if strings.Contains(r.body, "[DONE]") || strings.Contains(r.body, "message_stop") {
+					t.Fatalf("a cut stream looks complete:\n%s", r.body)
+				}
+				if !strings.Contains(last, `a/up-a`) || addressPattern.MatchString(last) {
+					t.Fatalf("the error event must name the backend and no address: %s", last)
+				}
+			}
+			errorEvents := 0
+			for _, ev := range events {
+				ev = strings.TrimSpace(ev)
+				if strings.HasPrefix(ev, "event: error") || strings.HasPrefix(ev, `data: {"error"`) {
+					errorEvents++
+				}
+			}
+			if errorEvents > 1 {
+				t.Fatalf("%d error events:\n%s", errorEvents, r.body)
+			}
+		})
+	}
+}
+
+var addressPattern = regexp.MustCompile(`\d+\.\d+\.\d+\.\d+:\d+`)
+
+// TestStalledStreamErrorNamesNoAddress: a stream that stalls after content ends with
+// an error event that says what happened, not which socket it happened on.
+func TestStalledStreamErrorNamesNoAddress(t *testing.T) {
+	release := make(chan struct{})
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "data: {\"choices\":[{\"delta\":{\"content\":\"part\"}}]}\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})}
+	lis, _ := net.Listen("tcp", "127.0.0.1:0")
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(func() { close(release); _ = srv.Close() })
+	edge, _ := edgeFor(t, configTOML("failover", "",
+		backendSpec{id: "a", url: "http://" + lis.Addr().String() + "/v1", extra: "timeout_seconds = 1"}))
+	r := post(t, edge+"/v1/chat/completions", "t", streamBody)
+	events := strings.Split(strings.TrimSpace(r.body), "\n\n")
+	last := strings.TrimSpace(events[len(events)-1])
+	if !strings.Contains(last, "a/up-a") || !strings.Contains(last, "timeout") || addressPattern.MatchString(last) {
+		t.Fatalf("last event %s", last)
+	}
+}
+
+// TestClientThatStopsReadingLosesItsStream: a client that reads the headers and then
+// nothing holds neither the stream nor the backend's in-flight count past the client
+// write timeout.
+func TestClientThatStopsReadingLosesItsStream(t *testing.T) {
+	cancelled := make(chan struct{})
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		chunk := "data: {\"choices\":[{\"delta\":{\"content\":\"" + strings.Repeat("x", 4000) + "\"}}]}\n\n"
+		for {
+			if _, err := io.WriteString(w, chunk); err != nil {
+				close(cancelled)
+				return
+			}
+			w.(http.Flusher).Flush()
+		}
+	})}
+	lis, _ := net.Listen("tcp", "127.0.0.1:0")
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	rt := runtimeFor(t, configTOML("failover", "", backendSpec{id: "a", url: "http://" + lis.Addr().String() + "/v1"}))
+	edge := serveHandler(t, newHandler(rt, Options{ClientWriteTimeout: time.Second}))
+
+	conn, err := net.Dial("tcp", strings.TrimPrefix(edge, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: edge\r\nAuthorization: Bearer t\r\n"+
+		"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(streamBody), streamBody)
+	// Never read: the edge's writes fill the socket buffers and then block.
+	select {
+	case <-cancelled:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the upstream stream was still being read 20s after the client stopped reading")
+	}
+	st := rt.Table().ModelByName("m").Backends[0].State
+	deadline := time.Now().Add(10 * time.Second)
+	for st.InFlight.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("in flight %d after the stream was dropped", st.InFlight.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestUpstreamReadsAreBounded: a buffered answer over the limit and a stream event
+// that never ends are refused with a clear error instead of growing a buffer.
+func TestUpstreamReadsAreBounded(t *testing.T) {
+	t.Run("buffered answer over the limit", func(t *testing.T) {
+		big := `{"object":"chat.completion","choices":[{"message":{"role":"assistant","content":"` + strings.Repeat("x", 5000) + `"}}]}`
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, big)
+		})}
+		lis, _ := net.Listen("tcp", "127.0.0.1:0")
+		go func() { _ = srv.Serve(lis) }()
+		t.Cleanup(func() { _ = srv.Close() })
+		rt := runtimeFor(t, configTOML("failover", "", backendSpec{id: "a", url: "http://" + lis.Addr().String() + "/v1"}))
+		edge := serveHandler(t, newHandler(rt, Options{MaxResponseBody: 1000}))
+		r := post(t, edge+"/v1/chat/completions", "t", chatBody)
+		if _, _, code := openAIError(t, r.body); r.status != 502 || code != "upstream_response_too_large" {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+	})
+	t.Run("translated stream event that never ends", func(t *testing.T) {
+		start := "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"c\",\"content\":[],\"usage\":{\"input_tokens\":1,\"output_tokens\":1}}}\n\n" +
+			"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"part\"}}\n\n"
+		url := upstreamSSE(t, start+"event: content_block_delta\ndata: "+strings.Repeat("x", 3<<20))
+		edge, _ := edgeFor(t, configTOML("failover", "", backendSpec{id: "a", url: url, extra: `backend_type = "anthropic"`}))
+		r := post(t, edge+"/v1/chat/completions", "t", streamBody)
+		events := strings.Split(strings.TrimSpace(r.body), "\n\n")
+		last := strings.TrimSpace(events[len(events)-1])
+		if r.status != 200 || !strings.Contains(r.body, "part") || !strings.Contains(last, "over 1 MiB") {
+			t.Fatalf("%d, last event %.300s", r.status, last)
+		}
+	})
 }

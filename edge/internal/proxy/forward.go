@@ -153,6 +153,16 @@ func (h *Handler) try(a *attempt, up *fasthttp.Request) (_ failure, done bool) {
 	// The half-open trial decides whether the backend rejoins: a pooled connection
 	// from before it went down must not decide for it.
 	err := h.up.do(up, resp, r.stream, a.ticket.Trial())
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		// The answer is too large to hold, and the request asked for it: another
+		// backend would answer the same.
+		a.endNeutral(backends.ClassError)
+		fasthttp.ReleaseResponse(resp)
+		r.in.writeError(r.ctx, fasthttp.StatusBadGateway, typeUpstream, "upstream_response_too_large",
+			"the answer of backend "+strconv.Quote(a.b.Key().String())+" exceeds the gateway's limit of "+
+				strconv.Itoa(h.opts.MaxResponseBody)+" bytes")
+		return failure{}, true
+	}
 	if err != nil {
 		if errors.Is(err, fasthttp.ErrTimeout) {
 			a.endTimeout(lat)

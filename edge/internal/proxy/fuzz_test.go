@@ -32,7 +32,7 @@ func FuzzRequestBody(f *testing.F) {
 		req.Header.Set("Authorization", "Bearer t")
 		req.SetBody(body)
 		var ctx fasthttp.RequestCtx
-		ctx.Init(&req, remote, nil)
+		initCtx(&ctx, &req, remote)
 		h.ServeHTTP(&ctx)
 		var out bytes.Buffer
 		bw := bufio.NewWriter(&out)
@@ -108,7 +108,7 @@ func FuzzMessagesBody(f *testing.F) {
 		req.Header.Set("X-Api-Key", "t")
 		req.SetBody(body)
 		var ctx fasthttp.RequestCtx
-		ctx.Init(&req, remote, nil)
+		initCtx(&ctx, &req, remote)
 		h.ServeHTTP(&ctx)
 		// Writing the response runs a stream's relay to its end (and releases it).
 		if err := ctx.Response.Write(bufio.NewWriter(io.Discard)); err != nil {

@@ -135,10 +135,15 @@ func (c *chainStream) Event(name, data, dst []byte) ([]byte, error) {
 	return c.feed(dst)
 }
 
-func (c *chainStream) End(dst []byte) []byte {
+func (c *chainStream) End(dst []byte) ([]byte, error) {
 	if c.first != nil {
-		c.mid = c.first.End(c.mid[:0])
-		dst, _ = c.feed(dst)
+		var err error
+		if c.mid, err = c.first.End(c.mid[:0]); err != nil {
+			return dst, err
+		}
+		if dst, err = c.feed(dst); err != nil {
+			return dst, err
+		}
 	}
 	return c.second.End(dst)
 }

@@ -43,7 +43,21 @@ type Options struct {
 	// StreamIdleTimeout bounds each gap between chunks once a stream's content flows;
 	// 0 means the request timeout (the time-to-first-byte bound) applies to gaps too.
 	StreamIdleTimeout time.Duration
+	// ClientWriteTimeout bounds each write of a stream to the client (default
+	// DefaultClientWriteTimeout): a client that stops reading loses its stream.
+	ClientWriteTimeout time.Duration
+	// MaxResponseBody bounds a buffered upstream answer (default
+	// DefaultMaxResponseBody); a larger one is refused rather than held in memory.
+	MaxResponseBody int
 }
+
+// DefaultMaxResponseBody is the largest buffered upstream answer taken by default:
+// room for a large embeddings batch.
+const DefaultMaxResponseBody = 128 << 20
+
+// DefaultClientWriteTimeout is how long one write to a client may block, as nginx's
+// send_timeout.
+const DefaultClientWriteTimeout = 60 * time.Second
 
 // Handler serves the edge's client API. Create it with New.
 type Handler struct {
@@ -63,7 +77,13 @@ func New(rt Runtime, pages Pages, o Options) *Handler {
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = DefaultConnectTimeout
 	}
-	return &Handler{rt: rt, pages: pages, opts: o, log: o.Log, up: newUpstreams(o.ConnectTimeout)}
+	if o.ClientWriteTimeout <= 0 {
+		o.ClientWriteTimeout = DefaultClientWriteTimeout
+	}
+	if o.MaxResponseBody <= 0 {
+		o.MaxResponseBody = DefaultMaxResponseBody
+	}
+	return &Handler{rt: rt, pages: pages, opts: o, log: o.Log, up: newUpstreams(o.ConnectTimeout, o.MaxResponseBody)}
 }
 
 // ServeHTTP is the fasthttp request handler.

@@ -2,9 +2,13 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"runtime/debug"
+	"strconv"
 	"sync"
 	"time"
 
@@ -23,6 +27,12 @@ const maxBeforeContent = 1 << 20
 
 var errTooMuchBeforeContent = errors.New("the upstream sent over 1 MiB before any content")
 
+// maxEvent bounds one stream event once content flows: the relay of a translated
+// stream holds an incomplete event until its end arrives.
+const maxEvent = 1 << 20
+
+var errEventTooLarge = errors.New("the upstream sent an event over 1 MiB")
+
 // stream is one streamed answer in flight, pooled: it outlives the handler call, as
 // fasthttp runs the body writer after the handler returns, so it keeps what it needs
 // of the request and never the pooled request itself.
@@ -40,6 +50,8 @@ type stream struct {
 	buf     []byte // read from upstream, not yet sent (passthrough) or not yet parsed
 	out     []byte // translated events not yet sent
 	scratch []byte
+	tail    []byte   // the end of what was sent, for finish
+	client  net.Conn // the client's connection, for write deadlines
 	// relayFn is relay bound once, so handing it to fasthttp does not allocate.
 	relayFn func(*bufio.Writer)
 }
@@ -222,8 +234,8 @@ func (st *stream) closeUpstream(err error) {
 }
 
 func (st *stream) release() {
-	st.h, st.span, st.tr = nil, span{}, nil
-	st.buf, st.out = st.buf[:0], st.out[:0]
+	st.h, st.span, st.tr, st.client = nil, span{}, nil, nil
+	st.buf, st.out, st.tail = st.buf[:0], st.out[:0], st.tail[:0]
 	streamPool.Put(st)
 }
 
@@ -235,19 +247,22 @@ func (h *Handler) startRelay(ctx *fasthttp.RequestCtx, st *stream) {
 	ctx.Response.Header.Set("Cache-Control", "no-cache")
 	ctx.Response.Header.Set("X-Accel-Buffering", "no") // nginx in front must not buffer
 	copyRequestIDs(&ctx.Response.Header, &st.resp.Header)
+	st.client = ctx.Conn()
 	ctx.SetBodyStreamWriter(st.relayFn)
 }
 
 // relay writes what was buffered before the first content, then relays the rest read
 // by read with a flush after each, never holding data back. An upstream failure from
-// here on ends the stream with an SSE error event; a client that goes away closes the
-// upstream connection, which cancels the upstream request.
+// here on — an error, a stall, or a body that ends before the stream's last event —
+// ends the stream with an SSE error event; a client that goes away, or stops reading
+// for longer than the client write timeout, closes the upstream connection, which
+// cancels the upstream request.
 func (st *stream) relay(w *bufio.Writer) {
 	h := st.h
 	defer func() {
 		// Runs in fasthttp's body-writer goroutine: a panic here would end the process.
 		if p := recover(); p != nil {
-			h.log.Error("stream relay panicked", "panic", fmt.Sprint(p))
+			h.log.Error("stream relay panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 		}
 	}()
 	pending := st.buf
@@ -257,21 +272,13 @@ func (st *stream) relay(w *bufio.Writer) {
 		// they may be all there is, with nothing more to read.
 		pending, failErr = st.translate()
 	}
-	if _, err := w.Write(pending); err != nil {
-		clientErr = err
-	} else if err := w.Flush(); err != nil {
-		clientErr = err
-	}
-	if st.tr == nil {
-		st.buf = st.buf[:0]
-	} else {
-		st.out = st.out[:0]
-	}
-	if failErr != nil && clientErr == nil {
-		st.writeFailure(w, failErr)
-	}
+	clientErr = st.send(w, pending)
 	for clientErr == nil && failErr == nil {
 		if len(st.buf) == cap(st.buf) {
+			if len(st.buf) >= maxEvent {
+				failErr = errEventTooLarge // an event that never ends
+				break
+			}
 			st.buf = append(st.buf, make([]byte, readChunk)...)[:len(st.buf)]
 		}
 		n, err := st.src.Read(st.buf[len(st.buf):cap(st.buf)])
@@ -285,31 +292,24 @@ func (st *stream) relay(w *bufio.Writer) {
 					err = terr // an in-stream error outranks the end of the body
 				}
 			}
-			if _, werr := w.Write(chunk); werr != nil {
-				clientErr = werr
-			} else if werr := w.Flush(); werr != nil {
-				clientErr = werr
-			}
-			if st.tr == nil {
-				st.buf = st.buf[:0]
-			} else {
-				st.out = st.out[:0]
-			}
+			clientErr = st.send(w, chunk)
 		}
-		if errors.Is(err, io.EOF) {
-			if st.tr != nil {
-				st.out = st.tr.End(st.out[:0])
-				if _, werr := w.Write(st.out); werr == nil {
-					_ = w.Flush()
-				}
-			}
-			break
-		}
-		if err != nil && clientErr == nil {
+		switch {
+		case clientErr != nil:
+		case errors.Is(err, io.EOF):
+			failErr = st.finish(w)
+		case err != nil:
 			failErr = err
-			st.writeFailure(w, err)
+		}
+		if err != nil {
 			break
 		}
+	}
+	if failErr != nil && clientErr == nil {
+		st.writeFailure(w, failErr)
+	}
+	if st.client != nil {
+		_ = st.client.SetWriteDeadline(time.Time{}) // the connection may serve the next request
 	}
 	switch {
 	case clientErr != nil:
@@ -327,12 +327,86 @@ func (st *stream) relay(w *bufio.Writer) {
 	st.release()
 }
 
+// send writes b to the client and flushes it, each write bounded by the client write
+// timeout: a client that stops reading must not hold the stream, the upstream
+// connection and the backend's in-flight count for as long as TCP keeps trying.
+// What was sent is kept in st.tail, for finish.
+func (st *stream) send(w *bufio.Writer, b []byte) error {
+	if len(b) > 0 {
+		st.tail = append(st.tail, b[max(len(b)-tailSize, 0):]...)
+		st.tail = st.tail[max(len(st.tail)-tailSize, 0):]
+	}
+	if st.client != nil {
+		if err := st.client.SetWriteDeadline(time.Now().Add(st.h.opts.ClientWriteTimeout)); err != nil {
+			return err
+		}
+	}
+	if _, err := w.Write(b); err != nil {
+		return err
+	}
+	if st.tr == nil {
+		st.buf = st.buf[:0]
+	} else {
+		st.out = st.out[:0]
+	}
+	return w.Flush()
+}
+
+// tailSize is how much of what was sent finish looks at: enough for the last event,
+// [DONE], message_stop or an error.
+const tailSize = 1 << 10
+
+// finish ends a stream whose upstream body ended: with the translator's closing
+// events, or, relayed as is, after checking that the upstream's last event was the
+// one that ends its stream ([DONE], or Anthropic's message_stop). A body that ended
+// without it was cut short, and the client must not see a clean end.
+func (st *stream) finish(w *bufio.Writer) error {
+	if st.tr != nil {
+		out, err := st.tr.End(st.out[:0])
+		if err != nil {
+			return err
+		}
+		return st.send(w, out)
+	}
+	if k := st.lastEvent(); k != kindDone && k != kindError {
+		return provider.ErrTruncated
+	}
+	return nil
+}
+
+// lastEvent classifies the last complete event of what was relayed (in st.tail): an
+// upstream stream ends properly with [DONE] (Anthropic's message_stop), or with an
+// error event of its own, which the client has then seen.
+func (st *stream) lastEvent() eventKind {
+	rest := st.tail
+	if len(st.tail) == tailSize {
+		// The tail may start inside an event: skip to the first boundary.
+		if i := bytes.Index(rest, []byte("\n\n")); i >= 0 {
+			rest = rest[i+2:]
+		}
+	}
+	last := kindOther
+	for {
+		ev, next, ok := sse.Next(rest)
+		if !ok {
+			return last
+		}
+		rest = rest[next:]
+		var name, data []byte
+		name, data, st.scratch = sse.Fields(ev, st.scratch)
+		if data != nil || len(name) > 0 {
+			last = st.classify(name, data)
+		}
+	}
+}
+
 // writeFailure ends a started stream with an SSE error event in the client's format
 // (OpenAI's, or Anthropic's "event: error" on /v1/messages). The leading blank line
-// terminates whatever partial event the upstream left behind.
+// terminates whatever partial event the upstream left behind. The message names the
+// backend by its config id and says what happened, never where (no addresses).
 func (st *stream) writeFailure(w *bufio.Writer, err error) {
 	st.h.log.Warn("upstream stream failed after content", "model", st.modelID, "provider", st.b.Provider.ID, "err", err)
-	msg := "the upstream stream failed after it started: " + err.Error()
+	msg := "the stream from backend " + strconv.Quote(st.b.Key().String()) + " failed after it started: " + describe(err)
 	var ev []byte
 	if st.messages {
 		ev = append(st.out[:0], "\n\nevent: error\ndata: "...)
@@ -340,8 +414,25 @@ func (st *stream) writeFailure(w *bufio.Writer, err error) {
 	} else {
 		ev = append(append(st.out[:0], "\n\ndata: "...), provider.AppendOpenAIError(nil, typeUpstream, "upstream_stream_error", msg)...)
 	}
-	_, _ = w.Write(append(ev, "\n\n"...))
-	_ = w.Flush()
+	_ = st.send(w, append(ev, "\n\n"...))
+}
+
+// describe says what went wrong with an upstream in words a client may see: the
+// upstream's own error message when it sent one, else the kind of failure — never
+// the network error's text, which carries internal addresses.
+func describe(err error) string {
+	var pe *provider.Error
+	switch {
+	case errors.As(err, &pe):
+		return pe.Message
+	case (failure{err: err}).timeout():
+		return "no data within the timeout"
+	case errors.Is(err, errEventTooLarge), errors.Is(err, errTooMuchBeforeContent):
+		return err.Error()
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "the connection ended early"
+	}
+	return "the connection failed"
 }
 
 // translate parses complete events in st.buf through the translator, keeping an

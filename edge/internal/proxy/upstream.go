@@ -20,10 +20,10 @@ type upstreams struct {
 	freshBuffered, freshStreaming *fasthttp.Client
 }
 
-func newUpstreams(connectTimeout time.Duration) upstreams {
+func newUpstreams(connectTimeout time.Duration, maxBody int) upstreams {
 	return upstreams{
-		buffered: newClient(connectTimeout, false), streaming: newClient(connectTimeout, true),
-		freshBuffered: newClient(connectTimeout, false), freshStreaming: newClient(connectTimeout, true),
+		buffered: newClient(connectTimeout, false, maxBody), streaming: newClient(connectTimeout, true, 0),
+		freshBuffered: newClient(connectTimeout, false, maxBody), freshStreaming: newClient(connectTimeout, true, 0),
 	}
 }
 
@@ -65,8 +65,9 @@ func staleConnection(err error) bool {
 // connectTimeout. For streamed answers (perRead) the request timeout fasthttp applies
 // as one read deadline over the whole response is turned into a deadline per read: the
 // time to the first byte and every gap between chunks are bounded by it, but a long
-// generation that keeps sending is never cut.
-func newClient(connectTimeout time.Duration, perRead bool) *fasthttp.Client {
+// generation that keeps sending is never cut. maxBody bounds a buffered answer (0:
+// none; streamed answers are bounded by the relay as they pass).
+func newClient(connectTimeout time.Duration, perRead bool, maxBody int) *fasthttp.Client {
 	d := &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}
 	return &fasthttp.Client{
 		Name:            "berry-edge",
@@ -76,6 +77,7 @@ func newClient(connectTimeout time.Duration, perRead bool) *fasthttp.Client {
 		MaxConnWaitTimeout:     connectTimeout,
 		MaxIdleConnDuration:    90 * time.Second,
 		ReadBufferSize:         16 << 10,
+		MaxResponseBodySize:    maxBody,
 		DisablePathNormalizing: true,
 		// An attempt that failed goes to the next backend, and a POST must not be sent
 		// twice to the same one behind the proxy's back; upstreams.do alone decides the
