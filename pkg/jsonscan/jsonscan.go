@@ -32,10 +32,16 @@ type Fields struct {
 	// BackendMember spans the whole `"backend": "x"` member, for removal.
 	BackendMember Span
 	Stream        bool
+
+	streamSeen bool
 }
 
 // Scan validates body as a JSON object and locates its routing fields. It does not
 // allocate for well-formed bodies whose keys carry no escapes.
+//
+// A routing key given twice, in any spelling ("model" and "mod\u0065l"), or in
+// another case ("Model", which Go's encoding/json takes for "model" and others do
+// not) is refused: the gateway and an upstream must never read different values.
 func Scan(body []byte, f *Fields) error {
 	*f = Fields{}
 	if !json.Valid(body) {
@@ -63,13 +69,22 @@ func Scan(body []byte, f *Fields) error {
 		i = skipWS(body, i+1) // ':'
 		valStart := i
 		valEnd := skipValue(body, i)
-		switch keyName(key) {
+		name, variant := routingKey(key)
+		if variant {
+			return fmt.Errorf("%w: key %q differs from %q only in case; send %q", ErrBadRequest, key, name, name)
+		}
+		if name != "" && (name == "model" && f.Model.Present() || name == "backend" && f.Backend.Present() ||
+			name == "stream" && f.streamSeen) {
+			return fmt.Errorf("%w: %q is given more than once", ErrBadRequest, name)
+		}
+		switch name {
 		case "model":
 			if body[valStart] != '"' {
 				return fmt.Errorf("%w: \"model\" must be a string", ErrBadRequest)
 			}
 			f.Model = Span{valStart, valEnd}
 		case "stream":
+			f.streamSeen = true
 			switch string(body[valStart:valEnd]) {
 			case "true":
 				f.Stream = true
@@ -145,25 +160,56 @@ func Rewrite(dst, body []byte, f *Fields, newModel string, dropBackend bool) []b
 	return append(dst, body[pos:]...)
 }
 
-func keyName(key []byte) string {
-	// The switch in Scan compares against constants; Go does not allocate for
-	// string(key) in a comparison, only escaped keys need decoding.
+// routingKey returns the routing field a top-level key names ("model", "stream",
+// "backend"; "" for any other key), and whether it is spelled in another case.
+func routingKey(key []byte) (name string, variant bool) {
+	// Comparisons of string(key) against constants do not allocate; only escaped keys
+	// need decoding.
 	if !hasEscape(key) {
+		switch len(key) {
+		case len("model"), len("stream"), len("backend"):
+		default:
+			return "", false
+		}
 		switch string(key) {
 		case "model":
-			return "model"
+			return "model", false
 		case "stream":
-			return "stream"
+			return "stream", false
 		case "backend":
-			return "backend"
+			return "backend", false
 		}
-		return ""
+	} else {
+		key = unescape(key)
 	}
+	for _, n := range [...]string{"model", "stream", "backend"} {
+		if equalFoldASCII(key, n) {
+			return n, string(key) != n
+		}
+	}
+	return "", false
+}
+
+// unescape decodes a key with escapes (already validated JSON).
+func unescape(key []byte) []byte {
 	var s string
 	q := make([]byte, 0, len(key)+2)
 	q = append(append(append(q, '"'), key...), '"')
 	_ = json.Unmarshal(q, &s)
-	return s
+	return []byte(s)
+}
+
+// equalFoldASCII is bytes.EqualFold for an ASCII name, without converting it.
+func equalFoldASCII(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(b) {
+		if b[i]|0x20 != s[i]|0x20 {
+			return false
+		}
+	}
+	return true
 }
 
 func hasEscape(b []byte) bool {

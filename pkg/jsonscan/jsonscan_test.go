@@ -43,6 +43,19 @@ func TestScan(t *testing.T) {
 		{name: "model number", body: `{"model":4}`, wantErr: true},
 		{name: "stream string", body: `{"model":"m","stream":"yes"}`, wantErr: true},
 		{name: "backend number", body: `{"model":"m","backend":1}`, wantErr: true},
+		// What the gateway routes on and what an upstream reads must be the same value.
+		{name: "duplicate model", body: `{"model":"evil","model":"m"}`, wantErr: true},
+		{name: "duplicate model, escaped first", body: `{"mod\u0065l":"evil","model":"m"}`, wantErr: true},
+		{name: "duplicate model, escaped last", body: `{"model":"m","mod\u0065l":"evil"}`, wantErr: true},
+		{name: "duplicate backend", body: `{"model":"m","backend":"a","backend":"b"}`, wantErr: true},
+		{name: "duplicate stream", body: `{"model":"m","stream":false,"stream":true}`, wantErr: true},
+		{name: "model in another case", body: `{"Model":"evil","model":"m"}`, wantErr: true},
+		{name: "stream in another case", body: `{"model":"m","Stream":true}`, wantErr: true},
+		{name: "backend in another case, escaped", body: `{"model":"m","B\u0061ckend":"p"}`, wantErr: true},
+		{name: "nested duplicates are the body's own", body: `{"model":"m","x":{"model":1,"model":2,"Model":3}}`, model: "m",
+			rewritten: `{"model":"up","x":{"model":1,"model":2,"Model":3}}`},
+		{name: "other keys in other cases", body: `{"model":"m","Messages":[],"MODELS":1}`, model: "m",
+			rewritten: `{"model":"up","Messages":[],"MODELS":1}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

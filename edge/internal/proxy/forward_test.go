@@ -66,6 +66,10 @@ rate_limit = { requests_per_minute = 2 }
 		{"unknown forced backend", "POST", chat, "t", `{"model":"m","backend":"zzz"}`, 400, "invalid_backend"},
 		{"forced backend hidden by tags", "POST", chat, "tag", `{"model":"m","backend":"a"}`, 400, "backend_not_allowed"},
 		{"forced backend not a string", "POST", chat, "t", `{"model":"m","backend":3}`, 400, "invalid_json"},
+		{"duplicate model", "POST", chat, "t", `{"model":"evil","model":"m"}`, 400, "invalid_json"},
+		{"escaped duplicate model", "POST", chat, "t", `{"mod\u0065l":"evil","model":"m"}`, 400, "invalid_json"},
+		{"duplicate backend", "POST", chat, "t", `{"model":"m","backend":"a","backend":"b"}`, 400, "invalid_json"},
+		{"stream in another case", "POST", chat, "t", `{"model":"m","Stream":true}`, 400, "invalid_json"},
 		{"unknown endpoint", "POST", edge + "/v1/nope", "t", chatBody, 404, "not_found"},
 		{"models wrong method", "POST", edge + "/v1/models", "t", "", 405, "method_not_allowed"},
 	}
