@@ -375,3 +375,113 @@ func TestUpstreamReadsAreBounded(t *testing.T) {
 		}
 	})
 }
+
+// fixedUpstream answers every request with status, headers and body.
+func fixedUpstream(t *testing.T, status int, headers map[string]string, body string) string {
+	t.Helper()
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for k, v := range headers {
+			w.Header().Set(k, v)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, body)
+	})}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "http://" + lis.Addr().String() + "/v1"
+}
+
+// TestUpstreamAuthFailureIsNotTheClients: a provider refusing the gateway's own
+// credentials reaches the client as a 502 naming the backend, not as the client's
+// 401 with the provider's message (which may quote part of the provider key).
+func TestUpstreamAuthFailureIsNotTheClients(t *testing.T) {
+	for _, status := range []int{401, 403} {
+		t.Run(fmt.Sprint(status), func(t *testing.T) {
+			up := fixedUpstream(t, status, nil, `{"error":{"message":"Incorrect API key provided: sk-proj-****wxyz","type":"invalid_request_error","code":"invalid_api_key"}}`)
+			edge, _ := edgeFor(t, configTOML("failover", "max_retries = 2", backendSpec{id: "a", url: up}))
+			r := post(t, edge+"/v1/chat/completions", "t", chatBody)
+			_, _, code := openAIError(t, r.body)
+			if r.status != 502 || code != "upstream_auth_failed" || !strings.Contains(r.body, "a/up-a") || strings.Contains(r.body, "wxyz") {
+				t.Fatalf("%d %s", r.status, r.body)
+			}
+			r = postMessages(t, edge, map[string]string{"x-api-key": "t"}, messagesStreamBody)
+			if typ, _ := anthropicError(t, r.body); r.status != 502 || typ != "api_error" || strings.Contains(r.body, "wxyz") {
+				t.Fatalf("/v1/messages: %d %s", r.status, r.body)
+			}
+		})
+	}
+}
+
+// TestRelayedRateLimitKeepsItsHeaders: an upstream 429 relayed to the client keeps its
+// Retry-After and rate-limit headers, so clients back off as the provider asks.
+func TestRelayedRateLimitKeepsItsHeaders(t *testing.T) {
+	up := fixedUpstream(t, 429, map[string]string{
+		"Retry-After": "7", "X-Ratelimit-Remaining-Requests": "0", "X-Ratelimit-Reset-Requests": "7s",
+		"Anthropic-Ratelimit-Tokens-Remaining": "0", "X-Other": "not relayed",
+	}, `{"error":{"message":"slow down","type":"rate_limit_error"}}`)
+	edge, _ := edgeFor(t, configTOML("failover", "max_retries = 1", backendSpec{id: "a", url: up}))
+	r := post(t, edge+"/v1/chat/completions", "t", chatBody)
+	if r.status != 429 {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	for k, want := range map[string]string{
+		"Retry-After": "7", "X-Ratelimit-Remaining-Requests": "0", "X-Ratelimit-Reset-Requests": "7s",
+		"Anthropic-Ratelimit-Tokens-Remaining": "0", "X-Other": "",
+	} {
+		if got := r.header.Get(k); got != want {
+			t.Errorf("%s: %q, want %q", k, got, want)
+		}
+	}
+}
+
+// TestPreflightAllowsWhatTheSDKsSend: the official SDKs' browser preflights ask for
+// their own headers; the edge allows what is asked for.
+func TestPreflightAllowsWhatTheSDKsSend(t *testing.T) {
+	edge, _ := edgeFor(t, configTOML("failover", "", backendSpec{id: "a", url: "http://127.0.0.1:1/v1"}))
+	for _, tc := range []struct{ asked, want string }{
+		{"authorization,content-type,x-stainless-os,x-stainless-retry-count", "x-stainless-os"},
+		{"x-api-key,anthropic-version,anthropic-beta,anthropic-dangerous-direct-browser-access", "anthropic-dangerous-direct-browser-access"},
+		{"", "Authorization"},
+		{"x-a;y=<script>", "Authorization"}, // not header names: the default list
+	} {
+		req, _ := http.NewRequest(http.MethodOptions, edge+"/v1/messages", nil)
+		req.Header.Set("Origin", "https://app.example")
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		if tc.asked != "" {
+			req.Header.Set("Access-Control-Request-Headers", tc.asked)
+		}
+		resp, err := testClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 204 || !strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), tc.want) {
+			t.Errorf("asked %q: %d, allowed %q", tc.asked, resp.StatusCode, resp.Header.Get("Access-Control-Allow-Headers"))
+		}
+	}
+}
+
+// TestQuotaIsSpentOnlyOnRoutedRequests: requests refused before reaching a backend (a
+// bad forced backend, nothing available) use none of the key's rate limit.
+func TestQuotaIsSpentOnlyOnRoutedRequests(t *testing.T) {
+	sim := startSim(t, "a", upstreamsim.Options{})
+	doc := strings.Replace(configTOML("failover", "", backendSpec{id: "a", url: sim.URL()}),
+		"[users.u]\nname = \"u\"\ntoken = \"t\"\n", "[users.u]\nname = \"u\"\ntoken = \"t\"\nrate_limit = { requests_per_minute = 1 }\n", 1)
+	edge, _ := edgeFor(t, doc)
+	for range 3 {
+		if r := post(t, edge+"/v1/chat/completions", "t", `{"model":"m","backend":"zzz"}`); r.status != 400 {
+			t.Fatalf("bad backend: %d %s", r.status, r.body)
+		}
+	}
+	if r := post(t, edge+"/v1/chat/completions", "t", chatBody); r.status != 200 {
+		t.Fatalf("first routed request: %d %s", r.status, r.body)
+	}
+	if r := post(t, edge+"/v1/chat/completions", "t", chatBody); r.status != 429 {
+		t.Fatalf("second routed request: %d %s, want 429", r.status, r.body)
+	}
+}

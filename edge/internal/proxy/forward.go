@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"strconv"
@@ -26,6 +27,7 @@ var errFirstByteTimeout = errors.New("no content from the upstream within the re
 type failure struct {
 	status int
 	err    error
+	b      *routing.Backend // the backend that failed
 }
 
 func (f failure) timeout() bool {
@@ -89,11 +91,25 @@ func (h *Handler) forward(r *request) {
 			return
 		}
 		last = f
-	}
-	if last.status != 0 {
-		return // the last upstream error, already in the response, with its real status
+		last.b = b
 	}
 	ctx, name := r.ctx, strconv.Quote(r.model.Name)
+	switch last.status {
+	case 0:
+	case fasthttp.StatusUnauthorized, fasthttp.StatusForbidden:
+		// The provider refused the gateway's own credentials for it. Relayed as is,
+		// an SDK would report the client's key as wrong, and the provider's message
+		// may quote part of the provider key: the client hears which backend failed,
+		// the log has the status.
+		h.log.Error("upstream refused the gateway's credentials", "model", r.model.ID,
+			"backend", last.b.Key().String(), "status", last.status)
+		r.in.writeError(ctx, fasthttp.StatusBadGateway, typeUpstream, "upstream_auth_failed",
+			"backend "+strconv.Quote(last.b.Key().String())+" refused the gateway's credentials for it (HTTP "+
+				strconv.Itoa(last.status)+"); the operator must fix the provider's key")
+		return
+	default:
+		return // the last upstream error, already in the response, with its real status
+	}
 	switch {
 	case tried == 0:
 		r.in.writeError(ctx, fasthttp.StatusServiceUnavailable, typeUnavailable, "no_backend_available",
@@ -278,6 +294,9 @@ func (h *Handler) copyBuffered(a *attempt, resp *fasthttp.Response) {
 	status := provider.ClientStatus(ad, op, upstream)
 	ctx.SetStatusCode(status)
 	copyRequestIDs(&ctx.Response.Header, &resp.Header)
+	if upstream == fasthttp.StatusTooManyRequests {
+		copyRateLimits(&ctx.Response.Header, &resp.Header)
+	}
 	var out []byte
 	var translated bool
 	var err error
@@ -336,6 +355,20 @@ func retryAfter(v []byte, now time.Time) time.Duration {
 
 func isEventStream(ct []byte) bool {
 	return len(ct) >= len("text/event-stream") && strings.EqualFold(string(ct[:len("text/event-stream")]), "text/event-stream")
+}
+
+// copyRateLimits passes a rate-limited upstream's advice on: when to retry, and the
+// limits it reports (OpenAI's x-ratelimit-*, Anthropic's anthropic-ratelimit-*).
+func copyRateLimits(dst *fasthttp.ResponseHeader, src *fasthttp.ResponseHeader) {
+	for k, v := range src.All() {
+		if bytes.EqualFold(k, []byte("Retry-After")) || hasPrefixFold(k, "x-ratelimit-") || hasPrefixFold(k, "anthropic-ratelimit-") {
+			dst.SetBytesKV(k, v)
+		}
+	}
+}
+
+func hasPrefixFold(b []byte, prefix string) bool {
+	return len(b) >= len(prefix) && strings.EqualFold(string(b[:len(prefix)]), prefix)
 }
 
 // copyRequestIDs passes the upstream's request id on: OpenAI's X-Request-Id, and

@@ -101,11 +101,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	}()
 	cors := bytes.HasPrefix(path, []byte("/v1/"))
 	if cors && ctx.IsOptions() {
-		ctx.SetStatusCode(fasthttp.StatusNoContent)
-		ctx.Response.Header.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
-		ctx.Response.Header.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Api-Key, Anthropic-Version")
-		ctx.Response.Header.Set("Access-Control-Max-Age", "86400")
-		ctx.Response.Header.Set("Access-Control-Allow-Origin", "*")
+		preflight(ctx)
 		return
 	}
 	switch string(path) {
@@ -139,6 +135,35 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		// Set last: error answers reset the response headers.
 		ctx.Response.Header.Set("Access-Control-Allow-Origin", "*")
 	}
+}
+
+// preflight answers a CORS preflight on /v1/*. It allows the headers the browser asks
+// for — the official SDKs send their own (x-stainless-*, anthropic-beta,
+// anthropic-dangerous-direct-browser-access) — since the key, not the origin, is what
+// authorizes a call; a list that is not header names gets the default one.
+func preflight(ctx *fasthttp.RequestCtx) {
+	ctx.SetStatusCode(fasthttp.StatusNoContent)
+	h := &ctx.Response.Header
+	h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+	if asked := ctx.Request.Header.Peek("Access-Control-Request-Headers"); len(asked) > 0 && len(asked) <= 2048 && headerList(asked) {
+		h.SetBytesV("Access-Control-Allow-Headers", asked)
+	} else {
+		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Api-Key, Anthropic-Version")
+	}
+	h.Set("Access-Control-Max-Age", "86400")
+	h.Set("Access-Control-Allow-Origin", "*")
+}
+
+// headerList reports whether b is a comma-separated list of HTTP header names.
+func headerList(b []byte) bool {
+	for _, c := range b {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_', c == ',', c == ' ':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // request is one client request's state on its way through the proxy, pooled so the
@@ -244,7 +269,7 @@ func (h *Handler) serveOp(ctx *fasthttp.RequestCtx, op provider.Op, in inbound) 
 		requestPool.Put(r)
 	}()
 	r.ctx, r.table, r.user, r.op, r.in, r.now = ctx, t, user, op, in, now
-	if !r.route() || !r.candidates() {
+	if !r.route() || !r.candidates() || !r.admit() {
 		return
 	}
 	r.model.Strategy.Order(r.cands)
@@ -280,17 +305,27 @@ func (r *request) route() bool {
 			"this API key may not use model "+strconv.Quote(r.model.Name))
 		return false
 	}
-	if l := r.user.Limiter; l != nil {
-		if ok, wait := l.Allow(r.now); !ok {
-			r.model.Stats.Limited.Add(1)
-			r.in.writeError(ctx, fasthttp.StatusTooManyRequests, typeRateLimit, "rate_limit_exceeded",
-				"rate limit exceeded for this API key; retry after "+strconv.Itoa(ceilSeconds(wait))+"s")
-			ctx.Response.Header.Set("Retry-After", strconv.Itoa(ceilSeconds(wait)))
-			return false
-		}
-	}
 	r.stream = r.fields.Stream && r.op != provider.OpEmbeddings
 	return true
+}
+
+// admit counts the request against the key's rate limit, or answers 429. It runs
+// once the request is known to reach a backend: one refused before that (a bad
+// backend, nothing available) uses no quota.
+func (r *request) admit() bool {
+	l := r.user.Limiter
+	if l == nil {
+		return true
+	}
+	ok, wait := l.Allow(r.now)
+	if ok {
+		return true
+	}
+	r.model.Stats.Limited.Add(1)
+	r.in.writeError(r.ctx, fasthttp.StatusTooManyRequests, typeRateLimit, "rate_limit_exceeded",
+		"rate limit exceeded for this API key; retry after "+strconv.Itoa(ceilSeconds(wait))+"s")
+	r.ctx.Response.Header.Set("Retry-After", strconv.Itoa(ceilSeconds(wait)))
+	return false
 }
 
 // candidates fills r.cands with the model's backends this request may use now, or
