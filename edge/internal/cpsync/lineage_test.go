@@ -16,11 +16,14 @@ import (
 )
 
 // headerServer accepts the hello with headers, like the control plane, then sends
-// its snapshots and keeps the stream open.
+// its snapshots and keeps the stream open. It sends the next snapshot only once the
+// test has looked at the edge after the previous ACK (next), so what the test sees
+// is the state that ACK describes.
 type headerServer struct {
 	berryv1.UnimplementedEdgeServiceServer
 	snaps []*berryv1.Snapshot
 	acks  chan *berryv1.SnapshotAck
+	next  chan struct{}
 }
 
 func (s *headerServer) Sync(stream grpc.BidiStreamingServer[berryv1.SyncRequest, berryv1.SyncResponse]) error {
@@ -39,6 +42,11 @@ func (s *headerServer) Sync(stream grpc.BidiStreamingServer[berryv1.SyncRequest,
 			return err
 		}
 		s.acks <- m.GetAck()
+		select {
+		case <-s.next:
+		case <-stream.Context().Done():
+			return nil
+		}
 	}
 	<-stream.Context().Done()
 	return nil
@@ -70,6 +78,7 @@ func TestLineageCacheAndConnected(t *testing.T) {
 			validSnap(1, "new"), // older within the new lineage: NACK
 		},
 		acks: make(chan *berryv1.SnapshotAck, 8),
+		next: make(chan struct{}),
 	}
 	conn := start(t, srv)
 	var cur serving.Runtime
@@ -104,6 +113,7 @@ func TestLineageCacheAndConnected(t *testing.T) {
 		if err != nil || got.GetVersion() != w.serving || got.GetLineage() != w.lineage {
 			t.Fatalf("after ack %d cache = %v, %v", i, got, err)
 		}
+		srv.next <- struct{}{}
 	}
 	if !proto.Equal(mustLoad(t, cache), srv.snaps[2]) {
 		t.Fatal("cache differs from the snapshot applied")
