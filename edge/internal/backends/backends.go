@@ -65,6 +65,7 @@ type State struct {
 	InFlight atomic.Int32
 
 	probeDown atomic.Bool
+	probed    atomic.Bool  // a probe result was recorded
 	holdUntil atomic.Int64 // unix nanoseconds; 0 for none
 	served    atomic.Int64 // unix nanoseconds of the last answer that counted as served
 
@@ -129,6 +130,7 @@ func (s *State) Hold(t time.Time) {
 // SetProbe records an active probe's result; errMsg is kept for /health (it must not
 // contain secrets: callers pass the status or a network error).
 func (s *State) SetProbe(healthy bool, errMsg string) {
+	s.probed.Store(true)
 	s.probeDown.Store(!healthy)
 	if healthy {
 		s.lastProbeErr.Store(nil)
@@ -152,6 +154,14 @@ func (s *State) ProbeError() string {
 	return ""
 }
 
+// Used reports whether the backend has anything to show at now: attempts or a probe,
+// requests in flight, an estimate, a fleet score, a breaker that is not closed.
+func (s *State) Used(now time.Time) bool {
+	return s.Duration.Count() > 0 || s.InFlight.Load() != 0 || s.probed.Load() || s.FleetDown() ||
+		s.remoteProbe.Load() != nil || s.Breaker.State(now) != breaker.Closed ||
+		s.Latency.Latency(now) > 0 || s.Latency.FirstToken(now) > 0
+}
+
 // ModelStats are a client-facing model's counters.
 type ModelStats struct {
 	ID        string
@@ -160,6 +170,9 @@ type ModelStats struct {
 	Failovers atomic.Uint64 // requests served by a backend other than the first tried
 	Limited   atomic.Uint64 // rejected by a key's rate limit
 }
+
+// Used reports whether the model has had a request.
+func (m *ModelStats) Used() bool { return sum(&m.Requests) > 0 || m.Limited.Load() > 0 }
 
 // Route is one backend as used by one model: a backend shared by two models has one
 // State but two Routes, so attempts can be counted per model and backend.
@@ -172,6 +185,17 @@ type Route struct {
 type RouteStats struct {
 	Model, Backend string // model id; backend label
 	Requests       [NumClasses]atomic.Uint64
+}
+
+// Used reports whether the route has had an attempt.
+func (rs *RouteStats) Used() bool { return sum(&rs.Requests) > 0 }
+
+func sum(counts *[NumClasses]atomic.Uint64) uint64 {
+	var n uint64
+	for i := range counts {
+		n += counts[i].Load()
+	}
+	return n
 }
 
 // Registry holds the states; the zero value is ready.

@@ -1,9 +1,10 @@
 // Package metrics holds the lock-free counters and histograms the edge updates on the
 // request path, and writes them in the Prometheus text exposition format. The request
-// path only does atomic adds; formatting happens at scrape time.
+// path only does atomic adds; formatting happens at scrape time, streamed.
 package metrics
 
 import (
+	"bufio"
 	"math"
 	"strconv"
 	"sync/atomic"
@@ -39,29 +40,34 @@ func (h *Histogram) Count() uint64 {
 	return n
 }
 
-// Writer appends exposition text to a buffer.
-type Writer struct{ B []byte }
+// Writer writes exposition text to W as it goes, so an exposition of any size needs
+// no more memory than W's buffer; numbers are formatted in a reused scratch slice.
+type Writer struct {
+	W   *bufio.Writer
+	num []byte
+}
 
 // Header writes the HELP and TYPE lines of a metric family.
 func (w *Writer) Header(name, typ, help string) {
-	w.B = append(w.B, "# HELP "...)
-	w.B = append(w.B, name...)
-	w.B = append(w.B, ' ')
-	w.B = append(w.B, help...)
-	w.B = append(w.B, "\n# TYPE "...)
-	w.B = append(w.B, name...)
-	w.B = append(w.B, ' ')
-	w.B = append(w.B, typ...)
-	w.B = append(w.B, '\n')
+	w.W.WriteString("# HELP ")
+	w.W.WriteString(name)
+	w.W.WriteByte(' ')
+	w.W.WriteString(help)
+	w.W.WriteString("\n# TYPE ")
+	w.W.WriteString(name)
+	w.W.WriteByte(' ')
+	w.W.WriteString(typ)
+	w.W.WriteByte('\n')
 }
 
 // Sample writes one sample line; labels alternate name, value.
 func (w *Writer) Sample(name string, v float64, labels ...string) {
-	w.B = append(w.B, name...)
+	w.W.WriteString(name)
 	w.labels(labels, "", "")
-	w.B = append(w.B, ' ')
-	w.B = appendFloat(w.B, v)
-	w.B = append(w.B, '\n')
+	w.W.WriteByte(' ')
+	w.num = appendFloat(w.num[:0], v)
+	w.W.Write(w.num)
+	w.W.WriteByte('\n')
 }
 
 // Histogram writes the _bucket, _sum and _count lines of h.
@@ -71,67 +77,78 @@ func (w *Writer) Histogram(name string, h *Histogram, labels ...string) {
 		cum += h.counts[i].Load()
 		le := "+Inf"
 		if i < len(Buckets) {
-			le = strconv.FormatFloat(Buckets[i], 'g', -1, 64)
+			le = bucketLabels[i]
 		}
-		w.B = append(w.B, name...)
-		w.B = append(w.B, "_bucket"...)
+		w.W.WriteString(name)
+		w.W.WriteString("_bucket")
 		w.labels(labels, "le", le)
-		w.B = append(w.B, ' ')
-		w.B = strconv.AppendUint(w.B, cum, 10)
-		w.B = append(w.B, '\n')
+		w.W.WriteByte(' ')
+		w.num = strconv.AppendUint(w.num[:0], cum, 10)
+		w.W.Write(w.num)
+		w.W.WriteByte('\n')
 	}
-	w.B = append(w.B, name...)
-	w.B = append(w.B, "_sum"...)
+	w.W.WriteString(name)
+	w.W.WriteString("_sum")
 	w.labels(labels, "", "")
-	w.B = append(w.B, ' ')
-	w.B = appendFloat(w.B, time.Duration(h.sumNs.Load()).Seconds())
-	w.B = append(w.B, '\n')
-	w.B = append(w.B, name...)
-	w.B = append(w.B, "_count"...)
+	w.W.WriteByte(' ')
+	w.num = appendFloat(w.num[:0], time.Duration(h.sumNs.Load()).Seconds())
+	w.W.Write(w.num)
+	w.W.WriteByte('\n')
+	w.W.WriteString(name)
+	w.W.WriteString("_count")
 	w.labels(labels, "", "")
-	w.B = append(w.B, ' ')
-	w.B = strconv.AppendUint(w.B, cum, 10)
-	w.B = append(w.B, '\n')
+	w.W.WriteByte(' ')
+	w.num = strconv.AppendUint(w.num[:0], cum, 10)
+	w.W.Write(w.num)
+	w.W.WriteByte('\n')
 }
+
+// bucketLabels are the le values of Buckets, formatted once.
+var bucketLabels = func() (out [len(Buckets)]string) {
+	for i, b := range Buckets {
+		out[i] = strconv.FormatFloat(b, 'g', -1, 64)
+	}
+	return out
+}()
 
 func (w *Writer) labels(kv []string, extraK, extraV string) {
 	if len(kv) == 0 && extraK == "" {
 		return
 	}
-	w.B = append(w.B, '{')
+	w.W.WriteByte('{')
 	n := 0
 	for i := 0; i+1 < len(kv); i += 2 {
 		if n > 0 {
-			w.B = append(w.B, ',')
+			w.W.WriteByte(',')
 		}
 		n++
-		w.B = appendLabel(w.B, kv[i], kv[i+1])
+		w.label(kv[i], kv[i+1])
 	}
 	if extraK != "" {
 		if n > 0 {
-			w.B = append(w.B, ',')
+			w.W.WriteByte(',')
 		}
-		w.B = appendLabel(w.B, extraK, extraV)
+		w.label(extraK, extraV)
 	}
-	w.B = append(w.B, '}')
+	w.W.WriteByte('}')
 }
 
-func appendLabel(b []byte, k, v string) []byte {
-	b = append(b, k...)
-	b = append(b, '=', '"')
+func (w *Writer) label(k, v string) {
+	w.W.WriteString(k)
+	w.W.WriteString(`="`)
 	for i := 0; i < len(v); i++ {
 		switch c := v[i]; c {
 		case '\\':
-			b = append(b, '\\', '\\')
+			w.W.WriteString(`\\`)
 		case '"':
-			b = append(b, '\\', '"')
+			w.W.WriteString(`\"`)
 		case '\n':
-			b = append(b, '\\', 'n')
+			w.W.WriteString(`\n`)
 		default:
-			b = append(b, c)
+			w.W.WriteByte(c)
 		}
 	}
-	return append(b, '"')
+	w.W.WriteByte('"')
 }
 
 func appendFloat(b []byte, v float64) []byte {

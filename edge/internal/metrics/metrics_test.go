@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"bufio"
 	"strings"
 	"testing"
 	"time"
@@ -11,12 +12,17 @@ func TestExposition(t *testing.T) {
 	h.Observe(3 * time.Millisecond)
 	h.Observe(200 * time.Millisecond)
 	h.Observe(10 * time.Minute)
-	var w Writer
+	var out strings.Builder
+	bw := bufio.NewWriter(&out)
+	w := Writer{W: bw}
 	w.Header("x_seconds", "histogram", "a test.")
 	w.Histogram("x_seconds", &h, "backend", `a"b`)
 	w.Sample("y_total", 2, "model", "m")
 	w.Sample("z", 1)
-	got := string(w.B)
+	if err := bw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
 	for _, want := range []string{
 		"# HELP x_seconds a test.\n# TYPE x_seconds histogram\n",
 		`x_seconds_bucket{backend="a\"b",le="0.005"} 1`,

@@ -1,13 +1,16 @@
 package status
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/subtle"
+	"slices"
 	"time"
 
 	"github.com/berry-gateway/berry/edge/internal/backends"
 	"github.com/berry-gateway/berry/edge/internal/breaker"
 	"github.com/berry-gateway/berry/edge/internal/metrics"
+	"github.com/berry-gateway/berry/edge/internal/routing"
 	"github.com/valyala/fasthttp"
 )
 
@@ -21,8 +24,12 @@ func (p *Pages) metricsAllowed(ctx *fasthttp.RequestCtx) bool {
 		subtle.ConstantTimeCompare(bytes.TrimSpace(auth[len(prefix):]), []byte(p.MetricsToken)) == 1
 }
 
-// Metrics writes the Prometheus text exposition. Labels are config ids only (model
-// ids, provider ids, upstream model names), never client input.
+// Metrics writes the Prometheus text exposition, streamed: its size grows with the
+// config, its memory does not. Labels are config ids only (model ids, provider ids,
+// upstream model names), never client input. A model, route or backend has series
+// once it has been used (or, for a backend, once it has state to show: a probe
+// result, an open breaker, a fleet score), so an edge with thousands of configured
+// models exposes what it serves, not what it could.
 func (p *Pages) Metrics(ctx *fasthttp.RequestCtx) {
 	if !ctx.IsGet() {
 		writeError(ctx, fasthttp.StatusMethodNotAllowed, "method_not_allowed", "use GET")
@@ -34,11 +41,14 @@ func (p *Pages) Metrics(ctx *fasthttp.RequestCtx) {
 			"metrics need the edge's metrics token (Authorization: Bearer <token>)")
 		return
 	}
-	t := p.Runtime.Table()
-	reg := p.Runtime.Backends()
+	ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
+	t, reg := p.Runtime.Table(), p.Runtime.Backends()
+	ctx.SetBodyStreamWriter(func(bw *bufio.Writer) { p.writeMetrics(&metrics.Writer{W: bw}, t, reg) })
+}
+
+func (p *Pages) writeMetrics(w *metrics.Writer, t *routing.Table, reg *backends.Registry) {
 	now := time.Now()
 	states := reg.States()
-	w := metrics.Writer{B: make([]byte, 0, 8<<10)}
 	w.Header("berry_config_version", "gauge", "Version of the config snapshot being served (0 before the first).")
 	v := 0.0
 	if t != nil {
@@ -52,7 +62,7 @@ func (p *Pages) Metrics(ctx *fasthttp.RequestCtx) {
 	w.Header("berry_in_flight_requests", "gauge", "Upstream attempts in flight on this edge.")
 	w.Sample("berry_in_flight_requests", float64(inFlight))
 
-	models := reg.Models()
+	models := slices.DeleteFunc(reg.Models(), func(m *backends.ModelStats) bool { return !m.Used() })
 	w.Header("berry_requests_total", "counter", "Client requests by model and response status class.")
 	for _, m := range models {
 		for c := range m.Requests {
@@ -74,20 +84,23 @@ func (p *Pages) Metrics(ctx *fasthttp.RequestCtx) {
 
 	w.Header("berry_upstream_requests_total", "counter", "Upstream attempts by model, backend and outcome class.")
 	for _, rs := range reg.Routes() {
+		if !rs.Used() {
+			continue
+		}
 		for c := range rs.Requests {
 			w.Sample("berry_upstream_requests_total", float64(rs.Requests[c].Load()),
 				"model", rs.Model, "backend", rs.Backend, "class", backends.Class(c).String())
 		}
 	}
+	states = slices.DeleteFunc(states, func(s *backends.State) bool { return !s.Used(now) })
 	w.Header("berry_upstream_in_flight", "gauge", "Upstream attempts in flight by backend.")
 	for _, s := range states {
 		w.Sample("berry_upstream_in_flight", float64(s.InFlight.Load()), "backend", s.Label)
 	}
 	w.Header("berry_breaker_state", "gauge", "Circuit breaker state by backend: 0 closed, 1 open, 2 half-open.")
 	for _, s := range states {
-		st := s.Breaker.State(now)
 		val := 0.0
-		switch st {
+		switch s.Breaker.State(now) {
 		case breaker.Open:
 			val = 1
 		case breaker.HalfOpen:
@@ -111,9 +124,7 @@ func (p *Pages) Metrics(ctx *fasthttp.RequestCtx) {
 	for _, s := range states {
 		w.Histogram("berry_upstream_ttft_seconds", &s.FirstToken, "backend", s.Label)
 	}
-	p.writeFleet(&w, states, now)
-	ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
-	ctx.Response.SetBodyRaw(w.B)
+	p.writeFleet(w, states, now)
 }
 
 // writeFleet writes each backend's local, fleet and blended estimates and the fleet's

@@ -5,6 +5,7 @@
 package status
 
 import (
+	"bufio"
 	"strconv"
 	"time"
 
@@ -40,7 +41,8 @@ type Pages struct {
 
 // Health reports per-model backend availability: 200 "ok" when every enabled model
 // has an available backend, 200 "degraded" when only some do, 503 when none does or
-// there is no configuration.
+// there is no configuration. The status is decided first; the body, which grows with
+// the config, is then streamed.
 func (p *Pages) Health(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("application/json")
 	t := p.Runtime.Table()
@@ -50,11 +52,42 @@ func (p *Pages) Health(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	now := time.Now()
+	up, total := 0, 0
+	for _, name := range t.ModelNames {
+		if m := t.ModelByName(name); m.Enabled {
+			total++
+			if available(m, now) > 0 {
+				up++
+			}
+		}
+	}
+	status := "ok"
+	switch {
+	case total > 0 && up == 0:
+		status = "unavailable"
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+	case up < total:
+		status = "degraded"
+	}
+	ctx.SetBodyStreamWriter(func(w *bufio.Writer) { writeHealth(w, t, status, now) })
+}
+
+// available counts the model's backends that may take a request at now.
+func available(m *routing.Model, now time.Time) int {
+	n := 0
+	for _, b := range m.Backends {
+		if b.Enabled && b.Provider.Enabled && b.State.Available(now) {
+			n++
+		}
+	}
+	return n
+}
+
+func writeHealth(w *bufio.Writer, t *routing.Table, status string, now time.Time) {
 	out := make([]byte, 0, 512)
 	out = append(out, `{"config_version":`...)
 	out = strconv.AppendUint(out, t.Version, 10)
 	out = append(out, `,"models":[`...)
-	up, total := 0, 0
 	for i, name := range t.ModelNames {
 		m := t.ModelByName(name)
 		if i > 0 {
@@ -98,25 +131,16 @@ func (p *Pages) Health(ctx *fasthttp.RequestCtx) {
 		out = append(out, `],"available":`...)
 		out = strconv.AppendBool(out, avail > 0)
 		out = append(out, '}')
-		if m.Enabled {
-			total++
-			if avail > 0 {
-				up++
-			}
+		// One model at a time: the page is as large as the config, its buffer is not.
+		if _, err := w.Write(out); err != nil {
+			return
 		}
-	}
-	status := "ok"
-	switch {
-	case total > 0 && up == 0:
-		status = "unavailable"
-		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
-	case up < total:
-		status = "degraded"
+		out = out[:0]
 	}
 	out = append(out, `],"status":"`...)
 	out = append(out, status...)
 	out = append(out, `"}`...)
-	ctx.Response.SetBodyRaw(out)
+	_, _ = w.Write(out)
 }
 
 // Ready answers 200 with the config version served once there is one, else 503.
