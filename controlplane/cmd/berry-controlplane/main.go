@@ -2,7 +2,7 @@
 // bbolt file, versions every change, and streams routing snapshots to edges over gRPC.
 //
 //	berry-controlplane [flags]                          serve
-//	berry-controlplane backup --out FILE [--server ADDR --token T | --data FILE]
+//	berry-controlplane backup --out FILE [--server ADDR --token-file F | --data FILE]
 //	berry-controlplane restore --from FILE --data FILE  (control plane stopped)
 package main
 
@@ -22,6 +22,7 @@ import (
 	"github.com/berry-gateway/berry/controlplane/internal/auth"
 	"github.com/berry-gateway/berry/controlplane/internal/server"
 	"github.com/berry-gateway/berry/controlplane/internal/store"
+	"github.com/berry-gateway/berry/controlplane/internal/tokenflag"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/pkg/atomicfile"
 	"github.com/berry-gateway/berry/pkg/grpccreds"
@@ -51,17 +52,39 @@ func run(args []string) error {
 	listen := fs.String("grpc-listen", "127.0.0.1:9090", "gRPC listen address for the admin and edge APIs")
 	bootstrap := fs.String("bootstrap", "", "seed-format TOML file imported only when the store is empty")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	adminToken := fs.String("admin-token", os.Getenv("BERRY_ADMIN_TOKEN"), "token of the admin role (env BERRY_ADMIN_TOKEN)")
-	readToken := fs.String("read-token", os.Getenv("BERRY_READ_TOKEN"), "token of the read-only role (env BERRY_READ_TOKEN)")
-	edgeToken := fs.String("edge-token", os.Getenv("BERRY_EDGE_TOKEN"), "token edges present (env BERRY_EDGE_TOKEN)")
+	roles := []struct {
+		auth.Credential
+		token tokenflag.Token
+		what  string
+	}{
+		{auth.Credential{Name: "admin", Role: auth.RoleAdmin}, tokenflag.Token{Name: "admin-token", Env: "BERRY_ADMIN_TOKEN", FileEnv: "BERRY_ADMIN_TOKEN_FILE"}, "token of the admin role"},
+		{auth.Credential{Name: "read", Role: auth.RoleRead}, tokenflag.Token{Name: "read-token", Env: "BERRY_READ_TOKEN", FileEnv: "BERRY_READ_TOKEN_FILE"}, "token of the read-only role"},
+		{auth.Credential{Name: "edge", Role: auth.RoleEdge}, tokenflag.Token{Name: "edge-token", Env: "BERRY_EDGE_TOKEN", FileEnv: "BERRY_EDGE_TOKEN_FILE"}, "token of the edge role, which edges present"},
+	}
+	for i := range roles {
+		roles[i].token.Register(fs, roles[i].what)
+	}
 	insecureFlag := fs.Bool("insecure", false, "allow serving without any token on a non-loopback address")
 	tlsCert := fs.String("tls-cert", "", "TLS certificate file (PEM) for the gRPC listener")
 	tlsKey := fs.String("tls-key", "", "TLS private key file (PEM) for the gRPC listener")
 	tlsClientCA := fs.String("tls-client-ca", "", "CA bundle (PEM); when set, clients must present a certificate it signed (mTLS)")
 	scoreInterval := fs.Duration("score-interval", server.DefaultScoreInterval, "how often fleet latency/health scores are merged and pushed to edges")
 	lockTimeout := fs.Duration("lock-timeout", 2*time.Second, "how long to wait for the data file's lock before failing")
+	edgeExpiry := fs.Duration("edge-expiry", server.DefaultEdgeExpiry, "how long fleet status lists an edge after it disconnected; 0 keeps every edge")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *edgeExpiry < 0 {
+		return fmt.Errorf("--edge-expiry %v: must not be negative", *edgeExpiry)
+	}
+	creds := make([]auth.Credential, len(roles))
+	for i, r := range roles {
+		tok, err := r.token.Value(fs)
+		if err != nil {
+			return err
+		}
+		creds[i] = r.Credential
+		creds[i].Token = tok
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -69,32 +92,22 @@ func run(args []string) error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 
-	policy := auth.NewPolicy([]auth.Credential{
-		{Name: "admin", Role: auth.RoleAdmin, Token: *adminToken},
-		{Name: "read", Role: auth.RoleRead, Token: *readToken},
-		{Name: "edge", Role: auth.RoleEdge, Token: *edgeToken},
-	}, server.ReadMethods)
-	if !policy.Enabled() {
-		if !loopback(*listen) && !*insecureFlag {
-			return fmt.Errorf("--grpc-listen %s is not a loopback address and no --admin-token, --read-token or --edge-token is set; set tokens, or pass --insecure to serve unauthenticated", *listen)
-		}
-		log.Warn("no tokens configured: the admin API is UNAUTHENTICATED; anyone who can connect may change the config", "listen", *listen)
+	policy := auth.NewPolicy(creds, server.ReadMethods)
+	tlsOn := *tlsCert != "" || *tlsKey != "" || *tlsClientCA != ""
+	if err := checkExposure(log, *listen, policy.Enabled(), tlsOn, *insecureFlag); err != nil {
+		return err
 	}
 	serverOpts := []grpc.ServerOption{
 		// Edges hold streams for days; keepalives find dead ones behind NATs and LBs.
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		grpc.ChainUnaryInterceptor(policy.Unary),
-		grpc.ChainStreamInterceptor(policy.Stream),
-		// Whole configs travel in one message: allow large ones.
-		grpc.MaxRecvMsgSize(64 << 20),
 	}
-	if *tlsCert != "" || *tlsKey != "" || *tlsClientCA != "" {
-		creds, err := grpccreds.Server(*tlsCert, *tlsKey, *tlsClientCA)
+	if tlsOn {
+		tc, err := grpccreds.Server(*tlsCert, *tlsKey, *tlsClientCA)
 		if err != nil {
 			return err
 		}
-		serverOpts = append(serverOpts, grpc.Creds(creds))
+		serverOpts = append(serverOpts, grpc.Creds(tc))
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -109,7 +122,7 @@ func run(args []string) error {
 	}
 	defer st.Close()
 
-	srv := server.New(st, server.Options{Log: log, ScoreInterval: *scoreInterval})
+	srv := server.New(st, server.Options{Log: log, ScoreInterval: *scoreInterval, EdgeExpiry: *edgeExpiry})
 	if *bootstrap != "" {
 		doc, err := os.ReadFile(*bootstrap)
 		if err != nil {
@@ -128,13 +141,12 @@ func run(args []string) error {
 	if err != nil {
 		return fmt.Errorf("--grpc-listen: %w", err)
 	}
-	gs := grpc.NewServer(serverOpts...)
-	srv.Register(gs)
+	gs := srv.NewGRPCServer(policy, serverOpts...)
 
 	errc := make(chan error, 1)
 	go func() { errc <- gs.Serve(lis) }()
 	log.Info("control plane listening", "grpc", lis.Addr().String(), "data", *dataPath,
-		"auth", policy.Enabled(), "tls", *tlsCert != "", "mtls", *tlsClientCA != "")
+		"auth", policy.Enabled(), "tls", tlsOn, "mtls", *tlsClientCA != "", "edge_expiry", *edgeExpiry)
 
 	select {
 	case err := <-errc:
@@ -152,6 +164,22 @@ func run(args []string) error {
 	}
 	if err := <-errc; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		return err
+	}
+	return nil
+}
+
+// checkExposure refuses to serve without tokens on a non-loopback address unless
+// insecure, and warns of what travels unprotected: everything without tokens, the
+// tokens themselves (and configs with provider keys) without TLS.
+func checkExposure(log *slog.Logger, listen string, tokens, tlsOn, insecure bool) error {
+	local := loopback(listen)
+	switch {
+	case !tokens && !local && !insecure:
+		return fmt.Errorf("--grpc-listen %s is not a loopback address and no --admin-token, --read-token or --edge-token is set; set tokens, or pass --insecure to serve unauthenticated", listen)
+	case !tokens:
+		log.Warn("no tokens configured: the admin API is UNAUTHENTICATED; anyone who can connect may change the config", "listen", listen)
+	case !tlsOn && !local:
+		log.Warn("tokens over PLAINTEXT gRPC on a non-loopback address: anyone on the network path can read the tokens, and configs with their provider keys, and reuse them; serve with --tls-cert and --tls-key", "listen", listen)
 	}
 	return nil
 }
@@ -176,11 +204,16 @@ func backup(args []string) error {
 	fs := flag.NewFlagSet("berry-controlplane backup", flag.ContinueOnError)
 	out := fs.String("out", "", "file to write the backup to (required)")
 	addr := fs.String("server", os.Getenv("BERRY_SERVER"), "running control plane to back up (env BERRY_SERVER)")
-	token := fs.String("token", os.Getenv("BERRY_TOKEN"), "admin token (env BERRY_TOKEN)")
+	tokenFlag := tokenflag.Token{Name: "token", Env: "BERRY_TOKEN", FileEnv: "BERRY_TOKEN_FILE"}
+	tokenFlag.Register(fs, "admin token")
 	caFile := fs.String("tls-ca", "", "CA bundle (PEM) to verify the server; enables TLS")
 	dataPath := fs.String("data", "", "data file of a stopped control plane (instead of --server)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	token, err := tokenFlag.Value(fs)
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
 	}
 	if *out == "" || (*addr == "") == (*dataPath == "") {
 		return errors.New("backup: give --out and exactly one of --server or --data")
@@ -200,7 +233,7 @@ func backup(args []string) error {
 		fmt.Printf("wrote %d bytes to %s\n", n, *out)
 		return nil
 	}
-	opts, err := grpccreds.Client{Token: *token, CA: *caFile}.DialOptions()
+	opts, err := grpccreds.Client{Token: token, CA: *caFile}.DialOptions()
 	if err != nil {
 		return err
 	}

@@ -407,7 +407,6 @@ func (c *cli) scores(ctx context.Context, model string) error {
 		}
 		return strconv.FormatFloat(sec*1000, 'f', 1, 64) + "ms"
 	}
-	count := func(n float64) string { return strconv.FormatFloat(n, 'f', 1, 64) }
 	var rows [][]string
 	for _, b := range r.GetBackends() {
 		health := "up"
@@ -418,12 +417,25 @@ func (c *cli) scores(ctx context.Context, model string) error {
 			health = "probe failing"
 		}
 		rows = append(rows, []string{b.GetProvider() + "/" + b.GetUpstreamModel(), ms(b.GetLatencySeconds()), ms(b.GetTtftSeconds()),
-			count(b.GetWeight()), strconv.FormatUint(uint64(b.GetEdges()), 10),
-			strconv.FormatFloat(b.GetErrorRate()*100, 'f', 1, 64) + "%", count(b.GetRequests()),
-			count(b.GetClientErrors()), count(b.GetServerErrors()), count(b.GetNoAnswer()),
+			decayed(b.GetWeight()), strconv.FormatUint(uint64(b.GetEdges()), 10),
+			decayed(b.GetErrorRate()*100) + "%", decayed(b.GetRequests()),
+			decayed(b.GetClientErrors()), decayed(b.GetServerErrors()), decayed(b.GetNoAnswer()),
 			health, or(b.GetProbeOwner(), "-")})
 	}
 	return c.table([]string{"BACKEND", "LATENCY", "TTFT", "SAMPLES", "EDGES", "ERRORS", "REQUESTS", "4XX", "5XX", "NO ANSWER", "HEALTH", "PROBE OWNER"}, rows)
+}
+
+// decayed shows a decayed count, or a percentage, with one decimal. The fleet's
+// counts decay towards zero without reaching it: a value too small for one decimal
+// shows as <0.1, never as 0.0 beside the latencies it still weighs.
+func decayed(x float64) string {
+	if x == 0 {
+		return "0"
+	}
+	if s := strconv.FormatFloat(x, 'f', 1, 64); s != "0.0" {
+		return s
+	}
+	return "<0.1"
 }
 
 func connected(es []*berryv1.EdgeStatus) int {

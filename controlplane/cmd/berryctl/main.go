@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berry-gateway/berry/controlplane/internal/tokenflag"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/pkg/grpccreds"
 	"google.golang.org/grpc"
@@ -42,7 +43,8 @@ Commands:
 
 Global flags (anywhere on the line):
   --server ADDR     control plane address (env BERRY_SERVER, default 127.0.0.1:9090)
-  --token T         bearer token (env BERRY_TOKEN)
+  --token T         bearer token (env BERRY_TOKEN); visible in the process list
+  --token-file F    file holding the bearer token (env BERRY_TOKEN_FILE)
   --tls-ca FILE     verify the server with this CA (enables TLS); --tls-cert/--tls-key for mTLS
   -o FORMAT         table (default), json, yaml; toml for get and export
   --timeout D       per-call timeout (default 15s)
@@ -80,7 +82,8 @@ func parse(args []string) (*opts, []string, error) {
 	fs := flag.NewFlagSet("berryctl", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&o.server, "server", envOr("BERRY_SERVER", "127.0.0.1:9090"), "")
-	fs.StringVar(&o.token, "token", os.Getenv("BERRY_TOKEN"), "")
+	token := tokenflag.Token{Name: "token", Env: "BERRY_TOKEN", FileEnv: "BERRY_TOKEN_FILE"}
+	token.Register(fs, "bearer token")
 	fs.StringVar(&o.tlsCA, "tls-ca", "", "")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "")
@@ -122,6 +125,10 @@ func parse(args []string) (*opts, []string, error) {
 	case "table", "json", "yaml", "toml":
 	default:
 		return nil, nil, fmt.Errorf("-o %q: use table, json, yaml or toml", o.output)
+	}
+	var err error
+	if o.token, err = token.Value(fs); err != nil {
+		return nil, nil, err
 	}
 	return o, pos, nil
 }
@@ -180,7 +187,7 @@ func oneLine(err error) string {
 	msg := strings.ReplaceAll(st.Message(), "\n", "; ")
 	switch st.Code() {
 	case codes.Unauthenticated:
-		return "authentication failed: " + msg + " (check --token or BERRY_TOKEN)"
+		return "authentication failed: " + msg + " (check --token, --token-file, BERRY_TOKEN or BERRY_TOKEN_FILE)"
 	case codes.PermissionDenied:
 		return "permission denied: " + msg
 	case codes.InvalidArgument:

@@ -3,6 +3,14 @@
 // admin may call everything, read only the admin API's read RPCs, edge only the edge
 // API. Health checks and server reflection are open, so load balancers and grpcurl
 // need no credentials to find out whether and what the server serves.
+//
+// A call is checked before gRPC reads any of its messages, so a caller without the
+// right token cannot make the server read or decode a request body: the stream
+// interceptor runs before a stream handler reads, and Guard wraps each unary handler
+// of a service, because grpc-go's generated unary handlers decode the request before
+// they call the unary interceptor. (A tap handle would refuse even earlier, but
+// grpc-go never cancels the context of a call its tap refuses: each refused call
+// carrying a grpc-timeout would hold a timer until that deadline.)
 package auth
 
 import (
@@ -120,8 +128,7 @@ func (p *Policy) Enabled() bool { return p != nil && len(p.creds) > 0 }
 // authenticate finds the credential matching the request's bearer token. Every
 // configured credential is compared, in constant time over equal-length hashes, so
 // timing says nothing about which token (or how much of one) matched.
-func (p *Policy) authenticate(ctx context.Context) (Identity, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
+func (p *Policy) authenticate(md metadata.MD) (Identity, error) {
 	var token string
 	for _, v := range md.Get("authorization") {
 		if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
@@ -166,14 +173,16 @@ func (p *Policy) allowed(id Identity, method string) bool {
 	return false
 }
 
-func (p *Policy) check(ctx context.Context, method string) (context.Context, error) {
+// check returns ctx carrying the identity of the caller of method, whose headers are
+// md, or the status refusing the call.
+func (p *Policy) check(ctx context.Context, md metadata.MD, method string) (context.Context, error) {
 	if open(method) {
 		return ctx, nil
 	}
 	if !p.Enabled() {
 		return NewContext(ctx, anonymous(ctx)), nil
 	}
-	id, err := p.authenticate(ctx)
+	id, err := p.authenticate(md)
 	if err != nil {
 		return nil, err
 	}
@@ -183,9 +192,42 @@ func (p *Policy) check(ctx context.Context, method string) (context.Context, err
 	return NewContext(ctx, id), nil
 }
 
+// admittedKey marks a context Guard admitted; its value is the method admitted.
+type admittedKey struct{}
+
+// Guard returns a copy of desc whose unary handlers check their call before they
+// decode its request, and put the caller's identity in the context; the interceptors
+// then find the call admitted and check nothing twice. Streaming handlers are left to
+// the stream interceptor, which runs before they read.
+func (p *Policy) Guard(desc *grpc.ServiceDesc) *grpc.ServiceDesc {
+	g := *desc
+	g.Methods = make([]grpc.MethodDesc, len(desc.Methods))
+	for i, m := range desc.Methods {
+		method, handler := "/"+desc.ServiceName+"/"+m.MethodName, m.Handler
+		g.Methods[i] = grpc.MethodDesc{MethodName: m.MethodName, Handler: func(srv any, ctx context.Context, dec func(any) error, ic grpc.UnaryServerInterceptor) (any, error) {
+			ctx, err := p.admit(ctx, method)
+			if err != nil {
+				return nil, err
+			}
+			return handler(srv, context.WithValue(ctx, admittedKey{}, method), dec, ic)
+		}}
+	}
+	return &g
+}
+
+// admit returns the context of a call to method, carrying the caller's identity: as
+// Guard left it when Guard admitted this call, else checked here.
+func (p *Policy) admit(ctx context.Context, method string) (context.Context, error) {
+	if m, ok := ctx.Value(admittedKey{}).(string); ok && m == method {
+		return ctx, nil
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	return p.check(ctx, md, method)
+}
+
 // Unary is the unary server interceptor.
 func (p *Policy) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	ctx, err := p.check(ctx, info.FullMethod)
+	ctx, err := p.admit(ctx, info.FullMethod)
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +236,7 @@ func (p *Policy) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 
 // Stream is the stream server interceptor.
 func (p *Policy) Stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	ctx, err := p.check(ss.Context(), info.FullMethod)
+	ctx, err := p.admit(ss.Context(), info.FullMethod)
 	if err != nil {
 		return err
 	}

@@ -1,5 +1,6 @@
 // Package fleet tracks the edges connected to the control plane: who they are, which
-// config version each one applied, and their last ACK or NACK.
+// config version each one applied, and their last ACK or NACK. Edges that disconnect
+// are forgotten after an expiry, so ephemeral edge ids (pod names) do not pile up.
 package fleet
 
 import (
@@ -18,18 +19,25 @@ type Edge struct {
 	AppliedVersion uint64
 	Connected      bool
 	ConnectedSince time.Time
-	LastSeen       time.Time
+	// LastSeen is when the edge last sent anything, or when its stream closed.
+	LastSeen time.Time
 	// LastAckVersion and LastNack describe the newest ACK/NACK: LastNack is the
 	// reason of a NACK, "" after an ACK.
 	LastAckVersion uint64
 	LastNack       string
 }
 
-// Registry is the set of edges seen. The zero value is ready for use.
+// Registry is the set of edges seen. The zero value is ready for use and keeps every
+// edge forever.
 type Registry struct {
-	mu    sync.Mutex
-	edges map[string]*entry
-	now   func() time.Time
+	// Expiry forgets an edge this long after its stream closed, unless it reconnects;
+	// 0 keeps every edge. Set it before first use.
+	Expiry time.Duration
+
+	mu     sync.Mutex
+	edges  map[string]*entry
+	now    func() time.Time
+	pruned time.Time // the last prune on Connect
 }
 
 type entry struct {
@@ -39,8 +47,15 @@ type entry struct {
 
 var sessionSeq atomic.Uint64
 
+// pruneEvery bounds how often Connect looks for expired edges: a reconnect storm
+// must not scan the whole fleet on every connection.
+const pruneEvery = time.Minute
+
 // Connect records an edge's stream opening and returns the function that records its
-// closing. A second stream with the same id takes the entry over.
+// closing. A second stream with the same id takes the entry over. e carries what the
+// edge said of itself: its applied version, and as LastAckVersion that same version
+// when it comes from the current data file (the edge ACKed it on an earlier stream,
+// and gets no snapshot to ACK on this one).
 func (r *Registry) Connect(e Edge) (disconnect func()) {
 	id := sessionSeq.Add(1)
 
@@ -50,6 +65,9 @@ func (r *Registry) Connect(e Edge) (disconnect func()) {
 		r.edges = make(map[string]*entry)
 	}
 	now := r.clock()
+	if r.Expiry > 0 && now.Sub(r.pruned) >= min(pruneEvery, r.Expiry) {
+		r.prune(now)
+	}
 	e.Connected, e.ConnectedSince, e.LastSeen = true, now, now
 	r.edges[e.ID] = &entry{Edge: e, session: id}
 	return func() {
@@ -59,6 +77,15 @@ func (r *Registry) Connect(e Edge) (disconnect func()) {
 			cur.Connected = false
 			cur.LastSeen = r.clock()
 		}
+	}
+}
+
+// Seen records that an edge sent something.
+func (r *Registry) Seen(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e := r.edges[id]; e != nil {
+		e.LastSeen = r.clock()
 	}
 }
 
@@ -82,10 +109,11 @@ func (r *Registry) Ack(id string, version uint64, accepted bool, detail string) 
 	}
 }
 
-// List returns every edge seen, connected first, then by id.
+// List returns every edge seen and not expired, connected first, then by id.
 func (r *Registry) List() []Edge {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.prune(r.clock())
 	out := make([]Edge, 0, len(r.edges))
 	for _, e := range r.edges {
 		out = append(out, e.Edge)
@@ -109,6 +137,19 @@ func (r *Registry) RolledOut(v uint64) bool {
 		}
 	}
 	return true
+}
+
+// prune forgets the edges disconnected for longer than the expiry. r.mu is held.
+func (r *Registry) prune(now time.Time) {
+	if r.Expiry <= 0 {
+		return
+	}
+	r.pruned = now
+	for id, e := range r.edges {
+		if !e.Connected && now.Sub(e.LastSeen) >= r.Expiry {
+			delete(r.edges, id)
+		}
+	}
 }
 
 func (r *Registry) clock() time.Time {

@@ -96,6 +96,7 @@ type change struct {
 func (a *AdminService) write(ctx context.Context, c change) (v *berryv1.ConfigVersion, created bool, err error) {
 	a.writeMu.Lock()
 	defer a.writeMu.Unlock()
+	author := auth.FromContext(ctx).Name
 	v, created, err = a.store.Update(ctx, store.UpdateRequest{
 		Mutate: func(cfg *berryv1.Config) error {
 			if err := c.mutate(cfg); err != nil {
@@ -104,15 +105,32 @@ func (a *AdminService) write(ctx context.Context, c change) (v *berryv1.ConfigVe
 			config.Normalize(cfg)
 			return config.Validate(cfg)
 		},
-		Author: auth.FromContext(ctx).Name, Message: cmp.Or(c.opts.GetMessage(), c.what),
+		Author: author, Message: cmp.Or(c.opts.GetMessage(), c.what),
 		ExpectedVersion: c.opts.GetExpectedVersion(), IfEmpty: c.ifEmpty,
 	})
-	if err != nil || !created {
-		return v, false, err
+	if err != nil {
+		a.logFailed(c, author, err)
+		return nil, false, err
+	}
+	if !created {
+		return v, false, nil
 	}
 	a.publish(v)
 	a.log.Info("config changed", "version", v.Version, "author", v.Author, "change", c.what)
 	return v, true, nil
+}
+
+// logFailed logs a write that did not happen. A failure of the control plane itself
+// (a full disk, an I/O error) is an error, with its cause; a write refused for what
+// the request asked (invalid, stale, naming what does not exist) is logged with its
+// code only, as validation messages may quote what the request carried.
+func (a *AdminService) logFailed(c change, author string, err error) {
+	code := status.Code(toStatus(err))
+	if code == codes.Internal {
+		a.log.Error("config write failed", "change", c.what, "author", author, "err", err)
+		return
+	}
+	a.log.Info("config write refused", "change", c.what, "author", author, "code", code.String())
 }
 
 // load publishes the store's current version, if any.
@@ -666,6 +684,8 @@ func (a *AdminService) Backup(_ *berryv1.BackupRequest, stream grpc.ServerStream
 }
 
 // chunkWriter cuts a byte stream into messages well under gRPC's 4 MiB default.
+// Every chunk has its own buffer: gRPC does not allow a message to change after
+// SendMsg (stats handlers and tracing may read it later).
 type chunkWriter struct {
 	buf  []byte
 	send func([]byte) error
@@ -676,6 +696,9 @@ const chunkSize = 1 << 20
 func (w *chunkWriter) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 {
+		if w.buf == nil {
+			w.buf = make([]byte, 0, chunkSize)
+		}
 		take := min(chunkSize-len(w.buf), len(p))
 		w.buf = append(w.buf, p[:take]...)
 		p = p[take:]
@@ -693,6 +716,6 @@ func (w *chunkWriter) flush() error {
 		return nil
 	}
 	err := w.send(w.buf)
-	w.buf = w.buf[:0]
+	w.buf = nil
 	return err
 }

@@ -81,9 +81,13 @@ func (e *EdgeService) Sync(stream grpc.BidiStreamingServer[berryv1.SyncRequest, 
 		return err
 	}
 	id := hello.GetEdgeId()
-	edge := fleet.Edge{
-		ID: id, Address: hello.GetListenAddress(), BuildVersion: hello.GetBuildVersion(),
-		AppliedVersion: hello.GetAppliedVersion(),
+	edge := fleet.Edge{ID: id, Address: hello.GetListenAddress(), BuildVersion: hello.GetBuildVersion()}
+	// Versions compare only within one lineage: an edge holding a snapshot from
+	// another data file (or one restored from backup) has applied none of this one's,
+	// and gets the current snapshot whatever the numbers say. One holding a version of
+	// this lineage ACKed it on an earlier stream.
+	if hello.GetAppliedLineage() == e.lineage {
+		edge.AppliedVersion, edge.LastAckVersion = hello.GetAppliedVersion(), hello.GetAppliedVersion()
 	}
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		edge.Peer = p.Addr.String()
@@ -105,6 +109,7 @@ func (e *EdgeService) Sync(stream grpc.BidiStreamingServer[berryv1.SyncRequest, 
 				recvErr <- err
 				return
 			}
+			e.fleet.Seen(id)
 			switch k := msg.GetKind().(type) {
 			case *berryv1.SyncRequest_Observations:
 				if e.callbacks != nil {
@@ -124,13 +129,7 @@ func (e *EdgeService) Sync(stream grpc.BidiStreamingServer[berryv1.SyncRequest, 
 		}
 	}()
 
-	// Versions compare only within one lineage: an edge holding a snapshot from
-	// another data file (or one restored from backup) gets the current one whatever
-	// the numbers say.
-	sent := hello.GetAppliedVersion()
-	if hello.GetAppliedLineage() != e.lineage {
-		sent = 0
-	}
+	sent := edge.AppliedVersion
 	var sentEpoch uint64
 	for {
 		snap, changed := e.snapshots.Watch()

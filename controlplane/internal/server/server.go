@@ -19,11 +19,9 @@ import (
 	"github.com/berry-gateway/berry/controlplane/internal/store"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/pkg/config"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 )
 
@@ -36,7 +34,15 @@ type Options struct {
 	ScoreInterval time.Duration
 	// ScoreTTL expires an edge's observations when it goes quiet (default 10s).
 	ScoreTTL time.Duration
+	// EdgeExpiry is how long FleetStatus keeps listing an edge after its stream
+	// closed; 0 keeps every edge. The binary's default is DefaultEdgeExpiry.
+	EdgeExpiry time.Duration
 }
+
+// DefaultEdgeExpiry is berry-controlplane's default for Options.EdgeExpiry: long
+// enough to see an edge that went away overnight, short enough that edges named
+// after pods do not pile up.
+const DefaultEdgeExpiry = 24 * time.Hour
 
 // Server is the control plane: the admin, edge and fleet-score services over one
 // store, wired through the snapshot and score caches.
@@ -53,7 +59,7 @@ type Server struct {
 }
 
 // New returns a Server on an opened store. Call Load before serving and Start to run
-// the fleet-score loop.
+// the fleet-score loop; NewGRPCServer returns the gRPC server that serves it.
 func New(st *store.Store, opts Options) *Server {
 	log := opts.Log
 	if log == nil {
@@ -62,29 +68,20 @@ func New(st *store.Store, opts Options) *Server {
 	var (
 		snapshots cache.Snapshots
 		scores    cache.Scores
-		edges     fleet.Registry
 	)
-	scoring := NewScoreService(&snapshots, &scores, &edges, opts.ScoreInterval, opts.ScoreTTL)
+	edges := &fleet.Registry{Expiry: opts.EdgeExpiry}
+	scoring := NewScoreService(&snapshots, &scores, edges, opts.ScoreInterval, opts.ScoreTTL)
 	h := health.NewServer()
 	for _, name := range []string{"", berryv1.AdminService_ServiceDesc.ServiceName, berryv1.EdgeService_ServiceDesc.ServiceName} {
 		h.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
 	return &Server{
-		admin:   NewAdminService(st, &snapshots, &scores, &edges, log),
-		edge:    NewEdgeService(st.Lineage(), &snapshots, &scores, &edges, scoring, log),
+		admin:   NewAdminService(st, &snapshots, &scores, edges, log),
+		edge:    NewEdgeService(st.Lineage(), &snapshots, &scores, edges, scoring, log),
 		scoring: scoring,
 		health:  h,
 		log:     log,
 	}
-}
-
-// Register adds the admin and edge services to gs, with the standard health service
-// (for load balancers) and server reflection (for grpcurl and other generic clients).
-func (s *Server) Register(gs *grpc.Server) {
-	berryv1.RegisterAdminServiceServer(gs, s.admin)
-	berryv1.RegisterEdgeServiceServer(gs, s.edge)
-	healthpb.RegisterHealthServer(gs, s.health)
-	reflection.Register(gs)
 }
 
 // Start runs the fleet-score loop until ctx ends or Shutdown is called: scores are

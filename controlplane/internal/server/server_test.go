@@ -91,7 +91,11 @@ type harness struct {
 func start(t testing.TB) *harness { return startWith(t, Options{}) }
 
 // startWith is start with options (their Log is the harness's).
-func startWith(t testing.TB, opts Options) *harness {
+func startWith(t testing.TB, opts Options) *harness { return startListener(t, opts, nil) }
+
+// startListener is startWith serving on the loopback listener wrap returns (nil: the
+// listener itself).
+func startListener(t testing.TB, opts Options, wrap func(net.Listener) net.Listener) *harness {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "berry.db")
 	st, err := store.Open(path, store.Options{})
@@ -107,11 +111,13 @@ func startWith(t testing.TB, opts Options) *harness {
 		{Name: "read", Role: auth.RoleRead, Token: readTok},
 		{Name: "edge", Role: auth.RoleEdge, Token: edgeTok},
 	}, ReadMethods)
-	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(policy.Unary), grpc.ChainStreamInterceptor(policy.Stream))
-	srv.Register(gs)
+	gs := srv.NewGRPCServer(policy)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if wrap != nil {
+		lis = wrap(lis)
 	}
 	go func() { _ = gs.Serve(lis) }()
 	t.Cleanup(func() {

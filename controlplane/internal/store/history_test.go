@@ -6,9 +6,15 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 func openTemp(t testing.TB) (*Store, string) {
@@ -167,5 +173,144 @@ func TestLineageSurvivesReopen(t *testing.T) {
 	defer r.Close()
 	if l == "" || r.Lineage() != l {
 		t.Fatalf("lineage %q after reopen, want %q", r.Lineage(), l)
+	}
+}
+
+// List decodes only the metadata: a record whose config no longer decodes is still
+// listed, and no config is returned.
+func TestListDecodesOnlyMetadata(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	if _, _, err := s.Update(ctx, UpdateRequest{Mutate: replace(cfg("a")), Author: "admin", Message: "first"}); err != nil {
+		t.Fatal(err)
+	}
+	// Version 2 with a config field that is not a Config: tag 5, length 3, and an
+	// invalid field (number 0) inside.
+	meta, err := proto.Marshal(&berryv1.ConfigVersion{Version: 2, CreatedAt: timestamppb.Now(), Author: "op", Message: "second"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := protowire.AppendBytes(protowire.AppendTag(meta, 5, protowire.BytesType), []byte{0x00, 0x00, 0x00})
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketVersions).Put(versionKey(2), raw); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Put(keyCurrent, versionKey(2))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, 2); err == nil {
+		t.Fatal("Get decoded a corrupt config")
+	}
+	vs, err := s.List(ctx, 0, 10)
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	want := []struct {
+		version         uint64
+		author, message string
+	}{{2, "op", "second"}, {1, "admin", "first"}}
+	if len(vs) != len(want) {
+		t.Fatalf("List returned %d versions, want %d", len(vs), len(want))
+	}
+	for i, w := range want {
+		v := vs[i]
+		if v.GetVersion() != w.version || v.GetAuthor() != w.author || v.GetMessage() != w.message || v.GetCreatedAt() == nil {
+			t.Errorf("List[%d] = %v, want version %d by %s: %s", i, v, w.version, w.author, w.message)
+		}
+		if v.Config != nil {
+			t.Errorf("List[%d] carries a config", i)
+		}
+	}
+}
+
+// writeData makes a data file at path whose current config has one model, id.
+func writeData(t *testing.T, path, id string) {
+	t.Helper()
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, _, err := s.Update(context.Background(), UpdateRequest{Mutate: replace(cfg(id))}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A control plane that opened the data file and waited for its lock while restore
+// renamed a new file over it must end up on the new file, not the unlinked one.
+func TestOpenFollowsAFileRenamedOverIt(t *testing.T) {
+	dir := t.TempDir()
+	path, replacement := filepath.Join(dir, "berry.db"), filepath.Join(dir, "new.db")
+	writeData(t, path, "old")
+	writeData(t, replacement, "new")
+	holder, err := bolt.Open(path, 0o600, nil) // the lock restore holds while it renames
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened := make(chan struct{})
+	var once sync.Once
+	testHookOpenFile = func() { once.Do(func() { close(opened) }) }
+	t.Cleanup(func() { testHookOpenFile = nil })
+	type result struct {
+		s   *Store
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		s, err := Open(path, Options{LockTimeout: time.Minute})
+		res <- result{s, err}
+	}()
+	<-opened // Open holds the old file and waits for its lock
+	if err := os.Rename(replacement, path); err != nil {
+		t.Fatal(err)
+	}
+	if err := holder.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := <-res
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	defer r.s.Close()
+	cur, err := r.s.Current(context.Background())
+	if err != nil || cur.GetConfig().GetModels()[0].GetId() != "new" {
+		t.Fatalf("opened store's current = %v, %v; want the renamed file's model new", cur, err)
+	}
+}
+
+// Restore holds the lock of the file it replaces until the new one is in place: a
+// control plane starting meanwhile cannot open the file about to be unlinked.
+func TestRestoreHoldsTheLockWhileRenaming(t *testing.T) {
+	dir := t.TempDir()
+	path, backup := filepath.Join(dir, "berry.db"), filepath.Join(dir, "backup.db")
+	writeData(t, path, "old")
+	writeData(t, backup, "restored")
+	renamed := false
+	testHookBeforeRename = func() {
+		renamed = true
+		s, err := Open(path, Options{LockTimeout: 100 * time.Millisecond})
+		if err == nil {
+			s.Close()
+		}
+		if !errors.Is(err, ErrLocked) {
+			t.Errorf("Open while restore renames: err = %v, want ErrLocked", err)
+		}
+	}
+	t.Cleanup(func() { testHookBeforeRename = nil })
+	if err := Restore(backup, path); err != nil {
+		t.Fatal(err)
+	}
+	if !renamed {
+		t.Fatal("restore did not reach its rename")
+	}
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if cur, err := s.Current(context.Background()); err != nil || cur.GetConfig().GetModels()[0].GetId() != "restored" {
+		t.Fatalf("after restore current = %v, %v", cur, err)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/pkg/atomicfile"
 	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -57,7 +58,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = 2 * time.Second
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout})
+	db, err := openLocked(path, opts.LockTimeout)
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
 			return nil, fmt.Errorf("open %s: %w", path, ErrLocked)
@@ -84,6 +85,62 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("init %s: %w", path, err)
 	}
 	return &Store{db: db, lineage: lineage}, nil
+}
+
+// maxReopens bounds how often Open follows a path that keeps being replaced.
+const maxReopens = 5
+
+// Test hooks: testHookOpenFile runs once Open has opened the data file, before it
+// waits for its lock; testHookBeforeRename runs in Restore just before the rename.
+var testHookOpenFile, testHookBeforeRename func()
+
+// openLocked opens and locks the bbolt file at path, and makes sure the file locked
+// is still the one path names. Restore renames a new file over the path while it
+// holds the old one's lock: a process that opened the old file and waited for that
+// lock would otherwise go on writing to a file no path names.
+func openLocked(path string, timeout time.Duration) (*bolt.DB, error) {
+	for range maxReopens {
+		var opened *os.File
+		db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+			f, err := os.OpenFile(name, flag, perm)
+			opened = f
+			if testHookOpenFile != nil {
+				testHookOpenFile()
+			}
+			return f, err
+		}})
+		if err != nil {
+			return nil, err
+		}
+		same, err := names(path, opened)
+		if err != nil {
+			_ = db.Close()
+			return nil, err
+		}
+		if same {
+			return db, nil
+		}
+		if err := db.Close(); err != nil {
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("the file was replaced %d times while it was being opened", maxReopens)
+}
+
+// names reports whether path names the open file f.
+func names(path string, f *os.File) (bool, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	pi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil // removed since: open it (again) to create it
+	}
+	if err != nil {
+		return false, err
+	}
+	return os.SameFile(fi, pi), nil
 }
 
 // Lineage identifies this data file's version history: version numbers are only
@@ -233,7 +290,8 @@ func put(tx *bolt.Tx, v *berryv1.ConfigVersion) error {
 }
 
 // List returns up to limit versions lower than before (0: from the newest), newest
-// first. Their configs are included; callers strip what they do not show.
+// first, without their configs: only the metadata is decoded, so listing costs the
+// same whatever the size of the configs.
 func (s *Store) List(ctx context.Context, before uint64, limit int) ([]*berryv1.ConfigVersion, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -253,8 +311,8 @@ func (s *Store) List(ctx context.Context, before uint64, limit int) ([]*berryv1.
 			}
 		}
 		for ; k != nil && len(out) < limit; k, raw = c.Prev() {
-			v := &berryv1.ConfigVersion{}
-			if err := proto.Unmarshal(raw, v); err != nil {
+			v, err := metadata(raw)
+			if err != nil {
 				return fmt.Errorf("version %d: corrupt record: %w", binary.BigEndian.Uint64(k), err)
 			}
 			out = append(out, v)
@@ -262,6 +320,35 @@ func (s *Store) List(ctx context.Context, before uint64, limit int) ([]*berryv1.
 		return nil
 	})
 	return out, err
+}
+
+// configField is the number of ConfigVersion's config field, the one metadata skips.
+var configField = (&berryv1.ConfigVersion{}).ProtoReflect().Descriptor().Fields().ByName("config").Number()
+
+// metadata decodes a stored ConfigVersion without its config: the config field is
+// skipped on the wire and every other field decoded as usual, so records written
+// before this existed need no migration.
+func metadata(raw []byte) (*berryv1.ConfigVersion, error) {
+	var meta []byte
+	for b := raw; len(b) > 0; {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return nil, protowire.ParseError(n)
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b[n:])
+		if m < 0 {
+			return nil, protowire.ParseError(m)
+		}
+		if num != configField {
+			meta = append(meta, b[:n+m]...)
+		}
+		b = b[n+m:]
+	}
+	v := &berryv1.ConfigVersion{}
+	if err := proto.Unmarshal(meta, v); err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 // Backup writes a consistent copy of the data file to w from one read transaction,
@@ -323,14 +410,22 @@ func Restore(src, dst string) error {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("restore: %w", err)
 	}
-	// Refuse to restore over a file a running control plane holds.
-	if cur, err := bolt.Open(dst, 0o600, &bolt.Options{Timeout: time.Second}); err == nil {
-		_ = cur.Close()
-	} else if errors.Is(err, bolt.ErrTimeout) {
+	// Refuse to restore over a file a running control plane holds, and hold its lock
+	// until the new file is in place, so that none starts on it in between. A dst
+	// bbolt cannot open (not a data file) cannot be served either: no lock needed.
+	cur, err := bolt.Open(dst, 0o600, &bolt.Options{Timeout: time.Second})
+	switch {
+	case errors.Is(err, bolt.ErrTimeout):
 		_ = os.Remove(tmp)
 		return fmt.Errorf("restore %s: %w", dst, ErrLocked)
+	case err == nil:
+		defer cur.Close()
+	}
+	if testHookBeforeRename != nil {
+		testHookBeforeRename()
 	}
 	if err := os.Rename(tmp, dst); err != nil {
+		_ = os.Remove(tmp)
 		return fmt.Errorf("restore: %w", err)
 	}
 	return atomicfile.SyncDir(filepath.Dir(dst))
