@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/berry-gateway/berry/edge/internal/connlimit"
 	"github.com/berry-gateway/berry/edge/internal/health"
 	"github.com/berry-gateway/berry/edge/internal/proxy"
 	"github.com/berry-gateway/berry/edge/internal/serving"
@@ -44,6 +45,7 @@ func run(args []string) error {
 	streamIdle := fs.Duration("stream-idle-timeout", 0, "bound on each gap between stream chunks once content flows (0: the request timeout)")
 	clientWrite := fs.Duration("client-write-timeout", proxy.DefaultClientWriteTimeout, "bound on each write to a client: a client that stops reading for longer loses its response")
 	maxResp := fs.Int("max-response-body-bytes", proxy.DefaultMaxResponseBody, "largest buffered upstream answer; a larger one fails the request with 502")
+	maxConns := fs.Int("max-conns", 0, "most client connections served at once; more are answered 503 and closed (0: no cap)")
 	metricsToken := fs.String("metrics-token", os.Getenv("BERRY_METRICS_TOKEN"), "Bearer token GET /metrics requires (env BERRY_METRICS_TOKEN); empty: /metrics answers loopback clients only")
 	var source sourceFlags
 	source.register(fs)
@@ -79,7 +81,8 @@ func run(args []string) error {
 		return err
 	}
 	defer src.stop()
-	pages := &status.Pages{Runtime: &rt, MetricsToken: *metricsToken}
+	conns := &connlimit.Listener{Listener: lis, Max: *maxConns}
+	pages := &status.Pages{Runtime: &rt, Connections: conns, MetricsToken: *metricsToken}
 	if src.controlPlane != nil {
 		pages.ControlPlane = src.controlPlane
 	}
@@ -97,6 +100,8 @@ func run(args []string) error {
 		IdleTimeout:        120 * time.Second,
 		// Bounds writing a whole buffered answer; a stream resets it for every write.
 		WriteTimeout: *clientWrite,
+		// An idle keep-alive connection gives its read and write buffers back.
+		ReduceMemoryUsage: true,
 		// Error bodies for malformed HTTP must be OpenAI-style JSON too.
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
 			proxy.WriteProtocolError(ctx, err)
@@ -104,7 +109,7 @@ func run(args []string) error {
 		Logger: slogPrinter{log},
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(lis) }()
+	go func() { errc <- srv.Serve(conns) }()
 	log.Info("edge listening", "addr", lis.Addr().String(), "edge_id", *edgeID, "control_plane", *cpAddr, "config", source.configPath)
 
 	select {

@@ -1,13 +1,10 @@
 package proxy
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"net"
-	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -19,7 +16,7 @@ import (
 	"github.com/berry-gateway/berry/pkg/sse"
 )
 
-const readChunk = 16 << 10
+const readChunk = 4 << 10
 
 // maxBeforeContent bounds what is held back before the first content: an upstream that
 // sends megabytes of events without content is failing, not slow.
@@ -52,20 +49,24 @@ type stream struct {
 	scratch []byte
 	tail    []byte   // the end of what was sent, for finish
 	client  net.Conn // the client's connection, for write deadlines
-	// relayFn is relay bound once, so handing it to fasthttp does not allocate.
-	relayFn func(*bufio.Writer)
+
+	phase   int
+	ending  []byte // what came with the end of the upstream body, not yet sent
+	unread  []byte // for Read: the part of the last chunk not yet read
+	outcome outcome
+	err     error // why the stream failed
 }
 
-var streamPool sync.Pool
+// outcome is how a stream that reached its end ended.
+type outcome uint8
 
-func init() {
-	// Set in init: New refers to relay, which puts streams back into the pool.
-	streamPool.New = func() any {
-		st := &stream{buf: make([]byte, 0, readChunk), out: make([]byte, 0, 4<<10)}
-		st.relayFn = st.relay
-		return st
-	}
-}
+const (
+	outcomeNone   outcome = iota // not at its end: the client went away
+	outcomeServed                // the upstream's stream ended properly
+	outcomeFailed                // it failed after content
+)
+
+var streamPool = sync.Pool{New: func() any { return &stream{buf: make([]byte, 0, readChunk)} }}
 
 // openStream reads a 200 streamed answer up to its first content-bearing event. An
 // upstream that reports an error, ends, stalls or times out before that has failed,
@@ -234,12 +235,15 @@ func (st *stream) closeUpstream(err error) {
 }
 
 func (st *stream) release() {
-	st.h, st.span, st.tr, st.client = nil, span{}, nil, nil
-	st.buf, st.out, st.tail = st.buf[:0], st.out[:0], st.tail[:0]
+	st.h, st.span, st.tr, st.client, st.err = nil, span{}, nil, nil, nil
+	st.buf, st.out, st.tail, st.scratch = st.buf[:0], st.out[:0], st.tail[:0], st.scratch[:0]
+	st.ending, st.unread, st.outcome, st.phase = nil, nil, outcomeNone, phaseHeld
 	streamPool.Put(st)
 }
 
-// startRelay answers 200 and hands the rest of the stream to fasthttp's body writer.
+// startRelay answers 200 and hands the rest of the stream to fasthttp as the
+// response's body stream. fasthttp writes it on the connection's own goroutine through
+// WriteTo, a chunk and a flush per write: no goroutine, pipe or buffer of its own.
 func (h *Handler) startRelay(ctx *fasthttp.RequestCtx, st *stream) {
 	ctx.Response.Reset()
 	ctx.SetStatusCode(fasthttp.StatusOK)
@@ -248,131 +252,219 @@ func (h *Handler) startRelay(ctx *fasthttp.RequestCtx, st *stream) {
 	ctx.Response.Header.Set("X-Accel-Buffering", "no") // nginx in front must not buffer
 	copyRequestIDs(&ctx.Response.Header, &st.resp.Header)
 	st.client = ctx.Conn()
-	ctx.SetBodyStreamWriter(st.relayFn)
+	st.phase = phaseHeld
+	ctx.Response.SetBodyStream(st, -1)
 }
 
-// relay writes what was buffered before the first content, then relays the rest read
-// by read with a flush after each, never holding data back. An upstream failure from
-// here on — an error, a stall, or a body that ends before the stream's last event —
-// ends the stream with an SSE error event; a client that goes away, or stops reading
-// for longer than the client write timeout, closes the upstream connection, which
-// cancels the upstream request.
-func (st *stream) relay(w *bufio.Writer) {
-	h := st.h
-	defer func() {
-		// Runs in fasthttp's body-writer goroutine: a panic here would end the process.
-		if p := recover(); p != nil {
-			h.log.Error("stream relay panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-		}
-	}()
-	pending := st.buf
-	var failErr, clientErr error
-	if st.tr != nil {
-		// Events read together with the first content have not been translated yet;
-		// they may be all there is, with nothing more to read.
-		pending, failErr = st.translate()
-	}
-	clientErr = st.send(w, pending)
-	for clientErr == nil && failErr == nil {
-		if len(st.buf) == cap(st.buf) {
-			if len(st.buf) >= maxEvent {
-				failErr = errEventTooLarge // an event that never ends
-				break
+// The phases of a stream once content flows.
+const (
+	phaseHeld  = iota // the events read with the first content are still to go out
+	phaseRelay        // relaying what the upstream sends
+	phaseLast         // the last bytes (closing events or an error event) are out
+	phaseEnded        // nothing more to send; the outcome is set
+)
+
+// next returns the next bytes for the client, empty once the stream has ended. An
+// upstream failure from here on — an error, a stall, or a body that ends before the
+// stream's last event — ends the stream with an SSE error event.
+func (st *stream) next() []byte {
+	for {
+		switch st.phase {
+		case phaseHeld:
+			st.phase = phaseRelay
+			if st.tr == nil {
+				st.remember(st.buf)
+				return st.buf
 			}
-			st.buf = append(st.buf, make([]byte, readChunk)...)[:len(st.buf)]
-		}
-		n, err := st.src.Read(st.buf[len(st.buf):cap(st.buf)])
-		st.buf = st.buf[:len(st.buf)+n]
-		if n > 0 {
-			chunk := st.buf
+			// Events read together with the first content have not been translated
+			// yet; they may be all there is, with nothing more to read.
+			out, err := st.translate()
+			if err != nil {
+				st.ending = out
+				return st.fail(err)
+			}
+			if len(out) > 0 {
+				return out
+			}
+		case phaseRelay:
+			st.reset()
+			if len(st.buf) == cap(st.buf) {
+				if len(st.buf) >= maxEvent {
+					return st.fail(errEventTooLarge) // an event that never ends
+				}
+				st.buf = append(st.buf, make([]byte, readChunk)...)[:len(st.buf)]
+			}
+			n, err := st.src.Read(st.buf[len(st.buf):cap(st.buf)])
+			st.buf = st.buf[:len(st.buf)+n]
+			chunk := st.buf[len(st.buf)-n:]
 			if st.tr != nil {
 				var terr error
-				chunk, terr = st.translate()
-				if terr != nil {
+				if chunk, terr = st.translate(); terr != nil {
 					err = terr // an in-stream error outranks the end of the body
 				}
 			}
-			clientErr = st.send(w, chunk)
+			switch {
+			case err == nil:
+			case errors.Is(err, io.EOF):
+				st.ending = chunk
+				return st.finish()
+			default:
+				st.ending = chunk
+				return st.fail(err)
+			}
+			if len(chunk) > 0 {
+				st.remember(chunk)
+				return chunk
+			}
+			continue
+		case phaseLast:
+			st.phase = phaseEnded
+		default:
+			return nil
 		}
-		switch {
-		case clientErr != nil:
-		case errors.Is(err, io.EOF):
-			failErr = st.finish(w)
-		case err != nil:
-			failErr = err
-		}
-		if err != nil {
-			break
-		}
 	}
-	if failErr != nil && clientErr == nil {
-		st.writeFailure(w, failErr)
-	}
-	if st.client != nil {
-		_ = st.client.SetWriteDeadline(time.Time{}) // the connection may serve the next request
-	}
-	switch {
-	case clientErr != nil:
-		// The client went away: close the upstream connection so the upstream stops
-		// generating; that says nothing about the backend's health.
-		st.closeUpstream(clientErr)
-		st.endNeutral(backends.Class2xx)
-	case failErr != nil:
-		st.closeUpstream(failErr)
-		st.end(backends.ClassError, false, sampleNone)
-	default:
-		st.closeUpstream(nil)
-		st.end(backends.Class2xx, true, sampleNone)
-	}
-	st.release()
 }
 
-// send writes b to the client and flushes it, each write bounded by the client write
-// timeout: a client that stops reading must not hold the stream, the upstream
-// connection and the backend's in-flight count for as long as TCP keeps trying.
-// What was sent is kept in st.tail, for finish.
-func (st *stream) send(w *bufio.Writer, b []byte) error {
-	if len(b) > 0 {
-		st.tail = append(st.tail, b[max(len(b)-tailSize, 0):]...)
-		st.tail = st.tail[max(len(st.tail)-tailSize, 0):]
-	}
-	if st.client != nil {
-		if err := st.client.SetWriteDeadline(time.Now().Add(st.h.opts.ClientWriteTimeout)); err != nil {
-			return err
-		}
-	}
-	if _, err := w.Write(b); err != nil {
-		return err
-	}
+// reset drops what was sent, keeping an incomplete event to translate later.
+func (st *stream) reset() {
 	if st.tr == nil {
 		st.buf = st.buf[:0]
 	} else {
 		st.out = st.out[:0]
 	}
-	return w.Flush()
 }
+
+// remember keeps the last tailSize bytes relayed as is in st.tail, for finish; a
+// translated stream's end is the translator's to judge.
+func (st *stream) remember(b []byte) {
+	if st.tr != nil {
+		return
+	}
+	if len(b) >= tailSize {
+		st.tail = append(st.tail[:0], b[len(b)-tailSize:]...)
+		return
+	}
+	if keep := tailSize - len(b); len(st.tail) > keep {
+		st.tail = st.tail[:copy(st.tail, st.tail[len(st.tail)-keep:])]
+	}
+	st.tail = append(st.tail, b...)
+}
+
+// finish ends a stream whose upstream body ended: after what came with the end
+// (st.ending), the translator's closing events, or, relayed as is, a check that the
+// upstream's last event was the one that ends its stream ([DONE], or Anthropic's
+// message_stop). A body that ended without it was cut short, and the client must not
+// see a clean end.
+func (st *stream) finish() []byte {
+	st.remember(st.ending)
+	if st.tr != nil {
+		out, err := st.tr.End(st.out)
+		if err != nil {
+			return st.fail(err)
+		}
+		st.out = out
+		st.outcome = outcomeServed
+		st.phase = phaseLast
+		return st.out
+	}
+	if k := st.lastEvent(); k != kindDone && k != kindError {
+		return st.fail(provider.ErrTruncated)
+	}
+	st.outcome = outcomeServed
+	st.phase = phaseLast
+	return st.ending
+}
+
+// fail ends the stream with an SSE error event in the client's format, after what
+// came with the failure (st.ending).
+func (st *stream) fail(err error) []byte {
+	st.err = err
+	st.outcome = outcomeFailed
+	st.phase = phaseLast
+	ev := append(st.scratch[:0], st.ending...)
+	ev = st.appendFailure(ev, err)
+	st.scratch = ev
+	return ev
+}
+
+// WriteTo writes the stream to the client: fasthttp hands it a writer that sends each
+// write as one chunk and flushes it. Each write is bounded by the client write
+// timeout: a client that stops reading must not hold the stream, the upstream
+// connection and the backend's in-flight count for as long as TCP keeps trying.
+func (st *stream) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		b := st.next()
+		if len(b) == 0 {
+			if st.phase == phaseEnded {
+				return total, nil
+			}
+			continue
+		}
+		st.deadline()
+		n, err := w.Write(b)
+		total += int64(n)
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// SupportsBodyWriteTo tells fasthttp to use WriteTo rather than Read.
+func (st *stream) SupportsBodyWriteTo() bool { return true }
+
+// Read serves the stream to a reader that does not use WriteTo.
+func (st *stream) Read(p []byte) (int, error) {
+	for len(st.unread) == 0 {
+		if st.phase == phaseEnded {
+			return 0, io.EOF
+		}
+		st.unread = st.next()
+	}
+	st.deadline()
+	n := copy(p, st.unread)
+	st.unread = st.unread[n:]
+	return n, nil
+}
+
+func (st *stream) deadline() {
+	if st.client != nil {
+		_ = st.client.SetWriteDeadline(time.Now().Add(st.h.opts.ClientWriteTimeout))
+	}
+}
+
+// CloseWithError is called by fasthttp once the response is written (err: why the
+// write failed) or dropped. It records the attempt's outcome and frees the stream:
+// a stream that did not reach its end lost its client, which closes the upstream
+// connection so the upstream stops generating, and says nothing about the backend.
+func (st *stream) CloseWithError(err error) error {
+	if st.client != nil {
+		_ = st.client.SetWriteDeadline(time.Time{}) // the connection may serve the next request
+	}
+	switch st.outcome {
+	case outcomeServed:
+		st.closeUpstream(nil)
+		st.end(backends.Class2xx, true, sampleNone)
+	case outcomeFailed:
+		st.h.log.Warn("upstream stream failed after content", "model", st.modelID, "provider", st.b.Provider.ID, "err", st.err)
+		st.closeUpstream(st.err)
+		st.end(backends.ClassError, false, sampleNone)
+	default:
+		if err == nil {
+			err = errClientGone
+		}
+		st.closeUpstream(err)
+		st.endNeutral(backends.Class2xx)
+	}
+	st.release()
+	return nil
+}
+
+var errClientGone = errors.New("the client went away")
 
 // tailSize is how much of what was sent finish looks at: enough for the last event,
 // [DONE], message_stop or an error.
 const tailSize = 1 << 10
-
-// finish ends a stream whose upstream body ended: with the translator's closing
-// events, or, relayed as is, after checking that the upstream's last event was the
-// one that ends its stream ([DONE], or Anthropic's message_stop). A body that ended
-// without it was cut short, and the client must not see a clean end.
-func (st *stream) finish(w *bufio.Writer) error {
-	if st.tr != nil {
-		out, err := st.tr.End(st.out[:0])
-		if err != nil {
-			return err
-		}
-		return st.send(w, out)
-	}
-	if k := st.lastEvent(); k != kindDone && k != kindError {
-		return provider.ErrTruncated
-	}
-	return nil
-}
 
 // lastEvent classifies the last complete event of what was relayed (in st.tail): an
 // upstream stream ends properly with [DONE] (Anthropic's message_stop), or with an
@@ -400,21 +492,21 @@ func (st *stream) lastEvent() eventKind {
 	}
 }
 
-// writeFailure ends a started stream with an SSE error event in the client's format
-// (OpenAI's, or Anthropic's "event: error" on /v1/messages). The leading blank line
-// terminates whatever partial event the upstream left behind. The message names the
-// backend by its config id and says what happened, never where (no addresses).
-func (st *stream) writeFailure(w *bufio.Writer, err error) {
-	st.h.log.Warn("upstream stream failed after content", "model", st.modelID, "provider", st.b.Provider.ID, "err", err)
+// appendFailure appends the SSE error event that ends a started stream, in the
+// client's format (OpenAI's, or Anthropic's "event: error" on /v1/messages). The
+// leading blank line terminates whatever partial event the upstream left behind. The
+// message names the backend by its config id and says what happened, never where (no
+// addresses).
+func (st *stream) appendFailure(dst []byte, err error) []byte {
 	msg := "the stream from backend " + strconv.Quote(st.b.Key().String()) + " failed after it started: " + describe(err)
-	var ev []byte
 	if st.messages {
-		ev = append(st.out[:0], "\n\nevent: error\ndata: "...)
-		ev = provider.AppendMessagesError(ev, fasthttp.StatusBadGateway, msg)
+		dst = append(dst, "\n\nevent: error\ndata: "...)
+		dst = provider.AppendMessagesError(dst, fasthttp.StatusBadGateway, msg)
 	} else {
-		ev = append(append(st.out[:0], "\n\ndata: "...), provider.AppendOpenAIError(nil, typeUpstream, "upstream_stream_error", msg)...)
+		dst = append(dst, "\n\ndata: "...)
+		dst = provider.AppendOpenAIError(dst, typeUpstream, "upstream_stream_error", msg)
 	}
-	_ = st.send(w, append(ev, "\n\n"...))
+	return append(dst, "\n\n"...)
 }
 
 // describe says what went wrong with an upstream in words a client may see: the

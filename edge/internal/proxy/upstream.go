@@ -76,7 +76,7 @@ func newClient(connectTimeout time.Duration, perRead bool, maxBody int) *fasthtt
 		// count against the backend's breaker for the edge's own congestion).
 		MaxConnWaitTimeout:     connectTimeout,
 		MaxIdleConnDuration:    90 * time.Second,
-		ReadBufferSize:         16 << 10,
+		ReadBufferSize:         8 << 10,
 		MaxResponseBodySize:    maxBody,
 		DisablePathNormalizing: true,
 		// An attempt that failed goes to the next backend, and a POST must not be sent

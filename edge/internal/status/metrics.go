@@ -61,6 +61,12 @@ func (p *Pages) writeMetrics(w *metrics.Writer, t *routing.Table, reg *backends.
 	}
 	w.Header("berry_in_flight_requests", "gauge", "Upstream attempts in flight on this edge.")
 	w.Sample("berry_in_flight_requests", float64(inFlight))
+	if c := p.Connections; c != nil {
+		w.Header("berry_client_connections", "gauge", "Client connections open now.")
+		w.Sample("berry_client_connections", float64(c.Active()))
+		w.Header("berry_client_connections_refused_total", "counter", "Client connections refused because --max-conns were open.")
+		w.Sample("berry_client_connections_refused_total", float64(c.Refused()))
+	}
 
 	models := slices.DeleteFunc(reg.Models(), func(m *backends.ModelStats) bool { return !m.Used() })
 	w.Header("berry_requests_total", "counter", "Client requests by model and response status class.")

@@ -28,9 +28,18 @@ type ControlPlane interface {
 	MergedBatches() uint64
 }
 
+// Connections counts the client connections (connlimit.Listener).
+type Connections interface {
+	Active() int64
+	Refused() uint64
+}
+
 // Pages serves the operational endpoints. Runtime is required.
 type Pages struct {
 	Runtime Runtime
+	// Connections, when set, is exported as berry_client_connections and
+	// berry_client_connections_refused_total.
+	Connections Connections
 	// ControlPlane is nil in standalone mode, so /readyz does not report a connection
 	// that was never meant to exist.
 	ControlPlane ControlPlane
