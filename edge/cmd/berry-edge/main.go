@@ -86,10 +86,14 @@ func run(args []string) error {
 	if src.controlPlane != nil {
 		pages.ControlPlane = src.controlPlane
 	}
-	h := proxy.New(&rt, pages, proxy.Options{
+	opts := proxy.Options{
 		Log: log.With("component", "proxy"), ConnectTimeout: *connectTimeout, StreamIdleTimeout: *streamIdle,
 		ClientWriteTimeout: *clientWrite, MaxResponseBody: *maxResp,
-	})
+	}
+	if src.controlPlane != nil {
+		opts.Freshness = src.controlPlane
+	}
+	h := proxy.New(&rt, pages, opts)
 	checker := &health.Checker{Runtime: &rt, Log: log.With("component", "health")}
 	go checker.Run(ctx)
 	srv := &fasthttp.Server{

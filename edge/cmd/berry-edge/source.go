@@ -25,6 +25,8 @@ type sourceFlags struct {
 	tlsCA, tlsCert, tlsKey, tlsServerName string
 	// reportInterval is how often observations go to the control plane.
 	reportInterval time.Duration
+	// maxSnapshotAge bounds how long a snapshot serves without the control plane.
+	maxSnapshotAge time.Duration
 }
 
 // register adds the flags; cpAddr is --control-plane, which main already defines.
@@ -37,6 +39,7 @@ func (f *sourceFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.tlsKey, "tls-key", "", "client key (PEM) for mTLS to the control plane")
 	fs.StringVar(&f.tlsServerName, "tls-server-name", "", "expected name in the control plane's certificate (default: host of --control-plane)")
 	fs.DurationVar(&f.reportInterval, "report-interval", 0, "how often backend observations are reported to the control plane for fleet scores (default 1s)")
+	fs.DurationVar(&f.maxSnapshotAge, "max-snapshot-age", 0, "refuse requests once the control plane has been unreachable this long (0: serve the last snapshot for ever)")
 }
 
 // source is what keeps the runtime's config current.
@@ -68,6 +71,7 @@ func startSource(ctx context.Context, f sourceFlags, edgeID, listenAddr string, 
 		return source{}, fmt.Errorf("--cache-dir: %w", err)
 	}
 	disk := snapfile.File{Path: cachePath}
+	var confirmed time.Time
 	// Serve the cached snapshot at once: the control plane may be away for a while,
 	// and when it is back it sends anything newer.
 	switch snap, err := disk.Load(); {
@@ -77,7 +81,9 @@ func startSource(ctx context.Context, f sourceFlags, edgeID, listenAddr string, 
 		if err := rt.Apply(snap); err != nil {
 			log.Warn("cached snapshot rejected; waiting for the control plane", "path", cachePath, "err", err)
 		} else {
-			log.Info("serving cached snapshot until the control plane answers", "version", snap.GetVersion(), "path", cachePath)
+			confirmed, _ = disk.Saved()
+			log.Info("serving cached snapshot until the control plane answers", "version", snap.GetVersion(), "path", cachePath,
+				"last_confirmed", confirmed.Format(time.RFC3339))
 		}
 	}
 
@@ -98,6 +104,7 @@ func startSource(ctx context.Context, f sourceFlags, edgeID, listenAddr string, 
 	sync := &cpsync.Client{
 		Conn: conn, EdgeID: edgeID, BuildVersion: buildVersion(), ListenAddress: listenAddr,
 		Runtime: rt, Fleet: rt, Disk: disk, ReportInterval: f.reportInterval,
+		MaxSnapshotAge: f.maxSnapshotAge, SnapshotConfirmed: confirmed,
 		Log: log.With("component", "cpsync"),
 	}
 	go func() { _ = sync.Run(ctx) }()

@@ -28,9 +28,11 @@ type Runtime interface {
 	Applied() (version uint64, lineage string)
 }
 
-// Saver keeps accepted snapshots across restarts (snapfile.File).
+// Saver keeps accepted snapshots across restarts (snapfile.File): Save writes one;
+// Touch records that the saved one was still current at t.
 type Saver interface {
 	Save(*berryv1.Snapshot) error
+	Touch(t time.Time) error
 }
 
 // ErrOlder is returned (and NACKed) for a snapshot older than the one being served.
@@ -59,7 +61,16 @@ type Client struct {
 	ReportInterval time.Duration
 	ScoreTTL       time.Duration
 
+	// MaxSnapshotAge, when set, is how long the edge may serve a snapshot the control
+	// plane has not confirmed as current (it is not connected) before it refuses
+	// requests: a cut-off edge would otherwise keep revoked keys working forever.
+	// SnapshotConfirmed is when the snapshot served at start was last known current
+	// (its file's time).
+	MaxSnapshotAge    time.Duration
+	SnapshotConfirmed time.Time
+
 	connected     atomic.Bool
+	confirmed     atomic.Int64 // unix nanoseconds: when the stream was last up
 	mergedBatches atomic.Uint64
 	scoreMu       sync.Mutex
 	scoreInstance string
@@ -68,6 +79,28 @@ type Client struct {
 
 // Connected reports whether the stream to the control plane is up (for /readyz).
 func (c *Client) Connected() bool { return c.connected.Load() }
+
+// Stale reports whether the served snapshot has gone without the control plane's
+// confirmation for longer than MaxSnapshotAge: requests are then refused.
+func (c *Client) Stale() bool {
+	if c.MaxSnapshotAge <= 0 || c.connected.Load() {
+		return false
+	}
+	age, known := c.unconfirmedFor(time.Now())
+	return known && age > c.MaxSnapshotAge
+}
+
+// unconfirmedFor is how long the served snapshot has gone unconfirmed at now.
+func (c *Client) unconfirmedFor(now time.Time) (time.Duration, bool) {
+	at := c.confirmed.Load()
+	if at == 0 {
+		if c.SnapshotConfirmed.IsZero() {
+			return 0, false
+		}
+		at = c.SnapshotConfirmed.UnixNano()
+	}
+	return now.Sub(time.Unix(0, at)), true
+}
 
 // MergedBatches counts observation batches merged into a later one because the
 // stream was slow (for /metrics).
@@ -98,13 +131,48 @@ func (c *Client) Run(ctx context.Context) error {
 			backoff = minB
 		}
 		wait := jittered(backoff, minB)
-		log.Warn("control plane stream ended; reconnecting", "err", err, "in", wait.Round(time.Millisecond))
+		attrs := []any{"err", err, "in", wait.Round(time.Millisecond)}
+		if v, _ := c.Runtime.Applied(); v != 0 {
+			if age, known := c.unconfirmedFor(time.Now()); known {
+				attrs = append(attrs, "serving_version", v, "unconfirmed_for", age.Round(time.Second))
+			}
+		}
+		if c.Stale() {
+			log.Error("control plane unreachable for longer than --max-snapshot-age; refusing requests until it answers", attrs...)
+		} else {
+			log.Warn("control plane stream ended; reconnecting; serving the last snapshot meanwhile", attrs...)
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(wait):
 		}
 		backoff = min(backoff*2, maxB)
+	}
+}
+
+// keepConfirming records on disk, while the stream is up, that the saved snapshot is
+// current, so that an edge restarted while the control plane is away knows how old
+// its snapshot is.
+func (c *Client) keepConfirming(ctx context.Context) {
+	t := time.NewTicker(min(c.MaxSnapshotAge/4, time.Minute))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c.touch()
+		}
+	}
+}
+
+func (c *Client) touch() {
+	if c.Disk == nil || c.MaxSnapshotAge <= 0 {
+		return
+	}
+	if v, _ := c.Runtime.Applied(); v != 0 {
+		_ = c.Disk.Touch(time.Now())
 	}
 }
 
@@ -137,8 +205,16 @@ func (c *Client) session(ctx context.Context, log *slog.Logger) error {
 		return fmt.Errorf("handshake: %w", err)
 	}
 	c.connected.Store(true)
-	defer c.connected.Store(false)
+	c.confirmed.Store(time.Now().UnixNano())
+	defer func() {
+		c.confirmed.Store(time.Now().UnixNano())
+		c.connected.Store(false)
+		c.touch()
+	}()
 	log.Info("connected to control plane", "applied_version", hello.AppliedVersion)
+	if c.MaxSnapshotAge > 0 && c.Disk != nil {
+		go c.keepConfirming(ctx)
+	}
 	out := &lockedSend{send: stream.Send}
 	reportErr := make(chan error, 1)
 	if c.Fleet != nil {

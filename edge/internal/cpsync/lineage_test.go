@@ -132,3 +132,55 @@ func mustLoad(t *testing.T, f snapfile.File) *berryv1.Snapshot {
 	}
 	return s
 }
+
+// TestStaleAfterMaxSnapshotAge: a snapshot serves while the control plane is away
+// for at most MaxSnapshotAge, counted from the last moment the stream was up (or, at
+// start, from the saved snapshot's time); an edge that never had a snapshot's age
+// cannot judge it.
+func TestStaleAfterMaxSnapshotAge(t *testing.T) {
+	now := time.Now()
+	tests := []struct {
+		name      string
+		maxAge    time.Duration
+		confirmed time.Time // SnapshotConfirmed
+		want      bool
+	}{
+		{"off", 0, now.Add(-time.Hour), false},
+		{"young", time.Minute, now.Add(-time.Second), false},
+		{"old", time.Minute, now.Add(-2 * time.Minute), true},
+		{"age unknown", time.Minute, time.Time{}, false},
+	}
+	for _, tc := range tests {
+		c := &Client{MaxSnapshotAge: tc.maxAge, SnapshotConfirmed: tc.confirmed}
+		if got := c.Stale(); got != tc.want {
+			t.Errorf("%s: Stale = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+
+	// Connected, it is fresh whatever the file says; once the stream ends the age
+	// counts from then.
+	srv := &headerServer{snaps: []*berryv1.Snapshot{validSnap(1, "l")}, acks: make(chan *berryv1.SnapshotAck, 1), next: make(chan struct{}, 1)}
+	conn := start(t, srv)
+	var rt serving.Runtime
+	disk := snapfile.File{Path: filepath.Join(t.TempDir(), "edge.pb")}
+	c := &Client{Conn: conn, EdgeID: "e", Runtime: &rt, Disk: disk, MaxSnapshotAge: 200 * time.Millisecond,
+		SnapshotConfirmed: now.Add(-time.Hour)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	<-srv.acks
+	srv.next <- struct{}{}
+	waitFor(t, "connected", c.Connected)
+	if c.Stale() {
+		t.Fatal("stale while connected")
+	}
+	cancel()
+	<-done
+	if c.Stale() {
+		t.Fatal("stale at once after the stream ended")
+	}
+	if saved, err := disk.Saved(); err != nil || time.Since(saved) > time.Minute {
+		t.Fatalf("the snapshot file does not say it was current when the stream ended: %v, %v", saved, err)
+	}
+	waitFor(t, "stale", c.Stale)
+}

@@ -485,3 +485,24 @@ func TestQuotaIsSpentOnlyOnRoutedRequests(t *testing.T) {
 		t.Fatalf("second routed request: %d %s, want 429", r.status, r.body)
 	}
 }
+
+// TestStaleSnapshotIsRefused: past --max-snapshot-age without its control plane, the
+// edge refuses requests rather than serve a configuration that may still hold
+// revoked keys.
+func TestStaleSnapshotIsRefused(t *testing.T) {
+	sim := startSim(t, "a", upstreamsim.Options{})
+	rt := runtimeFor(t, configTOML("failover", "", backendSpec{id: "a", url: sim.URL()}))
+	for _, stale := range []bool{false, true} {
+		edge := serveHandler(t, newHandler(rt, Options{Freshness: controlPlane{stale: stale}}))
+		r := post(t, edge+"/v1/chat/completions", "t", chatBody)
+		if !stale {
+			if r.status != 200 {
+				t.Fatalf("fresh: %d %s", r.status, r.body)
+			}
+			continue
+		}
+		if _, _, code := openAIError(t, r.body); r.status != 503 || code != "config_stale" || r.header.Get("Retry-After") == "" {
+			t.Fatalf("stale: %d %s", r.status, r.body)
+		}
+	}
+}

@@ -25,6 +25,12 @@ type Runtime interface {
 	Table() *routing.Table
 }
 
+// Freshness says whether the served snapshot may no longer be trusted (cpsync.Client
+// with --max-snapshot-age: the control plane has been away too long).
+type Freshness interface {
+	Stale() bool
+}
+
 // Pages answers the edge's operational endpoints (status.Pages).
 type Pages interface {
 	Health(ctx *fasthttp.RequestCtx)
@@ -49,6 +55,8 @@ type Options struct {
 	// MaxResponseBody bounds a buffered upstream answer (default
 	// DefaultMaxResponseBody); a larger one is refused rather than held in memory.
 	MaxResponseBody int
+	// Freshness, when set, refuses requests while the snapshot is stale.
+	Freshness Freshness
 }
 
 // DefaultMaxResponseBody is the largest buffered upstream answer taken by default:
@@ -197,10 +205,16 @@ func (r *request) reset() {
 // table returns the table to serve from, or answers 503 before the first snapshot.
 func (h *Handler) table(ctx *fasthttp.RequestCtx, in inbound) *routing.Table {
 	t := h.rt.Table()
-	if t == nil {
+	switch {
+	case t == nil:
 		in.writeError(ctx, fasthttp.StatusServiceUnavailable, typeUnavailable, "no_config",
 			"the gateway has not received its configuration yet")
 		ctx.Response.Header.Set("Retry-After", "1")
+	case h.opts.Freshness != nil && h.opts.Freshness.Stale():
+		in.writeError(ctx, fasthttp.StatusServiceUnavailable, typeUnavailable, "config_stale",
+			"the gateway has been cut off from its control plane for longer than it may serve its last configuration")
+		ctx.Response.Header.Set("Retry-After", "5")
+		return nil
 	}
 	return t
 }

@@ -140,10 +140,11 @@ func TestNoTableYet(t *testing.T) {
 }
 
 // controlPlane stands for cpsync.Client's connection state.
-type controlPlane struct{ up bool }
+type controlPlane struct{ up, stale bool }
 
 func (c controlPlane) Connected() bool       { return c.up }
 func (c controlPlane) MergedBatches() uint64 { return 0 }
+func (c controlPlane) Stale() bool           { return c.stale }
 
 func TestReadyz(t *testing.T) {
 	rt := runtimeFor(t, oneBackend("http://127.0.0.1:1/v1"))
@@ -155,8 +156,9 @@ func TestReadyz(t *testing.T) {
 	}{
 		{"no snapshot", &status.Pages{Runtime: runtimeFor(t, "")}, 503, `"not_ready"`},
 		{"snapshot, standalone", &status.Pages{Runtime: rt}, 200, `{"status":"ready","config_version":1}`},
-		{"snapshot, control plane away", &status.Pages{Runtime: rt, ControlPlane: controlPlane{false}}, 200, `"control_plane_connected":false`},
-		{"snapshot, connected", &status.Pages{Runtime: rt, ControlPlane: controlPlane{true}}, 200, `"control_plane_connected":true`},
+		{"snapshot, control plane away", &status.Pages{Runtime: rt, ControlPlane: controlPlane{}}, 200, `"control_plane_connected":false`},
+		{"snapshot, connected", &status.Pages{Runtime: rt, ControlPlane: controlPlane{up: true}}, 200, `"control_plane_connected":true`},
+		{"snapshot, control plane away too long", &status.Pages{Runtime: rt, ControlPlane: controlPlane{stale: true}}, 503, `configuration stale`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

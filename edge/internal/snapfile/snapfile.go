@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/pkg/atomicfile"
@@ -64,6 +65,23 @@ func (f File) Save(s *berryv1.Snapshot) error {
 		return fmt.Errorf("snapshot file: %w", err)
 	}
 	return nil
+}
+
+// Touch records that the saved snapshot was current at t (as the file's time).
+func (f File) Touch(t time.Time) error {
+	if f.Path == "" {
+		return nil
+	}
+	return os.Chtimes(f.Path, t, t)
+}
+
+// Saved returns when the saved snapshot was last known current: its file's time.
+func (f File) Saved() (time.Time, error) {
+	fi, err := os.Stat(f.Path)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return fi.ModTime(), nil
 }
 
 // Load reads the saved snapshot; it returns (nil, nil) when there is none.

@@ -26,6 +26,8 @@ type Runtime interface {
 type ControlPlane interface {
 	Connected() bool
 	MergedBatches() uint64
+	// Stale: the control plane has been away longer than the snapshot may be served.
+	Stale() bool
 }
 
 // Connections counts the client connections (connlimit.Listener).
@@ -159,6 +161,12 @@ func (p *Pages) Ready(ctx *fasthttp.RequestCtx) {
 	if t == nil {
 		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
 		ctx.SetBodyString(`{"status":"not_ready","reason":"no configuration snapshot yet"}`)
+		return
+	}
+	if p.ControlPlane != nil && p.ControlPlane.Stale() {
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+		out := append(make([]byte, 0, 128), `{"status":"not_ready","reason":"configuration stale: no control plane for longer than --max-snapshot-age","config_version":`...)
+		ctx.Response.SetBodyRaw(append(strconv.AppendUint(out, t.Version, 10), '}'))
 		return
 	}
 	out := append(make([]byte, 0, 96), `{"status":"ready","config_version":`...)
