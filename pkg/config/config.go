@@ -14,6 +14,7 @@ import (
 
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/pkg/provider"
+	"google.golang.org/protobuf/proto"
 )
 
 // ErrInvalid is wrapped by every error that means "this config is wrong", as opposed
@@ -97,6 +98,18 @@ func (k BackendKey) String() string { return k.Provider + "/" + k.Model }
 func providerDefaults(p *berryv1.Provider) {
 	p.BackendType = cmp.Or(p.BackendType, provider.DefaultKind)
 	p.ApiVersion = cmp.Or(p.ApiVersion, provider.DefaultAPIVersion(p.BackendType))
+}
+
+// ContentHash identifies a config's content: the SHA-256 of its deterministic
+// encoding. Snapshots carry it, so that a version number that came back with other
+// content is not mistaken for the one an edge holds.
+func ContentHash(cfg *berryv1.Config) []byte {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(cfg)
+	if err != nil {
+		return nil // only a config too large to encode; edges then compare versions alone
+	}
+	sum := sha256.Sum256(b)
+	return sum[:]
 }
 
 // Account is a provider as its adapter sees it, before Prepare: headers in a fixed

@@ -146,7 +146,8 @@ func (a *AdminService) load(ctx context.Context) (*berryv1.ConfigVersion, error)
 }
 
 func (a *AdminService) publish(v *berryv1.ConfigVersion) {
-	a.snapshots.Set(&berryv1.Snapshot{Version: v.Version, Config: v.Config, Lineage: a.store.Lineage()})
+	a.snapshots.Set(&berryv1.Snapshot{Version: v.Version, Config: v.Config, Lineage: a.store.Lineage(),
+		ContentHash: config.ContentHash(v.Config)})
 }
 
 // replaceWith is a mutation that makes the whole config cfg.

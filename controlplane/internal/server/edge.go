@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"log/slog"
@@ -63,6 +64,27 @@ func (e *EdgeService) Shutdown() {
 	e.doneOnce.Do(func() { close(e.done) })
 }
 
+// holdsCurrent reports whether what an edge of this lineage says it serves is this data
+// file's: a version this file has reached, with the same content when it is the
+// current one (hashes are compared when both sides have one).
+func (e *EdgeService) holdsCurrent(hello *berryv1.Hello, log *slog.Logger) bool {
+	cur, _ := e.snapshots.Watch()
+	v := hello.GetAppliedVersion()
+	switch {
+	case cur == nil:
+		return true
+	case v > cur.GetVersion():
+		log.Warn("edge holds a version this data file has not reached: was the file put back outside berry-controlplane restore? sending the current snapshot",
+			"edge_version", v, "current", cur.GetVersion())
+		return false
+	case v == cur.GetVersion() && len(hello.GetAppliedHash()) > 0 && len(cur.GetContentHash()) > 0 &&
+		!bytes.Equal(hello.GetAppliedHash(), cur.GetContentHash()):
+		log.Warn("edge holds the current version number with other content; sending the current snapshot", "version", v)
+		return false
+	}
+	return true
+}
+
 // Sync implements berryv1.EdgeServiceServer: it sends the current snapshot, then every
 // newer one, while a reader goroutine records the edge's ACKs and NACKs.
 func (e *EdgeService) Sync(stream grpc.BidiStreamingServer[berryv1.SyncRequest, berryv1.SyncResponse]) error {
@@ -82,22 +104,25 @@ func (e *EdgeService) Sync(stream grpc.BidiStreamingServer[berryv1.SyncRequest, 
 	}
 	id := hello.GetEdgeId()
 	edge := fleet.Edge{ID: id, Address: hello.GetListenAddress(), BuildVersion: hello.GetBuildVersion()}
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		edge.Peer = p.Addr.String()
+	}
+	log := e.log.With("edge", id, "peer", edge.Peer)
 	// Versions compare only within one lineage: an edge holding a snapshot from
 	// another data file (or one restored from backup) has applied none of this one's,
 	// and gets the current snapshot whatever the numbers say. One holding a version of
-	// this lineage ACKed it on an earlier stream.
-	if hello.GetAppliedLineage() == e.lineage {
+	// this lineage ACKed it on an earlier stream — unless that version's content is not
+	// this file's (the file was put back by other means than restore: the same number
+	// with other content, or a number this file has not reached). Such an edge is sent
+	// the current snapshot too, and applies it or says why not.
+	if hello.GetAppliedLineage() == e.lineage && e.holdsCurrent(hello, log) {
 		edge.AppliedVersion, edge.LastAckVersion = hello.GetAppliedVersion(), hello.GetAppliedVersion()
-	}
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		edge.Peer = p.Addr.String()
 	}
 	disconnect := e.fleet.Connect(edge)
 	defer disconnect()
 	if e.callbacks != nil {
 		defer e.callbacks.StreamOpened(id)()
 	}
-	log := e.log.With("edge", id, "peer", edge.Peer)
 	log.Info("edge connected", "applied_version", edge.AppliedVersion, "build", edge.BuildVersion)
 	defer log.Info("edge disconnected")
 

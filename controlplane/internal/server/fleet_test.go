@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"testing"
 	"time"
@@ -55,17 +56,24 @@ func hasEdge(fs *berryv1.FleetStatusResponse) bool { return len(fs.GetEdges()) =
 func TestFleetStatusOfAReconnectingEdge(t *testing.T) {
 	h := start(t)
 	h.seed(t) // version 1
+	cur, _ := h.srv.admin.snapshots.Watch()
 	tests := []struct {
 		name        string
 		lineage     string
 		applied     uint64
+		hash        []byte
 		wantApplied uint64
 		wantAck     uint64
 		wantRolled  bool
 	}{
-		{"current version, same lineage", "", 1, 1, 1, true},
-		{"higher version of another lineage", "other", 99, 0, 0, false},
-		{"nothing applied", "", 0, 0, 0, false},
+		{"current version, same lineage", "", 1, nil, 1, 1, true},
+		{"current version, same content", "", 1, cur.GetContentHash(), 1, 1, true},
+		// The data file was put back outside restore: the edge's number is this
+		// file's, its content is not.
+		{"current version, other content", "", 1, []byte("other"), 0, 0, false},
+		{"a version this file has not reached", "", 5, nil, 0, 0, false},
+		{"higher version of another lineage", "other", 99, nil, 0, 0, false},
+		{"nothing applied", "", 0, nil, 0, 0, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -73,7 +81,7 @@ func TestFleetStatusOfAReconnectingEdge(t *testing.T) {
 			if lineage == "" {
 				lineage = h.srv.admin.store.Lineage()
 			}
-			_, cancel := openSync(t, h, &berryv1.Hello{EdgeId: "e", AppliedVersion: tt.applied, AppliedLineage: lineage})
+			stream, cancel := openSync(t, h, &berryv1.Hello{EdgeId: "e", AppliedVersion: tt.applied, AppliedLineage: lineage, AppliedHash: tt.hash})
 			fs := waitFleet(t, h, "edge listed", func(fs *berryv1.FleetStatusResponse) bool {
 				return hasEdge(fs) && fs.Edges[0].Connected
 			})
@@ -81,6 +89,13 @@ func TestFleetStatusOfAReconnectingEdge(t *testing.T) {
 			if e.AppliedVersion != tt.wantApplied || e.LastAckVersion != tt.wantAck || e.LastNack != "" || fs.RolledOut != tt.wantRolled {
 				t.Errorf("applied %d, last ACK %d (NACK %q), rolled out %v; want %d, %d, none, %v",
 					e.AppliedVersion, e.LastAckVersion, e.LastNack, fs.RolledOut, tt.wantApplied, tt.wantAck, tt.wantRolled)
+			}
+			if !tt.wantRolled {
+				// It is sent the current snapshot.
+				msg, err := stream.Recv()
+				if err != nil || msg.GetSnapshot().GetVersion() != 1 || !bytes.Equal(msg.GetSnapshot().GetContentHash(), cur.GetContentHash()) {
+					t.Fatalf("first message %v, %v; want the current snapshot with its hash", msg, err)
+				}
 			}
 			cancel()
 			waitFleet(t, h, "edge gone", func(fs *berryv1.FleetStatusResponse) bool { return hasEdge(fs) && !fs.Edges[0].Connected })

@@ -4,6 +4,7 @@
 package cpsync
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,11 +22,12 @@ import (
 )
 
 // Runtime is what the edge serves from (serving.Runtime): Apply installs a snapshot
-// or explains why it cannot; Applied describes the snapshot being served (0 and ""
-// for none).
+// or explains why it cannot; Applied and AppliedHash describe the snapshot being
+// served (0, "" and nil for none).
 type Runtime interface {
 	Apply(*berryv1.Snapshot) error
 	Applied() (version uint64, lineage string)
+	AppliedHash() []byte
 }
 
 // Saver keeps accepted snapshots across restarts (snapfile.File): Save writes one;
@@ -193,7 +195,7 @@ func (c *Client) session(ctx context.Context, log *slog.Logger) error {
 	applied, lineage := c.Runtime.Applied()
 	hello := &berryv1.Hello{
 		EdgeId: c.EdgeID, BuildVersion: c.BuildVersion, ListenAddress: c.ListenAddress,
-		AppliedVersion: applied, AppliedLineage: lineage,
+		AppliedVersion: applied, AppliedLineage: lineage, AppliedHash: c.Runtime.AppliedHash(),
 	}
 	if err := stream.Send(&berryv1.SyncRequest{Kind: &berryv1.SyncRequest_Hello{Hello: hello}}); err != nil {
 		return fmt.Errorf("send hello: %w", err)
@@ -279,7 +281,11 @@ func (c *Client) apply(s *berryv1.Snapshot) error {
 	case s.GetVersion() < cur:
 		return fmt.Errorf("%w (got %d, serving %d)", ErrOlder, s.GetVersion(), cur)
 	case s.GetVersion() == cur:
-		return nil
+		// The same version is the same config, unless its content says otherwise (the
+		// control plane's file was put back by other means than restore).
+		if h := s.GetContentHash(); len(h) == 0 || bytes.Equal(h, c.Runtime.AppliedHash()) {
+			return nil
+		}
 	}
 	return c.Runtime.Apply(s)
 }

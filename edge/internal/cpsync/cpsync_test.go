@@ -29,6 +29,8 @@ func (f *fakeApplier) Apply(s *berryv1.Snapshot) error {
 	return nil
 }
 
+func (f *fakeApplier) AppliedHash() []byte { return nil }
+
 func (f *fakeApplier) Applied() (uint64, string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -1,6 +1,7 @@
 package cpsync
 
 import (
+	"bytes"
 	"context"
 	"path/filepath"
 	"testing"
@@ -183,4 +184,39 @@ func TestStaleAfterMaxSnapshotAge(t *testing.T) {
 		t.Fatalf("the snapshot file does not say it was current when the stream ended: %v, %v", saved, err)
 	}
 	waitFor(t, "stale", c.Stale)
+}
+
+// TestSameVersionOtherContent: a snapshot with the version the edge serves but
+// another content hash (the control plane's file was put back outside restore) is
+// applied; with the same hash, or none, it is the same config.
+func TestSameVersionOtherContent(t *testing.T) {
+	first := validSnap(3, "l")
+	first.ContentHash = config.ContentHash(first.Config)
+	same := validSnap(3, "l")
+	same.ContentHash = first.ContentHash
+	other := validSnap(3, "l")
+	other.Config.Settings.MaxRetries = 7
+	other.ContentHash = config.ContentHash(other.Config)
+	srv := &headerServer{snaps: []*berryv1.Snapshot{first, same, other}, acks: make(chan *berryv1.SnapshotAck, 3), next: make(chan struct{})}
+	conn := start(t, srv)
+	var rt serving.Runtime
+	c := &Client{Conn: conn, EdgeID: "e", Runtime: &rt}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	for i, wantRetries := range []int{3, 3, 7} {
+		if a := <-srv.acks; !a.GetAccepted() {
+			t.Fatalf("snapshot %d NACKed: %s", i, a.GetErrorDetail())
+		}
+		if got := rt.Table().Settings.MaxRetries; got != wantRetries {
+			t.Fatalf("after snapshot %d: serving max_retries %d, want %d", i, got, wantRetries)
+		}
+		srv.next <- struct{}{}
+	}
+	if !bytes.Equal(rt.AppliedHash(), other.ContentHash) {
+		t.Fatal("the runtime does not report the hash it serves")
+	}
+	cancel()
+	<-done
 }

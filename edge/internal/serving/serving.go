@@ -31,11 +31,12 @@ type Runtime struct {
 	probes   probeAssignment
 }
 
-// served pairs a table with the lineage of the snapshot it was built from, so that
-// both change together.
+// served pairs a table with the lineage and content hash of the snapshot it was
+// built from, so that they change together.
 type served struct {
 	table   *routing.Table
 	lineage string
+	hash    []byte
 }
 
 // Apply builds the snapshot's table, binds it and publishes it; requests already
@@ -47,7 +48,7 @@ func (r *Runtime) Apply(s *berryv1.Snapshot) error {
 	if err != nil {
 		return err
 	}
-	r.cur.Store(&served{table: t, lineage: s.GetLineage()})
+	r.cur.Store(&served{table: t, lineage: s.GetLineage(), hash: s.GetContentHash()})
 	return nil
 }
 
@@ -66,6 +67,15 @@ func (r *Runtime) Applied() (version uint64, lineage string) {
 		return s.table.Version, s.lineage
 	}
 	return 0, ""
+}
+
+// AppliedHash returns the content hash of the snapshot being served (nil for none, or
+// for a snapshot without one).
+func (r *Runtime) AppliedHash() []byte {
+	if s := r.cur.Load(); s != nil {
+		return s.hash
+	}
+	return nil
 }
 
 // Backends returns the backend registry, for observations and exposition.

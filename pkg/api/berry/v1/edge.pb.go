@@ -216,8 +216,12 @@ type Hello struct {
 	// comparable within one lineage (one control-plane data file); an edge whose lineage
 	// differs is sent the current snapshot whatever its version.
 	AppliedLineage string `protobuf:"bytes,5,opt,name=applied_lineage,json=appliedLineage,proto3" json:"applied_lineage,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The content hash of the snapshot the edge serves (empty for none, or for one
+	// without a hash). An edge holding a version of this lineage with other content (the
+	// data file was put back by other means than restore) is sent the current snapshot.
+	AppliedHash   []byte `protobuf:"bytes,6,opt,name=applied_hash,json=appliedHash,proto3" json:"applied_hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Hello) Reset() {
@@ -283,6 +287,13 @@ func (x *Hello) GetAppliedLineage() string {
 		return x.AppliedLineage
 	}
 	return ""
+}
+
+func (x *Hello) GetAppliedHash() []byte {
+	if x != nil {
+		return x.AppliedHash
+	}
+	return nil
 }
 
 // SnapshotAck is an ACK (accepted) or a NACK (not accepted, with the reason) of one
@@ -355,7 +366,11 @@ type Snapshot struct {
 	Config  *Config                `protobuf:"bytes,2,opt,name=config,proto3" json:"config,omitempty"`
 	// Identifies the control-plane data file the version numbers belong to; created
 	// with the file, and renewed by a restore from backup.
-	Lineage       string `protobuf:"bytes,3,opt,name=lineage,proto3" json:"lineage,omitempty"`
+	Lineage string `protobuf:"bytes,3,opt,name=lineage,proto3" json:"lineage,omitempty"`
+	// SHA-256 of the config's deterministic encoding: two snapshots with the same
+	// version and lineage but different hashes are different configs, and an edge holding
+	// one applies the other.
+	ContentHash   []byte `protobuf:"bytes,4,opt,name=content_hash,json=contentHash,proto3" json:"content_hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -409,6 +424,13 @@ func (x *Snapshot) GetLineage() string {
 		return x.Lineage
 	}
 	return ""
+}
+
+func (x *Snapshot) GetContentHash() []byte {
+	if x != nil {
+		return x.ContentHash
+	}
+	return nil
 }
 
 // ObservationBatch is what one edge saw of its backends since its previous batch. The
@@ -868,21 +890,23 @@ const file_berry_v1_edge_proto_rawDesc = "" +
 	"\fSyncResponse\x120\n" +
 	"\bsnapshot\x18\x01 \x01(\v2\x12.berry.v1.SnapshotH\x00R\bsnapshot\x12/\n" +
 	"\x06scores\x18\x02 \x01(\v2\x15.berry.v1.FleetScoresH\x00R\x06scoresB\x06\n" +
-	"\x04kind\"\xbe\x01\n" +
+	"\x04kind\"\xe1\x01\n" +
 	"\x05Hello\x12\x17\n" +
 	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\x12#\n" +
 	"\rbuild_version\x18\x02 \x01(\tR\fbuildVersion\x12'\n" +
 	"\x0fapplied_version\x18\x03 \x01(\x04R\x0eappliedVersion\x12%\n" +
 	"\x0elisten_address\x18\x04 \x01(\tR\rlistenAddress\x12'\n" +
-	"\x0fapplied_lineage\x18\x05 \x01(\tR\x0eappliedLineage\"f\n" +
+	"\x0fapplied_lineage\x18\x05 \x01(\tR\x0eappliedLineage\x12!\n" +
+	"\fapplied_hash\x18\x06 \x01(\fR\vappliedHash\"f\n" +
 	"\vSnapshotAck\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x1a\n" +
 	"\baccepted\x18\x02 \x01(\bR\baccepted\x12!\n" +
-	"\ferror_detail\x18\x03 \x01(\tR\verrorDetail\"h\n" +
+	"\ferror_detail\x18\x03 \x01(\tR\verrorDetail\"\x8b\x01\n" +
 	"\bSnapshot\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12(\n" +
 	"\x06config\x18\x02 \x01(\v2\x10.berry.v1.ConfigR\x06config\x12\x18\n" +
-	"\alineage\x18\x03 \x01(\tR\alineage\"s\n" +
+	"\alineage\x18\x03 \x01(\tR\alineage\x12!\n" +
+	"\fcontent_hash\x18\x04 \x01(\fR\vcontentHash\"s\n" +
 	"\x10ObservationBatch\x128\n" +
 	"\bbackends\x18\x01 \x03(\v2\x1c.berry.v1.BackendObservationR\bbackends\x12%\n" +
 	"\x0emerged_batches\x18\x02 \x01(\rR\rmergedBatches\"\x90\x03\n" +
