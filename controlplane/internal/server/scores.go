@@ -46,6 +46,9 @@ type ScoreService struct {
 	mu      sync.Mutex
 	owners  map[string]string          // provider id → probing edge, as last pushed
 	streams map[string]int             // edge id → open Sync streams (a reconnect overlaps the old one)
+	// reporting holds the edges with an open stream that have sent observations:
+	// only they are given probes.
+	reporting map[string]bool
 	probes  map[config.BackendKey]bool // the owner's last probe result per backend
 }
 
@@ -97,6 +100,7 @@ func (s *ScoreService) StreamOpened(edge string) (closed func()) {
 		last := s.streams[edge] == 0
 		if last {
 			delete(s.streams, edge)
+			delete(s.reporting, edge)
 		}
 		s.mu.Unlock()
 		if last {
@@ -118,6 +122,12 @@ func (s *ScoreService) Observed(edge string, b *berryv1.ObservationBatch) {
 		}
 	}
 	s.mu.Lock()
+	if s.streams[edge] > 0 {
+		if s.reporting == nil {
+			s.reporting = make(map[string]bool)
+		}
+		s.reporting[edge] = true
+	}
 	for i, o := range b.GetBackends() {
 		// Only the probe owner's results are shared: the others do not probe.
 		if s.owners[o.GetProvider()] == edge {
@@ -143,12 +153,16 @@ func (s *ScoreService) merge(now time.Time) *berryv1.FleetScores {
 	if th := snap.GetConfig().GetSettings().GetCircuitBreakerFailureThreshold(); th > 0 {
 		minAttempts = float64(th)
 	}
+	// Probes go to connected edges that report: an id that only opened a stream takes
+	// no provider's probes.
 	var connected []string
+	s.mu.Lock()
 	for _, e := range s.fleet.List() {
-		if e.Connected {
+		if e.Connected && s.reporting[e.ID] {
 			connected = append(connected, e.ID)
 		}
 	}
+	s.mu.Unlock()
 	owners := make(map[string]string)
 	if len(connected) > 0 {
 		for _, p := range snap.GetConfig().GetProviders() {
@@ -170,13 +184,19 @@ func (s *ScoreService) merge(now time.Time) *berryv1.FleetScores {
 		Backends:     make([]*berryv1.BackendScore, 0, len(merged))}
 	for k, sc := range merged {
 		healthy, probed := probes[k]
+		judged := sc.Requests - sc.ClientErrors
+		if probed && !healthy && judged >= minAttempts && sc.ErrorRate < DownErrorRate {
+			// The fleet's own traffic says the backend serves: one edge's failed probe
+			// does not take it out of every edge.
+			healthy = true
+		}
 		out.Backends = append(out.Backends, &berryv1.BackendScore{
 			Provider: k.Provider, UpstreamModel: k.Model,
 			LatencySeconds: sc.Latency, TtftSeconds: sc.TTFT,
 			Weight: sc.Weight, Edges: uint32(sc.Edges),
 			ErrorRate: sc.ErrorRate, Requests: sc.Requests,
 			ClientErrors: sc.ClientErrors, ServerErrors: sc.ServerErrors, NoAnswer: sc.NoAnswer,
-			Down:       sc.Requests-sc.ClientErrors >= minAttempts && sc.ErrorRate >= DownErrorRate,
+			Down:       judged >= minAttempts && sc.ErrorRate >= DownErrorRate,
 			ProbeOwner: owners[k.Provider], Probed: probed, ProbeHealthy: healthy,
 		})
 	}

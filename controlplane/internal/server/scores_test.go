@@ -235,6 +235,8 @@ func TestObservationsComeBackAsScores(t *testing.T) {
 		}
 	}
 	send(&berryv1.SyncRequest{Kind: &berryv1.SyncRequest_Hello{Hello: &berryv1.Hello{EdgeId: "solo"}}})
+	// Probes go to edges that report: a first, empty report makes it one.
+	send(&berryv1.SyncRequest{Kind: &berryv1.SyncRequest_Observations{Observations: &berryv1.ObservationBatch{}}})
 	obs := &berryv1.BackendObservation{Provider: "openai", UpstreamModel: "gpt-4o", LatencySeconds: 0.2, Samples: 10,
 		Requests: 20, ClientErrors: 10, ServerErrors: 4, NoAnswer: 1, ProbeHealthy: true}
 	observed := false
@@ -270,4 +272,57 @@ func TestObservationsComeBackAsScores(t *testing.T) {
 		}
 		return
 	}
+}
+
+// Probe ownership and shared probe results need more than a claim: an edge that
+// opens a stream and never reports takes no provider's probes, and an owner's failed
+// probe is not passed on while the fleet's own traffic to the backend succeeds.
+func TestProbeClaimsNeedEvidence(t *testing.T) {
+	h := startWith(t, Options{ScoreInterval: 20 * time.Millisecond})
+	h.seed(t)
+	silent, _ := openSync(t, h, &berryv1.Hello{EdgeId: "silent"})
+	reporter, _ := openSync(t, h, &berryv1.Hello{EdgeId: "reporter"})
+	report := func(o *berryv1.BackendObservation) {
+		t.Helper()
+		if err := reporter.Send(&berryv1.SyncRequest{Kind: &berryv1.SyncRequest_Observations{
+			Observations: &berryv1.ObservationBatch{Backends: []*berryv1.BackendObservation{o}}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	report(&berryv1.BackendObservation{Provider: "openai", UpstreamModel: "gpt-4o", ProbeHealthy: true})
+	next := func(what string, ok func(*berryv1.FleetScores) bool) *berryv1.FleetScores {
+		t.Helper()
+		for {
+			msg, err := silent.Recv()
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+			if fs := msg.GetScores(); fs != nil && ok(fs) {
+				return fs
+			}
+		}
+	}
+	fs := next("the reporting edge owns the probes", func(fs *berryv1.FleetScores) bool {
+		return fs.GetProbeOwners()["openai"] == "reporter"
+	})
+	for p, o := range fs.GetProbeOwners() {
+		if o == "silent" {
+			t.Fatalf("provider %s given to an edge that never reported", p)
+		}
+	}
+	// The owner's probe fails while its traffic (20 attempts, none failed) succeeds.
+	report(&berryv1.BackendObservation{Provider: "openai", UpstreamModel: "gpt-4o", Requests: 20, ProbeHealthy: false})
+	fs = next("the owner's probe result is in", func(fs *berryv1.FleetScores) bool {
+		return len(fs.GetBackends()) > 0 && fs.GetBackends()[0].GetProbed() && fs.GetBackends()[0].GetRequests() > 10
+	})
+	if b := fs.GetBackends()[0]; !b.GetProbeHealthy() || b.GetDown() {
+		t.Fatalf("a failed probe contradicted by traffic was passed on: %v", b)
+	}
+	// When its traffic fails too, the failure stands.
+	for range 3 {
+		report(&berryv1.BackendObservation{Provider: "openai", UpstreamModel: "gpt-4o", Requests: 20, ServerErrors: 20, ProbeHealthy: false})
+	}
+	next("a failed probe backed by failing traffic is passed on", func(fs *berryv1.FleetScores) bool {
+		return len(fs.GetBackends()) > 0 && fs.GetBackends()[0].GetProbed() && !fs.GetBackends()[0].GetProbeHealthy()
+	})
 }
