@@ -44,12 +44,12 @@ type ScoreService struct {
 	observed atomic.Uint64 // backend observations absorbed
 
 	mu      sync.Mutex
-	owners  map[string]string          // provider id → probing edge, as last pushed
-	streams map[string]int             // edge id → open Sync streams (a reconnect overlaps the old one)
+	owners  map[string]string // provider id → probing edge, as last pushed
+	streams map[string]int    // edge id → open Sync streams (a reconnect overlaps the old one)
 	// reporting holds the edges with an open stream that have sent observations:
 	// only they are given probes.
 	reporting map[string]bool
-	probes  map[config.BackendKey]bool // the owner's last probe result per backend
+	probes    map[config.BackendKey]bool // the owner's last probe result per backend
 }
 
 // NewScoreService returns a score service reading the config from snapshots and the
