@@ -22,7 +22,7 @@ import (
 	"github.com/berry-gateway/berry/controlplane/internal/auth"
 	"github.com/berry-gateway/berry/controlplane/internal/server"
 	"github.com/berry-gateway/berry/controlplane/internal/store"
-	"github.com/berry-gateway/berry/controlplane/internal/tokenflag"
+	"github.com/berry-gateway/berry/pkg/tokenflag"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/pkg/atomicfile"
 	"github.com/berry-gateway/berry/pkg/grpccreds"

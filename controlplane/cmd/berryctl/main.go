@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/berry-gateway/berry/controlplane/internal/tokenflag"
+	"github.com/berry-gateway/berry/pkg/tokenflag"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/pkg/grpccreds"
 	"google.golang.org/grpc"

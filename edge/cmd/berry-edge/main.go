@@ -20,6 +20,7 @@ import (
 	"github.com/berry-gateway/berry/edge/internal/proxy"
 	"github.com/berry-gateway/berry/edge/internal/serving"
 	"github.com/berry-gateway/berry/edge/internal/status"
+	"github.com/berry-gateway/berry/pkg/tokenflag"
 	"github.com/valyala/fasthttp"
 )
 
@@ -46,13 +47,21 @@ func run(args []string) error {
 	clientWrite := fs.Duration("client-write-timeout", proxy.DefaultClientWriteTimeout, "bound on each write to a client: a client that stops reading for longer loses its response")
 	maxResp := fs.Int("max-response-body-bytes", proxy.DefaultMaxResponseBody, "largest buffered upstream answer; a larger one fails the request with 502")
 	maxConns := fs.Int("max-conns", 0, "most client connections served at once; more are answered 503 and closed (0: no cap)")
-	metricsToken := fs.String("metrics-token", os.Getenv("BERRY_METRICS_TOKEN"), "Bearer token GET /metrics requires (env BERRY_METRICS_TOKEN); empty: /metrics answers loopback clients only")
+	metricsTokenFlag := tokenflag.Token{Name: "metrics-token", Env: "BERRY_METRICS_TOKEN", FileEnv: "BERRY_METRICS_TOKEN_FILE"}
+	metricsTokenFlag.Register(fs, "Bearer token that GET /metrics requires (without one, /metrics answers loopback clients only)")
 	var source sourceFlags
 	source.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	source.cpAddr = *cpAddr
+	metricsToken, err := metricsTokenFlag.Value(fs)
+	if err != nil {
+		return err
+	}
+	if source.token, err = source.tokenFlag.Value(fs); err != nil {
+		return err
+	}
 	if *cpAddr == "" && source.configPath == "" {
 		return errors.New("--control-plane (or --config for standalone mode) is required")
 	}
@@ -82,7 +91,7 @@ func run(args []string) error {
 	}
 	defer src.stop()
 	conns := &connlimit.Listener{Listener: lis, Max: *maxConns}
-	pages := &status.Pages{Runtime: &rt, Connections: conns, MetricsToken: *metricsToken}
+	pages := &status.Pages{Runtime: &rt, Connections: conns, MetricsToken: metricsToken}
 	if src.controlPlane != nil {
 		pages.ControlPlane = src.controlPlane
 	}

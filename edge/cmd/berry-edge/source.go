@@ -14,6 +14,7 @@ import (
 	"github.com/berry-gateway/berry/edge/internal/snapfile"
 	"github.com/berry-gateway/berry/edge/internal/standalone"
 	"github.com/berry-gateway/berry/pkg/grpccreds"
+	"github.com/berry-gateway/berry/pkg/tokenflag"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 )
@@ -22,6 +23,7 @@ import (
 // token, TLS and the local snapshot file) or a local TOML file.
 type sourceFlags struct {
 	cpAddr, token, cacheDir, configPath   string
+	tokenFlag                             tokenflag.Token
 	tlsCA, tlsCert, tlsKey, tlsServerName string
 	// reportInterval is how often observations go to the control plane.
 	reportInterval time.Duration
@@ -31,7 +33,8 @@ type sourceFlags struct {
 
 // register adds the flags; cpAddr is --control-plane, which main already defines.
 func (f *sourceFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.token, "token", os.Getenv("BERRY_EDGE_TOKEN"), "edge token for the control plane (env BERRY_EDGE_TOKEN)")
+	f.tokenFlag = tokenflag.Token{Name: "token", Env: "BERRY_EDGE_TOKEN", FileEnv: "BERRY_EDGE_TOKEN_FILE"}
+	f.tokenFlag.Register(fs, "edge token for the control plane")
 	fs.StringVar(&f.cacheDir, "cache-dir", "", "directory of the snapshot files, one per edge id (default <user cache dir>/berry/edges)")
 	fs.StringVar(&f.configPath, "config", os.Getenv("CONFIG_PATH"), "standalone mode: serve this seed-format TOML file, hot-reloaded, with no control plane (env CONFIG_PATH)")
 	fs.StringVar(&f.tlsCA, "tls-ca", "", "CA bundle (PEM) to verify the control plane; enables TLS")

@@ -1,7 +1,6 @@
 // Package tokenflag lets a command take a bearer token inline (--token T), from a
 // file (--token-file F) or from the environment, so that a token need not appear in
-// the process list or in shell history. berry-controlplane (its role tokens and its
-// backup client) and berryctl take their tokens this way.
+// the process list or in shell history. Every Berry binary takes its tokens this way.
 package tokenflag
 
 import (
