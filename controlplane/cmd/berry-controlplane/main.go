@@ -22,10 +22,10 @@ import (
 	"github.com/berry-gateway/berry/controlplane/internal/auth"
 	"github.com/berry-gateway/berry/controlplane/internal/server"
 	"github.com/berry-gateway/berry/controlplane/internal/store"
-	"github.com/berry-gateway/berry/pkg/tokenflag"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/pkg/atomicfile"
 	"github.com/berry-gateway/berry/pkg/grpccreds"
+	"github.com/berry-gateway/berry/pkg/tokenflag"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 )

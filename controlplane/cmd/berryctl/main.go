@@ -13,9 +13,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/berry-gateway/berry/pkg/tokenflag"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/pkg/grpccreds"
+	"github.com/berry-gateway/berry/pkg/tokenflag"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
