@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -89,6 +90,11 @@ func (p *proc) stop(t *testing.T) {
 func startProc(t *testing.T, name, bin string, args ...string) *proc {
 	t.Helper()
 	p := &proc{name: name, done: make(chan struct{})}
+	if bin == "berry-edge" && !slices.Contains(args, "--shutdown-delay") {
+		// No load balancer watches these edges' /readyz: waiting for one to notice
+		// the drain would only slow every test's clean-up.
+		args = append([]string{"--shutdown-delay", "0"}, args...)
+	}
 	p.cmd = exec.Command(filepath.Join(binDir, bin), args...)
 	p.cmd.Stdout, p.cmd.Stderr = p, p
 	if err := p.cmd.Start(); err != nil {

@@ -1,8 +1,9 @@
 // Package buildinfo says which build a binary is: its version, the source revision it
-// was built from and the Go version. The version is stamped by the project's build
-// scripts with -ldflags "-X github.com/berry-gateway/berry/pkg/buildinfo.version=…";
-// without that it is the module version Go recorded (a tagged go install), else
-// "dev". The revision is the VCS revision Go records when it builds from a checkout.
+// was built from and the Go version. The project's build scripts stamp both with
+// -ldflags "-X github.com/berry-gateway/berry/pkg/buildinfo.version=… -X ….revision=…".
+// Without that, the version is the module version Go recorded (a tagged go install),
+// else "dev", and the revision is the VCS revision Go records when it builds from a
+// checkout (unless -buildvcs=false), else "".
 package buildinfo
 
 import (
@@ -11,8 +12,8 @@ import (
 	"sync"
 )
 
-// version is set at link time by the build scripts.
-var version string
+// version and revision are set at link time by the build scripts.
+var version, revision string
 
 // Info is a binary's build.
 type Info struct {
@@ -23,7 +24,7 @@ type Info struct {
 }
 
 var read = sync.OnceValue(func() Info {
-	info := Info{Version: version, GoVersion: runtime.Version()}
+	info := Info{Version: version, Revision: revision, GoVersion: runtime.Version()}
 	bi, ok := debug.ReadBuildInfo()
 	if ok {
 		if info.Version == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
@@ -32,9 +33,11 @@ var read = sync.OnceValue(func() Info {
 		for _, s := range bi.Settings {
 			switch s.Key {
 			case "vcs.revision":
-				info.Revision = s.Value
+				if info.Revision == "" {
+					info.Revision = s.Value
+				}
 			case "vcs.modified":
-				info.Modified = s.Value == "true"
+				info.Modified = revision == "" && s.Value == "true"
 			}
 		}
 	}

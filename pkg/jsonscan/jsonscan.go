@@ -1,6 +1,7 @@
 // Package jsonscan reads the few top-level fields of a JSON request body that a gateway
 // routes on (model, stream, backend) without decoding the rest, and splices a new model
-// value into the body, so the body is otherwise passed through byte for byte.
+// value into the body, so the body is otherwise passed through byte for byte; and it
+// reads the token usage an answer reports (usage.go).
 package jsonscan
 
 import (

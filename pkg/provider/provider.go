@@ -183,6 +183,25 @@ func Register(kind string, a Adapter) {
 	adapters[kind] = a
 }
 
+// genAINames are the names OpenTelemetry's GenAI conventions give the kinds
+// (gen_ai.provider.name) where they differ from the kind.
+var genAINames = map[string]string{
+	"azure":  "azure.ai.openai",
+	"claude": "anthropic",
+	"gemini": "gcp.gemini",
+}
+
+// GenAIName returns a backend_type's gen_ai.provider.name.
+func GenAIName(kind string) string {
+	if kind == "" {
+		kind = DefaultKind
+	}
+	if n, ok := genAINames[kind]; ok {
+		return n
+	}
+	return kind
+}
+
 // Lookup returns the adapter for a backend_type; "" means DefaultKind.
 func Lookup(kind string) (Adapter, error) {
 	if kind == "" {

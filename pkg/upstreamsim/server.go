@@ -7,7 +7,8 @@
 // through X-Sim-* headers, so gateway tests can inject faults without extra plumbing.
 //
 // Every response carries an X-Sim-Name header with Options.Name, so a test behind a
-// gateway can tell which upstream answered.
+// gateway can tell which upstream answered, and a request id of its own (X-Request-Id
+// as OpenAI sends it; request-id as Anthropic does).
 //
 // Per-request overrides (decimal integers; a malformed value is answered with 400):
 //
@@ -290,6 +291,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 
 	o, err := requestOptions(*s.opts.Load(), &ctx.Request.Header)
 	ctx.Response.Header.Set("X-Sim-Name", o.Name)
+	ctx.Response.Header.Set("X-Request-Id", "req_"+s.newID()) // as OpenAI names its requests
 	if err != nil {
 		writeError(ctx, fasthttp.StatusBadRequest, "invalid_request_error", "", err.Error())
 		return

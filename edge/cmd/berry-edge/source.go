@@ -13,6 +13,7 @@ import (
 	"github.com/berry-gateway/berry/edge/internal/serving"
 	"github.com/berry-gateway/berry/edge/internal/snapfile"
 	"github.com/berry-gateway/berry/edge/internal/standalone"
+	"github.com/berry-gateway/berry/pkg/buildinfo"
 	"github.com/berry-gateway/berry/pkg/grpccreds"
 	"github.com/berry-gateway/berry/pkg/tokenflag"
 	"google.golang.org/grpc"
@@ -105,7 +106,7 @@ func startSource(ctx context.Context, f sourceFlags, edgeID, listenAddr string, 
 		return source{}, fmt.Errorf("--control-plane: %w", err)
 	}
 	sync := &cpsync.Client{
-		Conn: conn, EdgeID: edgeID, BuildVersion: buildVersion(), ListenAddress: listenAddr,
+		Conn: conn, EdgeID: edgeID, BuildVersion: buildinfo.Get().Version, ListenAddress: listenAddr,
 		Runtime: rt, Fleet: rt, Disk: disk, ReportInterval: f.reportInterval,
 		MaxSnapshotAge: f.maxSnapshotAge, SnapshotConfirmed: confirmed,
 		Log: log.With("component", "cpsync"),

@@ -3,12 +3,16 @@ package proxy
 import (
 	"bufio"
 	"io"
+	"path/filepath"
 	"testing"
+
+	"github.com/berry-gateway/berry/edge/internal/accesslog"
 )
 
 // TestHotPathAllocations holds the buffered passthrough and the route step at zero
 // allocations per request, as fasthttp's own allocation tests hold its server's: the
-// pooled request value and the pooled upstream request/response carry everything.
+// pooled request value and the pooled upstream request/response carry everything,
+// the access-log line included.
 // The race detector allocates on its own, so the test runs without it.
 func TestHotPathAllocations(t *testing.T) {
 	if raceEnabled {
@@ -18,15 +22,14 @@ func TestHotPathAllocations(t *testing.T) {
 	rt := runtimeFor(t, configTOML("weighted_random", "max_retries = 2",
 		backendSpec{id: "a", url: up}, backendSpec{id: "b", url: up}))
 	h := newHandler(rt, Options{})
-	tests := []struct {
-		name string
-		run  func(t *testing.T) func()
-	}{
-		{"route", func(t *testing.T) func() {
-			ctx := chatRequest(benchBody)
-			return func() { route(t, ctx, rt.Table()) }
-		}},
-		{"buffered passthrough", func(t *testing.T) func() {
+	al, err := accesslog.Open(filepath.Join(t.TempDir(), "access.log"), "e", accesslog.JSON, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer al.Close()
+	logged := newHandler(rt, Options{AccessLog: al})
+	buffered := func(h *Handler) func(t *testing.T) func() {
+		return func(t *testing.T) func() {
 			ctx := chatRequest(benchBody)
 			bw := bufio.NewWriter(io.Discard)
 			return func() {
@@ -39,7 +42,20 @@ func TestHotPathAllocations(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+		}
+	}
+	tests := []struct {
+		name string
+		run  func(t *testing.T) func()
+	}{
+		{"route", func(t *testing.T) func() {
+			ctx := chatRequest(benchBody)
+			return func() { route(t, ctx, rt.Table()) }
 		}},
+		{"buffered passthrough", buffered(h)},
+		// The line is formatted into a pooled buffer and written by the logger's own
+		// goroutine into a reused bufio.Writer.
+		{"buffered passthrough, access log", buffered(logged)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -5,11 +5,13 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/berry-gateway/berry/edge/internal/accesslog"
 	"github.com/berry-gateway/berry/edge/internal/routing"
 	"github.com/berry-gateway/berry/pkg/provider"
 )
@@ -79,6 +81,19 @@ func BenchmarkPassthrough(b *testing.B) {
 
 	native := newHandler(runtimeFor(b, configTOML("weighted_random", "max_retries = 2",
 		backendSpec{id: "a", url: up, extra: `backend_type = "anthropic"`})), Options{})
+	// Every request logged to a file, as --access-log PATH does.
+	al, err := accesslog.Open(filepath.Join(b.TempDir(), "access.log"), "bench", accesslog.JSON, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		if n := al.Dropped(); n > 0 {
+			b.Logf("the access log dropped %d lines", n)
+		}
+		_ = al.Close()
+	}()
+	logged := newHandler(runtimeFor(b, configTOML("weighted_random", "max_retries = 2",
+		backendSpec{id: "a", url: up}, backendSpec{id: "b", url: up})), Options{AccessLog: al})
 	for _, tc := range []struct {
 		name   string
 		path   string
@@ -88,6 +103,8 @@ func BenchmarkPassthrough(b *testing.B) {
 	}{
 		{"buffered", "/v1/chat/completions", benchBody, false, h},
 		{"stream", "/v1/chat/completions", benchStream, true, h},
+		{"buffered-accesslog", "/v1/chat/completions", benchBody, false, logged},
+		{"stream-accesslog", "/v1/chat/completions", benchStream, true, logged},
 		// /v1/messages to the same OpenAI upstream: translation both ways.
 		{"messages-buffered", "/v1/messages", benchMessages, false, h},
 		{"messages-stream", "/v1/messages", benchMessagesStream, true, h},
@@ -96,8 +113,8 @@ func BenchmarkPassthrough(b *testing.B) {
 		{"messages-native-stream", "/v1/messages", benchMessagesStream, true, native},
 	} {
 		b.Run(tc.name+"/direct", func(b *testing.B) {
-			if tc.path != "/v1/chat/completions" {
-				b.Skip("the upstream speaks chat: compare with buffered/edge and stream/edge")
+			if tc.path != "/v1/chat/completions" || tc.h == logged {
+				b.Skip("the same as buffered/direct and stream/direct")
 			}
 			client := newClient(time.Second, tc.stream, 0)
 			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berry-gateway/berry/edge/internal/accesslog"
 	"github.com/berry-gateway/berry/edge/internal/backends"
 	"github.com/berry-gateway/berry/edge/internal/breaker"
 	"github.com/berry-gateway/berry/edge/internal/routing"
@@ -59,6 +60,8 @@ type span struct {
 	b      *routing.Backend
 	ticket breaker.Ticket
 	start  time.Time
+	rec    *accesslog.Record // its last attempt is this one; nil: no record
+	trace  traced
 }
 
 // forward tries the ordered candidates until one answers, up to the request's budget
@@ -85,6 +88,7 @@ func (h *Handler) forward(r *request) {
 		a := attempt{r: r, b: b, codec: codecFor(r.in, b.Provider.Adapter), span: span{b: b, ticket: tk}}
 		f, done := h.try(&a, up)
 		if done {
+			r.rec.Backend = b.State.Label
 			if tried > 1 {
 				r.model.Stats.Failovers.Add(1)
 			}
@@ -101,7 +105,7 @@ func (h *Handler) forward(r *request) {
 		// an SDK would report the client's key as wrong, and the provider's message
 		// may quote part of the provider key: the client hears which backend failed,
 		// the log has the status.
-		h.log.Error("upstream refused the gateway's credentials", "model", r.model.ID,
+		h.log.Error("upstream refused the gateway's credentials", "request_id", string(r.id), "model", r.model.ID,
 			"backend", last.b.Key().String(), "status", last.status)
 		r.in.writeError(ctx, fasthttp.StatusBadGateway, typeUpstream, "upstream_auth_failed",
 			"backend "+strconv.Quote(last.b.Key().String())+" refused the gateway's credentials for it (HTTP "+
@@ -152,10 +156,11 @@ func (h *Handler) try(a *attempt, up *fasthttp.Request) (_ failure, done bool) {
 			r.in.writeError(r.ctx, fasthttp.StatusBadRequest, typeInvalidRequest, "unsupported_for_provider", err.Error())
 			return failure{}, true
 		}
-		h.log.Warn("cannot build upstream request", "model", r.model.ID, "provider", p.ID, "err", err)
+		h.log.Warn("cannot build upstream request", "request_id", string(r.id), "model", r.model.ID, "provider", p.ID, "err", err)
 		return failure{err: err}, false
 	}
 	up.SetTimeout(p.Timeout)
+	up.Header.SetBytesV("X-Request-Id", r.id)
 	resp := fasthttp.AcquireResponse()
 	if r.stream {
 		up.Header.Set("Accept", "text/event-stream")
@@ -165,6 +170,11 @@ func (h *Handler) try(a *attempt, up *fasthttp.Request) (_ failure, done bool) {
 	s.InFlight.Add(1)
 	counted = true
 	a.start = time.Now()
+	r.rec.AddAttempt(a.b.State.Label, "")
+	a.rec = &r.rec
+	if h.opts.Tracer != nil {
+		h.startAttempt(a, up)
+	}
 	lat := sampleFor(r.stream)
 	// The half-open trial decides whether the backend rejoins: a pooled connection
 	// from before it went down must not decide for it.
@@ -186,10 +196,11 @@ func (h *Handler) try(a *attempt, up *fasthttp.Request) (_ failure, done bool) {
 			a.end(backends.ClassError, false, lat)
 		}
 		fasthttp.ReleaseResponse(resp)
-		h.log.Warn("upstream request failed", "model", r.model.ID, "provider", p.ID, "err", err)
+		h.log.Warn("upstream request failed", "request_id", string(r.id), "model", r.model.ID, "provider", p.ID, "err", err)
 		return failure{err: err}, false
 	}
 	status := resp.StatusCode()
+	a.answered(status)
 	if retryable(status) {
 		if status == fasthttp.StatusTooManyRequests {
 			if d := retryAfter(resp.Header.Peek("Retry-After"), a.start); d > 0 {
@@ -199,7 +210,7 @@ func (h *Handler) try(a *attempt, up *fasthttp.Request) (_ failure, done bool) {
 		h.copyBuffered(a, resp) // kept in case every backend fails
 		a.end(backends.ClassOf(status), false, lat)
 		fasthttp.ReleaseResponse(resp)
-		h.log.Warn("upstream answered with an error", "model", r.model.ID, "provider", p.ID, "status", status)
+		h.log.Warn("upstream answered with an error", "request_id", string(r.id), "model", r.model.ID, "provider", p.ID, "status", status)
 		return failure{status: r.ctx.Response.StatusCode()}, false
 	}
 	if !r.stream || status != fasthttp.StatusOK || !isEventStream(resp.Header.ContentType()) {
@@ -232,12 +243,15 @@ func sampleFor(streaming bool) sample {
 
 // end records the attempt's end: in-flight count, outcome counters, breaker and
 // latency (a failure is a latency sample too, so a backend that times out ranks last).
+// The access-log record, when the attempt has one, gets its outcome.
 // A completed stream's length says nothing about the backend's speed, so streams feed
 // only the first-token estimate.
 func (sp span) end(class backends.Class, ok bool, lat sample) {
 	now := time.Now()
 	d := now.Sub(sp.start)
 	s := sp.b.State
+	sp.outcome(class)
+	sp.endAttempt(class, ok, class.String())
 	s.InFlight.Add(-1)
 	sp.b.Stats.Requests[class].Add(1)
 	s.Duration.Observe(d)
@@ -262,6 +276,8 @@ func (sp span) end(class backends.Class, ok bool, lat sample) {
 // not answer, and it fails like any attempt without an answer.
 func (sp span) endTimeout(lat sample) {
 	if !sp.b.State.ServedSince(sp.start) {
+		sp.endAttempt(backends.ClassError, false, "timeout")
+		sp.trace = traced{} // ended
 		sp.end(backends.ClassError, false, lat)
 		return
 	}
@@ -273,10 +289,19 @@ func (sp span) endTimeout(lat sample) {
 // others): it gives back a half-open trial instead of judging it.
 func (sp span) endNeutral(class backends.Class) {
 	s := sp.b.State
+	sp.outcome(class)
+	sp.endAttempt(class, class != backends.ClassError && class != backends.ClassTooLong, class.String())
 	s.Breaker.Release(sp.ticket)
 	s.InFlight.Add(-1)
 	sp.b.Stats.Requests[class].Add(1)
 	s.Duration.Observe(time.Since(sp.start))
+}
+
+// outcome records the attempt's class as its access-log outcome.
+func (sp span) outcome(class backends.Class) {
+	if r := sp.rec; r != nil && r.NAttempts > 0 && r.NAttempts <= accesslog.MaxAttempts {
+		r.Attempts[r.NAttempts-1].Outcome = class.String()
+	}
 }
 
 // copyBuffered moves a buffered upstream answer into the client response: status,
@@ -317,7 +342,7 @@ func (h *Handler) copyBuffered(a *attempt, resp *fasthttp.Response) {
 	}
 	switch {
 	case err != nil:
-		h.log.Warn("cannot translate upstream answer", "status", upstream, "err", err)
+		h.log.Warn("cannot translate upstream answer", "request_id", string(r.id), "status", upstream, "err", err)
 		if status < 400 {
 			status = fasthttp.StatusBadGateway
 		}
@@ -371,11 +396,12 @@ func hasPrefixFold(b []byte, prefix string) bool {
 	return len(b) >= len(prefix) && strings.EqualFold(string(b[:len(prefix)]), prefix)
 }
 
-// copyRequestIDs passes the upstream's request id on: OpenAI's X-Request-Id, and
-// Anthropic's request-id, which the Anthropic SDKs show in their errors.
+// copyRequestIDs passes the upstream's request id on: OpenAI's X-Request-Id as
+// X-Upstream-Request-Id (X-Request-Id names the request at the gateway), and
+// Anthropic's request-id as is, which the Anthropic SDKs show in their errors.
 func copyRequestIDs(dst *fasthttp.ResponseHeader, src *fasthttp.ResponseHeader) {
 	if id := src.Peek("X-Request-Id"); len(id) > 0 {
-		dst.SetBytesV("X-Request-Id", id)
+		dst.SetBytesV("X-Upstream-Request-Id", id) // X-Request-Id is the gateway's
 	}
 	if id := src.Peek("Request-Id"); len(id) > 0 {
 		dst.SetBytesV("Request-Id", id)

@@ -1,15 +1,17 @@
 package proxy
 
 import (
-	"time"
-
 	"github.com/valyala/fasthttp"
 
 	"github.com/berry-gateway/berry/pkg/jsonscan"
 )
 
 // models lists the models the key may use, in OpenAI's list shape.
-func (h *Handler) models(ctx *fasthttp.RequestCtx) {
+func (h *Handler) models(r *request) {
+	ctx := r.ctx
+	if h.opts.Tracer != nil {
+		h.startRequest(r)
+	}
 	if !ctx.IsGet() {
 		inOpenAI.writeError(ctx, fasthttp.StatusMethodNotAllowed, typeInvalidRequest, "method_not_allowed", "use GET")
 		ctx.Response.Header.Set("Allow", "GET")
@@ -19,10 +21,11 @@ func (h *Handler) models(ctx *fasthttp.RequestCtx) {
 	if t == nil {
 		return
 	}
-	user := authenticate(ctx, t, time.Now(), inOpenAI)
+	user := authenticate(ctx, t, r.rec.Time, inOpenAI)
 	if user == nil {
 		return
 	}
+	r.rec.Key = user.ID
 	out := append(make([]byte, 0, 256), `{"object":"list","data":[`...)
 	n := 0
 	for _, name := range t.ModelNames {

@@ -11,12 +11,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berry-gateway/berry/edge/internal/accesslog"
 	"github.com/berry-gateway/berry/edge/internal/backends"
 	"github.com/berry-gateway/berry/edge/internal/routing"
 	"github.com/berry-gateway/berry/pkg/balancer"
 	"github.com/berry-gateway/berry/pkg/jsonscan"
 	"github.com/berry-gateway/berry/pkg/provider"
 	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Runtime gives the routing table to serve from (serving.Runtime): bound to its
@@ -57,6 +59,10 @@ type Options struct {
 	MaxResponseBody int
 	// Freshness, when set, refuses requests while the snapshot is stale.
 	Freshness Freshness
+	// AccessLog, when set, gets one line per request.
+	AccessLog *accesslog.Logger
+	// Tracer, when set, gets a span per request and per upstream attempt (trace.go).
+	Tracer trace.Tracer
 }
 
 // DefaultMaxResponseBody is the largest buffered upstream answer taken by default:
@@ -74,6 +80,8 @@ type Handler struct {
 	opts  Options
 	log   *slog.Logger
 	up    upstreams
+	ids   requestIDs
+	open  inFlight
 }
 
 // New returns a Handler that routes with rt's tables and hands the operational
@@ -91,47 +99,55 @@ func New(rt Runtime, pages Pages, o Options) *Handler {
 	if o.MaxResponseBody <= 0 {
 		o.MaxResponseBody = DefaultMaxResponseBody
 	}
-	return &Handler{rt: rt, pages: pages, opts: o, log: o.Log, up: newUpstreams(o.ConnectTimeout, o.MaxResponseBody)}
+	h := &Handler{rt: rt, pages: pages, opts: o, log: o.Log, up: newUpstreams(o.ConnectTimeout, o.MaxResponseBody)}
+	h.ids.init()
+	return h
 }
 
 // ServeHTTP is the fasthttp request handler.
 func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	path := ctx.Path()
 	in := inboundOf(path)
+	r := requestPool.Get().(*request)
+	r.begin(ctx, in, &h.ids)
+	logged := true
 	// fasthttp does not recover handler panics: one bad request (or adapter) must not
 	// take the edge down with every other request in flight.
 	defer func() {
 		if p := recover(); p != nil {
-			h.log.Error("request handler panicked", "path", string(path), "panic", fmt.Sprint(p))
+			h.log.Error("request handler panicked", "path", string(path), "request_id", string(r.id), "panic", fmt.Sprint(p))
 			in.writeError(ctx, fasthttp.StatusInternalServerError, typeServer, "internal_error",
 				"the gateway failed to handle this request")
 		}
+		h.end(r, logged)
 	}()
-	cors := bytes.HasPrefix(path, []byte("/v1/"))
-	if cors && ctx.IsOptions() {
+	if bytes.HasPrefix(path, []byte("/v1/")) && ctx.IsOptions() {
 		preflight(ctx)
 		return
 	}
 	switch string(path) {
 	case "/v1/chat/completions", "/chat/completions":
-		h.serveOp(ctx, provider.OpChat, in)
+		h.serveOp(r, provider.OpChat)
 	case "/v1/completions", "/completions":
-		h.serveOp(ctx, provider.OpCompletions, in)
+		h.serveOp(r, provider.OpCompletions)
 	case "/v1/embeddings", "/embeddings":
-		h.serveOp(ctx, provider.OpEmbeddings, in)
+		h.serveOp(r, provider.OpEmbeddings)
 	case "/v1/messages":
 		// Anthropic's Messages API: the chat path with another codec (messages.go).
-		h.serveOp(ctx, provider.OpChat, in)
+		h.serveOp(r, provider.OpChat)
 	case "/v1/models", "/models":
-		h.models(ctx)
+		h.models(r)
 	case "/health", "/v1/health":
 		h.pages.Health(ctx)
 	case "/healthz":
+		logged = false // probes and scrapes would drown the requests
 		ctx.SetContentType("application/json")
 		ctx.SetBodyString(`{"status":"alive"}`)
 	case "/readyz":
+		logged = false
 		h.pages.Ready(ctx)
 	case "/metrics":
+		logged = false
 		h.pages.Metrics(ctx)
 	default:
 		// /v1/messages/count_tokens and batches answer in Anthropic's shape: the
@@ -139,10 +155,41 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		in.writeError(ctx, fasthttp.StatusNotFound, typeNotFound, "not_found",
 			"unknown endpoint "+strconv.Quote(string(path)))
 	}
-	if cors {
-		// Set last: error answers reset the response headers.
+}
+
+// end finishes a request after its handler: the response headers every answer
+// carries (set last: error answers reset the headers), its access-log line unless a
+// stream will write it when it ends, and the request value back to the pool.
+func (h *Handler) end(r *request, logged bool) {
+	ctx := r.ctx
+	ctx.Response.Header.SetBytesV("X-Request-Id", r.id)
+	if bytes.HasPrefix(ctx.Path(), []byte("/v1/")) {
 		ctx.Response.Header.Set("Access-Control-Allow-Origin", "*")
 	}
+	if !r.streaming && (logged && h.opts.AccessLog != nil || r.trace.span != nil) {
+		rec := &r.rec
+		rec.Status = ctx.Response.StatusCode()
+		body := ctx.Response.Body()
+		rec.BytesOut = int64(len(body))
+		rec.Duration = time.Since(rec.Time)
+		u := jsonscan.NoUsage
+		if rec.Status < 300 && r.model != nil {
+			u, _ = jsonscan.ScanUsage(body)
+			rec.InputTokens, rec.OutputTokens = u.Input, u.Output
+		}
+		if logged {
+			h.opts.AccessLog.Log(rec)
+		}
+		if r.trace.span != nil {
+			var model []byte
+			if rec.Status < 300 {
+				model = jsonscan.ScanModel(body)
+			}
+			finishTrace(r.trace, rec.Status, rec.Backend, rec.NAttempts, u, model, "")
+		}
+	}
+	r.reset()
+	requestPool.Put(r)
 }
 
 // preflight answers a CORS preflight on /v1/*. It allows the headers the browser asks
@@ -178,14 +225,20 @@ func headerList(b []byte) bool {
 // hot path does not allocate. Everything the steps from routing to the last attempt
 // share lives here rather than in their parameters.
 type request struct {
-	ctx    *fasthttp.RequestCtx
-	table  *routing.Table
-	user   *routing.User
-	model  *routing.Model
-	op     provider.Op
-	in     inbound
-	stream bool // the client asked for a stream and the operation has one
-	now    time.Time
+	ctx *fasthttp.RequestCtx
+	id  []byte // the request id: the client's X-Request-Id, or one made here
+	rec accesslog.Record
+	// streaming: a stream took the response over, and writes the access-log line
+	// and ends the span when it ends.
+	streaming bool
+	trace     traced
+	table     *routing.Table
+	user      *routing.User
+	model     *routing.Model
+	op        provider.Op
+	in        inbound
+	stream    bool // the client asked for a stream and the operation has one
+	now       time.Time
 
 	fields jsonscan.Fields
 	cands  []balancer.Candidate
@@ -196,10 +249,21 @@ type request struct {
 	chatReady  bool
 }
 
-var requestPool = sync.Pool{New: func() any { return &request{cands: make([]balancer.Candidate, 0, 8)} }}
+var requestPool = sync.Pool{New: func() any {
+	return &request{cands: make([]balancer.Candidate, 0, 8), id: make([]byte, 0, maxRequestID)}
+}}
+
+// begin starts serving ctx: its start time, its request id, what the access log
+// knows so far.
+func (r *request) begin(ctx *fasthttp.RequestCtx, in inbound, ids *requestIDs) {
+	r.ctx, r.in = ctx, in
+	r.id = ids.of(ctx, r.id[:0])
+	r.rec = accesslog.Record{Time: time.Now(), RequestID: r.id, BytesIn: len(ctx.Request.Body()),
+		Client: ctx.RemoteAddr(), InputTokens: -1, OutputTokens: -1}
+}
 
 func (r *request) reset() {
-	*r = request{fields: r.fields, cands: r.cands[:0], chat: r.chat[:0]}
+	*r = request{fields: r.fields, cands: r.cands[:0], chat: r.chat[:0], id: r.id[:0]}
 }
 
 // table returns the table to serve from, or answers 503 before the first snapshot.
@@ -256,7 +320,11 @@ func opPath(op provider.Op, in inbound) string {
 
 // serveOp handles the POST endpoints: checks, candidate selection, then forward. in is
 // the format the client speaks.
-func (h *Handler) serveOp(ctx *fasthttp.RequestCtx, op provider.Op, in inbound) {
+func (h *Handler) serveOp(r *request, op provider.Op) {
+	ctx, in := r.ctx, r.in
+	if h.opts.Tracer != nil {
+		h.startRequest(r)
+	}
 	if !ctx.IsPost() {
 		in.writeError(ctx, fasthttp.StatusMethodNotAllowed, typeInvalidRequest, "method_not_allowed",
 			"use POST for "+opPath(op, in))
@@ -267,22 +335,18 @@ func (h *Handler) serveOp(ctx *fasthttp.RequestCtx, op provider.Op, in inbound) 
 	if t == nil {
 		return
 	}
-	now := time.Now()
+	now := r.rec.Time
 	user := authenticate(ctx, t, now, in)
 	if user == nil {
 		return
 	}
+	r.rec.Key = user.ID
 	if limit := t.Settings.MaxRequestBody; limit > 0 && uint64(len(ctx.PostBody())) > limit {
 		in.writeError(ctx, fasthttp.StatusRequestEntityTooLarge, typeInvalidRequest, "request_too_large",
 			"the request body exceeds the gateway's size limit of "+strconv.FormatUint(limit, 10)+" bytes")
 		return
 	}
-	r := requestPool.Get().(*request)
-	defer func() {
-		r.reset()
-		requestPool.Put(r)
-	}()
-	r.ctx, r.table, r.user, r.op, r.in, r.now = ctx, t, user, op, in, now
+	r.table, r.user, r.op, r.now = t, user, op, now
 	if !r.route() || !r.candidates() || !r.admit() {
 		return
 	}
@@ -308,6 +372,10 @@ func (r *request) route() bool {
 		r.model = r.table.Model(raw)
 	} else {
 		r.model = r.table.ModelByName(jsonscan.String(body, r.fields.Model))
+	}
+	if r.model != nil {
+		r.rec.Model = r.model.Name
+		r.routed()
 	}
 	if r.model == nil || !r.model.Enabled {
 		r.in.writeError(ctx, fasthttp.StatusNotFound, typeNotFound, "model_not_found",

@@ -11,7 +11,9 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/berry-gateway/berry/edge/internal/accesslog"
 	"github.com/berry-gateway/berry/edge/internal/backends"
+	"github.com/berry-gateway/berry/pkg/jsonscan"
 	"github.com/berry-gateway/berry/pkg/provider"
 	"github.com/berry-gateway/berry/pkg/sse"
 )
@@ -37,6 +39,7 @@ type stream struct {
 	h    *Handler
 	resp *fasthttp.Response
 	src  io.Reader
+	conn *perReadConn // the upstream connection, when the edge can interrupt it
 	span
 	tr      provider.StreamTranslator
 	modelID string
@@ -55,6 +58,17 @@ type stream struct {
 	unread  []byte // for Read: the part of the last chunk not yet read
 	outcome outcome
 	err     error // why the stream failed
+
+	// rec is the request's access-log record, which the stream writes when it ends
+	// (the request's own is back in its pool by then); recID holds its request id.
+	rec   accesslog.Record
+	recID []byte
+	usage jsonscan.Usage
+	sent  int64 // bytes written to the client
+	// trace is the request's span, which the stream ends; model is the model the
+	// upstream named in its first events, for it.
+	trace traced
+	model []byte
 }
 
 // outcome is how a stream that reached its end ended.
@@ -66,7 +80,9 @@ const (
 	outcomeFailed                // it failed after content
 )
 
-var streamPool = sync.Pool{New: func() any { return &stream{buf: make([]byte, 0, readChunk)} }}
+var streamPool = sync.Pool{New: func() any {
+	return &stream{buf: make([]byte, 0, readChunk), recID: make([]byte, 0, maxRequestID)}
+}}
 
 // openStream reads a 200 streamed answer up to its first content-bearing event. An
 // upstream that reports an error, ends, stalls or times out before that has failed,
@@ -76,6 +92,9 @@ func (h *Handler) openStream(a *attempt, resp *fasthttp.Response) (failure, bool
 	r, b, ctx := a.r, a.b, a.r.ctx
 	st := streamPool.Get().(*stream)
 	st.h, st.resp, st.src, st.span = h, resp, resp.BodyStream(), a.span
+	if st.conn = connOf(resp); st.conn != nil {
+		h.open.add(st)
+	}
 	st.modelID = r.model.ID
 	st.messages = a.codec != codecOpenAI
 	switch a.codec {
@@ -136,6 +155,7 @@ func (h *Handler) openStream(a *attempt, resp *fasthttp.Response) (failure, bool
 				now := time.Now()
 				b.State.FirstToken.Observe(now.Sub(start))
 				b.State.Latency.ObserveFirstToken(now.Sub(start), now)
+				r.rec.TTFT = now.Sub(r.rec.Time)
 				if idle := h.opts.StreamIdleTimeout; idle > 0 {
 					setReadTimeout(resp, idle)
 				}
@@ -143,10 +163,10 @@ func (h *Handler) openStream(a *attempt, resp *fasthttp.Response) (failure, bool
 					// Keep only the unparsed rest; the translated events are in out.
 					st.buf = st.buf[:copy(st.buf, st.buf[parsed:])]
 				}
-				h.startRelay(ctx, st)
+				h.startRelay(r, st)
 				return failure{}, true
 			case kindError, kindDone:
-				h.log.Warn("upstream stream failed before content", "model", r.model.ID, "provider", b.Provider.ID)
+				h.log.Warn("upstream stream failed before content", "request_id", string(r.id), "model", r.model.ID, "provider", b.Provider.ID)
 				if kind == kindError && st.tr == nil && len(data) > 0 && data[0] == '{' {
 					// The upstream's own error object is the most useful answer if every
 					// backend fails.
@@ -177,10 +197,19 @@ func (h *Handler) openStream(a *attempt, resp *fasthttp.Response) (failure, bool
 			st.buf = st.buf[:len(st.buf)+n]
 		}
 		if err != nil && n == 0 {
+			if st.interrupted() {
+				// The edge is going away, not the backend: no other backend is tried.
+				r.in.writeError(ctx, fasthttp.StatusServiceUnavailable, typeServer, "shutting_down",
+					"the edge is shutting down; retry the request")
+				st.closeUpstream(errShuttingDown)
+				st.endNeutral(backends.ClassError)
+				st.release()
+				return failure{}, true
+			}
 			if errors.Is(err, io.EOF) {
 				err = errNoContent
 			}
-			h.log.Warn("upstream stream failed before content", "model", r.model.ID, "provider", b.Provider.ID, "err", err)
+			h.log.Warn("upstream stream failed before content", "request_id", string(r.id), "model", r.model.ID, "provider", b.Provider.ID, "err", err)
 			st.abort(err)
 			return failure{err: err}, false
 		}
@@ -225,6 +254,9 @@ func (st *stream) abort(err error) {
 }
 
 func (st *stream) closeUpstream(err error) {
+	if st.conn != nil {
+		st.h.open.remove(st) // before the connection may serve another request
+	}
 	if rc, ok := st.src.(fasthttp.ReadCloserWithError); ok {
 		_ = rc.CloseWithError(err)
 	} else {
@@ -234,8 +266,14 @@ func (st *stream) closeUpstream(err error) {
 	st.resp, st.src = nil, nil
 }
 
+// interrupted reports whether the edge's shutdown ended the stream.
+func (st *stream) interrupted() bool {
+	return st.conn != nil && st.conn.interrupted.Load()
+}
+
 func (st *stream) release() {
-	st.h, st.span, st.tr, st.client, st.err = nil, span{}, nil, nil, nil
+	st.h, st.span, st.tr, st.client, st.err, st.conn = nil, span{}, nil, nil, nil, nil
+	st.rec, st.recID, st.sent, st.trace, st.model = accesslog.Record{}, st.recID[:0], 0, traced{}, st.model[:0]
 	st.buf, st.out, st.tail, st.scratch = st.buf[:0], st.out[:0], st.tail[:0], st.scratch[:0]
 	st.ending, st.unread, st.outcome, st.phase = nil, nil, outcomeNone, phaseHeld
 	streamPool.Put(st)
@@ -244,7 +282,31 @@ func (st *stream) release() {
 // startRelay answers 200 and hands the rest of the stream to fasthttp as the
 // response's body stream. fasthttp writes it on the connection's own goroutine through
 // WriteTo, a chunk and a flush per write: no goroutine, pipe or buffer of its own.
-func (h *Handler) startRelay(ctx *fasthttp.RequestCtx, st *stream) {
+// The stream takes the request's access-log record over: it ends after the request.
+func (h *Handler) startRelay(r *request, st *stream) {
+	ctx := r.ctx
+	r.streaming = true
+	st.rec = r.rec
+	st.recID = append(st.recID[:0], r.id...)
+	st.rec.RequestID = st.recID
+	st.rec.Backend = st.b.State.Label
+	st.span.rec = &st.rec
+	st.trace = r.trace
+	// What came before the first content: Anthropic's message_start has the input
+	// tokens.
+	st.usage = jsonscan.NoUsage
+	if st.tr == nil {
+		st.scanUsage(st.buf)
+	} else {
+		st.scanUsage(st.out)
+	}
+	if st.trace.span != nil {
+		held := st.buf
+		if st.tr != nil {
+			held = st.out
+		}
+		st.scanModel(held)
+	}
 	ctx.Response.Reset()
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	ctx.SetContentType("text/event-stream")
@@ -284,6 +346,7 @@ func (st *stream) next() []byte {
 				return st.fail(err)
 			}
 			if len(out) > 0 {
+				st.remember(out)
 				return out
 			}
 		case phaseRelay:
@@ -310,6 +373,9 @@ func (st *stream) next() []byte {
 				return st.finish()
 			default:
 				st.ending = chunk
+				if st.interrupted() {
+					err = errShuttingDown
+				}
 				return st.fail(err)
 			}
 			if len(chunk) > 0 {
@@ -334,12 +400,10 @@ func (st *stream) reset() {
 	}
 }
 
-// remember keeps the last tailSize bytes relayed as is in st.tail, for finish; a
-// translated stream's end is the translator's to judge.
+// remember keeps the last tailSize bytes sent in st.tail: finish judges whether a
+// stream relayed as is ended properly (a translated stream's end is the translator's
+// to judge), and the usage is read from the last events.
 func (st *stream) remember(b []byte) {
-	if st.tr != nil {
-		return
-	}
 	if len(b) >= tailSize {
 		st.tail = append(st.tail[:0], b[len(b)-tailSize:]...)
 		return
@@ -358,11 +422,13 @@ func (st *stream) remember(b []byte) {
 func (st *stream) finish() []byte {
 	st.remember(st.ending)
 	if st.tr != nil {
+		before := len(st.out)
 		out, err := st.tr.End(st.out)
 		if err != nil {
 			return st.fail(err)
 		}
 		st.out = out
+		st.remember(out[before:])
 		st.outcome = outcomeServed
 		st.phase = phaseLast
 		return st.out
@@ -404,6 +470,7 @@ func (st *stream) WriteTo(w io.Writer) (int64, error) {
 		st.deadline()
 		n, err := w.Write(b)
 		total += int64(n)
+		st.sent += int64(n)
 		if err != nil {
 			return total, err
 		}
@@ -424,6 +491,7 @@ func (st *stream) Read(p []byte) (int, error) {
 	st.deadline()
 	n := copy(p, st.unread)
 	st.unread = st.unread[n:]
+	st.sent += int64(n)
 	return n, nil
 }
 
@@ -441,42 +509,104 @@ func (st *stream) CloseWithError(err error) error {
 	if st.client != nil {
 		_ = st.client.SetWriteDeadline(time.Time{}) // the connection may serve the next request
 	}
+	rec := &st.rec
 	switch st.outcome {
 	case outcomeServed:
+		rec.StreamEnd = accesslog.StreamComplete
 		st.closeUpstream(nil)
 		st.end(backends.Class2xx, true, sampleNone)
 	case outcomeFailed:
-		st.h.log.Warn("upstream stream failed after content", "model", st.modelID, "provider", st.b.Provider.ID, "err", st.err)
+		rec.StreamEnd = accesslog.StreamFailed
 		st.closeUpstream(st.err)
-		st.end(backends.ClassError, false, sampleNone)
+		if errors.Is(st.err, errShuttingDown) {
+			rec.StreamEnd = accesslog.StreamShutdown
+			st.endNeutral(backends.ClassError) // the edge's doing, not the backend's
+		} else {
+			st.h.log.Warn("upstream stream failed after content", "request_id", string(st.rec.RequestID), "model", st.modelID, "provider", st.b.Provider.ID, "err", st.err)
+			st.end(backends.ClassError, false, sampleNone)
+		}
 	default:
+		rec.StreamEnd = accesslog.StreamClientGone
 		if err == nil {
 			err = errClientGone
 		}
 		st.closeUpstream(err)
 		st.endNeutral(backends.Class2xx)
 	}
+	if l := st.h.opts.AccessLog; l != nil || st.trace.span != nil {
+		st.scanUsage(st.tailEvents())
+		rec.Status = fasthttp.StatusOK
+		rec.BytesOut = st.sent
+		rec.Duration = time.Since(rec.Time)
+		rec.InputTokens, rec.OutputTokens = st.usage.Input, st.usage.Output
+		l.Log(rec)
+		if st.trace.span != nil {
+			finishTrace(st.trace, rec.Status, rec.Backend, rec.NAttempts, st.usage, st.model, rec.StreamEnd)
+		}
+	}
 	st.release()
 	return nil
 }
 
+// scanUsage reads the usage any complete event in b reports.
+func (st *stream) scanUsage(b []byte) {
+	for len(b) > 0 {
+		ev, next, ok := sse.Next(b)
+		if !ok {
+			return
+		}
+		b = b[next:]
+		if !bytes.Contains(ev, []byte(`"usage"`)) {
+			continue
+		}
+		var data []byte
+		_, data, st.scratch = sse.Fields(ev, st.scratch)
+		if u, ok := jsonscan.ScanUsage(data); ok {
+			st.usage.Merge(u)
+		}
+	}
+}
+
+// scanModel keeps the model the first event of b that names one names.
+func (st *stream) scanModel(b []byte) {
+	for len(b) > 0 {
+		ev, next, ok := sse.Next(b)
+		if !ok {
+			return
+		}
+		b = b[next:]
+		var data []byte
+		_, data, st.scratch = sse.Fields(ev, st.scratch)
+		if m := jsonscan.ScanModel(data); m != nil {
+			st.model = append(st.model[:0], m...)
+			return
+		}
+	}
+}
+
+// tailEvents returns the complete events at the end of what was sent.
+func (st *stream) tailEvents() []byte {
+	rest := st.tail
+	if len(rest) == tailSize {
+		// The tail may start inside an event: skip to the first boundary.
+		if i := bytes.Index(rest, []byte("\n\n")); i >= 0 {
+			return rest[i+2:]
+		}
+	}
+	return rest
+}
+
 var errClientGone = errors.New("the client went away")
 
-// tailSize is how much of what was sent finish looks at: enough for the last event,
-// [DONE], message_stop or an error.
-const tailSize = 1 << 10
+// tailSize is how much of what was sent finish looks at: enough for the last events,
+// [DONE], message_stop or an error, and the usage chunk before them.
+const tailSize = 4 << 10
 
 // lastEvent classifies the last complete event of what was relayed (in st.tail): an
 // upstream stream ends properly with [DONE] (Anthropic's message_stop), or with an
 // error event of its own, which the client has then seen.
 func (st *stream) lastEvent() eventKind {
-	rest := st.tail
-	if len(st.tail) == tailSize {
-		// The tail may start inside an event: skip to the first boundary.
-		if i := bytes.Index(rest, []byte("\n\n")); i >= 0 {
-			rest = rest[i+2:]
-		}
-	}
+	rest := st.tailEvents()
 	last := kindOther
 	for {
 		ev, next, ok := sse.Next(rest)
@@ -499,12 +629,17 @@ func (st *stream) lastEvent() eventKind {
 // addresses).
 func (st *stream) appendFailure(dst []byte, err error) []byte {
 	msg := "the stream from backend " + strconv.Quote(st.b.Key().String()) + " failed after it started: " + describe(err)
+	status, typ, code := fasthttp.StatusBadGateway, typeUpstream, "upstream_stream_error"
+	if errors.Is(err, errShuttingDown) {
+		msg = "the edge is shutting down and ended this stream before its end; retry the request"
+		status, typ, code = fasthttp.StatusServiceUnavailable, typeServer, "shutting_down"
+	}
 	if st.messages {
 		dst = append(dst, "\n\nevent: error\ndata: "...)
-		dst = provider.AppendMessagesError(dst, fasthttp.StatusBadGateway, msg)
+		dst = provider.AppendMessagesError(dst, status, msg)
 	} else {
 		dst = append(dst, "\n\ndata: "...)
-		dst = provider.AppendOpenAIError(dst, typeUpstream, "upstream_stream_error", msg)
+		dst = provider.AppendOpenAIError(dst, typ, code, msg)
 	}
 	return append(dst, "\n\n"...)
 }

@@ -99,8 +99,24 @@ func newClient(connectTimeout time.Duration, perRead bool, maxBody int) *fasthtt
 // t-now, and every Read then gets a fresh deadline that far ahead.
 type perReadConn struct {
 	net.Conn
-	timeout atomic.Int64
-	local   *connAddr
+	timeout     atomic.Int64
+	local       *connAddr
+	interrupted atomic.Bool // by interrupt: reads fail with errShuttingDown
+}
+
+// interrupt makes the read in progress, and every later one, fail with
+// errShuttingDown.
+func (c *perReadConn) interrupt() {
+	c.interrupted.Store(true)
+	_ = c.Conn.SetReadDeadline(time.Now())
+}
+
+// connOf returns the connection resp is being read from, when it is a perReadConn.
+func connOf(resp *fasthttp.Response) *perReadConn {
+	if a, ok := resp.LocalAddr().(*connAddr); ok {
+		return a.conn
+	}
+	return nil
 }
 
 // connAddr is the connection's local address carrying the connection itself. fasthttp
@@ -119,11 +135,11 @@ func (c *perReadConn) LocalAddr() net.Addr { return c.local }
 // until fasthttp sets a deadline for its next request. It reports false when resp did
 // not come over a perReadConn.
 func setReadTimeout(resp *fasthttp.Response, d time.Duration) bool {
-	a, ok := resp.LocalAddr().(*connAddr)
-	if ok {
-		a.conn.timeout.Store(int64(d))
+	c := connOf(resp)
+	if c != nil {
+		c.timeout.Store(int64(d))
 	}
-	return ok
+	return c != nil
 }
 
 func (c *perReadConn) SetReadDeadline(t time.Time) error {
@@ -148,5 +164,14 @@ func (c *perReadConn) Read(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-	return c.Conn.Read(p)
+	// Checked after the deadline is set: an interrupt racing with this read either
+	// is seen here or has its deadline win.
+	if c.interrupted.Load() {
+		return 0, errShuttingDown
+	}
+	n, err := c.Conn.Read(p)
+	if err != nil && c.interrupted.Load() {
+		err = errShuttingDown
+	}
+	return n, err
 }

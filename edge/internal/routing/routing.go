@@ -124,9 +124,11 @@ type Backend struct {
 // Provider is one upstream account: its adapter and the account settings the adapter
 // prepared for the request path.
 type Provider struct {
-	ID, Name   string
-	Enabled    bool
-	Adapter    provider.Adapter
+	ID, Name string
+	Enabled  bool
+	Adapter  provider.Adapter
+	// GenAIName names the provider kind in OpenTelemetry's GenAI conventions.
+	GenAIName  string
 	Account    provider.Account
 	Timeout    time.Duration
 	MaxRetries int
@@ -293,5 +295,6 @@ func buildProvider(p *berryv1.Provider, requestTimeout time.Duration) (*Provider
 		return nil, err
 	}
 	prov.Adapter = a
+	prov.GenAIName = provider.GenAIName(p.GetBackendType())
 	return prov, nil
 }

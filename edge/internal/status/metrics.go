@@ -11,6 +11,7 @@ import (
 	"github.com/berry-gateway/berry/edge/internal/breaker"
 	"github.com/berry-gateway/berry/edge/internal/metrics"
 	"github.com/berry-gateway/berry/edge/internal/routing"
+	"github.com/prometheus/common/expfmt"
 	"github.com/valyala/fasthttp"
 )
 
@@ -131,6 +132,20 @@ func (p *Pages) writeMetrics(w *metrics.Writer, t *routing.Table, reg *backends.
 		w.Histogram("berry_upstream_ttft_seconds", &s.FirstToken, "backend", s.Label)
 	}
 	p.writeFleet(w, states, now)
+	if p.AccessLog != nil {
+		w.Header("berry_access_log_dropped_total", "counter", "Access-log lines dropped because the log's writer fell behind.")
+		w.Sample("berry_access_log_dropped_total", float64(p.AccessLog.Dropped()))
+	}
+	if p.Process != nil {
+		// Scraped rarely and small: the client library's own exposition is fine here.
+		// What could be gathered is written, as the library's own handler does.
+		mfs, _ := p.Process.Gather()
+		for _, mf := range mfs {
+			if _, err := expfmt.MetricFamilyToText(w.W, mf); err != nil {
+				return
+			}
+		}
+	}
 }
 
 // writeFleet writes each backend's local, fleet and blended estimates and the fleet's

@@ -7,12 +7,14 @@ package status
 import (
 	"bufio"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/berry-gateway/berry/edge/internal/backends"
 	"github.com/berry-gateway/berry/edge/internal/routing"
 	"github.com/berry-gateway/berry/pkg/jsonscan"
 	"github.com/berry-gateway/berry/pkg/provider"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 )
 
@@ -48,7 +50,18 @@ type Pages struct {
 	// MetricsToken, when set, must be sent as "Authorization: Bearer <token>" to read
 	// GET /metrics. When empty, /metrics answers loopback clients only.
 	MetricsToken string
+	// AccessLog, when set, is exported as berry_access_log_dropped_total.
+	AccessLog interface{ Dropped() uint64 }
+	// Process, when set, adds its metrics (the Go runtime's, the process's, the
+	// build's) to /metrics.
+	Process prometheus.Gatherer
+
+	draining atomic.Bool
 }
+
+// Drain makes /readyz answer 503 from now on, so load balancers stop sending this
+// edge new requests while it finishes the ones it has.
+func (p *Pages) Drain() { p.draining.Store(true) }
 
 // Health reports per-model backend availability: 200 "ok" when every enabled model
 // has an available backend, 200 "degraded" when only some do, 503 when none does or
@@ -154,9 +167,15 @@ func writeHealth(w *bufio.Writer, t *routing.Table, status string, now time.Time
 	_, _ = w.Write(out)
 }
 
-// Ready answers 200 with the config version served once there is one, else 503.
+// Ready answers 200 with the config version served once there is one, else 503, and
+// 503 once the edge drains.
 func (p *Pages) Ready(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("application/json")
+	if p.draining.Load() {
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+		ctx.SetBodyString(`{"status":"not_ready","reason":"draining: the edge is shutting down"}`)
+		return
+	}
 	t := p.Runtime.Table()
 	if t == nil {
 		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)

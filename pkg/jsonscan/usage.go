@@ -1,0 +1,208 @@
+package jsonscan
+
+// Usage is the token usage an answer reports; a count is -1 when it did not say.
+type Usage struct {
+	// Input counts every prompt token, cached ones included: OpenAI's prompt_tokens,
+	// or Anthropic's input_tokens plus its cache_read_ and cache_creation_input_tokens.
+	Input  int64
+	Output int64 // completion_tokens, or output_tokens
+}
+
+// NoUsage is a Usage that knows nothing yet.
+var NoUsage = Usage{-1, -1}
+
+// Merge takes the counts o knows: a stream reports its usage in parts (Anthropic's
+// input tokens at its start, the output at its end) and a later count replaces an
+// earlier one.
+func (u *Usage) Merge(o Usage) {
+	if o.Input >= 0 {
+		u.Input = o.Input
+	}
+	if o.Output >= 0 {
+		u.Output = o.Output
+	}
+}
+
+// ScanUsage reads the usage object of an answer or stream event in OpenAI's or
+// Anthropic's shape: a top-level "usage", or one inside a top-level "message"
+// (Anthropic's message_start) or "response" (the Responses API's events). ok is false
+// when there is none or the body is not well-formed enough to tell. Unlike Scan, it
+// does not require a validated body: answers come from upstreams, and this walks only
+// the objects named, checking every bound.
+func ScanUsage(body []byte) (u Usage, ok bool) {
+	obj := answerValue(body, "usage", true)
+	if len(obj) == 0 || obj[0] != '{' {
+		return NoUsage, false
+	}
+	return usageObject(obj)
+}
+
+// ScanModel returns the raw "model" string (without quotes, escapes left as sent)
+// of an answer or stream event, found where ScanUsage finds the usage; nil if none.
+func ScanModel(body []byte) []byte {
+	v := answerValue(body, "model", true)
+	if len(v) < 2 || v[0] != '"' {
+		return nil
+	}
+	return v[1 : len(v)-1]
+}
+
+// answerValue returns the raw value of key in the object body, or, nested, in its
+// "message" or "response" object; nil if there is none.
+func answerValue(body []byte, key string, nested bool) []byte {
+	i := skipWS(body, 0)
+	if i >= len(body) || body[i] != '{' {
+		return nil
+	}
+	i++
+	for {
+		k, val, next := member(body, i)
+		if next < 0 {
+			return nil
+		}
+		if string(k) == key {
+			return val
+		}
+		if nested && len(val) > 0 && val[0] == '{' && (string(k) == "message" || string(k) == "response") {
+			if v := answerValue(val, key, false); v != nil {
+				return v
+			}
+		}
+		i = next
+	}
+}
+
+// usageObject reads the counts of a usage object.
+func usageObject(obj []byte) (u Usage, ok bool) {
+	in, cached := int64(-1), int64(0)
+	u = NoUsage
+	for i := 1; ; {
+		key, val, next := member(obj, i)
+		if next < 0 {
+			if !ok {
+				return NoUsage, false
+			}
+			if in >= 0 {
+				u.Input = in + cached
+			}
+			return u, true
+		}
+		i = next
+		var dst *int64
+		switch string(key) {
+		case "prompt_tokens", "input_tokens":
+			dst = &in
+		case "completion_tokens", "output_tokens":
+			dst = &u.Output
+		case "cache_read_input_tokens", "cache_creation_input_tokens":
+			if n, valid := count(val); valid {
+				cached += n
+			}
+			continue
+		default:
+			continue
+		}
+		if n, valid := count(val); valid {
+			*dst, ok = n, true
+		}
+	}
+}
+
+// count reads a non-negative integer.
+func count(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// member reads the object member at b[i:] (just after '{' or after a member): its key
+// without quotes, its raw value, and where the next member starts; next is -1 at the
+// object's end or on malformed input.
+func member(b []byte, i int) (key, val []byte, next int) {
+	i = skipWS(b, i)
+	if i < len(b) && b[i] == ',' {
+		i = skipWS(b, i+1)
+	}
+	if i >= len(b) || b[i] != '"' {
+		return nil, nil, -1
+	}
+	ke := checkedString(b, i)
+	if ke < 0 {
+		return nil, nil, -1
+	}
+	key = b[i+1 : ke-1]
+	i = skipWS(b, ke)
+	if i >= len(b) || b[i] != ':' {
+		return nil, nil, -1
+	}
+	i = skipWS(b, i+1)
+	ve := checkedValue(b, i)
+	if ve < 0 {
+		return nil, nil, -1
+	}
+	return key, b[i:ve], ve
+}
+
+// checkedString is skipString for input that may be malformed: -1 when the string
+// does not end.
+func checkedString(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return -1
+}
+
+// checkedValue is skipValue for input that may be malformed: -1 when the value
+// does not end.
+func checkedValue(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch b[i] {
+	case '"':
+		return checkedString(b, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				e := checkedString(b, i)
+				if e < 0 {
+					return -1
+				}
+				i = e - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return -1
+	case '}', ']', ',', ':':
+		return -1
+	default:
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				return j
+			}
+		}
+		return -1
+	}
+}

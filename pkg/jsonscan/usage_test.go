@@ -1,0 +1,84 @@
+package jsonscan
+
+import "testing"
+
+func TestScanUsage(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		body string
+		want Usage
+		ok   bool
+	}{
+		{"openai", `{"id":"x","choices":[{"message":{"content":"{\"usage\":1}"}}],"usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15,"prompt_tokens_details":{"cached_tokens":2}}}`, Usage{12, 3}, true},
+		{"anthropic with cache", `{"type":"message","usage":{"input_tokens":5,"cache_read_input_tokens":100,"cache_creation_input_tokens":7,"output_tokens":9}}`, Usage{112, 9}, true},
+		{"embeddings", `{"data":[{"embedding":[0.1,-0.2]}], "usage" : { "prompt_tokens" : 4 , "total_tokens":4}}`, Usage{4, -1}, true},
+		{"anthropic message_start", `{"type":"message_start","message":{"id":"m","content":[],"usage":{"input_tokens":25,"output_tokens":1}}}`, Usage{25, 1}, true},
+		{"anthropic message_delta", `{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":15}}`, Usage{-1, 15}, true},
+		{"responses completed", `{"type":"response.completed","response":{"id":"r","usage":{"input_tokens":8,"output_tokens":2,"total_tokens":10}}}`, Usage{8, 2}, true},
+		{"deeper nesting ignored", `{"message":{"message":{"usage":{"input_tokens":1}}}}`, NoUsage, false},
+		{"nested usage only", `{"choices":[{"usage":{"prompt_tokens":1}}]}`, NoUsage, false},
+		{"null usage", `{"usage":null}`, NoUsage, false},
+		{"empty object", `{}`, NoUsage, false},
+		{"empty usage", `{"usage":{}}`, NoUsage, false},
+		{"no usage", `{"id":"x"}`, NoUsage, false},
+		{"not an object", `[1,2]`, NoUsage, false},
+		{"empty", ``, NoUsage, false},
+		{"cut in a string", `{"id":"x`, NoUsage, false},
+		{"cut in usage", `{"usage":{"prompt_tokens":3,"completion_tok`, NoUsage, false},
+		{"cut after usage", `{"usage":{"prompt_tokens":3,"completion_tokens":4},"x":`, Usage{3, 4}, true},
+		{"negative", `{"usage":{"prompt_tokens":-3}}`, NoUsage, false},
+		{"float", `{"usage":{"prompt_tokens":3.5,"completion_tokens":2}}`, Usage{-1, 2}, true},
+		{"cache without input", `{"usage":{"cache_read_input_tokens":3,"output_tokens":2}}`, Usage{-1, 2}, true},
+		{"unbalanced", `{"a":[[[[`, NoUsage, false},
+		{"escaped quote in key", `{"a\"b":1,"usage":{"output_tokens":2}}`, Usage{-1, 2}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := ScanUsage([]byte(tc.body))
+			if got != tc.want || ok != tc.ok {
+				t.Fatalf("ScanUsage = %+v, %v; want %+v, %v", got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}
+
+func FuzzScanUsage(f *testing.F) {
+	f.Add([]byte(`{"usage":{"prompt_tokens":12,"completion_tokens":3}}`))
+	f.Add([]byte(`{"a":"\"","usage":{"input_tokens":1}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		u, ok := ScanUsage(b) // must not panic on anything an upstream sends
+		if u.Input < -1 || u.Output < -1 || ok == (u == NoUsage) {
+			t.Fatalf("ScanUsage(%q) = %+v, %v", b, u, ok)
+		}
+	})
+}
+
+func TestScanUsageAllocs(t *testing.T) {
+	body := []byte(`{"id":"x","usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15}}`)
+	if n := testing.AllocsPerRun(100, func() { ScanUsage(body) }); n != 0 {
+		t.Fatalf("ScanUsage allocates %v times", n)
+	}
+}
+
+func TestUsageMerge(t *testing.T) {
+	u := NoUsage
+	u.Merge(Usage{25, 1})  // message_start
+	u.Merge(Usage{-1, 15}) // message_delta
+	if u != (Usage{25, 15}) {
+		t.Fatalf("merged %+v, want {25 15}", u)
+	}
+}
+
+func TestScanModel(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"id":"x","object":"chat.completion","model":"gpt-4o-2024-08-06","choices":[]}`: "gpt-4o-2024-08-06",
+		`{"type":"message_start","message":{"id":"m","model":"claude-sonnet-4-5"}}`:      "claude-sonnet-4-5",
+		`{"type":"response.created","response":{"model":"gpt-5"}}`:                       "gpt-5",
+		`{"model":null}`:              "",
+		`{"choices":[{"model":"x"}]}`: "",
+		`{"model":"cut`:               "",
+	} {
+		if got := string(ScanModel([]byte(body))); got != want {
+			t.Errorf("ScanModel(%s) = %q, want %q", body, got, want)
+		}
+	}
+}
