@@ -214,7 +214,7 @@ func TestBerryctl(t *testing.T) {
 		{name: "wrong token", env: append([]string{"BERRY_TOKEN=nope"}, server...), args: []string{"versions"}, wantCode: 1, wantErr: "authentication failed"},
 		{name: "unreachable", env: []string{"BERRY_TOKEN=x"}, args: []string{"--server", freeAddr(t), "versions"}, wantCode: 1, wantErr: "cannot reach the control plane"},
 		{name: "invalid config names table and field", env: admin, args: []string{"apply", "-f", bad}, wantCode: 1,
-			wantErr: `rejected: invalid config:; models.bad.strategy: unknown strategy "nope"`},
+			wantErr: `rejected: invalid config: models.bad.strategy: unknown strategy "nope"`},
 		{name: "keys create", env: admin, args: []string{"keys", "create", "--name", "ci", "--models", "chat", "--expires", "24h", "--rpm", "100"},
 			wantOut: []string{"created key"}, skipSecret: true, after: func(t *testing.T, out string) {
 				m := keyLine.FindStringSubmatch(out)

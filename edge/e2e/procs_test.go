@@ -90,10 +90,14 @@ func (p *proc) stop(t *testing.T) {
 func startProc(t *testing.T, name, bin string, args ...string) *proc {
 	t.Helper()
 	p := &proc{name: name, done: make(chan struct{})}
-	if bin == "berry-edge" && !slices.Contains(args, "--shutdown-delay") {
-		// No load balancer watches these edges' /readyz: waiting for one to notice
-		// the drain would only slow every test's clean-up.
+	if (bin == "berry-edge" || bin == "berry-controlplane") && !slices.Contains(args, "--shutdown-delay") {
+		// No load balancer watches these processes' health: waiting for one to
+		// notice the drain would only slow every test's clean-up.
 		args = append([]string{"--shutdown-delay", "0"}, args...)
+	}
+	if bin == "berry-controlplane" && !slices.Contains(args, "--http-listen") {
+		// Tests run control planes side by side: the default metrics port is one.
+		args = append([]string{"--http-listen", ""}, args...)
 	}
 	p.cmd = exec.Command(filepath.Join(binDir, bin), args...)
 	p.cmd.Stdout, p.cmd.Stderr = p, p
