@@ -4,6 +4,7 @@
 //	berry-controlplane [flags]                          serve
 //	berry-controlplane backup --out FILE [--server ADDR --token-file F | --data FILE]
 //	berry-controlplane restore --from FILE --data FILE  (control plane stopped)
+//	berry-controlplane version
 package main
 
 import (
@@ -20,36 +21,105 @@ import (
 	"time"
 
 	"github.com/berry-gateway/berry/controlplane/internal/auth"
+	"github.com/berry-gateway/berry/controlplane/internal/httpapi"
 	"github.com/berry-gateway/berry/controlplane/internal/server"
 	"github.com/berry-gateway/berry/controlplane/internal/store"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/pkg/atomicfile"
+	"github.com/berry-gateway/berry/pkg/buildinfo"
 	"github.com/berry-gateway/berry/pkg/grpccreds"
+	"github.com/berry-gateway/berry/pkg/procmetrics"
 	"github.com/berry-gateway/berry/pkg/tokenflag"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 )
 
-func main() {
+const usage = `berry-controlplane: Berry's control plane. It keeps the gateway config in a bbolt
+file, versions every change and streams routing snapshots to edges over gRPC.
+
+Usage:
+  berry-controlplane [flags]          serve (the flags below)
+  berry-controlplane backup --out FILE (--server ADDR [--token-file F] | --data FILE)
+                                      a consistent copy of the data file: hot from a
+                                      running control plane, or from a stopped one's file
+  berry-controlplane restore --from FILE --data FILE
+                                      replace the data file with a backup (control
+                                      plane stopped)
+  berry-controlplane version          print the version (also --version)
+  berry-controlplane COMMAND --help   a command's flags
+
+Serve flags:
+`
+
+// Serving defaults.
+const (
+	defaultHTTPListen    = "127.0.0.1:9091"
+	defaultShutdownDelay = 5 * time.Second
+	// stopTimeout bounds how long calls in flight may run on after the edge streams
+	// have ended, before they are cut.
+	stopTimeout = 10 * time.Second
+)
+
+func main() { os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// runMain runs one command line and returns the exit code: 0 for success and for help.
+func runMain(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// The first signal starts a graceful shutdown; a second one kills at once, as
+	// operators expect of a second Ctrl-C.
+	context.AfterFunc(ctx, stop)
 	var err error
-	switch {
-	case len(os.Args) > 1 && os.Args[1] == "backup":
-		err = backup(os.Args[2:])
-	case len(os.Args) > 1 && os.Args[1] == "restore":
-		err = restore(os.Args[2:])
+	cmd := ""
+	if len(args) > 0 {
+		cmd = args[0]
+	}
+	switch cmd {
+	case "backup":
+		err = backup(ctx, args[1:], stdout)
+	case "restore":
+		err = restore(args[1:], stdout)
+	case "version":
+		fmt.Fprintln(stdout, versionLine())
+	case "help":
+		err = serve(ctx, []string{"--help"}, stdout)
 	default:
-		err = run(os.Args[1:])
+		err = serve(ctx, args, stdout)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "berry-controlplane:", err)
-		os.Exit(1)
+		fmt.Fprintln(stderr, "berry-controlplane:", err)
+		return 1
 	}
+	return 0
 }
 
-func run(args []string) error {
+func versionLine() string { return "berry-controlplane " + buildinfo.Get().String() }
+
+// parseFlags parses args into fs. On -h or --help it prints head and fs's flags to
+// stdout and returns flag.ErrHelp; other errors point at --help.
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer, head string) error {
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, head)
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("%w (see %s --help)", err, fs.Name())
+	}
+	return nil
+}
+
+func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("berry-controlplane", flag.ContinueOnError)
 	dataPath := fs.String("data", "berry.db", "bbolt data file (created if missing)")
 	listen := fs.String("grpc-listen", "127.0.0.1:9090", "gRPC listen address for the admin and edge APIs")
+	httpListen := fs.String("http-listen", defaultHTTPListen, "HTTP listen address for /metrics; empty disables it")
 	bootstrap := fs.String("bootstrap", "", "seed-format TOML file imported only when the store is empty")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	roles := []struct {
@@ -64,18 +134,32 @@ func run(args []string) error {
 	for i := range roles {
 		roles[i].token.Register(fs, roles[i].what)
 	}
-	insecureFlag := fs.Bool("insecure", false, "allow serving without any token on a non-loopback address")
+	metricsToken := tokenflag.Token{Name: "metrics-token", Env: "BERRY_METRICS_TOKEN", FileEnv: "BERRY_METRICS_TOKEN_FILE"}
+	metricsToken.Register(fs, "bearer token GET /metrics requires; without one /metrics answers loopback clients only")
+	insecureFlag := fs.Bool("insecure", false, "allow serving without tokens on a non-loopback address (the gRPC APIs without role tokens, /metrics without a metrics token)")
 	tlsCert := fs.String("tls-cert", "", "TLS certificate file (PEM) for the gRPC listener")
 	tlsKey := fs.String("tls-key", "", "TLS private key file (PEM) for the gRPC listener")
 	tlsClientCA := fs.String("tls-client-ca", "", "CA bundle (PEM); when set, clients must present a certificate it signed (mTLS)")
 	scoreInterval := fs.Duration("score-interval", server.DefaultScoreInterval, "how often fleet latency/health scores are merged and pushed to edges")
 	lockTimeout := fs.Duration("lock-timeout", 2*time.Second, "how long to wait for the data file's lock before failing")
 	edgeExpiry := fs.Duration("edge-expiry", server.DefaultEdgeExpiry, "how long fleet status lists an edge after it disconnected; 0 keeps every edge")
-	if err := fs.Parse(args); err != nil {
+	shutdownDelay := fs.Duration("shutdown-delay", defaultShutdownDelay, "on SIGTERM/SIGINT, how long to go on serving while health reports NOT_SERVING, before ending the edge streams; 0 skips it")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	if err := parseFlags(fs, args, stdout, usage); err != nil {
 		return err
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, versionLine())
+		return nil
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unknown command %q (see berry-controlplane --help)", fs.Arg(0))
 	}
 	if *edgeExpiry < 0 {
 		return fmt.Errorf("--edge-expiry %v: must not be negative", *edgeExpiry)
+	}
+	if *shutdownDelay < 0 {
+		return fmt.Errorf("--shutdown-delay %v: must not be negative", *shutdownDelay)
 	}
 	creds := make([]auth.Credential, len(roles))
 	for i, r := range roles {
@@ -86,6 +170,10 @@ func run(args []string) error {
 		creds[i] = r.Credential
 		creds[i].Token = tok
 	}
+	mtok, err := metricsToken.Value(fs)
+	if err != nil {
+		return err
+	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
@@ -95,6 +183,9 @@ func run(args []string) error {
 	policy := auth.NewPolicy(creds, server.ReadMethods)
 	tlsOn := *tlsCert != "" || *tlsKey != "" || *tlsClientCA != ""
 	if err := checkExposure(log, *listen, policy.Enabled(), tlsOn, *insecureFlag); err != nil {
+		return err
+	}
+	if err := checkHTTPExposure(log, *httpListen, mtok != "", *insecureFlag); err != nil {
 		return err
 	}
 	serverOpts := []grpc.ServerOption{
@@ -110,9 +201,6 @@ func run(args []string) error {
 		serverOpts = append(serverOpts, grpc.Creds(tc))
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
 	st, err := store.Open(*dataPath, store.Options{LockTimeout: *lockTimeout})
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
@@ -122,7 +210,7 @@ func run(args []string) error {
 	}
 	defer st.Close()
 
-	srv := server.New(st, server.Options{Log: log, ScoreInterval: *scoreInterval, EdgeExpiry: *edgeExpiry})
+	srv := server.New(st, server.Options{Log: log, ScoreInterval: *scoreInterval, EdgeExpiry: *edgeExpiry, Registry: procmetrics.NewRegistry()})
 	if *bootstrap != "" {
 		doc, err := os.ReadFile(*bootstrap)
 		if err != nil {
@@ -135,36 +223,81 @@ func run(args []string) error {
 	if err := srv.Load(ctx); err != nil {
 		return err
 	}
-	srv.Start(ctx)
 
 	lis, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fmt.Errorf("--grpc-listen: %w", err)
 	}
+	defer lis.Close()
+	var (
+		hs      *httpapi.Server
+		hl      net.Listener
+		httpURL string
+	)
+	if *httpListen != "" {
+		if hl, err = net.Listen("tcp", *httpListen); err != nil {
+			return fmt.Errorf("--http-listen: %w", err)
+		}
+		defer hl.Close()
+		hs = httpapi.New(httpapi.Options{Metrics: srv.Registry(), MetricsToken: mtok, OpenMetrics: *insecureFlag, Log: log})
+		httpURL = "http://" + hl.Addr().String()
+	}
+	// The score loop runs until Drain ends it, not until the signal: edges keep
+	// getting scores while the control plane drains.
+	srv.Start(context.Background())
 	gs := srv.NewGRPCServer(policy, serverOpts...)
 
-	errc := make(chan error, 1)
-	go func() { errc <- gs.Serve(lis) }()
-	log.Info("control plane listening", "grpc", lis.Addr().String(), "data", *dataPath,
-		"auth", policy.Enabled(), "tls", tlsOn, "mtls", *tlsClientCA != "", "edge_expiry", *edgeExpiry)
+	errc := make(chan error, 2)
+	go func() {
+		if err := gs.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			errc <- fmt.Errorf("gRPC server: %w", err)
+		}
+	}()
+	if hs != nil {
+		go func() {
+			if err := hs.Serve(hl); err != nil {
+				errc <- fmt.Errorf("HTTP server: %w", err)
+			}
+		}()
+	}
+	log.Info("control plane listening", "grpc", lis.Addr().String(), "http", httpURL, "data", *dataPath,
+		"auth", policy.Enabled(), "tls", tlsOn, "mtls", *tlsClientCA != "", "metrics_token", mtok != "",
+		"edge_expiry", *edgeExpiry, "version", buildinfo.Get().Version)
 
+	var serveErr error
+	delay := *shutdownDelay
 	select {
-	case err := <-errc:
-		return err
+	case serveErr = <-errc:
+		log.Error("stopping", "err", serveErr)
+		delay = 0 // a control plane that cannot serve has nothing to drain gently
 	case <-ctx.Done():
+		log.Info("shutting down", "shutdown_delay", delay)
 	}
-	log.Info("shutting down")
-	srv.Shutdown() // end edge streams and the score loop so GracefulStop can return
-	stopped := make(chan struct{})
-	go func() { gs.GracefulStop(); close(stopped) }()
-	select {
-	case <-stopped:
-	case <-time.After(10 * time.Second):
-		gs.Stop()
+	// The metrics go on answering while gRPC drains: the drain is what an operator
+	// watches them for.
+	srv.Drain(context.Background(), gs, delay, stopTimeout)
+	if hs != nil {
+		hctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := hs.Shutdown(hctx); err != nil {
+			log.Warn("HTTP server shutdown", "err", err)
+		}
 	}
-	if err := <-errc; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-		return err
+	log.Info("stopped")
+	return serveErr
+}
+
+// checkHTTPExposure refuses to serve /metrics on a non-loopback address without a
+// metrics token unless insecure: without a token only loopback clients would be let
+// in, so such an address is a mistake, unless the operator asked for no tokens.
+func checkHTTPExposure(log *slog.Logger, listen string, token, insecure bool) error {
+	if listen == "" || token || loopback(listen) {
+		return nil
 	}
+	if !insecure {
+		return fmt.Errorf("--http-listen %s is not a loopback address and no --metrics-token is set; set one, or pass --insecure to serve /metrics to anyone", listen)
+	}
+	log.Warn("no metrics token: /metrics is served UNAUTHENTICATED to anyone who can connect", "http_listen", listen)
 	return nil
 }
 
@@ -197,10 +330,26 @@ func loopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+const backupUsage = `Usage: berry-controlplane backup --out FILE (--server ADDR [--token-file F] | --data FILE)
+
+A consistent copy of the data file: from a running control plane through the Backup
+RPC (admin role), or from the file of a stopped one.
+
+Flags:
+`
+
+const restoreUsage = `Usage: berry-controlplane restore --from FILE --data FILE
+
+Replaces the data file with a backup, atomically, and gives it a new lineage so that
+edges take its versions. Stop the control plane first.
+
+Flags:
+`
+
 // backup writes a consistent copy of the data file: from a running control plane
 // through the Backup RPC (the file is locked while it runs), or straight from the
 // file when it is stopped.
-func backup(args []string) error {
+func backup(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("berry-controlplane backup", flag.ContinueOnError)
 	out := fs.String("out", "", "file to write the backup to (required)")
 	addr := fs.String("server", os.Getenv("BERRY_SERVER"), "running control plane to back up (env BERRY_SERVER)")
@@ -208,7 +357,7 @@ func backup(args []string) error {
 	tokenFlag.Register(fs, "admin token")
 	caFile := fs.String("tls-ca", "", "CA bundle (PEM) to verify the server; enables TLS")
 	dataPath := fs.String("data", "", "data file of a stopped control plane (instead of --server)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout, backupUsage); err != nil {
 		return err
 	}
 	token, err := tokenFlag.Value(fs)
@@ -218,8 +367,6 @@ func backup(args []string) error {
 	if *out == "" || (*addr == "") == (*dataPath == "") {
 		return errors.New("backup: give --out and exactly one of --server or --data")
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	if *dataPath != "" {
 		st, err := store.Open(*dataPath, store.Options{})
 		if err != nil {
@@ -230,7 +377,7 @@ func backup(args []string) error {
 		if err != nil {
 			return fmt.Errorf("backup: %w", err)
 		}
-		fmt.Printf("wrote %d bytes to %s\n", n, *out)
+		fmt.Fprintf(stdout, "wrote %d bytes to %s\n", n, *out)
 		return nil
 	}
 	opts, err := grpccreds.Client{Token: token, CA: *caFile}.DialOptions()
@@ -266,15 +413,15 @@ func backup(args []string) error {
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
-	fmt.Printf("wrote %d bytes to %s\n", n, *out)
+	fmt.Fprintf(stdout, "wrote %d bytes to %s\n", n, *out)
 	return nil
 }
 
-func restore(args []string) error {
+func restore(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("berry-controlplane restore", flag.ContinueOnError)
 	from := fs.String("from", "", "backup file (required)")
 	dataPath := fs.String("data", "berry.db", "data file to replace (the control plane must be stopped)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout, restoreUsage); err != nil {
 		return err
 	}
 	if *from == "" {
@@ -283,6 +430,6 @@ func restore(args []string) error {
 	if err := store.Restore(*from, *dataPath); err != nil {
 		return err
 	}
-	fmt.Printf("restored %s from %s (new lineage: edges will take its versions)\n", *dataPath, *from)
+	fmt.Fprintf(stdout, "restored %s from %s (new lineage: edges will take its versions)\n", *dataPath, *from)
 	return nil
 }

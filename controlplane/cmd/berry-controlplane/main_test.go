@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -43,6 +45,39 @@ func TestCheckExposure(t *testing.T) {
 	}
 }
 
+func TestCheckHTTPExposure(t *testing.T) {
+	tests := []struct {
+		name            string
+		listen          string
+		token, insecure bool
+		wantErr         bool
+		wantWarn        string
+	}{
+		{"disabled", "", false, false, false, ""},
+		{"loopback without a token", "127.0.0.1:9091", false, false, false, ""},
+		{"localhost without a token", "localhost:9091", false, false, false, ""},
+		{"network with a token", "0.0.0.0:9091", true, false, false, ""},
+		{"network without a token", "0.0.0.0:9091", false, false, true, ""},
+		{"host name without a token", "cp.internal:9091", false, false, true, ""},
+		{"network without a token, insecure", "0.0.0.0:9091", false, true, false, "UNAUTHENTICATED"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			err := checkHTTPExposure(slog.New(slog.NewTextHandler(&logs, nil)), tt.listen, tt.token, tt.insecure)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+			if err != nil && !strings.Contains(err.Error(), "--insecure") {
+				t.Fatalf("err %q does not say how to proceed", err)
+			}
+			if tt.wantWarn == "" && logs.Len() > 0 || !strings.Contains(logs.String(), tt.wantWarn) {
+				t.Fatalf("logs %q, want %q", logs.String(), tt.wantWarn)
+			}
+		})
+	}
+}
+
 // Flag errors stop the control plane before it opens anything; errors name the flag.
 func TestServeFlagErrors(t *testing.T) {
 	dir := t.TempDir()
@@ -59,9 +94,14 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{"--read-token-file", filepath.Join(dir, "missing")}, "--read-token-file:"},
 		{[]string{"--edge-token-file", blank}, "--edge-token-file " + blank + ": no token in the file"},
 		{[]string{"--edge-expiry", "-1h"}, "--edge-expiry -1h0m0s: must not be negative"},
+		{[]string{"--shutdown-delay", "-1s"}, "--shutdown-delay -1s: must not be negative"},
+		{[]string{"--metrics-token", "a", "--metrics-token-file", blank}, "--metrics-token and --metrics-token-file: give one of them"},
+		{[]string{"--metrics-token-file", blank}, "--metrics-token-file " + blank + ": no token in the file"},
+		{[]string{"--http-listen", "0.0.0.0:9091"}, "--http-listen 0.0.0.0:9091 is not a loopback address and no --metrics-token is set"},
+		{[]string{"serve"}, `unknown command "serve"`},
 	}
 	for _, tt := range tests {
-		err := run(append([]string{"--data", data}, tt.args...))
+		err := serve(context.Background(), append([]string{"--data", data}, tt.args...), io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("run %v: err %v, want it to contain %q", tt.args, err, tt.want)
 		}

@@ -15,10 +15,14 @@ import (
 	"buf.build/go/protoyaml"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/pkg/balancer"
+	"github.com/berry-gateway/berry/pkg/buildinfo"
 	"github.com/berry-gateway/berry/pkg/config"
 	"github.com/berry-gateway/berry/pkg/provider"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -36,17 +40,26 @@ func (c *cli) dispatch(ctx context.Context, pos []string) error {
 		}
 		return nil
 	}
+	if c.o.dryRun && cmd != "import" && cmd != "apply" {
+		// Silently ignoring it would make the change the operator meant to preview.
+		return fmt.Errorf("--dry-run: only import and apply have a dry run, not %s", cmd)
+	}
 	switch cmd {
 	case "import":
-		if err := want(1, "import FILE"); err != nil {
+		if err := want(1, "import FILE [--dry-run]"); err != nil {
 			return err
 		}
 		return c.apply(ctx, args[0])
 	case "apply":
 		if c.o.file == "" || len(args) != 0 {
-			return errors.New("usage: berryctl apply -f FILE")
+			return errors.New("usage: berryctl apply -f FILE [--dry-run]")
 		}
 		return c.apply(ctx, c.o.file)
+	case "version":
+		if err := want(0, "version [--client]"); err != nil {
+			return err
+		}
+		return c.versionInfo(ctx)
 	case "get":
 		if len(args) < 1 || len(args) > 2 {
 			return errors.New("usage: berryctl get providers|models|users|settings [ID]")
@@ -126,15 +139,21 @@ func (c *cli) apply(ctx context.Context, path string) error {
 	if err != nil {
 		return err
 	}
+	var cfg *berryv1.Config
+	if strings.HasSuffix(path, ".json") {
+		cfg = &berryv1.Config{}
+		if err := protojson.Unmarshal(doc, cfg); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	if c.o.dryRun {
+		return c.dryRun(ctx, path, string(doc), cfg)
+	}
 	req := &berryv1.ApplyConfigRequest{Options: c.write()}
 	if req.Options.Message == "" {
 		req.Options.Message = "apply " + filepath.Base(path)
 	}
-	if strings.HasSuffix(path, ".json") {
-		cfg := &berryv1.Config{}
-		if err := protojson.Unmarshal(doc, cfg); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
+	if cfg != nil {
 		req.Source = &berryv1.ApplyConfigRequest_Config{Config: cfg}
 	} else {
 		req.Source = &berryv1.ApplyConfigRequest_Toml{Toml: string(doc)}
@@ -147,6 +166,92 @@ func (c *cli) apply(ctx context.Context, path string) error {
 		fmt.Fprintln(os.Stderr, "warning:", w)
 	}
 	fmt.Fprintf(c.out, "applied %s as version %d\n", path, r.Version)
+	return nil
+}
+
+// dryRun validates a whole config on the control plane (TOML doc, or cfg when it is
+// the proto form) and shows what applying it would change; it writes nothing. An
+// invalid config is an error naming every problem on one line, after the response
+// when it is printed as json or yaml.
+func (c *cli) dryRun(ctx context.Context, path, doc string, cfg *berryv1.Config) error {
+	req := &berryv1.ValidateConfigRequest{ExpectedVersion: c.o.expected}
+	if cfg != nil {
+		req.Source = &berryv1.ValidateConfigRequest_Config{Config: cfg}
+	} else {
+		req.Source = &berryv1.ValidateConfigRequest_Toml{Toml: doc}
+	}
+	r, err := c.admin.ValidateConfig(ctx, req)
+	if err != nil {
+		return err
+	}
+	for _, w := range r.Warnings {
+		fmt.Fprintln(os.Stderr, "warning:", w)
+	}
+	if c.o.output != "table" {
+		if err := c.print(r); err != nil {
+			return err
+		}
+	}
+	if !r.Valid {
+		problems := make([]string, len(r.Errors))
+		for i, e := range r.Errors {
+			problems[i] = e.Message
+			if e.Path != "" {
+				problems[i] = e.Path + ": " + e.Message
+			}
+		}
+		// The same words and code as the write's refusal, so that both print alike.
+		return status.Error(codes.InvalidArgument, "invalid config: "+strings.Join(problems, "; "))
+	}
+	if c.o.output != "table" {
+		return nil
+	}
+	if len(r.Changes) == 0 {
+		fmt.Fprintf(c.out, "%s is valid: no changes against version %d (dry run, nothing written)\n", path, r.CurrentVersion)
+		return nil
+	}
+	fmt.Fprintf(c.out, "%s is valid: %d change(s) against version %d (dry run, nothing written)\n", path, len(r.Changes), r.CurrentVersion)
+	c.changes(r.Changes)
+	return nil
+}
+
+// versionInfo prints berryctl's build and, unless --client, the control plane's.
+func (c *cli) versionInfo(ctx context.Context) error {
+	b := buildinfo.Get()
+	client := &berryv1.GetServerInfoResponse{Version: b.Version, Revision: b.Revision, Modified: b.Modified, GoVersion: b.GoVersion}
+	var server *berryv1.GetServerInfoResponse
+	if c.o.output == "table" {
+		fmt.Fprintln(c.out, "client: berryctl", b)
+	}
+	if !c.o.clientOnly {
+		var err error
+		if server, err = c.admin.GetServerInfo(ctx, &berryv1.GetServerInfoRequest{}); err != nil {
+			return err
+		}
+	}
+	if c.o.output != "table" {
+		out := &structpb.Struct{Fields: map[string]*structpb.Value{}}
+		for k, r := range map[string]*berryv1.GetServerInfoResponse{"client": client, "server": server} {
+			if r == nil {
+				continue
+			}
+			// The same field names as the RPC's JSON, under client and server.
+			b, err := protojson.Marshal(r)
+			if err != nil {
+				return err
+			}
+			v := &structpb.Value{}
+			if err := protojson.Unmarshal(b, v); err != nil {
+				return err
+			}
+			out.Fields[k] = v
+		}
+		return c.print(out)
+	}
+	if server != nil {
+		sb := buildinfo.Info{Version: server.Version, Revision: server.Revision, Modified: server.Modified, GoVersion: server.GoVersion}
+		fmt.Fprintf(c.out, "server: berry-controlplane %s at %s, data file lineage %s\n", sb, c.o.server, server.Lineage)
+	}
 	return nil
 }
 
@@ -302,7 +407,13 @@ func (c *cli) diff(ctx context.Context, a, b uint64) error {
 		fmt.Fprintf(c.out, "versions %d and %d are the same\n", r.From, r.To)
 		return nil
 	}
-	for _, ch := range r.Changes {
+	c.changes(r.Changes)
+	return nil
+}
+
+// changes prints a diff a change a line: + added, - removed, ~ changed.
+func (c *cli) changes(chs []*berryv1.Change) {
+	for _, ch := range chs {
 		switch ch.Kind {
 		case "added":
 			fmt.Fprintf(c.out, "+ %s = %s\n", ch.Path, ch.After)
@@ -312,7 +423,6 @@ func (c *cli) diff(ctx context.Context, a, b uint64) error {
 			fmt.Fprintf(c.out, "~ %s: %s -> %s\n", ch.Path, ch.Before, ch.After)
 		}
 	}
-	return nil
 }
 
 func (c *cli) keys(ctx context.Context, args []string) error {

@@ -10,10 +10,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
+	"github.com/berry-gateway/berry/pkg/buildinfo"
 	"github.com/berry-gateway/berry/pkg/grpccreds"
 	"github.com/berry-gateway/berry/pkg/tokenflag"
 	"google.golang.org/grpc"
@@ -28,6 +31,9 @@ Usage: berryctl [global flags] COMMAND [args] [flags]
 Commands:
   import FILE                 replace the whole config with a seed-format TOML file
   apply -f FILE               same, from TOML (.toml) or the proto JSON form (.json)
+  import|apply --dry-run ...  validate on the control plane and show what would
+                              change against the current version; writes nothing
+                              (exit 1 with the errors when invalid)
   get providers|models|users|settings [ID]
   export                      print the config as seed-format TOML (secrets redacted
                               unless --include-secrets, admin only)
@@ -40,6 +46,7 @@ Commands:
   scores [MODEL]              fleet-wide latency/TTFT, samples, contributing edges,
                               error rate (5xx and no answer over all but 4xx), recent
                               attempts by class, health and probe owner per backend
+  version [--client]          this berryctl's version and the control plane's
 
 Global flags (anywhere on the line):
   --server ADDR     control plane address (env BERRY_SERVER, default 127.0.0.1:9090)
@@ -48,19 +55,26 @@ Global flags (anywhere on the line):
   --tls-ca FILE     verify the server with this CA (enables TLS); --tls-cert/--tls-key for mTLS
   -o FORMAT         table (default), json, yaml; toml for get and export
   --timeout D       per-call timeout (default 15s)
+  --version         print berryctl's version and exit
+  -h, --help        this help
 Write flags: --message M, --expected-version N (refused if the config moved on).
 `
 
-func main() {
-	err := run(os.Args[1:], os.Stdout)
+func main() { os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// runMain runs one command line and returns the exit code: 0 for success and for help,
+// 1 with one line on stderr for any failure.
+func runMain(args []string, stdout, stderr io.Writer) int {
+	err := run(args, stdout)
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Print(usage)
-		return
+		fmt.Fprint(stdout, usage)
+		return 0
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "berryctl: "+oneLine(err))
-		os.Exit(1)
+		fmt.Fprintln(stderr, "berryctl: "+oneLine(err))
+		return 1
 	}
+	return 0
 }
 
 // opts are every flag berryctl knows; each command uses what applies.
@@ -71,6 +85,7 @@ type opts struct {
 	expected                                      uint64
 	file                                          string
 	includeSecrets                                bool
+	dryRun, showVersion, clientOnly               bool
 	version                                       uint64
 	limit                                         uint
 	keyID, keyName, models, tags, expires         string
@@ -79,6 +94,18 @@ type opts struct {
 
 func parse(args []string) (*opts, []string, error) {
 	o := &opts{}
+	// --version alone asks for berryctl's version; followed by a number it is the
+	// config version export shows (--version N), as it was before.
+	for i, a := range args {
+		if a == "--" {
+			break
+		}
+		if (a == "--version" || a == "-version") && (i+1 == len(args) || !isNumber(args[i+1])) {
+			o.showVersion = true
+			args = slices.Delete(slices.Clone(args), i, i+1)
+			break
+		}
+	}
 	fs := flag.NewFlagSet("berryctl", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&o.server, "server", envOr("BERRY_SERVER", "127.0.0.1:9090"), "")
@@ -96,6 +123,8 @@ func parse(args []string) (*opts, []string, error) {
 	fs.StringVar(&o.file, "f", "", "")
 	fs.StringVar(&o.file, "filename", "", "")
 	fs.BoolVar(&o.includeSecrets, "include-secrets", false, "")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "")
+	fs.BoolVar(&o.clientOnly, "client", false, "")
 	fs.Uint64Var(&o.version, "version", 0, "")
 	fs.UintVar(&o.limit, "limit", 0, "")
 	fs.StringVar(&o.keyID, "id", "", "")
@@ -133,6 +162,11 @@ func parse(args []string) (*opts, []string, error) {
 	return o, pos, nil
 }
 
+func isNumber(s string) bool {
+	_, err := strconv.ParseUint(s, 10, 64)
+	return err == nil
+}
+
 func envOr(k, def string) string {
 	if v := os.Getenv(k); v != "" {
 		return v
@@ -143,6 +177,10 @@ func envOr(k, def string) string {
 func run(args []string, out io.Writer) error {
 	o, pos, err := parse(args)
 	if err != nil {
+		return err
+	}
+	if o.showVersion {
+		_, err := fmt.Fprintln(out, "berryctl", buildinfo.Get())
 		return err
 	}
 	if len(pos) == 0 {
@@ -182,9 +220,9 @@ func dial(o *opts) (*grpc.ClientConn, error) {
 func oneLine(err error) string {
 	st, ok := status.FromError(err)
 	if !ok {
-		return strings.ReplaceAll(err.Error(), "\n", "; ")
+		return joinLines(err.Error())
 	}
-	msg := strings.ReplaceAll(st.Message(), "\n", "; ")
+	msg := joinLines(st.Message())
 	switch st.Code() {
 	case codes.Unauthenticated:
 		return "authentication failed: " + msg + " (check --token, --token-file, BERRY_TOKEN or BERRY_TOKEN_FILE)"
@@ -200,4 +238,26 @@ func oneLine(err error) string {
 		return "already exists: " + msg
 	}
 	return st.Code().String() + ": " + msg
+}
+
+// joinLines puts a message of several lines on one: "invalid config:\na: x\nb: y"
+// becomes "invalid config: a: x; b: y" (older control planes send validation errors
+// a problem a line).
+func joinLines(s string) string {
+	var b strings.Builder
+	for l := range strings.SplitSeq(s, "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" {
+			continue
+		}
+		switch {
+		case b.Len() == 0:
+		case strings.HasSuffix(b.String(), ":"):
+			b.WriteString(" ")
+		default:
+			b.WriteString("; ")
+		}
+		b.WriteString(l)
+	}
+	return b.String()
 }

@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/berry-gateway/berry/controlplane/internal/auth"
 	"github.com/berry-gateway/berry/controlplane/internal/cache"
@@ -18,6 +20,7 @@ import (
 	"github.com/berry-gateway/berry/controlplane/internal/fleet"
 	"github.com/berry-gateway/berry/controlplane/internal/store"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
+	"github.com/berry-gateway/berry/pkg/buildinfo"
 	"github.com/berry-gateway/berry/pkg/config"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -47,6 +50,8 @@ var ReadMethods = []string{
 	berryv1.AdminService_GetVersion_FullMethodName,
 	berryv1.AdminService_DiffVersions_FullMethodName,
 	berryv1.AdminService_FleetStatus_FullMethodName,
+	berryv1.AdminService_ValidateConfig_FullMethodName,
+	berryv1.AdminService_GetServerInfo_FullMethodName,
 }
 
 // errNotFound is wrapped by writes that name an entry that does not exist.
@@ -61,6 +66,7 @@ type AdminService struct {
 	scores    *cache.Scores    // read by GetScores
 	fleet     *fleet.Registry  // read by FleetStatus
 	log       *slog.Logger
+	metrics   *metrics // nil: not measured
 
 	writeMu sync.Mutex // orders write+publish so edges see versions in order
 
@@ -97,17 +103,18 @@ func (a *AdminService) write(ctx context.Context, c change) (v *berryv1.ConfigVe
 	a.writeMu.Lock()
 	defer a.writeMu.Unlock()
 	author := auth.FromContext(ctx).Name
+	start := time.Now()
 	v, created, err = a.store.Update(ctx, store.UpdateRequest{
 		Mutate: func(cfg *berryv1.Config) error {
 			if err := c.mutate(cfg); err != nil {
 				return err
 			}
-			config.Normalize(cfg)
-			return config.Validate(cfg)
+			return prepare(cfg)
 		},
 		Author: author, Message: cmp.Or(c.opts.GetMessage(), c.what),
 		ExpectedVersion: c.opts.GetExpectedVersion(), IfEmpty: c.ifEmpty,
 	})
+	a.metrics.observeUpdate(updateResult(created, err), time.Since(start))
 	if err != nil {
 		a.logFailed(c, author, err)
 		return nil, false, err
@@ -118,6 +125,26 @@ func (a *AdminService) write(ctx context.Context, c change) (v *berryv1.ConfigVe
 	a.publish(v)
 	a.log.Info("config changed", "version", v.Version, "author", v.Author, "change", c.what)
 	return v, true, nil
+}
+
+// prepare brings a config into the form it is stored in and checks it: what every
+// write does to its result, and what a dry run does to the config it is given.
+func prepare(cfg *berryv1.Config) error {
+	config.Normalize(cfg)
+	return config.Validate(cfg)
+}
+
+// updateResult names the outcome of a store update for its latency metric.
+func updateResult(created bool, err error) string {
+	switch {
+	case err == nil && created:
+		return updateCommitted
+	case err == nil:
+		return updateUnchanged
+	case status.Code(toStatus(err)) == codes.Internal:
+		return updateFailed
+	}
+	return updateRefused
 }
 
 // logFailed logs a write that did not happen. A failure of the control plane itself
@@ -242,28 +269,84 @@ func (a *AdminService) current(ctx context.Context) (*berryv1.ConfigVersion, err
 	return v, nil
 }
 
+// requestedConfig returns the config a whole-config request carries as seed TOML or
+// in proto form (a copy of it), with the TOML importer's warnings.
+func requestedConfig(source any) (*berryv1.Config, []string, error) {
+	switch src := source.(type) {
+	case *berryv1.ApplyConfigRequest_Toml:
+		return config.ParseTOML([]byte(src.Toml))
+	case *berryv1.ValidateConfigRequest_Toml:
+		return config.ParseTOML([]byte(src.Toml))
+	case *berryv1.ApplyConfigRequest_Config:
+		return proto.Clone(src.Config).(*berryv1.Config), nil, nil
+	case *berryv1.ValidateConfigRequest_Config:
+		return proto.Clone(src.Config).(*berryv1.Config), nil, nil
+	}
+	return nil, nil, status.Error(codes.InvalidArgument, "source: set toml or config")
+}
+
 // ApplyConfig implements berryv1.AdminServiceServer.
 func (a *AdminService) ApplyConfig(ctx context.Context, req *berryv1.ApplyConfigRequest) (*berryv1.ApplyConfigResponse, error) {
-	var (
-		cfg      *berryv1.Config
-		warnings []string
-	)
-	switch src := req.GetSource().(type) {
-	case *berryv1.ApplyConfigRequest_Toml:
-		var err error
-		if cfg, warnings, err = config.ParseTOML([]byte(src.Toml)); err != nil {
-			return nil, toStatus(err)
-		}
-	case *berryv1.ApplyConfigRequest_Config:
-		cfg = proto.Clone(src.Config).(*berryv1.Config)
-	default:
-		return nil, status.Error(codes.InvalidArgument, "source: set toml or config")
+	cfg, warnings, err := requestedConfig(req.GetSource())
+	if err != nil {
+		return nil, toStatus(err)
 	}
 	v, _, err := a.write(ctx, change{what: "apply config", opts: req.GetOptions(), mutate: replaceWith(cfg)})
 	if err != nil {
 		return nil, toStatus(err)
 	}
 	return &berryv1.ApplyConfigResponse{Version: v.Version, Warnings: warnings}, nil
+}
+
+// ValidateConfig implements berryv1.AdminServiceServer: ApplyConfig's checks and the
+// changes it would make, with nothing written. The config goes through what a write
+// does to it (prepare), so a dry run accepts exactly what the write would, and the
+// changes are those the write would record.
+func (a *AdminService) ValidateConfig(ctx context.Context, req *berryv1.ValidateConfigRequest) (*berryv1.ValidateConfigResponse, error) {
+	cfg, warnings, err := requestedConfig(req.GetSource())
+	if err == nil {
+		err = prepare(cfg)
+	}
+	if err != nil && !errors.Is(err, config.ErrInvalid) {
+		return nil, toStatus(err)
+	}
+	cur, cerr := a.current(ctx)
+	if cerr != nil {
+		return nil, cerr
+	}
+	if exp := req.GetExpectedVersion(); exp != 0 && exp != cur.Version {
+		return nil, toStatus(fmt.Errorf("%w (based on %d, current is %d)", store.ErrStale, exp, cur.Version))
+	}
+	resp := &berryv1.ValidateConfigResponse{Warnings: warnings, CurrentVersion: cur.Version}
+	if err != nil {
+		resp.Errors = fieldErrors(err)
+		return resp, nil
+	}
+	resp.Valid = true
+	resp.Changes = configdiff.Changes(cur.Config, cfg)
+	return resp, nil
+}
+
+// fieldErrors lists the problems of an invalid config (err wraps config.ErrInvalid).
+func fieldErrors(err error) []*berryv1.FieldError {
+	if ve, ok := errors.AsType[*config.ValidationError](err); ok {
+		out := make([]*berryv1.FieldError, len(ve.Errors))
+		for i, fe := range ve.Errors {
+			out[i] = &berryv1.FieldError{Path: fe.Path, Message: fe.Msg}
+		}
+		return out
+	}
+	// A document that does not parse: ParseTOML wraps the TOML parser's error, which
+	// names the line.
+	msg := strings.TrimPrefix(err.Error(), config.ErrInvalid.Error()+": ")
+	return []*berryv1.FieldError{{Message: oneLine(msg)}}
+}
+
+// GetServerInfo implements berryv1.AdminServiceServer.
+func (a *AdminService) GetServerInfo(context.Context, *berryv1.GetServerInfoRequest) (*berryv1.GetServerInfoResponse, error) {
+	b := buildinfo.Get()
+	return &berryv1.GetServerInfoResponse{Version: b.Version, Revision: b.Revision, Modified: b.Modified,
+		GoVersion: b.GoVersion, Lineage: a.store.Lineage()}, nil
 }
 
 // ExportConfig implements berryv1.AdminServiceServer.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/berry-gateway/berry/controlplane/internal/cache"
 	"github.com/berry-gateway/berry/controlplane/internal/fleet"
@@ -41,6 +42,10 @@ type EdgeService struct {
 
 	done     chan struct{}
 	doneOnce sync.Once
+
+	// Counters for the metrics collector.
+	snapshotsSent, scoresSent, acks atomic.Uint64
+	nacks                           [numNackReasons]atomic.Uint64
 
 	berryv1.UnimplementedEdgeServiceServer
 }
@@ -142,11 +147,16 @@ func (e *EdgeService) Sync(stream grpc.BidiStreamingServer[berryv1.SyncRequest, 
 				}
 			case *berryv1.SyncRequest_Ack:
 				a := k.Ack
-				e.fleet.Ack(id, a.GetVersion(), a.GetAccepted(), a.GetErrorDetail())
+				// A reason may span lines (a validation error lists one problem a line);
+				// fleet status shows it in a table row and the log on one line.
+				detail := oneLine(a.GetErrorDetail())
+				e.fleet.Ack(id, a.GetVersion(), a.GetAccepted(), detail)
 				if a.GetAccepted() {
+					e.acks.Add(1)
 					log.Debug("snapshot ACK", "version", a.GetVersion())
 				} else {
-					log.Warn("snapshot NACK", "version", a.GetVersion(), "reason", a.GetErrorDetail())
+					e.nacks[nackReason(detail)].Add(1)
+					log.Warn("snapshot NACK", "version", a.GetVersion(), "reason", detail)
 				}
 			default:
 				log.Warn("unexpected message on Sync stream", "type", k)
@@ -162,6 +172,7 @@ func (e *EdgeService) Sync(stream grpc.BidiStreamingServer[berryv1.SyncRequest, 
 			if err := stream.Send(&berryv1.SyncResponse{Kind: &berryv1.SyncResponse_Snapshot{Snapshot: snap}}); err != nil {
 				return err
 			}
+			e.snapshotsSent.Add(1)
 			sent = snap.GetVersion()
 		}
 		scores, scoresChanged := e.scores.Watch()
@@ -169,6 +180,7 @@ func (e *EdgeService) Sync(stream grpc.BidiStreamingServer[berryv1.SyncRequest, 
 			if err := stream.Send(&berryv1.SyncResponse{Kind: &berryv1.SyncResponse_Scores{Scores: scores}}); err != nil {
 				return err
 			}
+			e.scoresSent.Add(1)
 			sentEpoch = scores.GetEpoch()
 		}
 		select {

@@ -16,10 +16,11 @@ import (
 )
 
 // Receive limits. Only the requests that carry a whole config (ApplyConfig,
-// ImportConfig) may be large; every other message the control plane receives is
-// small.
+// ImportConfig, ValidateConfig) may be large; every other message the control plane
+// receives is small.
 const (
-	// MaxConfigMessageSize is the largest ApplyConfig or ImportConfig request.
+	// MaxConfigMessageSize is the largest ApplyConfig, ImportConfig or ValidateConfig
+	// request.
 	MaxConfigMessageSize = 64 << 20
 	// MaxMessageSize is the largest of every other message.
 	MaxMessageSize = 4 << 20
@@ -40,11 +41,13 @@ func (s *Server) NewGRPCServer(p *auth.Policy, opts ...grpc.ServerOption) *grpc.
 		grpc.MaxRecvMsgSize(MaxConfigMessageSize),
 		grpc.ForceServerCodecV2(limitCodec{encoding.GetCodecV2(grpcproto.Name)}),
 		grpc.MaxHeaderListSize(maxHeaderListSize),
+		grpc.StatsHandler(grpcStats{s.metrics}),
 	}, opts...)...)
 	gs.RegisterService(p.Guard(&berryv1.AdminService_ServiceDesc), s.admin)
 	gs.RegisterService(p.Guard(&berryv1.EdgeService_ServiceDesc), s.edge)
 	healthpb.RegisterHealthServer(gs, s.health)
 	reflection.Register(gs)
+	s.metrics.learnMethods(gs)
 	return gs
 }
 
@@ -67,7 +70,7 @@ func (c limitCodec) Unmarshal(data mem.BufferSlice, v any) error {
 
 func recvLimit(v any) int {
 	switch v.(type) {
-	case *berryv1.ApplyConfigRequest, *berryv1.ImportConfigRequest:
+	case *berryv1.ApplyConfigRequest, *berryv1.ImportConfigRequest, *berryv1.ValidateConfigRequest:
 		return MaxConfigMessageSize
 	}
 	return MaxMessageSize

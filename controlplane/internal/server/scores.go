@@ -42,6 +42,8 @@ type ScoreService struct {
 
 	merger   fleetscore.Merger[config.BackendKey]
 	observed atomic.Uint64 // backend observations absorbed
+	batches  atomic.Uint64 // observation batches received
+	merges   atomic.Uint64 // merges published
 
 	mu      sync.Mutex
 	owners  map[string]string // provider id → probing edge, as last pushed
@@ -80,6 +82,7 @@ func (s *ScoreService) Run(ctx context.Context) {
 			return
 		case now := <-t.C:
 			s.scores.Set(s.merge(now))
+			s.merges.Add(1)
 		}
 	}
 }
@@ -139,6 +142,7 @@ func (s *ScoreService) Observed(edge string, b *berryv1.ObservationBatch) {
 	}
 	s.mu.Unlock()
 	s.merger.Observe(edge, time.Now(), obs)
+	s.batches.Add(1)
 	s.observed.Add(uint64(len(obs)))
 }
 

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +20,8 @@ import (
 	"github.com/berry-gateway/berry/controlplane/internal/store"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/pkg/config"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -37,6 +40,9 @@ type Options struct {
 	// EdgeExpiry is how long FleetStatus keeps listing an edge after its stream
 	// closed; 0 keeps every edge. The binary's default is DefaultEdgeExpiry.
 	EdgeExpiry time.Duration
+	// Registry receives the control plane's metrics (default: a registry of its
+	// own); the binary adds the Go runtime's, the process's and its build's to it.
+	Registry *prometheus.Registry
 }
 
 // DefaultEdgeExpiry is berry-controlplane's default for Options.EdgeExpiry: long
@@ -52,6 +58,8 @@ type Server struct {
 	scoring *ScoreService
 	health  *health.Server
 	log     *slog.Logger
+	reg     *prometheus.Registry
+	metrics *metrics
 
 	mu     sync.Mutex
 	cancel context.CancelFunc // stops the score loop
@@ -75,14 +83,25 @@ func New(st *store.Store, opts Options) *Server {
 	for _, name := range []string{"", berryv1.AdminService_ServiceDesc.ServiceName, berryv1.EdgeService_ServiceDesc.ServiceName} {
 		h.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
-	return &Server{
+	s := &Server{
 		admin:   NewAdminService(st, &snapshots, &scores, edges, log),
 		edge:    NewEdgeService(st.Lineage(), &snapshots, &scores, edges, scoring, log),
 		scoring: scoring,
 		health:  h,
 		log:     log,
+		reg:     opts.Registry,
 	}
+	if s.reg == nil {
+		s.reg = prometheus.NewRegistry()
+	}
+	s.metrics = newMetrics(s.reg, s)
+	s.admin.metrics = s.metrics
+	return s
 }
+
+// Registry returns the registry holding the control plane's metrics, for the
+// metrics endpoint to gather.
+func (s *Server) Registry() *prometheus.Registry { return s.reg }
 
 // Start runs the fleet-score loop until ctx ends or Shutdown is called: scores are
 // merged and pushed from the start, whether or not an edge has connected yet.
@@ -134,8 +153,46 @@ func (s *Server) Bootstrap(ctx context.Context, doc []byte, source string) error
 	return nil
 }
 
+// Drain stops gs in the order that lets clients move elsewhere without failed calls.
+// The health service reports NOT_SERVING at once while every service goes on serving
+// for delay, so that load balancers see it and send new calls elsewhere; then the
+// edge streams end (edges reconnect: through the balancer to another control plane,
+// or to this one once it is back) and the score loop stops; then gs stops
+// gracefully, letting calls in flight finish for at most timeout before it closes
+// what is left. An end of ctx cuts the delay and the wait short.
+func (s *Server) Drain(ctx context.Context, gs *grpc.Server, delay, timeout time.Duration) {
+	s.health.Shutdown()
+	if delay > 0 {
+		s.log.Info("draining: health reports NOT_SERVING; still serving until the shutdown delay ends", "delay", delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+	s.log.Info("ending edge streams")
+	s.Shutdown()
+	stopped := make(chan struct{})
+	go func() {
+		gs.GracefulStop()
+		close(stopped)
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-stopped:
+		return
+	case <-t.C:
+		s.log.Warn("calls still running after the graceful stop's wait; closing them", "wait", timeout)
+	case <-ctx.Done():
+	}
+	gs.Stop()
+	<-stopped
+}
+
 // Shutdown ends every edge stream, so that a graceful gRPC stop can finish, and stops
-// the score loop.
+// the score loop. Drain calls it after its delay.
 func (s *Server) Shutdown() {
 	s.health.Shutdown() // load balancers stop sending before the streams end
 	s.edge.Shutdown()
@@ -147,21 +204,49 @@ func (s *Server) Shutdown() {
 	s.loop.Wait()
 }
 
+// toStatus turns an error of the store or of a change into the status an RPC
+// returns, its message on one line.
 func toStatus(err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err // already a status, e.g. AlreadyExists from a mutation
 	}
+	code := codes.Internal
 	switch {
 	case errors.Is(err, config.ErrInvalid):
-		return status.Error(codes.InvalidArgument, err.Error())
+		code = codes.InvalidArgument
 	case errors.Is(err, store.ErrStale):
-		return status.Error(codes.FailedPrecondition, err.Error())
+		code = codes.FailedPrecondition
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, errNotFound):
-		return status.Error(codes.NotFound, err.Error())
+		code = codes.NotFound
 	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, err.Error())
+		code = codes.Canceled
 	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, err.Error())
+		code = codes.DeadlineExceeded
 	}
-	return status.Error(codes.Internal, err.Error())
+	return status.Error(code, oneLine(err.Error()))
+}
+
+// oneLine joins a message of several lines into one: "invalid config:\na: x\nb: y"
+// becomes "invalid config: a: x; b: y". Status messages and NACK reasons end up in
+// one-line CLI errors, table rows and log lines.
+func oneLine(s string) string {
+	if !strings.Contains(s, "\n") {
+		return s
+	}
+	var b strings.Builder
+	for l := range strings.SplitSeq(s, "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" {
+			continue
+		}
+		switch {
+		case b.Len() == 0:
+		case strings.HasSuffix(b.String(), ":"):
+			b.WriteString(" ")
+		default:
+			b.WriteString("; ")
+		}
+		b.WriteString(l)
+	}
+	return b.String()
 }

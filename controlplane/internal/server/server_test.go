@@ -82,6 +82,7 @@ func (s *syncBuffer) String() string {
 
 type harness struct {
 	srv  *Server
+	gs   *grpc.Server
 	addr string
 	logs *syncBuffer
 	path string
@@ -125,7 +126,7 @@ func startListener(t testing.TB, opts Options, wrap func(net.Listener) net.Liste
 		gs.Stop()
 		st.Close()
 	})
-	return &harness{srv: srv, addr: lis.Addr().String(), logs: logs, path: path}
+	return &harness{srv: srv, gs: gs, addr: lis.Addr().String(), logs: logs, path: path}
 }
 
 func (h *harness) conn(t testing.TB, token string) *grpc.ClientConn {

@@ -575,6 +575,239 @@ func (x *ApplyConfigResponse) GetWarnings() []string {
 	return nil
 }
 
+type ValidateConfigRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The same sources as ApplyConfigRequest.
+	//
+	// Types that are valid to be assigned to Source:
+	//
+	//	*ValidateConfigRequest_Toml
+	//	*ValidateConfigRequest_Config
+	Source isValidateConfigRequest_Source `protobuf_oneof:"source"`
+	// When non-zero, the dry run is refused with FAILED_PRECONDITION unless the current
+	// version is this one, as a write with this expected_version would be.
+	ExpectedVersion uint64 `protobuf:"varint,3,opt,name=expected_version,json=expectedVersion,proto3" json:"expected_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ValidateConfigRequest) Reset() {
+	*x = ValidateConfigRequest{}
+	mi := &file_berry_v1_admin_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValidateConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValidateConfigRequest) ProtoMessage() {}
+
+func (x *ValidateConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValidateConfigRequest.ProtoReflect.Descriptor instead.
+func (*ValidateConfigRequest) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ValidateConfigRequest) GetSource() isValidateConfigRequest_Source {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+func (x *ValidateConfigRequest) GetToml() string {
+	if x != nil {
+		if x, ok := x.Source.(*ValidateConfigRequest_Toml); ok {
+			return x.Toml
+		}
+	}
+	return ""
+}
+
+func (x *ValidateConfigRequest) GetConfig() *Config {
+	if x != nil {
+		if x, ok := x.Source.(*ValidateConfigRequest_Config); ok {
+			return x.Config
+		}
+	}
+	return nil
+}
+
+func (x *ValidateConfigRequest) GetExpectedVersion() uint64 {
+	if x != nil {
+		return x.ExpectedVersion
+	}
+	return 0
+}
+
+type isValidateConfigRequest_Source interface {
+	isValidateConfigRequest_Source()
+}
+
+type ValidateConfigRequest_Toml struct {
+	// A seed-format TOML document.
+	Toml string `protobuf:"bytes,1,opt,name=toml,proto3,oneof"`
+}
+
+type ValidateConfigRequest_Config struct {
+	// The proto form; user tokens may be clear (they are hashed) or hashed.
+	Config *Config `protobuf:"bytes,2,opt,name=config,proto3,oneof"`
+}
+
+func (*ValidateConfigRequest_Toml) isValidateConfigRequest_Source() {}
+
+func (*ValidateConfigRequest_Config) isValidateConfigRequest_Source() {}
+
+// FieldError is one problem with a config, located in seed-format terms
+// (e.g. "models.gpt_4.backends[0].weight"); path is empty for a document that does
+// not parse.
+type FieldError struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FieldError) Reset() {
+	*x = FieldError{}
+	mi := &file_berry_v1_admin_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FieldError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FieldError) ProtoMessage() {}
+
+func (x *FieldError) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FieldError.ProtoReflect.Descriptor instead.
+func (*FieldError) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *FieldError) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *FieldError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+type ValidateConfigResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// True when ApplyConfig would accept the config as it is.
+	Valid bool `protobuf:"varint,1,opt,name=valid,proto3" json:"valid,omitempty"`
+	// Every problem found; empty when valid.
+	Errors []*FieldError `protobuf:"bytes,2,rep,name=errors,proto3" json:"errors,omitempty"`
+	// Keys the importer did not recognise and would ignore.
+	Warnings []string `protobuf:"bytes,3,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	// The version the changes are computed against (0 for an empty store).
+	CurrentVersion uint64 `protobuf:"varint,4,opt,name=current_version,json=currentVersion,proto3" json:"current_version,omitempty"`
+	// What applying the config would change, by path, secret values shown as
+	// REDACTED; empty when not valid or when nothing would change.
+	Changes       []*Change `protobuf:"bytes,5,rep,name=changes,proto3" json:"changes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ValidateConfigResponse) Reset() {
+	*x = ValidateConfigResponse{}
+	mi := &file_berry_v1_admin_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValidateConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValidateConfigResponse) ProtoMessage() {}
+
+func (x *ValidateConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValidateConfigResponse.ProtoReflect.Descriptor instead.
+func (*ValidateConfigResponse) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ValidateConfigResponse) GetValid() bool {
+	if x != nil {
+		return x.Valid
+	}
+	return false
+}
+
+func (x *ValidateConfigResponse) GetErrors() []*FieldError {
+	if x != nil {
+		return x.Errors
+	}
+	return nil
+}
+
+func (x *ValidateConfigResponse) GetWarnings() []string {
+	if x != nil {
+		return x.Warnings
+	}
+	return nil
+}
+
+func (x *ValidateConfigResponse) GetCurrentVersion() uint64 {
+	if x != nil {
+		return x.CurrentVersion
+	}
+	return 0
+}
+
+func (x *ValidateConfigResponse) GetChanges() []*Change {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
 type ExportConfigRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// 0 for the current version.
@@ -587,7 +820,7 @@ type ExportConfigRequest struct {
 
 func (x *ExportConfigRequest) Reset() {
 	*x = ExportConfigRequest{}
-	mi := &file_berry_v1_admin_proto_msgTypes[10]
+	mi := &file_berry_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -599,7 +832,7 @@ func (x *ExportConfigRequest) String() string {
 func (*ExportConfigRequest) ProtoMessage() {}
 
 func (x *ExportConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[10]
+	mi := &file_berry_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -612,7 +845,7 @@ func (x *ExportConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportConfigRequest.ProtoReflect.Descriptor instead.
 func (*ExportConfigRequest) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ExportConfigRequest) GetVersion() uint64 {
@@ -639,7 +872,7 @@ type ExportConfigResponse struct {
 
 func (x *ExportConfigResponse) Reset() {
 	*x = ExportConfigResponse{}
-	mi := &file_berry_v1_admin_proto_msgTypes[11]
+	mi := &file_berry_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -651,7 +884,7 @@ func (x *ExportConfigResponse) String() string {
 func (*ExportConfigResponse) ProtoMessage() {}
 
 func (x *ExportConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[11]
+	mi := &file_berry_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -664,7 +897,7 @@ func (x *ExportConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportConfigResponse.ProtoReflect.Descriptor instead.
 func (*ExportConfigResponse) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ExportConfigResponse) GetVersion() uint64 {
@@ -689,7 +922,7 @@ type ListProvidersRequest struct {
 
 func (x *ListProvidersRequest) Reset() {
 	*x = ListProvidersRequest{}
-	mi := &file_berry_v1_admin_proto_msgTypes[12]
+	mi := &file_berry_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -701,7 +934,7 @@ func (x *ListProvidersRequest) String() string {
 func (*ListProvidersRequest) ProtoMessage() {}
 
 func (x *ListProvidersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[12]
+	mi := &file_berry_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -714,7 +947,7 @@ func (x *ListProvidersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProvidersRequest.ProtoReflect.Descriptor instead.
 func (*ListProvidersRequest) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 type ListProvidersResponse struct {
@@ -727,7 +960,7 @@ type ListProvidersResponse struct {
 
 func (x *ListProvidersResponse) Reset() {
 	*x = ListProvidersResponse{}
-	mi := &file_berry_v1_admin_proto_msgTypes[13]
+	mi := &file_berry_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -739,7 +972,7 @@ func (x *ListProvidersResponse) String() string {
 func (*ListProvidersResponse) ProtoMessage() {}
 
 func (x *ListProvidersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[13]
+	mi := &file_berry_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -752,7 +985,7 @@ func (x *ListProvidersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProvidersResponse.ProtoReflect.Descriptor instead.
 func (*ListProvidersResponse) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListProvidersResponse) GetVersion() uint64 {
@@ -778,7 +1011,7 @@ type GetProviderRequest struct {
 
 func (x *GetProviderRequest) Reset() {
 	*x = GetProviderRequest{}
-	mi := &file_berry_v1_admin_proto_msgTypes[14]
+	mi := &file_berry_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -790,7 +1023,7 @@ func (x *GetProviderRequest) String() string {
 func (*GetProviderRequest) ProtoMessage() {}
 
 func (x *GetProviderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[14]
+	mi := &file_berry_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -803,7 +1036,7 @@ func (x *GetProviderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProviderRequest.ProtoReflect.Descriptor instead.
 func (*GetProviderRequest) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetProviderRequest) GetId() string {
@@ -823,7 +1056,7 @@ type GetProviderResponse struct {
 
 func (x *GetProviderResponse) Reset() {
 	*x = GetProviderResponse{}
-	mi := &file_berry_v1_admin_proto_msgTypes[15]
+	mi := &file_berry_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -835,7 +1068,7 @@ func (x *GetProviderResponse) String() string {
 func (*GetProviderResponse) ProtoMessage() {}
 
 func (x *GetProviderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[15]
+	mi := &file_berry_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -848,7 +1081,7 @@ func (x *GetProviderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProviderResponse.ProtoReflect.Descriptor instead.
 func (*GetProviderResponse) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetProviderResponse) GetVersion() uint64 {
@@ -877,7 +1110,7 @@ type PutProviderRequest struct {
 
 func (x *PutProviderRequest) Reset() {
 	*x = PutProviderRequest{}
-	mi := &file_berry_v1_admin_proto_msgTypes[16]
+	mi := &file_berry_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -889,7 +1122,7 @@ func (x *PutProviderRequest) String() string {
 func (*PutProviderRequest) ProtoMessage() {}
 
 func (x *PutProviderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[16]
+	mi := &file_berry_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -902,7 +1135,7 @@ func (x *PutProviderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutProviderRequest.ProtoReflect.Descriptor instead.
 func (*PutProviderRequest) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PutProviderRequest) GetProvider() *Provider {
@@ -928,7 +1161,7 @@ type PutProviderResponse struct {
 
 func (x *PutProviderResponse) Reset() {
 	*x = PutProviderResponse{}
-	mi := &file_berry_v1_admin_proto_msgTypes[17]
+	mi := &file_berry_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -940,7 +1173,7 @@ func (x *PutProviderResponse) String() string {
 func (*PutProviderResponse) ProtoMessage() {}
 
 func (x *PutProviderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[17]
+	mi := &file_berry_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -953,7 +1186,7 @@ func (x *PutProviderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutProviderResponse.ProtoReflect.Descriptor instead.
 func (*PutProviderResponse) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PutProviderResponse) GetVersion() uint64 {
@@ -973,7 +1206,7 @@ type DeleteProviderRequest struct {
 
 func (x *DeleteProviderRequest) Reset() {
 	*x = DeleteProviderRequest{}
-	mi := &file_berry_v1_admin_proto_msgTypes[18]
+	mi := &file_berry_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -985,7 +1218,7 @@ func (x *DeleteProviderRequest) String() string {
 func (*DeleteProviderRequest) ProtoMessage() {}
 
 func (x *DeleteProviderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[18]
+	mi := &file_berry_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -998,7 +1231,7 @@ func (x *DeleteProviderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProviderRequest.ProtoReflect.Descriptor instead.
 func (*DeleteProviderRequest) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DeleteProviderRequest) GetId() string {
@@ -1024,7 +1257,7 @@ type DeleteProviderResponse struct {
 
 func (x *DeleteProviderResponse) Reset() {
 	*x = DeleteProviderResponse{}
-	mi := &file_berry_v1_admin_proto_msgTypes[19]
+	mi := &file_berry_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1036,7 +1269,7 @@ func (x *DeleteProviderResponse) String() string {
 func (*DeleteProviderResponse) ProtoMessage() {}
 
 func (x *DeleteProviderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[19]
+	mi := &file_berry_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1049,7 +1282,7 @@ func (x *DeleteProviderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProviderResponse.ProtoReflect.Descriptor instead.
 func (*DeleteProviderResponse) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DeleteProviderResponse) GetVersion() uint64 {
@@ -1067,7 +1300,7 @@ type ListModelsRequest struct {
 
 func (x *ListModelsRequest) Reset() {
 	*x = ListModelsRequest{}
-	mi := &file_berry_v1_admin_proto_msgTypes[20]
+	mi := &file_berry_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1079,7 +1312,7 @@ func (x *ListModelsRequest) String() string {
 func (*ListModelsRequest) ProtoMessage() {}
 
 func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[20]
+	mi := &file_berry_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1092,7 +1325,7 @@ func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsRequest.ProtoReflect.Descriptor instead.
 func (*ListModelsRequest) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{20}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 type ListModelsResponse struct {
@@ -1105,7 +1338,7 @@ type ListModelsResponse struct {
 
 func (x *ListModelsResponse) Reset() {
 	*x = ListModelsResponse{}
-	mi := &file_berry_v1_admin_proto_msgTypes[21]
+	mi := &file_berry_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1117,7 +1350,7 @@ func (x *ListModelsResponse) String() string {
 func (*ListModelsResponse) ProtoMessage() {}
 
 func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[21]
+	mi := &file_berry_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1130,7 +1363,7 @@ func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsResponse.ProtoReflect.Descriptor instead.
 func (*ListModelsResponse) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{21}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListModelsResponse) GetVersion() uint64 {
@@ -1156,7 +1389,7 @@ type GetModelRequest struct {
 
 func (x *GetModelRequest) Reset() {
 	*x = GetModelRequest{}
-	mi := &file_berry_v1_admin_proto_msgTypes[22]
+	mi := &file_berry_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1168,7 +1401,7 @@ func (x *GetModelRequest) String() string {
 func (*GetModelRequest) ProtoMessage() {}
 
 func (x *GetModelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[22]
+	mi := &file_berry_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1181,7 +1414,7 @@ func (x *GetModelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetModelRequest.ProtoReflect.Descriptor instead.
 func (*GetModelRequest) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{22}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetModelRequest) GetId() string {
@@ -1201,7 +1434,7 @@ type GetModelResponse struct {
 
 func (x *GetModelResponse) Reset() {
 	*x = GetModelResponse{}
-	mi := &file_berry_v1_admin_proto_msgTypes[23]
+	mi := &file_berry_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1213,7 +1446,7 @@ func (x *GetModelResponse) String() string {
 func (*GetModelResponse) ProtoMessage() {}
 
 func (x *GetModelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[23]
+	mi := &file_berry_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1226,7 +1459,7 @@ func (x *GetModelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetModelResponse.ProtoReflect.Descriptor instead.
 func (*GetModelResponse) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{23}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetModelResponse) GetVersion() uint64 {
@@ -1253,7 +1486,7 @@ type PutModelRequest struct {
 
 func (x *PutModelRequest) Reset() {
 	*x = PutModelRequest{}
-	mi := &file_berry_v1_admin_proto_msgTypes[24]
+	mi := &file_berry_v1_admin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1265,7 +1498,7 @@ func (x *PutModelRequest) String() string {
 func (*PutModelRequest) ProtoMessage() {}
 
 func (x *PutModelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[24]
+	mi := &file_berry_v1_admin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1278,7 +1511,7 @@ func (x *PutModelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutModelRequest.ProtoReflect.Descriptor instead.
 func (*PutModelRequest) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{24}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PutModelRequest) GetModel() *Model {
@@ -1304,7 +1537,7 @@ type PutModelResponse struct {
 
 func (x *PutModelResponse) Reset() {
 	*x = PutModelResponse{}
-	mi := &file_berry_v1_admin_proto_msgTypes[25]
+	mi := &file_berry_v1_admin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1316,7 +1549,7 @@ func (x *PutModelResponse) String() string {
 func (*PutModelResponse) ProtoMessage() {}
 
 func (x *PutModelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[25]
+	mi := &file_berry_v1_admin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1329,7 +1562,7 @@ func (x *PutModelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutModelResponse.ProtoReflect.Descriptor instead.
 func (*PutModelResponse) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{25}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PutModelResponse) GetVersion() uint64 {
@@ -1349,7 +1582,7 @@ type DeleteModelRequest struct {
 
 func (x *DeleteModelRequest) Reset() {
 	*x = DeleteModelRequest{}
-	mi := &file_berry_v1_admin_proto_msgTypes[26]
+	mi := &file_berry_v1_admin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1361,7 +1594,7 @@ func (x *DeleteModelRequest) String() string {
 func (*DeleteModelRequest) ProtoMessage() {}
 
 func (x *DeleteModelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[26]
+	mi := &file_berry_v1_admin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1374,7 +1607,7 @@ func (x *DeleteModelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteModelRequest.ProtoReflect.Descriptor instead.
 func (*DeleteModelRequest) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{26}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DeleteModelRequest) GetId() string {
@@ -1400,7 +1633,7 @@ type DeleteModelResponse struct {
 
 func (x *DeleteModelResponse) Reset() {
 	*x = DeleteModelResponse{}
-	mi := &file_berry_v1_admin_proto_msgTypes[27]
+	mi := &file_berry_v1_admin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1412,7 +1645,7 @@ func (x *DeleteModelResponse) String() string {
 func (*DeleteModelResponse) ProtoMessage() {}
 
 func (x *DeleteModelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[27]
+	mi := &file_berry_v1_admin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1425,7 +1658,7 @@ func (x *DeleteModelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteModelResponse.ProtoReflect.Descriptor instead.
 func (*DeleteModelResponse) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{27}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *DeleteModelResponse) GetVersion() uint64 {
@@ -1443,7 +1676,7 @@ type ListUsersRequest struct {
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_berry_v1_admin_proto_msgTypes[28]
+	mi := &file_berry_v1_admin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1455,7 +1688,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[28]
+	mi := &file_berry_v1_admin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1468,7 +1701,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{28}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{31}
 }
 
 type ListUsersResponse struct {
@@ -1482,7 +1715,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_berry_v1_admin_proto_msgTypes[29]
+	mi := &file_berry_v1_admin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1494,7 +1727,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[29]
+	mi := &file_berry_v1_admin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1507,7 +1740,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{29}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListUsersResponse) GetVersion() uint64 {
@@ -1533,7 +1766,7 @@ type GetUserRequest struct {
 
 func (x *GetUserRequest) Reset() {
 	*x = GetUserRequest{}
-	mi := &file_berry_v1_admin_proto_msgTypes[30]
+	mi := &file_berry_v1_admin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1545,7 +1778,7 @@ func (x *GetUserRequest) String() string {
 func (*GetUserRequest) ProtoMessage() {}
 
 func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[30]
+	mi := &file_berry_v1_admin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1558,7 +1791,7 @@ func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserRequest.ProtoReflect.Descriptor instead.
 func (*GetUserRequest) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{30}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetUserRequest) GetId() string {
@@ -1578,7 +1811,7 @@ type GetUserResponse struct {
 
 func (x *GetUserResponse) Reset() {
 	*x = GetUserResponse{}
-	mi := &file_berry_v1_admin_proto_msgTypes[31]
+	mi := &file_berry_v1_admin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1590,7 +1823,7 @@ func (x *GetUserResponse) String() string {
 func (*GetUserResponse) ProtoMessage() {}
 
 func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[31]
+	mi := &file_berry_v1_admin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1603,7 +1836,7 @@ func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserResponse.ProtoReflect.Descriptor instead.
 func (*GetUserResponse) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{31}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetUserResponse) GetVersion() uint64 {
@@ -1632,7 +1865,7 @@ type PutUserRequest struct {
 
 func (x *PutUserRequest) Reset() {
 	*x = PutUserRequest{}
-	mi := &file_berry_v1_admin_proto_msgTypes[32]
+	mi := &file_berry_v1_admin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1644,7 +1877,7 @@ func (x *PutUserRequest) String() string {
 func (*PutUserRequest) ProtoMessage() {}
 
 func (x *PutUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[32]
+	mi := &file_berry_v1_admin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1657,7 +1890,7 @@ func (x *PutUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutUserRequest.ProtoReflect.Descriptor instead.
 func (*PutUserRequest) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{32}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *PutUserRequest) GetUser() *User {
@@ -1683,7 +1916,7 @@ type PutUserResponse struct {
 
 func (x *PutUserResponse) Reset() {
 	*x = PutUserResponse{}
-	mi := &file_berry_v1_admin_proto_msgTypes[33]
+	mi := &file_berry_v1_admin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1695,7 +1928,7 @@ func (x *PutUserResponse) String() string {
 func (*PutUserResponse) ProtoMessage() {}
 
 func (x *PutUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[33]
+	mi := &file_berry_v1_admin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1708,7 +1941,7 @@ func (x *PutUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutUserResponse.ProtoReflect.Descriptor instead.
 func (*PutUserResponse) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{33}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *PutUserResponse) GetVersion() uint64 {
@@ -1728,7 +1961,7 @@ type DeleteUserRequest struct {
 
 func (x *DeleteUserRequest) Reset() {
 	*x = DeleteUserRequest{}
-	mi := &file_berry_v1_admin_proto_msgTypes[34]
+	mi := &file_berry_v1_admin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1740,7 +1973,7 @@ func (x *DeleteUserRequest) String() string {
 func (*DeleteUserRequest) ProtoMessage() {}
 
 func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[34]
+	mi := &file_berry_v1_admin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1753,7 +1986,7 @@ func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
 func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{34}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DeleteUserRequest) GetId() string {
@@ -1779,7 +2012,7 @@ type DeleteUserResponse struct {
 
 func (x *DeleteUserResponse) Reset() {
 	*x = DeleteUserResponse{}
-	mi := &file_berry_v1_admin_proto_msgTypes[35]
+	mi := &file_berry_v1_admin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1791,7 +2024,7 @@ func (x *DeleteUserResponse) String() string {
 func (*DeleteUserResponse) ProtoMessage() {}
 
 func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[35]
+	mi := &file_berry_v1_admin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1804,7 +2037,7 @@ func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
 func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{35}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *DeleteUserResponse) GetVersion() uint64 {
@@ -1822,7 +2055,7 @@ type GetSettingsRequest struct {
 
 func (x *GetSettingsRequest) Reset() {
 	*x = GetSettingsRequest{}
-	mi := &file_berry_v1_admin_proto_msgTypes[36]
+	mi := &file_berry_v1_admin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1834,7 +2067,7 @@ func (x *GetSettingsRequest) String() string {
 func (*GetSettingsRequest) ProtoMessage() {}
 
 func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[36]
+	mi := &file_berry_v1_admin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1847,7 +2080,7 @@ func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettingsRequest.ProtoReflect.Descriptor instead.
 func (*GetSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{36}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{39}
 }
 
 type GetSettingsResponse struct {
@@ -1860,7 +2093,7 @@ type GetSettingsResponse struct {
 
 func (x *GetSettingsResponse) Reset() {
 	*x = GetSettingsResponse{}
-	mi := &file_berry_v1_admin_proto_msgTypes[37]
+	mi := &file_berry_v1_admin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1872,7 +2105,7 @@ func (x *GetSettingsResponse) String() string {
 func (*GetSettingsResponse) ProtoMessage() {}
 
 func (x *GetSettingsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[37]
+	mi := &file_berry_v1_admin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1885,7 +2118,7 @@ func (x *GetSettingsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettingsResponse.ProtoReflect.Descriptor instead.
 func (*GetSettingsResponse) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{37}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetSettingsResponse) GetVersion() uint64 {
@@ -1913,7 +2146,7 @@ type UpdateSettingsRequest struct {
 
 func (x *UpdateSettingsRequest) Reset() {
 	*x = UpdateSettingsRequest{}
-	mi := &file_berry_v1_admin_proto_msgTypes[38]
+	mi := &file_berry_v1_admin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1925,7 +2158,7 @@ func (x *UpdateSettingsRequest) String() string {
 func (*UpdateSettingsRequest) ProtoMessage() {}
 
 func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[38]
+	mi := &file_berry_v1_admin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1938,7 +2171,7 @@ func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSettingsRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{38}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *UpdateSettingsRequest) GetSettings() *Settings {
@@ -1964,7 +2197,7 @@ type UpdateSettingsResponse struct {
 
 func (x *UpdateSettingsResponse) Reset() {
 	*x = UpdateSettingsResponse{}
-	mi := &file_berry_v1_admin_proto_msgTypes[39]
+	mi := &file_berry_v1_admin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1976,7 +2209,7 @@ func (x *UpdateSettingsResponse) String() string {
 func (*UpdateSettingsResponse) ProtoMessage() {}
 
 func (x *UpdateSettingsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[39]
+	mi := &file_berry_v1_admin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1989,7 +2222,7 @@ func (x *UpdateSettingsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSettingsResponse.ProtoReflect.Descriptor instead.
 func (*UpdateSettingsResponse) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{39}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *UpdateSettingsResponse) GetVersion() uint64 {
@@ -2012,7 +2245,7 @@ type VersionInfo struct {
 
 func (x *VersionInfo) Reset() {
 	*x = VersionInfo{}
-	mi := &file_berry_v1_admin_proto_msgTypes[40]
+	mi := &file_berry_v1_admin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2024,7 +2257,7 @@ func (x *VersionInfo) String() string {
 func (*VersionInfo) ProtoMessage() {}
 
 func (x *VersionInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[40]
+	mi := &file_berry_v1_admin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2037,7 +2270,7 @@ func (x *VersionInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionInfo.ProtoReflect.Descriptor instead.
 func (*VersionInfo) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{40}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *VersionInfo) GetVersion() uint64 {
@@ -2080,7 +2313,7 @@ type ListVersionsRequest struct {
 
 func (x *ListVersionsRequest) Reset() {
 	*x = ListVersionsRequest{}
-	mi := &file_berry_v1_admin_proto_msgTypes[41]
+	mi := &file_berry_v1_admin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2092,7 +2325,7 @@ func (x *ListVersionsRequest) String() string {
 func (*ListVersionsRequest) ProtoMessage() {}
 
 func (x *ListVersionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[41]
+	mi := &file_berry_v1_admin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2105,7 +2338,7 @@ func (x *ListVersionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVersionsRequest.ProtoReflect.Descriptor instead.
 func (*ListVersionsRequest) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{41}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListVersionsRequest) GetLimit() uint32 {
@@ -2131,7 +2364,7 @@ type ListVersionsResponse struct {
 
 func (x *ListVersionsResponse) Reset() {
 	*x = ListVersionsResponse{}
-	mi := &file_berry_v1_admin_proto_msgTypes[42]
+	mi := &file_berry_v1_admin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2143,7 +2376,7 @@ func (x *ListVersionsResponse) String() string {
 func (*ListVersionsResponse) ProtoMessage() {}
 
 func (x *ListVersionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[42]
+	mi := &file_berry_v1_admin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2156,7 +2389,7 @@ func (x *ListVersionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVersionsResponse.ProtoReflect.Descriptor instead.
 func (*ListVersionsResponse) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{42}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListVersionsResponse) GetVersions() []*VersionInfo {
@@ -2175,7 +2408,7 @@ type GetVersionRequest struct {
 
 func (x *GetVersionRequest) Reset() {
 	*x = GetVersionRequest{}
-	mi := &file_berry_v1_admin_proto_msgTypes[43]
+	mi := &file_berry_v1_admin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2187,7 +2420,7 @@ func (x *GetVersionRequest) String() string {
 func (*GetVersionRequest) ProtoMessage() {}
 
 func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[43]
+	mi := &file_berry_v1_admin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2200,7 +2433,7 @@ func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetVersionRequest) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{43}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *GetVersionRequest) GetVersion() uint64 {
@@ -2220,7 +2453,7 @@ type GetVersionResponse struct {
 
 func (x *GetVersionResponse) Reset() {
 	*x = GetVersionResponse{}
-	mi := &file_berry_v1_admin_proto_msgTypes[44]
+	mi := &file_berry_v1_admin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2232,7 +2465,7 @@ func (x *GetVersionResponse) String() string {
 func (*GetVersionResponse) ProtoMessage() {}
 
 func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[44]
+	mi := &file_berry_v1_admin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2245,7 +2478,7 @@ func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionResponse.ProtoReflect.Descriptor instead.
 func (*GetVersionResponse) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{44}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *GetVersionResponse) GetVersion() *ConfigVersion {
@@ -2267,7 +2500,7 @@ type DiffVersionsRequest struct {
 
 func (x *DiffVersionsRequest) Reset() {
 	*x = DiffVersionsRequest{}
-	mi := &file_berry_v1_admin_proto_msgTypes[45]
+	mi := &file_berry_v1_admin_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2279,7 +2512,7 @@ func (x *DiffVersionsRequest) String() string {
 func (*DiffVersionsRequest) ProtoMessage() {}
 
 func (x *DiffVersionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[45]
+	mi := &file_berry_v1_admin_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2292,7 +2525,7 @@ func (x *DiffVersionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiffVersionsRequest.ProtoReflect.Descriptor instead.
 func (*DiffVersionsRequest) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{45}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *DiffVersionsRequest) GetFrom() uint64 {
@@ -2324,7 +2557,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_berry_v1_admin_proto_msgTypes[46]
+	mi := &file_berry_v1_admin_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2336,7 +2569,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[46]
+	mi := &file_berry_v1_admin_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2349,7 +2582,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{46}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *Change) GetPath() string {
@@ -2391,7 +2624,7 @@ type DiffVersionsResponse struct {
 
 func (x *DiffVersionsResponse) Reset() {
 	*x = DiffVersionsResponse{}
-	mi := &file_berry_v1_admin_proto_msgTypes[47]
+	mi := &file_berry_v1_admin_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2403,7 +2636,7 @@ func (x *DiffVersionsResponse) String() string {
 func (*DiffVersionsResponse) ProtoMessage() {}
 
 func (x *DiffVersionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[47]
+	mi := &file_berry_v1_admin_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2416,7 +2649,7 @@ func (x *DiffVersionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiffVersionsResponse.ProtoReflect.Descriptor instead.
 func (*DiffVersionsResponse) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{47}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *DiffVersionsResponse) GetFrom() uint64 {
@@ -2451,7 +2684,7 @@ type RollbackRequest struct {
 
 func (x *RollbackRequest) Reset() {
 	*x = RollbackRequest{}
-	mi := &file_berry_v1_admin_proto_msgTypes[48]
+	mi := &file_berry_v1_admin_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2463,7 +2696,7 @@ func (x *RollbackRequest) String() string {
 func (*RollbackRequest) ProtoMessage() {}
 
 func (x *RollbackRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[48]
+	mi := &file_berry_v1_admin_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2476,7 +2709,7 @@ func (x *RollbackRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackRequest.ProtoReflect.Descriptor instead.
 func (*RollbackRequest) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{48}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *RollbackRequest) GetToVersion() uint64 {
@@ -2502,7 +2735,7 @@ type RollbackResponse struct {
 
 func (x *RollbackResponse) Reset() {
 	*x = RollbackResponse{}
-	mi := &file_berry_v1_admin_proto_msgTypes[49]
+	mi := &file_berry_v1_admin_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2514,7 +2747,7 @@ func (x *RollbackResponse) String() string {
 func (*RollbackResponse) ProtoMessage() {}
 
 func (x *RollbackResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[49]
+	mi := &file_berry_v1_admin_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2527,7 +2760,7 @@ func (x *RollbackResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackResponse.ProtoReflect.Descriptor instead.
 func (*RollbackResponse) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{49}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *RollbackResponse) GetVersion() uint64 {
@@ -2553,7 +2786,7 @@ type CreateKeyRequest struct {
 
 func (x *CreateKeyRequest) Reset() {
 	*x = CreateKeyRequest{}
-	mi := &file_berry_v1_admin_proto_msgTypes[50]
+	mi := &file_berry_v1_admin_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2565,7 +2798,7 @@ func (x *CreateKeyRequest) String() string {
 func (*CreateKeyRequest) ProtoMessage() {}
 
 func (x *CreateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[50]
+	mi := &file_berry_v1_admin_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2578,7 +2811,7 @@ func (x *CreateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKeyRequest.ProtoReflect.Descriptor instead.
 func (*CreateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{50}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *CreateKeyRequest) GetUserId() string {
@@ -2642,7 +2875,7 @@ type CreateKeyResponse struct {
 
 func (x *CreateKeyResponse) Reset() {
 	*x = CreateKeyResponse{}
-	mi := &file_berry_v1_admin_proto_msgTypes[51]
+	mi := &file_berry_v1_admin_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2654,7 +2887,7 @@ func (x *CreateKeyResponse) String() string {
 func (*CreateKeyResponse) ProtoMessage() {}
 
 func (x *CreateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[51]
+	mi := &file_berry_v1_admin_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2667,7 +2900,7 @@ func (x *CreateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKeyResponse.ProtoReflect.Descriptor instead.
 func (*CreateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{51}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *CreateKeyResponse) GetVersion() uint64 {
@@ -2702,7 +2935,7 @@ type SetKeyEnabledRequest struct {
 
 func (x *SetKeyEnabledRequest) Reset() {
 	*x = SetKeyEnabledRequest{}
-	mi := &file_berry_v1_admin_proto_msgTypes[52]
+	mi := &file_berry_v1_admin_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2714,7 +2947,7 @@ func (x *SetKeyEnabledRequest) String() string {
 func (*SetKeyEnabledRequest) ProtoMessage() {}
 
 func (x *SetKeyEnabledRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[52]
+	mi := &file_berry_v1_admin_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2727,7 +2960,7 @@ func (x *SetKeyEnabledRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetKeyEnabledRequest.ProtoReflect.Descriptor instead.
 func (*SetKeyEnabledRequest) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{52}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *SetKeyEnabledRequest) GetUserId() string {
@@ -2760,7 +2993,7 @@ type SetKeyEnabledResponse struct {
 
 func (x *SetKeyEnabledResponse) Reset() {
 	*x = SetKeyEnabledResponse{}
-	mi := &file_berry_v1_admin_proto_msgTypes[53]
+	mi := &file_berry_v1_admin_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2772,7 +3005,7 @@ func (x *SetKeyEnabledResponse) String() string {
 func (*SetKeyEnabledResponse) ProtoMessage() {}
 
 func (x *SetKeyEnabledResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[53]
+	mi := &file_berry_v1_admin_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2785,7 +3018,7 @@ func (x *SetKeyEnabledResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetKeyEnabledResponse.ProtoReflect.Descriptor instead.
 func (*SetKeyEnabledResponse) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{53}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *SetKeyEnabledResponse) GetVersion() uint64 {
@@ -2803,7 +3036,7 @@ type FleetStatusRequest struct {
 
 func (x *FleetStatusRequest) Reset() {
 	*x = FleetStatusRequest{}
-	mi := &file_berry_v1_admin_proto_msgTypes[54]
+	mi := &file_berry_v1_admin_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2815,7 +3048,7 @@ func (x *FleetStatusRequest) String() string {
 func (*FleetStatusRequest) ProtoMessage() {}
 
 func (x *FleetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[54]
+	mi := &file_berry_v1_admin_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2828,7 +3061,7 @@ func (x *FleetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FleetStatusRequest.ProtoReflect.Descriptor instead.
 func (*FleetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{54}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{57}
 }
 
 // EdgeStatus is what the control plane knows of one edge.
@@ -2854,7 +3087,7 @@ type EdgeStatus struct {
 
 func (x *EdgeStatus) Reset() {
 	*x = EdgeStatus{}
-	mi := &file_berry_v1_admin_proto_msgTypes[55]
+	mi := &file_berry_v1_admin_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2866,7 +3099,7 @@ func (x *EdgeStatus) String() string {
 func (*EdgeStatus) ProtoMessage() {}
 
 func (x *EdgeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[55]
+	mi := &file_berry_v1_admin_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2879,7 +3112,7 @@ func (x *EdgeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EdgeStatus.ProtoReflect.Descriptor instead.
 func (*EdgeStatus) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{55}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *EdgeStatus) GetEdgeId() string {
@@ -2964,7 +3197,7 @@ type FleetStatusResponse struct {
 
 func (x *FleetStatusResponse) Reset() {
 	*x = FleetStatusResponse{}
-	mi := &file_berry_v1_admin_proto_msgTypes[56]
+	mi := &file_berry_v1_admin_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2976,7 +3209,7 @@ func (x *FleetStatusResponse) String() string {
 func (*FleetStatusResponse) ProtoMessage() {}
 
 func (x *FleetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[56]
+	mi := &file_berry_v1_admin_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2989,7 +3222,7 @@ func (x *FleetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FleetStatusResponse.ProtoReflect.Descriptor instead.
 func (*FleetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{56}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *FleetStatusResponse) GetCurrentVersion() uint64 {
@@ -3021,7 +3254,7 @@ type BackupRequest struct {
 
 func (x *BackupRequest) Reset() {
 	*x = BackupRequest{}
-	mi := &file_berry_v1_admin_proto_msgTypes[57]
+	mi := &file_berry_v1_admin_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3033,7 +3266,7 @@ func (x *BackupRequest) String() string {
 func (*BackupRequest) ProtoMessage() {}
 
 func (x *BackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[57]
+	mi := &file_berry_v1_admin_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3046,7 +3279,7 @@ func (x *BackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
 func (*BackupRequest) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{57}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{60}
 }
 
 // BackupResponse is one chunk of the data file, in order.
@@ -3059,7 +3292,7 @@ type BackupResponse struct {
 
 func (x *BackupResponse) Reset() {
 	*x = BackupResponse{}
-	mi := &file_berry_v1_admin_proto_msgTypes[58]
+	mi := &file_berry_v1_admin_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3071,7 +3304,7 @@ func (x *BackupResponse) String() string {
 func (*BackupResponse) ProtoMessage() {}
 
 func (x *BackupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[58]
+	mi := &file_berry_v1_admin_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3084,7 +3317,7 @@ func (x *BackupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupResponse.ProtoReflect.Descriptor instead.
 func (*BackupResponse) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{58}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *BackupResponse) GetData() []byte {
@@ -3092,6 +3325,123 @@ func (x *BackupResponse) GetData() []byte {
 		return x.Data
 	}
 	return nil
+}
+
+type GetServerInfoRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetServerInfoRequest) Reset() {
+	*x = GetServerInfoRequest{}
+	mi := &file_berry_v1_admin_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetServerInfoRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetServerInfoRequest) ProtoMessage() {}
+
+func (x *GetServerInfoRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetServerInfoRequest.ProtoReflect.Descriptor instead.
+func (*GetServerInfoRequest) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{62}
+}
+
+type GetServerInfoResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The release, as stamped at build time ("dev" for an unstamped build).
+	Version string `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	// The source revision it was built from; empty when unknown.
+	Revision string `protobuf:"bytes,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// Whether that checkout had uncommitted changes.
+	Modified bool `protobuf:"varint,3,opt,name=modified,proto3" json:"modified,omitempty"`
+	// The Go version it was built with.
+	GoVersion string `protobuf:"bytes,4,opt,name=go_version,json=goVersion,proto3" json:"go_version,omitempty"`
+	// The data file's lineage: made with the file, renewed by restore.
+	Lineage       string `protobuf:"bytes,5,opt,name=lineage,proto3" json:"lineage,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetServerInfoResponse) Reset() {
+	*x = GetServerInfoResponse{}
+	mi := &file_berry_v1_admin_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetServerInfoResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetServerInfoResponse) ProtoMessage() {}
+
+func (x *GetServerInfoResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetServerInfoResponse.ProtoReflect.Descriptor instead.
+func (*GetServerInfoResponse) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *GetServerInfoResponse) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *GetServerInfoResponse) GetRevision() string {
+	if x != nil {
+		return x.Revision
+	}
+	return ""
+}
+
+func (x *GetServerInfoResponse) GetModified() bool {
+	if x != nil {
+		return x.Modified
+	}
+	return false
+}
+
+func (x *GetServerInfoResponse) GetGoVersion() string {
+	if x != nil {
+		return x.GoVersion
+	}
+	return ""
+}
+
+func (x *GetServerInfoResponse) GetLineage() string {
+	if x != nil {
+		return x.Lineage
+	}
+	return ""
 }
 
 type GetScoresRequest struct {
@@ -3104,7 +3454,7 @@ type GetScoresRequest struct {
 
 func (x *GetScoresRequest) Reset() {
 	*x = GetScoresRequest{}
-	mi := &file_berry_v1_admin_proto_msgTypes[59]
+	mi := &file_berry_v1_admin_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3116,7 +3466,7 @@ func (x *GetScoresRequest) String() string {
 func (*GetScoresRequest) ProtoMessage() {}
 
 func (x *GetScoresRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[59]
+	mi := &file_berry_v1_admin_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3129,7 +3479,7 @@ func (x *GetScoresRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetScoresRequest.ProtoReflect.Descriptor instead.
 func (*GetScoresRequest) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{59}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *GetScoresRequest) GetModel() string {
@@ -3149,7 +3499,7 @@ type GetScoresResponse struct {
 
 func (x *GetScoresResponse) Reset() {
 	*x = GetScoresResponse{}
-	mi := &file_berry_v1_admin_proto_msgTypes[60]
+	mi := &file_berry_v1_admin_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3161,7 +3511,7 @@ func (x *GetScoresResponse) String() string {
 func (*GetScoresResponse) ProtoMessage() {}
 
 func (x *GetScoresResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_admin_proto_msgTypes[60]
+	mi := &file_berry_v1_admin_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3174,7 +3524,7 @@ func (x *GetScoresResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetScoresResponse.ProtoReflect.Descriptor instead.
 func (*GetScoresResponse) Descriptor() ([]byte, []int) {
-	return file_berry_v1_admin_proto_rawDescGZIP(), []int{60}
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *GetScoresResponse) GetEpoch() uint64 {
@@ -3226,7 +3576,22 @@ const file_berry_v1_admin_proto_rawDesc = "" +
 	"\x06source\"K\n" +
 	"\x13ApplyConfigResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x1a\n" +
-	"\bwarnings\x18\x02 \x03(\tR\bwarnings\"X\n" +
+	"\bwarnings\x18\x02 \x03(\tR\bwarnings\"\x8e\x01\n" +
+	"\x15ValidateConfigRequest\x12\x14\n" +
+	"\x04toml\x18\x01 \x01(\tH\x00R\x04toml\x12*\n" +
+	"\x06config\x18\x02 \x01(\v2\x10.berry.v1.ConfigH\x00R\x06config\x12)\n" +
+	"\x10expected_version\x18\x03 \x01(\x04R\x0fexpectedVersionB\b\n" +
+	"\x06source\":\n" +
+	"\n" +
+	"FieldError\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xcd\x01\n" +
+	"\x16ValidateConfigResponse\x12\x14\n" +
+	"\x05valid\x18\x01 \x01(\bR\x05valid\x12,\n" +
+	"\x06errors\x18\x02 \x03(\v2\x14.berry.v1.FieldErrorR\x06errors\x12\x1a\n" +
+	"\bwarnings\x18\x03 \x03(\tR\bwarnings\x12'\n" +
+	"\x0fcurrent_version\x18\x04 \x01(\x04R\x0ecurrentVersion\x12*\n" +
+	"\achanges\x18\x05 \x03(\v2\x10.berry.v1.ChangeR\achanges\"X\n" +
 	"\x13ExportConfigRequest\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12'\n" +
 	"\x0finclude_secrets\x18\x02 \x01(\bR\x0eincludeSecrets\"D\n" +
@@ -3373,17 +3738,26 @@ const file_berry_v1_admin_proto_rawDesc = "" +
 	"\x05edges\x18\x03 \x03(\v2\x14.berry.v1.EdgeStatusR\x05edges\"\x0f\n" +
 	"\rBackupRequest\"$\n" +
 	"\x0eBackupResponse\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\"(\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\x16\n" +
+	"\x14GetServerInfoRequest\"\xa2\x01\n" +
+	"\x15GetServerInfoResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\tR\brevision\x12\x1a\n" +
+	"\bmodified\x18\x03 \x01(\bR\bmodified\x12\x1d\n" +
+	"\n" +
+	"go_version\x18\x04 \x01(\tR\tgoVersion\x12\x18\n" +
+	"\alineage\x18\x05 \x01(\tR\alineage\"(\n" +
 	"\x10GetScoresRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\"]\n" +
 	"\x11GetScoresResponse\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x122\n" +
-	"\bbackends\x18\x02 \x03(\v2\x16.berry.v1.BackendScoreR\bbackends2\xb9\x10\n" +
+	"\bbackends\x18\x02 \x03(\v2\x16.berry.v1.BackendScoreR\bbackends2\xe0\x11\n" +
 	"\fAdminService\x12M\n" +
 	"\fImportConfig\x12\x1d.berry.v1.ImportConfigRequest\x1a\x1e.berry.v1.ImportConfigResponse\x12D\n" +
 	"\tGetConfig\x12\x1a.berry.v1.GetConfigRequest\x1a\x1b.berry.v1.GetConfigResponse\x12\\\n" +
 	"\x11GetCurrentVersion\x12\".berry.v1.GetCurrentVersionRequest\x1a#.berry.v1.GetCurrentVersionResponse\x12J\n" +
-	"\vApplyConfig\x12\x1c.berry.v1.ApplyConfigRequest\x1a\x1d.berry.v1.ApplyConfigResponse\x12M\n" +
+	"\vApplyConfig\x12\x1c.berry.v1.ApplyConfigRequest\x1a\x1d.berry.v1.ApplyConfigResponse\x12S\n" +
+	"\x0eValidateConfig\x12\x1f.berry.v1.ValidateConfigRequest\x1a .berry.v1.ValidateConfigResponse\x12M\n" +
 	"\fExportConfig\x12\x1d.berry.v1.ExportConfigRequest\x1a\x1e.berry.v1.ExportConfigResponse\x12P\n" +
 	"\rListProviders\x12\x1e.berry.v1.ListProvidersRequest\x1a\x1f.berry.v1.ListProvidersResponse\x12J\n" +
 	"\vGetProvider\x12\x1c.berry.v1.GetProviderRequest\x1a\x1d.berry.v1.GetProviderResponse\x12J\n" +
@@ -3410,7 +3784,8 @@ const file_berry_v1_admin_proto_rawDesc = "" +
 	"\rSetKeyEnabled\x12\x1e.berry.v1.SetKeyEnabledRequest\x1a\x1f.berry.v1.SetKeyEnabledResponse\x12J\n" +
 	"\vFleetStatus\x12\x1c.berry.v1.FleetStatusRequest\x1a\x1d.berry.v1.FleetStatusResponse\x12D\n" +
 	"\tGetScores\x12\x1a.berry.v1.GetScoresRequest\x1a\x1b.berry.v1.GetScoresResponse\x12=\n" +
-	"\x06Backup\x12\x17.berry.v1.BackupRequest\x1a\x18.berry.v1.BackupResponse0\x01B9Z7github.com/berry-gateway/berry/pkg/api/berry/v1;berryv1b\x06proto3"
+	"\x06Backup\x12\x17.berry.v1.BackupRequest\x1a\x18.berry.v1.BackupResponse0\x01\x12P\n" +
+	"\rGetServerInfo\x12\x1e.berry.v1.GetServerInfoRequest\x1a\x1f.berry.v1.GetServerInfoResponseB9Z7github.com/berry-gateway/berry/pkg/api/berry/v1;berryv1b\x06proto3"
 
 var (
 	file_berry_v1_admin_proto_rawDescOnce sync.Once
@@ -3424,7 +3799,7 @@ func file_berry_v1_admin_proto_rawDescGZIP() []byte {
 	return file_berry_v1_admin_proto_rawDescData
 }
 
-var file_berry_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
+var file_berry_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
 var file_berry_v1_admin_proto_goTypes = []any{
 	(*ImportConfigRequest)(nil),       // 0: berry.v1.ImportConfigRequest
 	(*ImportConfigResponse)(nil),      // 1: berry.v1.ImportConfigResponse
@@ -3436,164 +3811,176 @@ var file_berry_v1_admin_proto_goTypes = []any{
 	(*WriteResult)(nil),               // 7: berry.v1.WriteResult
 	(*ApplyConfigRequest)(nil),        // 8: berry.v1.ApplyConfigRequest
 	(*ApplyConfigResponse)(nil),       // 9: berry.v1.ApplyConfigResponse
-	(*ExportConfigRequest)(nil),       // 10: berry.v1.ExportConfigRequest
-	(*ExportConfigResponse)(nil),      // 11: berry.v1.ExportConfigResponse
-	(*ListProvidersRequest)(nil),      // 12: berry.v1.ListProvidersRequest
-	(*ListProvidersResponse)(nil),     // 13: berry.v1.ListProvidersResponse
-	(*GetProviderRequest)(nil),        // 14: berry.v1.GetProviderRequest
-	(*GetProviderResponse)(nil),       // 15: berry.v1.GetProviderResponse
-	(*PutProviderRequest)(nil),        // 16: berry.v1.PutProviderRequest
-	(*PutProviderResponse)(nil),       // 17: berry.v1.PutProviderResponse
-	(*DeleteProviderRequest)(nil),     // 18: berry.v1.DeleteProviderRequest
-	(*DeleteProviderResponse)(nil),    // 19: berry.v1.DeleteProviderResponse
-	(*ListModelsRequest)(nil),         // 20: berry.v1.ListModelsRequest
-	(*ListModelsResponse)(nil),        // 21: berry.v1.ListModelsResponse
-	(*GetModelRequest)(nil),           // 22: berry.v1.GetModelRequest
-	(*GetModelResponse)(nil),          // 23: berry.v1.GetModelResponse
-	(*PutModelRequest)(nil),           // 24: berry.v1.PutModelRequest
-	(*PutModelResponse)(nil),          // 25: berry.v1.PutModelResponse
-	(*DeleteModelRequest)(nil),        // 26: berry.v1.DeleteModelRequest
-	(*DeleteModelResponse)(nil),       // 27: berry.v1.DeleteModelResponse
-	(*ListUsersRequest)(nil),          // 28: berry.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),         // 29: berry.v1.ListUsersResponse
-	(*GetUserRequest)(nil),            // 30: berry.v1.GetUserRequest
-	(*GetUserResponse)(nil),           // 31: berry.v1.GetUserResponse
-	(*PutUserRequest)(nil),            // 32: berry.v1.PutUserRequest
-	(*PutUserResponse)(nil),           // 33: berry.v1.PutUserResponse
-	(*DeleteUserRequest)(nil),         // 34: berry.v1.DeleteUserRequest
-	(*DeleteUserResponse)(nil),        // 35: berry.v1.DeleteUserResponse
-	(*GetSettingsRequest)(nil),        // 36: berry.v1.GetSettingsRequest
-	(*GetSettingsResponse)(nil),       // 37: berry.v1.GetSettingsResponse
-	(*UpdateSettingsRequest)(nil),     // 38: berry.v1.UpdateSettingsRequest
-	(*UpdateSettingsResponse)(nil),    // 39: berry.v1.UpdateSettingsResponse
-	(*VersionInfo)(nil),               // 40: berry.v1.VersionInfo
-	(*ListVersionsRequest)(nil),       // 41: berry.v1.ListVersionsRequest
-	(*ListVersionsResponse)(nil),      // 42: berry.v1.ListVersionsResponse
-	(*GetVersionRequest)(nil),         // 43: berry.v1.GetVersionRequest
-	(*GetVersionResponse)(nil),        // 44: berry.v1.GetVersionResponse
-	(*DiffVersionsRequest)(nil),       // 45: berry.v1.DiffVersionsRequest
-	(*Change)(nil),                    // 46: berry.v1.Change
-	(*DiffVersionsResponse)(nil),      // 47: berry.v1.DiffVersionsResponse
-	(*RollbackRequest)(nil),           // 48: berry.v1.RollbackRequest
-	(*RollbackResponse)(nil),          // 49: berry.v1.RollbackResponse
-	(*CreateKeyRequest)(nil),          // 50: berry.v1.CreateKeyRequest
-	(*CreateKeyResponse)(nil),         // 51: berry.v1.CreateKeyResponse
-	(*SetKeyEnabledRequest)(nil),      // 52: berry.v1.SetKeyEnabledRequest
-	(*SetKeyEnabledResponse)(nil),     // 53: berry.v1.SetKeyEnabledResponse
-	(*FleetStatusRequest)(nil),        // 54: berry.v1.FleetStatusRequest
-	(*EdgeStatus)(nil),                // 55: berry.v1.EdgeStatus
-	(*FleetStatusResponse)(nil),       // 56: berry.v1.FleetStatusResponse
-	(*BackupRequest)(nil),             // 57: berry.v1.BackupRequest
-	(*BackupResponse)(nil),            // 58: berry.v1.BackupResponse
-	(*GetScoresRequest)(nil),          // 59: berry.v1.GetScoresRequest
-	(*GetScoresResponse)(nil),         // 60: berry.v1.GetScoresResponse
-	(*Config)(nil),                    // 61: berry.v1.Config
-	(*timestamppb.Timestamp)(nil),     // 62: google.protobuf.Timestamp
-	(*Provider)(nil),                  // 63: berry.v1.Provider
-	(*Model)(nil),                     // 64: berry.v1.Model
-	(*User)(nil),                      // 65: berry.v1.User
-	(*Settings)(nil),                  // 66: berry.v1.Settings
-	(*ConfigVersion)(nil),             // 67: berry.v1.ConfigVersion
-	(*RateLimit)(nil),                 // 68: berry.v1.RateLimit
-	(*BackendScore)(nil),              // 69: berry.v1.BackendScore
+	(*ValidateConfigRequest)(nil),     // 10: berry.v1.ValidateConfigRequest
+	(*FieldError)(nil),                // 11: berry.v1.FieldError
+	(*ValidateConfigResponse)(nil),    // 12: berry.v1.ValidateConfigResponse
+	(*ExportConfigRequest)(nil),       // 13: berry.v1.ExportConfigRequest
+	(*ExportConfigResponse)(nil),      // 14: berry.v1.ExportConfigResponse
+	(*ListProvidersRequest)(nil),      // 15: berry.v1.ListProvidersRequest
+	(*ListProvidersResponse)(nil),     // 16: berry.v1.ListProvidersResponse
+	(*GetProviderRequest)(nil),        // 17: berry.v1.GetProviderRequest
+	(*GetProviderResponse)(nil),       // 18: berry.v1.GetProviderResponse
+	(*PutProviderRequest)(nil),        // 19: berry.v1.PutProviderRequest
+	(*PutProviderResponse)(nil),       // 20: berry.v1.PutProviderResponse
+	(*DeleteProviderRequest)(nil),     // 21: berry.v1.DeleteProviderRequest
+	(*DeleteProviderResponse)(nil),    // 22: berry.v1.DeleteProviderResponse
+	(*ListModelsRequest)(nil),         // 23: berry.v1.ListModelsRequest
+	(*ListModelsResponse)(nil),        // 24: berry.v1.ListModelsResponse
+	(*GetModelRequest)(nil),           // 25: berry.v1.GetModelRequest
+	(*GetModelResponse)(nil),          // 26: berry.v1.GetModelResponse
+	(*PutModelRequest)(nil),           // 27: berry.v1.PutModelRequest
+	(*PutModelResponse)(nil),          // 28: berry.v1.PutModelResponse
+	(*DeleteModelRequest)(nil),        // 29: berry.v1.DeleteModelRequest
+	(*DeleteModelResponse)(nil),       // 30: berry.v1.DeleteModelResponse
+	(*ListUsersRequest)(nil),          // 31: berry.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),         // 32: berry.v1.ListUsersResponse
+	(*GetUserRequest)(nil),            // 33: berry.v1.GetUserRequest
+	(*GetUserResponse)(nil),           // 34: berry.v1.GetUserResponse
+	(*PutUserRequest)(nil),            // 35: berry.v1.PutUserRequest
+	(*PutUserResponse)(nil),           // 36: berry.v1.PutUserResponse
+	(*DeleteUserRequest)(nil),         // 37: berry.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),        // 38: berry.v1.DeleteUserResponse
+	(*GetSettingsRequest)(nil),        // 39: berry.v1.GetSettingsRequest
+	(*GetSettingsResponse)(nil),       // 40: berry.v1.GetSettingsResponse
+	(*UpdateSettingsRequest)(nil),     // 41: berry.v1.UpdateSettingsRequest
+	(*UpdateSettingsResponse)(nil),    // 42: berry.v1.UpdateSettingsResponse
+	(*VersionInfo)(nil),               // 43: berry.v1.VersionInfo
+	(*ListVersionsRequest)(nil),       // 44: berry.v1.ListVersionsRequest
+	(*ListVersionsResponse)(nil),      // 45: berry.v1.ListVersionsResponse
+	(*GetVersionRequest)(nil),         // 46: berry.v1.GetVersionRequest
+	(*GetVersionResponse)(nil),        // 47: berry.v1.GetVersionResponse
+	(*DiffVersionsRequest)(nil),       // 48: berry.v1.DiffVersionsRequest
+	(*Change)(nil),                    // 49: berry.v1.Change
+	(*DiffVersionsResponse)(nil),      // 50: berry.v1.DiffVersionsResponse
+	(*RollbackRequest)(nil),           // 51: berry.v1.RollbackRequest
+	(*RollbackResponse)(nil),          // 52: berry.v1.RollbackResponse
+	(*CreateKeyRequest)(nil),          // 53: berry.v1.CreateKeyRequest
+	(*CreateKeyResponse)(nil),         // 54: berry.v1.CreateKeyResponse
+	(*SetKeyEnabledRequest)(nil),      // 55: berry.v1.SetKeyEnabledRequest
+	(*SetKeyEnabledResponse)(nil),     // 56: berry.v1.SetKeyEnabledResponse
+	(*FleetStatusRequest)(nil),        // 57: berry.v1.FleetStatusRequest
+	(*EdgeStatus)(nil),                // 58: berry.v1.EdgeStatus
+	(*FleetStatusResponse)(nil),       // 59: berry.v1.FleetStatusResponse
+	(*BackupRequest)(nil),             // 60: berry.v1.BackupRequest
+	(*BackupResponse)(nil),            // 61: berry.v1.BackupResponse
+	(*GetServerInfoRequest)(nil),      // 62: berry.v1.GetServerInfoRequest
+	(*GetServerInfoResponse)(nil),     // 63: berry.v1.GetServerInfoResponse
+	(*GetScoresRequest)(nil),          // 64: berry.v1.GetScoresRequest
+	(*GetScoresResponse)(nil),         // 65: berry.v1.GetScoresResponse
+	(*Config)(nil),                    // 66: berry.v1.Config
+	(*timestamppb.Timestamp)(nil),     // 67: google.protobuf.Timestamp
+	(*Provider)(nil),                  // 68: berry.v1.Provider
+	(*Model)(nil),                     // 69: berry.v1.Model
+	(*User)(nil),                      // 70: berry.v1.User
+	(*Settings)(nil),                  // 71: berry.v1.Settings
+	(*ConfigVersion)(nil),             // 72: berry.v1.ConfigVersion
+	(*RateLimit)(nil),                 // 73: berry.v1.RateLimit
+	(*BackendScore)(nil),              // 74: berry.v1.BackendScore
 }
 var file_berry_v1_admin_proto_depIdxs = []int32{
-	61, // 0: berry.v1.GetConfigResponse.config:type_name -> berry.v1.Config
-	62, // 1: berry.v1.GetCurrentVersionResponse.created_at:type_name -> google.protobuf.Timestamp
-	61, // 2: berry.v1.ApplyConfigRequest.config:type_name -> berry.v1.Config
+	66, // 0: berry.v1.GetConfigResponse.config:type_name -> berry.v1.Config
+	67, // 1: berry.v1.GetCurrentVersionResponse.created_at:type_name -> google.protobuf.Timestamp
+	66, // 2: berry.v1.ApplyConfigRequest.config:type_name -> berry.v1.Config
 	6,  // 3: berry.v1.ApplyConfigRequest.options:type_name -> berry.v1.WriteOptions
-	63, // 4: berry.v1.ListProvidersResponse.providers:type_name -> berry.v1.Provider
-	63, // 5: berry.v1.GetProviderResponse.provider:type_name -> berry.v1.Provider
-	63, // 6: berry.v1.PutProviderRequest.provider:type_name -> berry.v1.Provider
-	6,  // 7: berry.v1.PutProviderRequest.options:type_name -> berry.v1.WriteOptions
-	6,  // 8: berry.v1.DeleteProviderRequest.options:type_name -> berry.v1.WriteOptions
-	64, // 9: berry.v1.ListModelsResponse.models:type_name -> berry.v1.Model
-	64, // 10: berry.v1.GetModelResponse.model:type_name -> berry.v1.Model
-	64, // 11: berry.v1.PutModelRequest.model:type_name -> berry.v1.Model
-	6,  // 12: berry.v1.PutModelRequest.options:type_name -> berry.v1.WriteOptions
-	6,  // 13: berry.v1.DeleteModelRequest.options:type_name -> berry.v1.WriteOptions
-	65, // 14: berry.v1.ListUsersResponse.users:type_name -> berry.v1.User
-	65, // 15: berry.v1.GetUserResponse.user:type_name -> berry.v1.User
-	65, // 16: berry.v1.PutUserRequest.user:type_name -> berry.v1.User
-	6,  // 17: berry.v1.PutUserRequest.options:type_name -> berry.v1.WriteOptions
-	6,  // 18: berry.v1.DeleteUserRequest.options:type_name -> berry.v1.WriteOptions
-	66, // 19: berry.v1.GetSettingsResponse.settings:type_name -> berry.v1.Settings
-	66, // 20: berry.v1.UpdateSettingsRequest.settings:type_name -> berry.v1.Settings
-	6,  // 21: berry.v1.UpdateSettingsRequest.options:type_name -> berry.v1.WriteOptions
-	62, // 22: berry.v1.VersionInfo.created_at:type_name -> google.protobuf.Timestamp
-	40, // 23: berry.v1.ListVersionsResponse.versions:type_name -> berry.v1.VersionInfo
-	67, // 24: berry.v1.GetVersionResponse.version:type_name -> berry.v1.ConfigVersion
-	46, // 25: berry.v1.DiffVersionsResponse.changes:type_name -> berry.v1.Change
-	6,  // 26: berry.v1.RollbackRequest.options:type_name -> berry.v1.WriteOptions
-	68, // 27: berry.v1.CreateKeyRequest.rate_limit:type_name -> berry.v1.RateLimit
-	62, // 28: berry.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	6,  // 29: berry.v1.CreateKeyRequest.options:type_name -> berry.v1.WriteOptions
-	6,  // 30: berry.v1.SetKeyEnabledRequest.options:type_name -> berry.v1.WriteOptions
-	62, // 31: berry.v1.EdgeStatus.connected_since:type_name -> google.protobuf.Timestamp
-	62, // 32: berry.v1.EdgeStatus.last_seen:type_name -> google.protobuf.Timestamp
-	55, // 33: berry.v1.FleetStatusResponse.edges:type_name -> berry.v1.EdgeStatus
-	69, // 34: berry.v1.GetScoresResponse.backends:type_name -> berry.v1.BackendScore
-	0,  // 35: berry.v1.AdminService.ImportConfig:input_type -> berry.v1.ImportConfigRequest
-	2,  // 36: berry.v1.AdminService.GetConfig:input_type -> berry.v1.GetConfigRequest
-	4,  // 37: berry.v1.AdminService.GetCurrentVersion:input_type -> berry.v1.GetCurrentVersionRequest
-	8,  // 38: berry.v1.AdminService.ApplyConfig:input_type -> berry.v1.ApplyConfigRequest
-	10, // 39: berry.v1.AdminService.ExportConfig:input_type -> berry.v1.ExportConfigRequest
-	12, // 40: berry.v1.AdminService.ListProviders:input_type -> berry.v1.ListProvidersRequest
-	14, // 41: berry.v1.AdminService.GetProvider:input_type -> berry.v1.GetProviderRequest
-	16, // 42: berry.v1.AdminService.PutProvider:input_type -> berry.v1.PutProviderRequest
-	18, // 43: berry.v1.AdminService.DeleteProvider:input_type -> berry.v1.DeleteProviderRequest
-	20, // 44: berry.v1.AdminService.ListModels:input_type -> berry.v1.ListModelsRequest
-	22, // 45: berry.v1.AdminService.GetModel:input_type -> berry.v1.GetModelRequest
-	24, // 46: berry.v1.AdminService.PutModel:input_type -> berry.v1.PutModelRequest
-	26, // 47: berry.v1.AdminService.DeleteModel:input_type -> berry.v1.DeleteModelRequest
-	28, // 48: berry.v1.AdminService.ListUsers:input_type -> berry.v1.ListUsersRequest
-	30, // 49: berry.v1.AdminService.GetUser:input_type -> berry.v1.GetUserRequest
-	32, // 50: berry.v1.AdminService.PutUser:input_type -> berry.v1.PutUserRequest
-	34, // 51: berry.v1.AdminService.DeleteUser:input_type -> berry.v1.DeleteUserRequest
-	36, // 52: berry.v1.AdminService.GetSettings:input_type -> berry.v1.GetSettingsRequest
-	38, // 53: berry.v1.AdminService.UpdateSettings:input_type -> berry.v1.UpdateSettingsRequest
-	41, // 54: berry.v1.AdminService.ListVersions:input_type -> berry.v1.ListVersionsRequest
-	43, // 55: berry.v1.AdminService.GetVersion:input_type -> berry.v1.GetVersionRequest
-	45, // 56: berry.v1.AdminService.DiffVersions:input_type -> berry.v1.DiffVersionsRequest
-	48, // 57: berry.v1.AdminService.Rollback:input_type -> berry.v1.RollbackRequest
-	50, // 58: berry.v1.AdminService.CreateKey:input_type -> berry.v1.CreateKeyRequest
-	52, // 59: berry.v1.AdminService.SetKeyEnabled:input_type -> berry.v1.SetKeyEnabledRequest
-	54, // 60: berry.v1.AdminService.FleetStatus:input_type -> berry.v1.FleetStatusRequest
-	59, // 61: berry.v1.AdminService.GetScores:input_type -> berry.v1.GetScoresRequest
-	57, // 62: berry.v1.AdminService.Backup:input_type -> berry.v1.BackupRequest
-	1,  // 63: berry.v1.AdminService.ImportConfig:output_type -> berry.v1.ImportConfigResponse
-	3,  // 64: berry.v1.AdminService.GetConfig:output_type -> berry.v1.GetConfigResponse
-	5,  // 65: berry.v1.AdminService.GetCurrentVersion:output_type -> berry.v1.GetCurrentVersionResponse
-	9,  // 66: berry.v1.AdminService.ApplyConfig:output_type -> berry.v1.ApplyConfigResponse
-	11, // 67: berry.v1.AdminService.ExportConfig:output_type -> berry.v1.ExportConfigResponse
-	13, // 68: berry.v1.AdminService.ListProviders:output_type -> berry.v1.ListProvidersResponse
-	15, // 69: berry.v1.AdminService.GetProvider:output_type -> berry.v1.GetProviderResponse
-	17, // 70: berry.v1.AdminService.PutProvider:output_type -> berry.v1.PutProviderResponse
-	19, // 71: berry.v1.AdminService.DeleteProvider:output_type -> berry.v1.DeleteProviderResponse
-	21, // 72: berry.v1.AdminService.ListModels:output_type -> berry.v1.ListModelsResponse
-	23, // 73: berry.v1.AdminService.GetModel:output_type -> berry.v1.GetModelResponse
-	25, // 74: berry.v1.AdminService.PutModel:output_type -> berry.v1.PutModelResponse
-	27, // 75: berry.v1.AdminService.DeleteModel:output_type -> berry.v1.DeleteModelResponse
-	29, // 76: berry.v1.AdminService.ListUsers:output_type -> berry.v1.ListUsersResponse
-	31, // 77: berry.v1.AdminService.GetUser:output_type -> berry.v1.GetUserResponse
-	33, // 78: berry.v1.AdminService.PutUser:output_type -> berry.v1.PutUserResponse
-	35, // 79: berry.v1.AdminService.DeleteUser:output_type -> berry.v1.DeleteUserResponse
-	37, // 80: berry.v1.AdminService.GetSettings:output_type -> berry.v1.GetSettingsResponse
-	39, // 81: berry.v1.AdminService.UpdateSettings:output_type -> berry.v1.UpdateSettingsResponse
-	42, // 82: berry.v1.AdminService.ListVersions:output_type -> berry.v1.ListVersionsResponse
-	44, // 83: berry.v1.AdminService.GetVersion:output_type -> berry.v1.GetVersionResponse
-	47, // 84: berry.v1.AdminService.DiffVersions:output_type -> berry.v1.DiffVersionsResponse
-	49, // 85: berry.v1.AdminService.Rollback:output_type -> berry.v1.RollbackResponse
-	51, // 86: berry.v1.AdminService.CreateKey:output_type -> berry.v1.CreateKeyResponse
-	53, // 87: berry.v1.AdminService.SetKeyEnabled:output_type -> berry.v1.SetKeyEnabledResponse
-	56, // 88: berry.v1.AdminService.FleetStatus:output_type -> berry.v1.FleetStatusResponse
-	60, // 89: berry.v1.AdminService.GetScores:output_type -> berry.v1.GetScoresResponse
-	58, // 90: berry.v1.AdminService.Backup:output_type -> berry.v1.BackupResponse
-	63, // [63:91] is the sub-list for method output_type
-	35, // [35:63] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	66, // 4: berry.v1.ValidateConfigRequest.config:type_name -> berry.v1.Config
+	11, // 5: berry.v1.ValidateConfigResponse.errors:type_name -> berry.v1.FieldError
+	49, // 6: berry.v1.ValidateConfigResponse.changes:type_name -> berry.v1.Change
+	68, // 7: berry.v1.ListProvidersResponse.providers:type_name -> berry.v1.Provider
+	68, // 8: berry.v1.GetProviderResponse.provider:type_name -> berry.v1.Provider
+	68, // 9: berry.v1.PutProviderRequest.provider:type_name -> berry.v1.Provider
+	6,  // 10: berry.v1.PutProviderRequest.options:type_name -> berry.v1.WriteOptions
+	6,  // 11: berry.v1.DeleteProviderRequest.options:type_name -> berry.v1.WriteOptions
+	69, // 12: berry.v1.ListModelsResponse.models:type_name -> berry.v1.Model
+	69, // 13: berry.v1.GetModelResponse.model:type_name -> berry.v1.Model
+	69, // 14: berry.v1.PutModelRequest.model:type_name -> berry.v1.Model
+	6,  // 15: berry.v1.PutModelRequest.options:type_name -> berry.v1.WriteOptions
+	6,  // 16: berry.v1.DeleteModelRequest.options:type_name -> berry.v1.WriteOptions
+	70, // 17: berry.v1.ListUsersResponse.users:type_name -> berry.v1.User
+	70, // 18: berry.v1.GetUserResponse.user:type_name -> berry.v1.User
+	70, // 19: berry.v1.PutUserRequest.user:type_name -> berry.v1.User
+	6,  // 20: berry.v1.PutUserRequest.options:type_name -> berry.v1.WriteOptions
+	6,  // 21: berry.v1.DeleteUserRequest.options:type_name -> berry.v1.WriteOptions
+	71, // 22: berry.v1.GetSettingsResponse.settings:type_name -> berry.v1.Settings
+	71, // 23: berry.v1.UpdateSettingsRequest.settings:type_name -> berry.v1.Settings
+	6,  // 24: berry.v1.UpdateSettingsRequest.options:type_name -> berry.v1.WriteOptions
+	67, // 25: berry.v1.VersionInfo.created_at:type_name -> google.protobuf.Timestamp
+	43, // 26: berry.v1.ListVersionsResponse.versions:type_name -> berry.v1.VersionInfo
+	72, // 27: berry.v1.GetVersionResponse.version:type_name -> berry.v1.ConfigVersion
+	49, // 28: berry.v1.DiffVersionsResponse.changes:type_name -> berry.v1.Change
+	6,  // 29: berry.v1.RollbackRequest.options:type_name -> berry.v1.WriteOptions
+	73, // 30: berry.v1.CreateKeyRequest.rate_limit:type_name -> berry.v1.RateLimit
+	67, // 31: berry.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	6,  // 32: berry.v1.CreateKeyRequest.options:type_name -> berry.v1.WriteOptions
+	6,  // 33: berry.v1.SetKeyEnabledRequest.options:type_name -> berry.v1.WriteOptions
+	67, // 34: berry.v1.EdgeStatus.connected_since:type_name -> google.protobuf.Timestamp
+	67, // 35: berry.v1.EdgeStatus.last_seen:type_name -> google.protobuf.Timestamp
+	58, // 36: berry.v1.FleetStatusResponse.edges:type_name -> berry.v1.EdgeStatus
+	74, // 37: berry.v1.GetScoresResponse.backends:type_name -> berry.v1.BackendScore
+	0,  // 38: berry.v1.AdminService.ImportConfig:input_type -> berry.v1.ImportConfigRequest
+	2,  // 39: berry.v1.AdminService.GetConfig:input_type -> berry.v1.GetConfigRequest
+	4,  // 40: berry.v1.AdminService.GetCurrentVersion:input_type -> berry.v1.GetCurrentVersionRequest
+	8,  // 41: berry.v1.AdminService.ApplyConfig:input_type -> berry.v1.ApplyConfigRequest
+	10, // 42: berry.v1.AdminService.ValidateConfig:input_type -> berry.v1.ValidateConfigRequest
+	13, // 43: berry.v1.AdminService.ExportConfig:input_type -> berry.v1.ExportConfigRequest
+	15, // 44: berry.v1.AdminService.ListProviders:input_type -> berry.v1.ListProvidersRequest
+	17, // 45: berry.v1.AdminService.GetProvider:input_type -> berry.v1.GetProviderRequest
+	19, // 46: berry.v1.AdminService.PutProvider:input_type -> berry.v1.PutProviderRequest
+	21, // 47: berry.v1.AdminService.DeleteProvider:input_type -> berry.v1.DeleteProviderRequest
+	23, // 48: berry.v1.AdminService.ListModels:input_type -> berry.v1.ListModelsRequest
+	25, // 49: berry.v1.AdminService.GetModel:input_type -> berry.v1.GetModelRequest
+	27, // 50: berry.v1.AdminService.PutModel:input_type -> berry.v1.PutModelRequest
+	29, // 51: berry.v1.AdminService.DeleteModel:input_type -> berry.v1.DeleteModelRequest
+	31, // 52: berry.v1.AdminService.ListUsers:input_type -> berry.v1.ListUsersRequest
+	33, // 53: berry.v1.AdminService.GetUser:input_type -> berry.v1.GetUserRequest
+	35, // 54: berry.v1.AdminService.PutUser:input_type -> berry.v1.PutUserRequest
+	37, // 55: berry.v1.AdminService.DeleteUser:input_type -> berry.v1.DeleteUserRequest
+	39, // 56: berry.v1.AdminService.GetSettings:input_type -> berry.v1.GetSettingsRequest
+	41, // 57: berry.v1.AdminService.UpdateSettings:input_type -> berry.v1.UpdateSettingsRequest
+	44, // 58: berry.v1.AdminService.ListVersions:input_type -> berry.v1.ListVersionsRequest
+	46, // 59: berry.v1.AdminService.GetVersion:input_type -> berry.v1.GetVersionRequest
+	48, // 60: berry.v1.AdminService.DiffVersions:input_type -> berry.v1.DiffVersionsRequest
+	51, // 61: berry.v1.AdminService.Rollback:input_type -> berry.v1.RollbackRequest
+	53, // 62: berry.v1.AdminService.CreateKey:input_type -> berry.v1.CreateKeyRequest
+	55, // 63: berry.v1.AdminService.SetKeyEnabled:input_type -> berry.v1.SetKeyEnabledRequest
+	57, // 64: berry.v1.AdminService.FleetStatus:input_type -> berry.v1.FleetStatusRequest
+	64, // 65: berry.v1.AdminService.GetScores:input_type -> berry.v1.GetScoresRequest
+	60, // 66: berry.v1.AdminService.Backup:input_type -> berry.v1.BackupRequest
+	62, // 67: berry.v1.AdminService.GetServerInfo:input_type -> berry.v1.GetServerInfoRequest
+	1,  // 68: berry.v1.AdminService.ImportConfig:output_type -> berry.v1.ImportConfigResponse
+	3,  // 69: berry.v1.AdminService.GetConfig:output_type -> berry.v1.GetConfigResponse
+	5,  // 70: berry.v1.AdminService.GetCurrentVersion:output_type -> berry.v1.GetCurrentVersionResponse
+	9,  // 71: berry.v1.AdminService.ApplyConfig:output_type -> berry.v1.ApplyConfigResponse
+	12, // 72: berry.v1.AdminService.ValidateConfig:output_type -> berry.v1.ValidateConfigResponse
+	14, // 73: berry.v1.AdminService.ExportConfig:output_type -> berry.v1.ExportConfigResponse
+	16, // 74: berry.v1.AdminService.ListProviders:output_type -> berry.v1.ListProvidersResponse
+	18, // 75: berry.v1.AdminService.GetProvider:output_type -> berry.v1.GetProviderResponse
+	20, // 76: berry.v1.AdminService.PutProvider:output_type -> berry.v1.PutProviderResponse
+	22, // 77: berry.v1.AdminService.DeleteProvider:output_type -> berry.v1.DeleteProviderResponse
+	24, // 78: berry.v1.AdminService.ListModels:output_type -> berry.v1.ListModelsResponse
+	26, // 79: berry.v1.AdminService.GetModel:output_type -> berry.v1.GetModelResponse
+	28, // 80: berry.v1.AdminService.PutModel:output_type -> berry.v1.PutModelResponse
+	30, // 81: berry.v1.AdminService.DeleteModel:output_type -> berry.v1.DeleteModelResponse
+	32, // 82: berry.v1.AdminService.ListUsers:output_type -> berry.v1.ListUsersResponse
+	34, // 83: berry.v1.AdminService.GetUser:output_type -> berry.v1.GetUserResponse
+	36, // 84: berry.v1.AdminService.PutUser:output_type -> berry.v1.PutUserResponse
+	38, // 85: berry.v1.AdminService.DeleteUser:output_type -> berry.v1.DeleteUserResponse
+	40, // 86: berry.v1.AdminService.GetSettings:output_type -> berry.v1.GetSettingsResponse
+	42, // 87: berry.v1.AdminService.UpdateSettings:output_type -> berry.v1.UpdateSettingsResponse
+	45, // 88: berry.v1.AdminService.ListVersions:output_type -> berry.v1.ListVersionsResponse
+	47, // 89: berry.v1.AdminService.GetVersion:output_type -> berry.v1.GetVersionResponse
+	50, // 90: berry.v1.AdminService.DiffVersions:output_type -> berry.v1.DiffVersionsResponse
+	52, // 91: berry.v1.AdminService.Rollback:output_type -> berry.v1.RollbackResponse
+	54, // 92: berry.v1.AdminService.CreateKey:output_type -> berry.v1.CreateKeyResponse
+	56, // 93: berry.v1.AdminService.SetKeyEnabled:output_type -> berry.v1.SetKeyEnabledResponse
+	59, // 94: berry.v1.AdminService.FleetStatus:output_type -> berry.v1.FleetStatusResponse
+	65, // 95: berry.v1.AdminService.GetScores:output_type -> berry.v1.GetScoresResponse
+	61, // 96: berry.v1.AdminService.Backup:output_type -> berry.v1.BackupResponse
+	63, // 97: berry.v1.AdminService.GetServerInfo:output_type -> berry.v1.GetServerInfoResponse
+	68, // [68:98] is the sub-list for method output_type
+	38, // [38:68] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_berry_v1_admin_proto_init() }
@@ -3607,13 +3994,17 @@ func file_berry_v1_admin_proto_init() {
 		(*ApplyConfigRequest_Toml)(nil),
 		(*ApplyConfigRequest_Config)(nil),
 	}
+	file_berry_v1_admin_proto_msgTypes[10].OneofWrappers = []any{
+		(*ValidateConfigRequest_Toml)(nil),
+		(*ValidateConfigRequest_Config)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berry_v1_admin_proto_rawDesc), len(file_berry_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   61,
+			NumMessages:   66,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

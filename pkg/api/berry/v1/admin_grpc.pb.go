@@ -23,6 +23,7 @@ const (
 	AdminService_GetConfig_FullMethodName         = "/berry.v1.AdminService/GetConfig"
 	AdminService_GetCurrentVersion_FullMethodName = "/berry.v1.AdminService/GetCurrentVersion"
 	AdminService_ApplyConfig_FullMethodName       = "/berry.v1.AdminService/ApplyConfig"
+	AdminService_ValidateConfig_FullMethodName    = "/berry.v1.AdminService/ValidateConfig"
 	AdminService_ExportConfig_FullMethodName      = "/berry.v1.AdminService/ExportConfig"
 	AdminService_ListProviders_FullMethodName     = "/berry.v1.AdminService/ListProviders"
 	AdminService_GetProvider_FullMethodName       = "/berry.v1.AdminService/GetProvider"
@@ -47,6 +48,7 @@ const (
 	AdminService_FleetStatus_FullMethodName       = "/berry.v1.AdminService/FleetStatus"
 	AdminService_GetScores_FullMethodName         = "/berry.v1.AdminService/GetScores"
 	AdminService_Backup_FullMethodName            = "/berry.v1.AdminService/Backup"
+	AdminService_GetServerInfo_FullMethodName     = "/berry.v1.AdminService/GetServerInfo"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -65,6 +67,12 @@ type AdminServiceClient interface {
 	GetCurrentVersion(ctx context.Context, in *GetCurrentVersionRequest, opts ...grpc.CallOption) (*GetCurrentVersionResponse, error)
 	// ApplyConfig replaces the whole config (TOML or proto form) in one transaction.
 	ApplyConfig(ctx context.Context, in *ApplyConfigRequest, opts ...grpc.CallOption) (*ApplyConfigResponse, error)
+	// ValidateConfig checks a whole config exactly as ApplyConfig would and says what
+	// applying it would change against the current version, without writing anything
+	// (a dry run). An invalid config is an answer (valid false, with every problem),
+	// not an error; a stale expected_version is refused with FAILED_PRECONDITION, as
+	// the write would be. Read role.
+	ValidateConfig(ctx context.Context, in *ValidateConfigRequest, opts ...grpc.CallOption) (*ValidateConfigResponse, error)
 	// ExportConfig renders a version as seed-format TOML, secrets redacted unless
 	// include_secrets is asked by an admin.
 	ExportConfig(ctx context.Context, in *ExportConfigRequest, opts ...grpc.CallOption) (*ExportConfigResponse, error)
@@ -99,6 +107,9 @@ type AdminServiceClient interface {
 	// Backup streams a consistent copy of the data file, taken in one read
 	// transaction while writes go on. Admin role only (it holds the secrets).
 	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupResponse], error)
+	// GetServerInfo says which build the control plane runs and which data file it
+	// serves. Read role.
+	GetServerInfo(ctx context.Context, in *GetServerInfoRequest, opts ...grpc.CallOption) (*GetServerInfoResponse, error)
 }
 
 type adminServiceClient struct {
@@ -143,6 +154,16 @@ func (c *adminServiceClient) ApplyConfig(ctx context.Context, in *ApplyConfigReq
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ApplyConfigResponse)
 	err := c.cc.Invoke(ctx, AdminService_ApplyConfig_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ValidateConfig(ctx context.Context, in *ValidateConfigRequest, opts ...grpc.CallOption) (*ValidateConfigResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ValidateConfigResponse)
+	err := c.cc.Invoke(ctx, AdminService_ValidateConfig_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -398,6 +419,16 @@ func (c *adminServiceClient) Backup(ctx context.Context, in *BackupRequest, opts
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AdminService_BackupClient = grpc.ServerStreamingClient[BackupResponse]
 
+func (c *adminServiceClient) GetServerInfo(ctx context.Context, in *GetServerInfoRequest, opts ...grpc.CallOption) (*GetServerInfoResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetServerInfoResponse)
+	err := c.cc.Invoke(ctx, AdminService_GetServerInfo_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -414,6 +445,12 @@ type AdminServiceServer interface {
 	GetCurrentVersion(context.Context, *GetCurrentVersionRequest) (*GetCurrentVersionResponse, error)
 	// ApplyConfig replaces the whole config (TOML or proto form) in one transaction.
 	ApplyConfig(context.Context, *ApplyConfigRequest) (*ApplyConfigResponse, error)
+	// ValidateConfig checks a whole config exactly as ApplyConfig would and says what
+	// applying it would change against the current version, without writing anything
+	// (a dry run). An invalid config is an answer (valid false, with every problem),
+	// not an error; a stale expected_version is refused with FAILED_PRECONDITION, as
+	// the write would be. Read role.
+	ValidateConfig(context.Context, *ValidateConfigRequest) (*ValidateConfigResponse, error)
 	// ExportConfig renders a version as seed-format TOML, secrets redacted unless
 	// include_secrets is asked by an admin.
 	ExportConfig(context.Context, *ExportConfigRequest) (*ExportConfigResponse, error)
@@ -448,6 +485,9 @@ type AdminServiceServer interface {
 	// Backup streams a consistent copy of the data file, taken in one read
 	// transaction while writes go on. Admin role only (it holds the secrets).
 	Backup(*BackupRequest, grpc.ServerStreamingServer[BackupResponse]) error
+	// GetServerInfo says which build the control plane runs and which data file it
+	// serves. Read role.
+	GetServerInfo(context.Context, *GetServerInfoRequest) (*GetServerInfoResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -469,6 +509,9 @@ func (UnimplementedAdminServiceServer) GetCurrentVersion(context.Context, *GetCu
 }
 func (UnimplementedAdminServiceServer) ApplyConfig(context.Context, *ApplyConfigRequest) (*ApplyConfigResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ApplyConfig not implemented")
+}
+func (UnimplementedAdminServiceServer) ValidateConfig(context.Context, *ValidateConfigRequest) (*ValidateConfigResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ValidateConfig not implemented")
 }
 func (UnimplementedAdminServiceServer) ExportConfig(context.Context, *ExportConfigRequest) (*ExportConfigResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ExportConfig not implemented")
@@ -541,6 +584,9 @@ func (UnimplementedAdminServiceServer) GetScores(context.Context, *GetScoresRequ
 }
 func (UnimplementedAdminServiceServer) Backup(*BackupRequest, grpc.ServerStreamingServer[BackupResponse]) error {
 	return status.Error(codes.Unimplemented, "method Backup not implemented")
+}
+func (UnimplementedAdminServiceServer) GetServerInfo(context.Context, *GetServerInfoRequest) (*GetServerInfoResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetServerInfo not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -631,6 +677,24 @@ func _AdminService_ApplyConfig_Handler(srv interface{}, ctx context.Context, dec
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AdminServiceServer).ApplyConfig(ctx, req.(*ApplyConfigRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ValidateConfig_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ValidateConfigRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ValidateConfig(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ValidateConfig_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ValidateConfig(ctx, req.(*ValidateConfigRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1060,6 +1124,24 @@ func _AdminService_Backup_Handler(srv interface{}, stream grpc.ServerStream) err
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AdminService_BackupServer = grpc.ServerStreamingServer[BackupResponse]
 
+func _AdminService_GetServerInfo_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetServerInfoRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetServerInfo(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetServerInfo_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetServerInfo(ctx, req.(*GetServerInfoRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1082,6 +1164,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ApplyConfig",
 			Handler:    _AdminService_ApplyConfig_Handler,
+		},
+		{
+			MethodName: "ValidateConfig",
+			Handler:    _AdminService_ValidateConfig_Handler,
 		},
 		{
 			MethodName: "ExportConfig",
@@ -1174,6 +1260,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetScores",
 			Handler:    _AdminService_GetScores_Handler,
+		},
+		{
+			MethodName: "GetServerInfo",
+			Handler:    _AdminService_GetServerInfo_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
