@@ -47,6 +47,31 @@ func (e *ValidationError) Error() string {
 	return b.String()
 }
 
+// OneLine puts a message of several lines on one: ValidationError's
+// "invalid config:\na: x\nb: y" becomes "invalid config: a: x; b: y", for CLI errors,
+// table rows, log lines and gRPC statuses.
+func OneLine(msg string) string {
+	if !strings.Contains(msg, "\n") {
+		return msg
+	}
+	var b strings.Builder
+	for l := range strings.SplitSeq(msg, "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" {
+			continue
+		}
+		switch {
+		case b.Len() == 0:
+		case strings.HasSuffix(b.String(), ":"):
+			b.WriteString(" ")
+		default:
+			b.WriteString("; ")
+		}
+		b.WriteString(l)
+	}
+	return b.String()
+}
+
 // Unwrap makes errors.Is(err, ErrInvalid) hold.
 func (e *ValidationError) Unwrap() error { return ErrInvalid }
 

@@ -12,11 +12,11 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/pkg/buildinfo"
+	"github.com/berry-gateway/berry/pkg/config"
 	"github.com/berry-gateway/berry/pkg/grpccreds"
 	"github.com/berry-gateway/berry/pkg/tokenflag"
 	"google.golang.org/grpc"
@@ -220,9 +220,9 @@ func dial(o *opts) (*grpc.ClientConn, error) {
 func oneLine(err error) string {
 	st, ok := status.FromError(err)
 	if !ok {
-		return joinLines(err.Error())
+		return config.OneLine(err.Error())
 	}
-	msg := joinLines(st.Message())
+	msg := config.OneLine(st.Message())
 	switch st.Code() {
 	case codes.Unauthenticated:
 		return "authentication failed: " + msg + " (check --token, --token-file, BERRY_TOKEN or BERRY_TOKEN_FILE)"
@@ -238,26 +238,4 @@ func oneLine(err error) string {
 		return "already exists: " + msg
 	}
 	return st.Code().String() + ": " + msg
-}
-
-// joinLines puts a message of several lines on one: "invalid config:\na: x\nb: y"
-// becomes "invalid config: a: x; b: y" (older control planes send validation errors
-// a problem a line).
-func joinLines(s string) string {
-	var b strings.Builder
-	for l := range strings.SplitSeq(s, "\n") {
-		l = strings.TrimSpace(l)
-		if l == "" {
-			continue
-		}
-		switch {
-		case b.Len() == 0:
-		case strings.HasSuffix(b.String(), ":"):
-			b.WriteString(" ")
-		default:
-			b.WriteString("; ")
-		}
-		b.WriteString(l)
-	}
-	return b.String()
 }

@@ -339,7 +339,7 @@ func fieldErrors(err error) []*berryv1.FieldError {
 	// A document that does not parse: ParseTOML wraps the TOML parser's error, which
 	// names the line.
 	msg := strings.TrimPrefix(err.Error(), config.ErrInvalid.Error()+": ")
-	return []*berryv1.FieldError{{Message: oneLine(msg)}}
+	return []*berryv1.FieldError{{Message: config.OneLine(msg)}}
 }
 
 // GetServerInfo implements berryv1.AdminServiceServer.

@@ -11,6 +11,7 @@ import (
 	"github.com/berry-gateway/berry/controlplane/internal/cache"
 	"github.com/berry-gateway/berry/controlplane/internal/fleet"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
+	"github.com/berry-gateway/berry/pkg/config"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -149,7 +150,7 @@ func (e *EdgeService) Sync(stream grpc.BidiStreamingServer[berryv1.SyncRequest, 
 				a := k.Ack
 				// A reason may span lines (a validation error lists one problem a line);
 				// fleet status shows it in a table row and the log on one line.
-				detail := oneLine(a.GetErrorDetail())
+				detail := config.OneLine(a.GetErrorDetail())
 				e.fleet.Ack(id, a.GetVersion(), a.GetAccepted(), detail)
 				if a.GetAccepted() {
 					e.acks.Add(1)

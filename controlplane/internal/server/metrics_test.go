@@ -263,16 +263,3 @@ func TestStatusMessagesAreOneLine(t *testing.T) {
 		t.Fatalf("message %q", msg)
 	}
 }
-
-func TestOneLine(t *testing.T) {
-	for in, want := range map[string]string{
-		"plain":                             "plain",
-		"invalid config:\na: x\nb: y":       "invalid config: a: x; b: y",
-		"snapshot 3: invalid config:\na: x": "snapshot 3: invalid config: a: x",
-		"first\n\n  second  \n":             "first; second",
-	} {
-		if got := oneLine(in); got != want {
-			t.Errorf("oneLine(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

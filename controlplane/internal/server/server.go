@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -223,30 +222,5 @@ func toStatus(err error) error {
 	case errors.Is(err, context.DeadlineExceeded):
 		code = codes.DeadlineExceeded
 	}
-	return status.Error(code, oneLine(err.Error()))
-}
-
-// oneLine joins a message of several lines into one: "invalid config:\na: x\nb: y"
-// becomes "invalid config: a: x; b: y". Status messages and NACK reasons end up in
-// one-line CLI errors, table rows and log lines.
-func oneLine(s string) string {
-	if !strings.Contains(s, "\n") {
-		return s
-	}
-	var b strings.Builder
-	for l := range strings.SplitSeq(s, "\n") {
-		l = strings.TrimSpace(l)
-		if l == "" {
-			continue
-		}
-		switch {
-		case b.Len() == 0:
-		case strings.HasSuffix(b.String(), ":"):
-			b.WriteString(" ")
-		default:
-			b.WriteString("; ")
-		}
-		b.WriteString(l)
-	}
-	return b.String()
+	return status.Error(code, config.OneLine(err.Error()))
 }
