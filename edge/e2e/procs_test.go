@@ -99,7 +99,11 @@ func startProc(t *testing.T, name, bin string, args ...string) *proc {
 		// Tests run control planes side by side: the default metrics port is one.
 		args = append([]string{"--http-listen", ""}, args...)
 	}
-	p.cmd = exec.Command(filepath.Join(binDir, bin), args...)
+	path := bin
+	if !filepath.IsAbs(bin) {
+		path = filepath.Join(binDir, bin) // one of Berry's, built by TestMain
+	}
+	p.cmd = exec.Command(path, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p, p
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
