@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/berry-gateway/berry/pkg/buildinfo"
 	"github.com/berry-gateway/berry/pkg/upstreamsim"
 )
 
@@ -28,7 +29,12 @@ func main() {
 	flag.DurationVar(&o.ChunkDelay, "chunk-delay", 0, "delay between stream events")
 	flag.IntVar(&o.FailStatus, "fail-status", 0, "answer every request with this HTTP status (0: off)")
 	flag.IntVar(&o.FailAfterChunks, "fail-after-chunks", 0, "cut streams after this many events (0: off)")
+	version := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
+	if *version {
+		fmt.Println("berry-sim", buildinfo.Get())
+		return
+	}
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if err := run(o, *listen, *models, log); err != nil {

@@ -85,7 +85,7 @@ model = "m"
 }
 
 // TestBuildScriptStampsVersion builds with scripts/build.sh, as the Dockerfile does,
-// and asks the binaries which build they are.
+// and asks every binary which build it is.
 func TestBuildScriptStampsVersion(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds every binary")
@@ -96,7 +96,7 @@ func TestBuildScriptStampsVersion(t *testing.T) {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("scripts/build.sh: %v\n%s", err, b)
 	}
-	for _, bin := range []string{"berry-edge", "berry-controlplane", "berryctl"} {
+	for _, bin := range []string{"berry-edge", "berry-controlplane", "berryctl", "berry-sim"} {
 		b, err := exec.Command(filepath.Join(out, bin), "--version").CombinedOutput()
 		if err != nil || !strings.Contains(string(b), "v9.9.9-test (0123456789ab)") {
 			t.Errorf("%s --version: %v: %q", bin, err, b)
