@@ -292,20 +292,18 @@ func (h *Handler) startRelay(r *request, st *stream) {
 	st.rec.Backend = st.b.State.Label
 	st.span.rec = &st.rec
 	st.trace = r.trace
-	// What came before the first content: Anthropic's message_start has the input
-	// tokens.
+	// What came before the first content, for the access log and the trace only:
+	// Anthropic's message_start has the input tokens and the model.
 	st.usage = jsonscan.NoUsage
-	if st.tr == nil {
-		st.scanUsage(st.buf)
-	} else {
-		st.scanUsage(st.out)
-	}
-	if st.trace.span != nil {
+	if st.h.opts.AccessLog != nil || st.trace.span != nil {
 		held := st.buf
 		if st.tr != nil {
 			held = st.out
 		}
-		st.scanModel(held)
+		st.scanUsage(held)
+		if st.trace.span != nil {
+			st.scanModel(held)
+		}
 	}
 	ctx.Response.Reset()
 	ctx.SetStatusCode(fasthttp.StatusOK)
