@@ -205,7 +205,11 @@ type Provider struct {
 	// Azure OpenAI api-version query parameter.
 	ApiVersion string `protobuf:"bytes,11,opt,name=api_version,json=apiVersion,proto3" json:"api_version,omitempty"`
 	// True in read APIs when api_key was set but has been redacted.
-	ApiKeySet     bool `protobuf:"varint,12,opt,name=api_key_set,json=apiKeySet,proto3" json:"api_key_set,omitempty"`
+	ApiKeySet bool `protobuf:"varint,12,opt,name=api_key_set,json=apiKeySet,proto3" json:"api_key_set,omitempty"`
+	// How the provider gets OpenAI Responses API (POST /responses) requests: "native"
+	// (it serves that API itself) or "chat" (the gateway translates them into Chat
+	// Completions). Empty means the kind's default, which the provider adapters decide.
+	ResponsesApi  string `protobuf:"bytes,13,opt,name=responses_api,json=responsesApi,proto3" json:"responses_api,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -324,6 +328,13 @@ func (x *Provider) GetApiKeySet() bool {
 	return false
 }
 
+func (x *Provider) GetResponsesApi() string {
+	if x != nil {
+		return x.ResponsesApi
+	}
+	return ""
+}
+
 // Model is a name clients send, routed to one of its backends: [models.<id>].
 type Model struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -331,9 +342,26 @@ type Model struct {
 	// The name clients put in the request's "model" field.
 	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	// weighted_random (default), round_robin, least_latency, failover, random.
-	Strategy      string     `protobuf:"bytes,3,opt,name=strategy,proto3" json:"strategy,omitempty"`
-	Enabled       bool       `protobuf:"varint,4,opt,name=enabled,proto3" json:"enabled,omitempty"`
-	Backends      []*Backend `protobuf:"bytes,5,rep,name=backends,proto3" json:"backends,omitempty"`
+	Strategy string `protobuf:"bytes,3,opt,name=strategy,proto3" json:"strategy,omitempty"`
+	Enabled  bool   `protobuf:"varint,4,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// Empty for a model with a wildcard: then the wildcard alone names upstream models.
+	Backends []*Backend `protobuf:"bytes,5,rep,name=backends,proto3" json:"backends,omitempty"`
+	// Further names clients may send for this model. No alias is another model's
+	// name or alias, so a requested name resolves to one model without precedence rules.
+	Aliases []string `protobuf:"bytes,6,rep,name=aliases,proto3" json:"aliases,omitempty"`
+	// "<provider id>/<prefix>*": a client may send "<provider id>/<upstream model>" for
+	// any upstream model starting with prefix (which may be empty), and it is sent to
+	// that provider under this model's strategy, permissions, fallbacks and affinity.
+	// Wildcards of different models never overlap, so such a name matches at most one.
+	Wildcard string `protobuf:"bytes,7,opt,name=wildcard,proto3" json:"wildcard,omitempty"`
+	// Error class -> id (not name) of the model to try next when a request fails with
+	// that class: "context_window", "content_filter" or "any" (every other failure).
+	// The fallback graph has no cycles, so a request visits each model at most once.
+	Fallbacks map[string]string `protobuf:"bytes,8,rep,name=fallbacks,proto3" json:"fallbacks,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Which requests stick to one backend: "" (none), "user" (per API key) or
+	// "header:<name>" (per value of that request header). The name is stored lower-case
+	// so edges compare it without folding case per request.
+	Affinity      string `protobuf:"bytes,9,opt,name=affinity,proto3" json:"affinity,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -401,6 +429,34 @@ func (x *Model) GetBackends() []*Backend {
 		return x.Backends
 	}
 	return nil
+}
+
+func (x *Model) GetAliases() []string {
+	if x != nil {
+		return x.Aliases
+	}
+	return nil
+}
+
+func (x *Model) GetWildcard() string {
+	if x != nil {
+		return x.Wildcard
+	}
+	return ""
+}
+
+func (x *Model) GetFallbacks() map[string]string {
+	if x != nil {
+		return x.Fallbacks
+	}
+	return nil
+}
+
+func (x *Model) GetAffinity() string {
+	if x != nil {
+		return x.Affinity
+	}
+	return ""
 }
 
 // Backend maps a model onto one provider's upstream model.
@@ -770,7 +826,7 @@ const file_berry_v1_config_proto_rawDesc = "" +
 	"!circuit_breaker_failure_threshold\x18\x04 \x01(\rR\x1ecircuitBreakerFailureThreshold\x12E\n" +
 	"\x1fcircuit_breaker_timeout_seconds\x18\x05 \x01(\rR\x1ccircuitBreakerTimeoutSeconds\x12E\n" +
 	"\x1frecovery_check_interval_seconds\x18\x06 \x01(\rR\x1crecoveryCheckIntervalSeconds\x123\n" +
-	"\x16max_request_body_bytes\x18\a \x01(\x04R\x13maxRequestBodyBytes\"\xb9\x03\n" +
+	"\x16max_request_body_bytes\x18\a \x01(\x04R\x13maxRequestBodyBytes\"\xde\x03\n" +
 	"\bProvider\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x19\n" +
@@ -786,16 +842,24 @@ const file_berry_v1_config_proto_rawDesc = "" +
 	" \x01(\tR\vbackendType\x12\x1f\n" +
 	"\vapi_version\x18\v \x01(\tR\n" +
 	"apiVersion\x12\x1e\n" +
-	"\vapi_key_set\x18\f \x01(\bR\tapiKeySet\x1a:\n" +
+	"\vapi_key_set\x18\f \x01(\bR\tapiKeySet\x12#\n" +
+	"\rresponses_api\x18\r \x01(\tR\fresponsesApi\x1a:\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x90\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xde\x02\n" +
 	"\x05Model\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
 	"\bstrategy\x18\x03 \x01(\tR\bstrategy\x12\x18\n" +
 	"\aenabled\x18\x04 \x01(\bR\aenabled\x12-\n" +
-	"\bbackends\x18\x05 \x03(\v2\x11.berry.v1.BackendR\bbackends\"\xc0\x01\n" +
+	"\bbackends\x18\x05 \x03(\v2\x11.berry.v1.BackendR\bbackends\x12\x18\n" +
+	"\aaliases\x18\x06 \x03(\tR\aaliases\x12\x1a\n" +
+	"\bwildcard\x18\a \x01(\tR\bwildcard\x12<\n" +
+	"\tfallbacks\x18\b \x03(\v2\x1e.berry.v1.Model.FallbacksEntryR\tfallbacks\x12\x1a\n" +
+	"\baffinity\x18\t \x01(\tR\baffinity\x1a<\n" +
+	"\x0eFallbacksEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc0\x01\n" +
 	"\aBackend\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12\x16\n" +
@@ -840,7 +904,7 @@ func file_berry_v1_config_proto_rawDescGZIP() []byte {
 	return file_berry_v1_config_proto_rawDescData
 }
 
-var file_berry_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_berry_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_berry_v1_config_proto_goTypes = []any{
 	(*Config)(nil),                // 0: berry.v1.Config
 	(*Settings)(nil),              // 1: berry.v1.Settings
@@ -851,7 +915,8 @@ var file_berry_v1_config_proto_goTypes = []any{
 	(*RateLimit)(nil),             // 6: berry.v1.RateLimit
 	(*ConfigVersion)(nil),         // 7: berry.v1.ConfigVersion
 	nil,                           // 8: berry.v1.Provider.HeadersEntry
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	nil,                           // 9: berry.v1.Model.FallbacksEntry
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
 }
 var file_berry_v1_config_proto_depIdxs = []int32{
 	1,  // 0: berry.v1.Config.settings:type_name -> berry.v1.Settings
@@ -860,15 +925,16 @@ var file_berry_v1_config_proto_depIdxs = []int32{
 	5,  // 3: berry.v1.Config.users:type_name -> berry.v1.User
 	8,  // 4: berry.v1.Provider.headers:type_name -> berry.v1.Provider.HeadersEntry
 	4,  // 5: berry.v1.Model.backends:type_name -> berry.v1.Backend
-	6,  // 6: berry.v1.User.rate_limit:type_name -> berry.v1.RateLimit
-	9,  // 7: berry.v1.User.expires_at:type_name -> google.protobuf.Timestamp
-	9,  // 8: berry.v1.ConfigVersion.created_at:type_name -> google.protobuf.Timestamp
-	0,  // 9: berry.v1.ConfigVersion.config:type_name -> berry.v1.Config
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	9,  // 6: berry.v1.Model.fallbacks:type_name -> berry.v1.Model.FallbacksEntry
+	6,  // 7: berry.v1.User.rate_limit:type_name -> berry.v1.RateLimit
+	10, // 8: berry.v1.User.expires_at:type_name -> google.protobuf.Timestamp
+	10, // 9: berry.v1.ConfigVersion.created_at:type_name -> google.protobuf.Timestamp
+	0,  // 10: berry.v1.ConfigVersion.config:type_name -> berry.v1.Config
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_berry_v1_config_proto_init() }
@@ -882,7 +948,7 @@ func file_berry_v1_config_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berry_v1_config_proto_rawDesc), len(file_berry_v1_config_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
