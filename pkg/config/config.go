@@ -94,6 +94,73 @@ func HashTokens(cfg *berryv1.Config) {
 
 var billingModes = []string{"per_token", "per_request"}
 
+// responsesAPIModes are the values of a provider's responses_api; "" means the kind's
+// default, decided by its adapter.
+var responsesAPIModes = []string{"native", "chat"}
+
+// noNativeResponses are the backend types whose upstream has no Responses API, so
+// "native" would send requests to an endpoint that does not exist.
+var noNativeResponses = []string{"anthropic", "claude"}
+
+// FallbackClasses are the error classes a model's fallbacks may name, in the order an edge checks them.
+var FallbackClasses = []string{"context_window", "content_filter", "any"}
+
+// ParseWildcard splits a model's wildcard pattern into the provider id and the upstream-model prefix; ok is false for "".
+// It is also false for a pattern not of the form "<provider id>/<prefix>*" with a
+// single "*", which Validate refuses, so an edge never routes by a half-understood
+// pattern.
+func ParseWildcard(pattern string) (providerID, prefix string, ok bool) {
+	providerID, rest, found := strings.Cut(pattern, "/")
+	if !found || providerID == "" {
+		return "", "", false
+	}
+	prefix, found = strings.CutSuffix(rest, "*")
+	if !found || strings.Contains(prefix, "*") {
+		return "", "", false
+	}
+	return providerID, prefix, true
+}
+
+// ParseAffinity splits an affinity setting: kind is "", "user" or "header", header is the lower-cased header name.
+// A setting Validate refuses gives kind "", i.e. no affinity.
+func ParseAffinity(s string) (kind, header string) {
+	if s == "user" {
+		return "user", ""
+	}
+	if name, ok := strings.CutPrefix(s, affinityHeaderPrefix); ok {
+		return "header", asciiLower(name)
+	}
+	return "", ""
+}
+
+const affinityHeaderPrefix = "header:"
+
+// normalizeAffinity lower-cases the header name of a "header:<name>" affinity, the
+// form stored so that edges need not fold case on every request.
+func normalizeAffinity(s string) string {
+	if name, ok := strings.CutPrefix(s, affinityHeaderPrefix); ok {
+		return affinityHeaderPrefix + asciiLower(name)
+	}
+	return s
+}
+
+// asciiLower folds only ASCII letters: strings.ToLower would turn the Kelvin sign into
+// "k" and so make a name Validate must refuse look like a valid header name.
+func asciiLower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}
+
 // Defaults of the seed format, applied where a key is absent (and, for the proto form,
 // where a field that must be positive is zero). They are the only definition: the
 // edge's breaker, probes and timeouts use these when a setting is unset.

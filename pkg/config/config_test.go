@@ -32,6 +32,7 @@ timeout_seconds = 30
 max_retries = 3
 headers = { "X-Extra" = "v" }
 backend_type = "openai"
+responses_api = "native"
 
 [providers.azure-east]
 name = "Azure East"
@@ -46,6 +47,9 @@ api_version = "2025-01-01"
 name = "gpt-4"
 strategy = "weighted_random"
 enabled = true
+aliases = ["gpt4", "gpt-4-0613"]
+fallbacks = { context_window = "openai_any", any = "openai_any" }
+affinity = "header:X-Session-Id"
 
 [[models.gpt_4.backends]]
 provider = "openai-primary"
@@ -62,6 +66,11 @@ model = "gpt4-deployment"
 weight = 2
 priority = 2
 billing_mode = "per_request"
+
+[models.openai_any]
+name = "openai-any"
+wildcard = "openai-primary/*"
+affinity = "user"
 
 [users.alice]
 name = "Alice"
@@ -94,11 +103,14 @@ func seedConfig() *berryv1.Config {
 				Id: "openai-primary", Name: "OpenAI Primary Account", BaseUrl: "https://api.openai.com/v1",
 				ApiKey: "sk-primary-secret", Models: []string{"gpt-4", "gpt-4-turbo", "gpt-3.5-turbo"},
 				Enabled: true, TimeoutSeconds: 30, MaxRetries: 3,
-				Headers: map[string]string{"X-Extra": "v"}, BackendType: "openai",
+				Headers: map[string]string{"X-Extra": "v"}, BackendType: "openai", ResponsesApi: "native",
 			},
 		},
 		Models: []*berryv1.Model{{
 			Id: "gpt_4", Name: "gpt-4", Strategy: "weighted_random", Enabled: true,
+			Aliases:   []string{"gpt4", "gpt-4-0613"},
+			Fallbacks: map[string]string{"context_window": "openai_any", "any": "openai_any"},
+			Affinity:  "header:x-session-id",
 			Backends: []*berryv1.Backend{
 				{
 					Provider: "openai-primary", Model: "gpt-4", Weight: 0.5, Priority: 1, Enabled: true,
@@ -109,6 +121,9 @@ func seedConfig() *berryv1.Config {
 					BillingMode: "per_request",
 				},
 			},
+		}, {
+			Id: "openai_any", Name: "openai-any", Strategy: "weighted_random", Enabled: true,
+			Wildcard: "openai-primary/*", Affinity: "user",
 		}},
 		Users: []*berryv1.User{{
 			Id: "alice", Name: "Alice", TokenSha256: HashToken("berry-alice-token"),

@@ -44,21 +44,14 @@ func ExportTOML(cfg *berryv1.Config) ([]byte, error) {
 		w.int("timeout_seconds", int64(p.GetTimeoutSeconds()))
 		w.int("max_retries", int64(p.GetMaxRetries()))
 		if len(p.GetHeaders()) > 0 {
-			w.key("headers")
-			w.buf.WriteString("{ ")
-			for i, name := range sortedKeys(p.GetHeaders()) {
-				if i > 0 {
-					w.buf.WriteString(", ")
-				}
-				w.buf.WriteString(tomlKey(name))
-				w.buf.WriteString(" = ")
-				w.quote(p.GetHeaders()[name])
-			}
-			w.buf.WriteString(" }\n")
+			w.inlineTable("headers", p.GetHeaders())
 		}
 		w.str("backend_type", p.GetBackendType())
 		if p.GetApiVersion() != "" {
 			w.str("api_version", p.GetApiVersion())
+		}
+		if p.GetResponsesApi() != "" {
+			w.str("responses_api", p.GetResponsesApi())
 		}
 	}
 
@@ -69,6 +62,18 @@ func ExportTOML(cfg *berryv1.Config) ([]byte, error) {
 		w.str("name", m.GetName())
 		w.str("strategy", m.GetStrategy())
 		w.bool("enabled", m.GetEnabled())
+		if len(m.GetAliases()) > 0 {
+			w.strs("aliases", m.GetAliases())
+		}
+		if m.GetWildcard() != "" {
+			w.str("wildcard", m.GetWildcard())
+		}
+		if len(m.GetFallbacks()) > 0 {
+			w.inlineTable("fallbacks", m.GetFallbacks())
+		}
+		if m.GetAffinity() != "" {
+			w.str("affinity", m.GetAffinity())
+		}
 		for _, b := range m.GetBackends() {
 			w.buf.WriteString("\n[[" + table + ".backends]]\n")
 			w.str("provider", b.GetProvider())
@@ -157,6 +162,25 @@ func (w *tomlWriter) strs(k string, vs []string) {
 		w.quote(v)
 	}
 	w.buf.WriteString("]\n")
+}
+
+// inlineTable writes a string map on one line, keys sorted so that equal configs
+// export alike.
+func (w *tomlWriter) inlineTable(k string, m map[string]string) {
+	w.key(k)
+	w.buf.WriteString("{ ")
+	for i, name := range sortedKeys(m) {
+		if i > 0 {
+			w.buf.WriteString(", ")
+		}
+		if !utf8.ValidString(name) && w.err == nil {
+			w.err = fmt.Errorf("%s key %q is not valid UTF-8", k, name)
+		}
+		w.buf.WriteString(tomlKey(name))
+		w.buf.WriteString(" = ")
+		w.quote(m[name])
+	}
+	w.buf.WriteString(" }\n")
 }
 
 func (w *tomlWriter) bool(k string, v bool) {

@@ -31,6 +31,15 @@ func TestExportRoundTrip(t *testing.T) {
 			&berryv1.Backend{Provider: "b", Model: "up", Weight: 1e-300, Enabled: false, BillingMode: "per_request"},
 			&berryv1.Backend{Provider: "b", Model: "up2", Weight: 3, Priority: 2147483647, Enabled: true, BillingMode: "per_token"})
 		c.Models[1].Enabled = false
+		c.Providers[0].ResponsesApi = "chat"
+		c.Providers[1].ResponsesApi = "native"
+		c.Models[0].Aliases = []string{`"quoted"\back\slash`, "ünï"}
+		c.Models[0].Affinity = "header:x-session-id"
+		c.Models[0].Fallbacks = map[string]string{"any": "m2", "context_window": "m3", "content_filter": "m2"}
+		c.Models[1].Aliases = []string{"vendor/two"}
+		c.Models[1].Affinity = "user"
+		c.Models = append(c.Models, &berryv1.Model{Id: "m3", Name: "three", Strategy: testStrategy,
+			Wildcard: "odd.id/gpt-4*", Fallbacks: map[string]string{"any": "m2"}})
 		c.Users[0].Name = ""
 		c.Users[0].Tags = []string{"t"}
 		c.Users[0].RateLimit = &berryv1.RateLimit{}
@@ -99,6 +108,12 @@ func TestExportLayout(t *testing.T) {
 		"weight = 2.0\n",
 		"[users.alice]\nname = \"Alice\"\ntoken_sha256 = \"",
 		"rate_limit = { requests_per_minute = 60, requests_per_hour = 1000, requests_per_day = 10000 }\n",
+		"backend_type = \"openai\"\nresponses_api = \"native\"\n",
+		"enabled = true\naliases = [\"gpt4\", \"gpt-4-0613\"]\n" +
+			"fallbacks = { any = \"openai_any\", context_window = \"openai_any\" }\n" +
+			"affinity = \"header:x-session-id\"\n\n[[models.gpt_4.backends]]\n",
+		"[models.openai_any]\nname = \"openai-any\"\nstrategy = \"weighted_random\"\nenabled = true\n" +
+			"wildcard = \"openai-primary/*\"\naffinity = \"user\"\n\n[users.alice]\n",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("export lacks %q:\n%s", want, text)
@@ -139,6 +154,8 @@ func TestExportErrors(t *testing.T) {
 		{"duplicate provider id", func(c *berryv1.Config) { c.Providers[1].Id = "a" }, "providers.a: duplicate providers id"},
 		{"duplicate user id", func(c *berryv1.Config) { c.Users[1].Id = "u1" }, "users.u1: duplicate users id"},
 		{"invalid UTF-8", func(c *berryv1.Config) { c.Models[0].Name = "bad\xff" }, "not valid UTF-8"},
+		{"invalid UTF-8 in a table key", func(c *berryv1.Config) { c.Models[0].Fallbacks = map[string]string{"bad\xff": "m2"} },
+			`fallbacks key "bad\xff" is not valid UTF-8`},
 		{"body limit beyond TOML integers", func(c *berryv1.Config) { c.Settings.MaxRequestBodyBytes = 1 << 63 },
 			"max_request_body_bytes = 9223372036854775808 does not fit a TOML integer"},
 	}

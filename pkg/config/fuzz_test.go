@@ -11,6 +11,11 @@ func FuzzParseTOML(f *testing.F) {
 	f.Add([]byte(doc{}.String()))
 	f.Add([]byte(doc{settings: "max_retries = -1", backend: "weight = nan\npriority = 99999999999"}.String()))
 	f.Add([]byte(doc{provider: `headers = { "X A" = "v\r\n" }`, user: `rate_limit = { requests_per_day = -1 }`}.String()))
+	f.Add([]byte(doc{
+		provider: `responses_api = "native"`,
+		model:    "aliases = [\"x\", \"p/y\"]\nwildcard = \"p/u*\"\naffinity = \"header:X-S\"\nfallbacks = { any = \"w\", timeout = \"m\" }",
+		extra:    "[models.w]\nwildcard = \"p/*\"\nfallbacks = { context_window = \"m\" }",
+	}.String()))
 	f.Add([]byte("providers = 1\n[users.\"\"]\ntoken_sha256 = \"zz\"\n"))
 	f.Add([]byte("[settings\n"))
 	f.Add([]byte(""))

@@ -11,7 +11,8 @@ import (
 // form ParseTOML produces, so that stored configs compare and diff alike whatever
 // their source: missing settings take the seed format's defaults (a zero value in a
 // field that must be positive counts as missing), providers their kind's defaults,
-// lists are sorted by id, and clear user tokens are hashed. It does not validate; call Validate after it.
+// lists are sorted by id, affinity header names are lower-cased, and clear user
+// tokens are hashed. It does not validate; call Validate after it.
 func Normalize(cfg *berryv1.Config) {
 	if cfg.Settings == nil {
 		cfg.Settings = &berryv1.Settings{MaxRetries: DefaultMaxRetries, CircuitBreakerTimeoutSeconds: DefaultCircuitBreakerTimeoutSeconds}
@@ -23,6 +24,9 @@ func Normalize(cfg *berryv1.Config) {
 	s.RecoveryCheckIntervalSeconds = cmp.Or(s.RecoveryCheckIntervalSeconds, DefaultRecoveryCheckIntervalSeconds)
 	for _, p := range cfg.Providers {
 		providerDefaults(p)
+	}
+	for _, m := range cfg.Models {
+		m.Affinity = normalizeAffinity(m.Affinity)
 	}
 	slices.SortStableFunc(cfg.Providers, func(a, b *berryv1.Provider) int { return cmp.Compare(a.GetId(), b.GetId()) })
 	slices.SortStableFunc(cfg.Models, func(a, b *berryv1.Model) int { return cmp.Compare(a.GetId(), b.GetId()) })

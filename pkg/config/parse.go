@@ -49,13 +49,18 @@ type rawProvider struct {
 	Headers        map[string]string `toml:"headers"`
 	BackendType    string            `toml:"backend_type"`
 	APIVersion     string            `toml:"api_version"`
+	ResponsesAPI   string            `toml:"responses_api"`
 }
 
 type rawModel struct {
-	Name     *string      `toml:"name"`
-	Strategy string       `toml:"strategy"`
-	Enabled  *bool        `toml:"enabled"`
-	Backends []rawBackend `toml:"backends"`
+	Name      *string           `toml:"name"`
+	Strategy  string            `toml:"strategy"`
+	Enabled   *bool             `toml:"enabled"`
+	Backends  []rawBackend      `toml:"backends"`
+	Aliases   []string          `toml:"aliases"`
+	Wildcard  string            `toml:"wildcard"`
+	Fallbacks map[string]string `toml:"fallbacks"`
+	Affinity  string            `toml:"affinity"`
 }
 
 type rawBackend struct {
@@ -128,7 +133,8 @@ func nonTableMaps(md toml.MetaData) []FieldError {
 	for _, k := range md.Keys() {
 		// Struct fields match case-insensitively in toml, so "Providers" counts too.
 		isMap := len(k) == 1 && (strings.EqualFold(k[0], "providers") || strings.EqualFold(k[0], "models") || strings.EqualFold(k[0], "users")) ||
-			len(k) == 3 && strings.EqualFold(k[0], "providers") && strings.EqualFold(k[2], "headers")
+			len(k) == 3 && strings.EqualFold(k[0], "providers") && strings.EqualFold(k[2], "headers") ||
+			len(k) == 3 && strings.EqualFold(k[0], "models") && strings.EqualFold(k[2], "fallbacks")
 		if t := md.Type(k...); isMap && t != "Hash" {
 			errs = append(errs, FieldError{Path: k.String(), Msg: "must be a table, got " + strings.ToLower(t)})
 		}
@@ -306,6 +312,7 @@ func (p *parser) provider(i int, id string, r rawProvider, st *berryv1.Settings)
 		Headers:        r.Headers,
 		BackendType:    r.BackendType,
 		ApiVersion:     r.APIVersion,
+		ResponsesApi:   r.ResponsesAPI,
 	}
 	providerDefaults(pr)
 	return pr
@@ -317,9 +324,13 @@ func (p *parser) model(i int, id string, r rawModel) *berryv1.Model {
 		Id: id,
 		// Clients route by name, so an explicit name = "" is left for Validate to
 		// refuse instead of being quietly replaced.
-		Name:     id,
-		Strategy: cmp.Or(r.Strategy, balancer.Default),
-		Enabled:  boolOr(r.Enabled, true),
+		Name:      id,
+		Strategy:  cmp.Or(r.Strategy, balancer.Default),
+		Enabled:   boolOr(r.Enabled, true),
+		Aliases:   r.Aliases,
+		Wildcard:  r.Wildcard,
+		Fallbacks: r.Fallbacks,
+		Affinity:  normalizeAffinity(r.Affinity),
 	}
 	if r.Name != nil {
 		m.Name = *r.Name

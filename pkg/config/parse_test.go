@@ -88,6 +88,35 @@ func TestParseDefaults(t *testing.T) {
 			m := c.GetModels()[0]
 			return []any{m.GetStrategy(), m.GetEnabled()}, []any{"weighted_random", true}
 		}},
+		{"model routing fields absent", doc{}, func(c *berryv1.Config) (any, any) {
+			m := c.GetModels()[0]
+			return []any{m.GetAliases(), m.GetWildcard(), m.GetFallbacks(), m.GetAffinity(), c.GetProviders()[0].GetResponsesApi()},
+				[]any{[]string(nil), "", map[string]string(nil), "", ""}
+		}},
+		{"model routing fields", doc{
+			model: `aliases = ["gpt4", "gpt-4-0613"]
+wildcard = "p/gpt-*"
+fallbacks = { context_window = "big", any = "big" }
+affinity = "header:X-Session-Id"`,
+			extra: "[models.big]\n[[models.big.backends]]\nprovider = \"p\"\nmodel = \"up\"",
+		}, func(c *berryv1.Config) (any, any) {
+			m := c.GetModels()[1]
+			return []any{m.GetAliases(), m.GetWildcard(), m.GetFallbacks(), m.GetAffinity()},
+				[]any{[]string{"gpt4", "gpt-4-0613"}, "p/gpt-*", map[string]string{"any": "big", "context_window": "big"}, "header:x-session-id"}
+		}},
+		{"fallbacks as a table", doc{
+			extra: "[models.m.fallbacks]\ncontent_filter = \"safe\"\n[models.safe]\nwildcard = \"p/*\"",
+		}, func(c *berryv1.Config) (any, any) {
+			return c.GetModels()[0].GetFallbacks(), map[string]string{"content_filter": "safe"}
+		}},
+		{"wildcard model without backends", doc{extra: "[models.any]\nwildcard = \"p/*\"\naffinity = \"user\""},
+			func(c *berryv1.Config) (any, any) {
+				m := c.GetModels()[0]
+				return []any{m.GetId(), m.GetName(), len(m.GetBackends()), m.GetAffinity()}, []any{"any", "any", 0, "user"}
+			}},
+		{"responses_api kept", doc{provider: `responses_api = "chat"`}, func(c *berryv1.Config) (any, any) {
+			return c.GetProviders()[0].GetResponsesApi(), "chat"
+		}},
 		{"backend defaults", doc{}, func(c *berryv1.Config) (any, any) {
 			b := c.GetModels()[0].GetBackends()[0]
 			return []any{b.GetWeight(), b.GetEnabled(), b.GetBillingMode(), b.GetPriority()},
@@ -238,6 +267,38 @@ func TestParseErrors(t *testing.T) {
 			[]string{`users."a b".id: must match [A-Za-z0-9_.-]+`}},
 		{"empty id", doc{extra: "[users.\"\"]\ntoken = \"x\""}.String(),
 			[]string{`users[0].id: required`}},
+		{"alias clashes", doc{
+			model: `aliases = ["gpt4", "p/up"]`,
+			extra: "[models.gpt_4]\nname = \"gpt4\"\nwildcard = \"p/*\"\naliases = [\"m\", \"x y\"]",
+		}.String(), []string{
+			`models.gpt_4.aliases[0]: "m" is already the name of models.m`,
+			`models.gpt_4.aliases[1]: "x y" must not contain whitespace or control characters`,
+			`models.m.aliases[0]: "gpt4" is already the name of models.gpt_4`,
+			`models.m.aliases[1]: "p/up" must not start with "p/": names of that form address provider "p" directly`,
+		}},
+		{"bad wildcard", doc{model: `wildcard = "p/*/x"`}.String(),
+			[]string{`models.m.wildcard: "p/*/x" must have exactly one "*", at the end`}},
+		{"wildcard of unknown provider, no backends", doc{extra: "[models.w]\nwildcard = \"q/*\""}.String(),
+			[]string{`models.w.wildcard: unknown provider "q"`}},
+		{"overlapping wildcards", doc{model: `wildcard = "p/gpt*"`, extra: "[models.w]\nwildcard = \"p/gpt-4o*\""}.String(),
+			[]string{`models.w.wildcard: "p/gpt-4o*" overlaps models.m.wildcard "p/gpt*": a name could match both`}},
+		{"fallbacks not a table", doc{model: `fallbacks = "m2"`}.String(),
+			[]string{"models.m.fallbacks: must be a table, got string"}},
+		{"fallback problems", doc{model: `fallbacks = { timeout = "m", any = "m", context_window = "M" }`}.String(),
+			[]string{
+				"models.m.fallbacks.any: must not be the model itself",
+				`models.m.fallbacks.context_window: unknown model id "M"`,
+				`models.m.fallbacks.timeout: unknown error class "timeout" (known: context_window, content_filter, any)`,
+				"models.m.fallbacks.timeout: must not be the model itself",
+			}},
+		{"fallback cycle", doc{
+			model: `fallbacks = { any = "b" }`,
+			extra: "[models.b]\nwildcard = \"p/*\"\nfallbacks = { context_window = \"m\" }",
+		}.String(), []string{"models.b.fallbacks.context_window: fallback cycle b → m → b"}},
+		{"bad affinity", doc{model: `affinity = "header:X Session"`}.String(),
+			[]string{`models.m.affinity: invalid HTTP header name "x session"`}},
+		{"bad responses_api", doc{provider: "backend_type = \"anthropic\"\nresponses_api = \"native\""}.String(),
+			[]string{`providers.p.responses_api: "native" is not possible with backend_type "anthropic": Anthropic does not serve the Responses API; use "chat" or leave it unset`}},
 		{"every problem reported", strings.Replace(doc{
 			settings: "max_retries = -1",
 			backend:  "weight = -1\nbilling_mode = \"free\"",
@@ -307,6 +368,7 @@ func TestParseStructureErrors(t *testing.T) {
 		{"unicode case folding", "[\"ſettings\"]\nmax_retries = 1\n", []string{`"ſettings": key names are case-sensitive and lower case`}},
 		{"backend field", doc{backend: "Weight = 2"}.String(), []string{"models.m.backends.Weight: key names are case-sensitive and lower case"}},
 		{"headers array", doc{provider: "headers = [\"X-A: b\"]"}.String(), []string{"providers.p.headers: must be a table, got array"}},
+		{"new model key in upper case", doc{model: "Aliases = [\"x\"]"}.String(), []string{"models.m.Aliases: key names are case-sensitive and lower case"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -328,8 +390,8 @@ func TestParseUnknownKeys(t *testing.T) {
 		{"rate limit key", doc{user: "rate_limit = { per_second = 1 }"}, []string{`unknown key "users.u.rate_limit.per_second" ignored`}},
 		{"unknown table reported once", doc{extra: "[metrics]\nport = 9090\n[metrics.labels]\nenv = \"prod\""},
 			[]string{`unknown key "metrics" ignored`}},
-		{"several, in file order", doc{settings: "log_level = \"debug\"", model: "aliases = [\"x\"]"},
-			[]string{`unknown key "settings.log_level" ignored`, `unknown key "models.m.aliases" ignored`}},
+		{"several, in file order", doc{settings: "log_level = \"debug\"", model: "owner = \"x\""},
+			[]string{`unknown key "settings.log_level" ignored`, `unknown key "models.m.owner" ignored`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/pkg/balancer"
@@ -31,6 +32,7 @@ func Validate(cfg *berryv1.Config) error {
 		providers:  map[string]*berryv1.Provider{},
 		models:     map[string]*berryv1.Model{},
 		modelNames: map[string]string{},
+		aliasPaths: map[string]string{},
 		userIDs:    map[string]bool{},
 		userTokens: map[[sha256.Size]byte]string{},
 	}
@@ -41,6 +43,14 @@ func Validate(cfg *berryv1.Config) error {
 	for i, m := range cfg.GetModels() {
 		v.model(i, m)
 	}
+	// Aliases and fallbacks refer to models that may come later in the list.
+	for i, m := range cfg.GetModels() {
+		v.aliases(i, m)
+	}
+	for i, m := range cfg.GetModels() {
+		v.fallbacks(i, m)
+	}
+	v.fallbackCycles(cfg.GetModels())
 	for i, u := range cfg.GetUsers() {
 		v.user(i, u)
 	}
@@ -55,6 +65,8 @@ type validator struct {
 	providers  map[string]*berryv1.Provider // by id; first one wins on duplicates
 	models     map[string]*berryv1.Model    // by id
 	modelNames map[string]string            // model name -> path of the model using it
+	aliasPaths map[string]string            // alias -> path of the aliases entry using it
+	wildcards  []wildcardUse                // valid wildcards seen so far
 	userIDs    map[string]bool
 	userTokens map[[sha256.Size]byte]string // token hash -> path of the user using it
 }
@@ -106,6 +118,7 @@ func (v *validator) provider(i int, p *berryv1.Provider) {
 		v.errorf(path+".name", "required")
 	}
 	v.adapter(path, p)
+	v.responsesAPI(path, p)
 	if len(p.GetModels()) == 0 {
 		v.errorf(path+".models", "must list at least one model")
 	}
@@ -163,12 +176,203 @@ func (v *validator) model(i int, m *berryv1.Model) {
 	if s := m.GetStrategy(); s != "" && !balancer.Known(s) {
 		v.errorf(path+".strategy", "unknown strategy %q (known: %s)", s, strings.Join(balancer.Names(), ", "))
 	}
-	if len(m.GetBackends()) == 0 {
+	// A wildcard routes by itself; without one, a model with no backends could
+	// serve nothing.
+	if len(m.GetBackends()) == 0 && m.GetWildcard() == "" {
 		v.errorf(path+".backends", "must have at least one backend")
 	}
 	for j, b := range m.GetBackends() {
 		v.backend(fmt.Sprintf("%s.backends[%d]", path, j), b)
 	}
+	v.wildcard(path, m.GetWildcard())
+	v.affinity(path, m.GetAffinity())
+}
+
+// responsesAPI checks a provider's responses_api; the default for "" belongs to the
+// provider's adapter, not to the config.
+func (v *validator) responsesAPI(path string, p *berryv1.Provider) {
+	switch mode := p.GetResponsesApi(); {
+	case mode == "":
+	case !slices.Contains(responsesAPIModes, mode):
+		v.errorf(path+".responses_api", "unknown mode %q (known: %s)", mode, strings.Join(responsesAPIModes, ", "))
+	case mode == "native" && slices.Contains(noNativeResponses, p.GetBackendType()):
+		v.errorf(path+".responses_api", `"native" is not possible with backend_type %q: Anthropic does not serve the Responses API; use "chat" or leave it unset`, p.GetBackendType())
+	}
+}
+
+type wildcardUse struct {
+	provider, prefix, pattern, path string
+}
+
+func (v *validator) wildcard(path, pattern string) {
+	if pattern == "" {
+		return
+	}
+	path += ".wildcard"
+	provider, prefix, ok := ParseWildcard(pattern)
+	switch {
+	case !ok && !strings.Contains(pattern, "/"):
+		v.errorf(path, `must be "<provider id>/<prefix>*", got %q`, pattern)
+		return
+	case !ok && strings.HasPrefix(pattern, "/"):
+		v.errorf(path, `must start with a provider id: "<provider id>/<prefix>*", got %q`, pattern)
+		return
+	case !ok:
+		v.errorf(path, `%q must have exactly one "*", at the end`, pattern)
+		return
+	case !cleanName(prefix):
+		v.errorf(path, "%q must not contain whitespace or control characters", pattern)
+		return
+	}
+	if _, known := v.providers[provider]; !known {
+		v.errorf(path, "unknown provider %q", provider)
+		return
+	}
+	for _, w := range v.wildcards {
+		if w.provider == provider && (strings.HasPrefix(prefix, w.prefix) || strings.HasPrefix(w.prefix, prefix)) {
+			v.errorf(path, "%q overlaps %s %q: a name could match both", pattern, w.path, w.pattern)
+			return
+		}
+	}
+	v.wildcards = append(v.wildcards, wildcardUse{provider, prefix, pattern, path})
+}
+
+func (v *validator) affinity(path, s string) {
+	switch kind, header := ParseAffinity(s); {
+	case s == "", kind == "user":
+	case kind == "":
+		v.errorf(path+".affinity", `must be "user" or "header:<name>", got %q`, s)
+	case !validHeaderName(header):
+		v.errorf(path+".affinity", "invalid HTTP header name %q", strings.TrimPrefix(s, affinityHeaderPrefix))
+	}
+}
+
+// aliases runs after every model's name is known: a name always wins over an alias,
+// so the alias is the one reported whichever model comes first.
+func (v *validator) aliases(i int, m *berryv1.Model) {
+	path := tablePath("models", i, m.GetId())
+	for j, a := range m.GetAliases() {
+		apath := fmt.Sprintf("%s.aliases[%d]", path, j)
+		provider, _, hasSlash := strings.Cut(a, "/")
+		_, isProvider := v.providers[provider]
+		switch {
+		case a == "":
+			v.errorf(apath, "must not be empty")
+		case !cleanName(a):
+			v.errorf(apath, "%q must not contain whitespace or control characters", a)
+		case hasSlash && isProvider:
+			// Edges read "<provider id>/..." as a wildcard request for that provider.
+			v.errorf(apath, "%q must not start with %q: names of that form address provider %q directly", a, provider+"/", provider)
+		case v.modelNames[a] != "":
+			v.errorf(apath, "%q is already the name of %s", a, v.modelNames[a])
+		case v.aliasPaths[a] != "":
+			v.errorf(apath, "%q is already an alias, %s", a, v.aliasPaths[a])
+		default:
+			v.aliasPaths[a] = apath
+		}
+	}
+}
+
+func (v *validator) fallbacks(i int, m *berryv1.Model) {
+	path := tablePath("models", i, m.GetId()) + ".fallbacks."
+	for _, class := range sortedKeys(m.GetFallbacks()) {
+		fpath := path + tomlKey(class)
+		target := m.GetFallbacks()[class]
+		if !slices.Contains(FallbackClasses, class) {
+			v.errorf(fpath, "unknown error class %q (known: %s)", class, strings.Join(FallbackClasses, ", "))
+		}
+		switch _, known := v.models[target]; {
+		case target == "":
+			v.errorf(fpath, "must name a model id")
+		case target == m.GetId():
+			v.errorf(fpath, "must not be the model itself")
+		case !known:
+			v.errorf(fpath, "unknown model id %q%s", target, v.nameHint(target, "fallbacks name model ids"))
+		}
+	}
+}
+
+// fallbackCycles refuses loops in the fallback graph, whatever the classes: an edge
+// following them would retry a failing request forever. A depth-first walk, in
+// config order and in each model's class order, reports every loop it closes at the
+// model where the loop starts, under the class that leaves that model.
+func (v *validator) fallbackCycles(models []*berryv1.Model) {
+	const (
+		unvisited = iota
+		onStack
+		done
+	)
+	state := map[string]int{}
+	type step struct{ id, class string }
+	var stack []step
+	var visit func(id string)
+	visit = func(id string) {
+		state[id] = onStack
+		m := v.models[id]
+		for _, class := range v.fallbackOrder(m) {
+			next := m.GetFallbacks()[class]
+			if _, known := v.models[next]; !known || next == id {
+				continue // reported by fallbacks
+			}
+			stack = append(stack, step{id, class})
+			switch state[next] {
+			case unvisited:
+				visit(next)
+			case onStack:
+				start := slices.IndexFunc(stack, func(s step) bool { return s.id == next })
+				ids := make([]string, 0, len(stack)-start+1)
+				for _, s := range stack[start:] {
+					ids = append(ids, s.id)
+				}
+				ids = append(ids, next)
+				v.errorf(tablePath("models", 0, next)+".fallbacks."+tomlKey(stack[start].class),
+					"fallback cycle %s", strings.Join(ids, " → "))
+			}
+			stack = stack[:len(stack)-1]
+		}
+		state[id] = done
+	}
+	for _, m := range models {
+		if v.models[m.GetId()] == m && state[m.GetId()] == unvisited {
+			visit(m.GetId())
+		}
+	}
+}
+
+// fallbackOrder is the order in which cycle detection follows a model's fallbacks:
+// the known classes in the edge's order, then any unknown ones sorted, so that the
+// cycle reported does not depend on map iteration.
+func (v *validator) fallbackOrder(m *berryv1.Model) []string {
+	var order []string
+	for _, c := range FallbackClasses {
+		if _, ok := m.GetFallbacks()[c]; ok {
+			order = append(order, c)
+		}
+	}
+	for _, c := range sortedKeys(m.GetFallbacks()) {
+		if !slices.Contains(FallbackClasses, c) {
+			order = append(order, c)
+		}
+	}
+	return order
+}
+
+// nameHint points out a model name or alias used where a model id belongs: clients
+// send names, so seed files mix the two up easily.
+func (v *validator) nameHint(s, rule string) string {
+	if path, ok := v.modelNames[s]; ok {
+		return fmt.Sprintf(" (%s has that name; %s)", path, rule)
+	}
+	if path, ok := v.aliasPaths[s]; ok {
+		return fmt.Sprintf(" (%s is that alias; %s)", path, rule)
+	}
+	return ""
+}
+
+// cleanName reports whether s has no whitespace or control characters: names that
+// clients type and logs print should look like what they are.
+func cleanName(s string) bool {
+	return !strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) })
 }
 
 func (v *validator) backend(path string, b *berryv1.Backend) {
@@ -225,12 +429,7 @@ func (v *validator) user(i int, u *berryv1.User) {
 		if _, ok := v.models[id]; ok {
 			continue
 		}
-		// Seed files are easy to get wrong here: clients send names, this lists ids.
-		hint := ""
-		if path, ok := v.modelNames[id]; ok {
-			hint = fmt.Sprintf(" (%s has that name; allowed_models lists ids)", path)
-		}
-		v.errorf(path+".allowed_models", "unknown model id %q%s", id, hint)
+		v.errorf(path+".allowed_models", "unknown model id %q%s", id, v.nameHint(id, "allowed_models lists ids"))
 	}
 }
 

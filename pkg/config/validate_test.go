@@ -54,6 +54,43 @@ func TestValidateValid(t *testing.T) {
 			c.Users[0].Enabled = false
 		}},
 		{"no users or models", func(c *berryv1.Config) { c.Models, c.Users = nil, nil }},
+		{"aliases", func(c *berryv1.Config) {
+			c.Models[0].Aliases = []string{"uno", "one-0613", "meta/llama"} // "meta" is no provider id
+			c.Models[1].Aliases = []string{"dos"}
+		}},
+		{"wildcard without backends", func(c *berryv1.Config) {
+			c.Models[1].Wildcard = "b/*"
+			c.Models[1].Backends = nil
+		}},
+		{"wildcard with backends", func(c *berryv1.Config) { c.Models[1].Wildcard = "b/up*" }},
+		{"disjoint wildcards", func(c *berryv1.Config) {
+			c.Models[0].Wildcard = "a/gpt-4*"
+			c.Models[1].Wildcard = "a/gpt-3*"
+			c.Models = append(c.Models, &berryv1.Model{Id: "m3", Name: "three", Wildcard: "b/gpt-4*"})
+		}},
+		{"fallbacks of every class", func(c *berryv1.Config) {
+			c.Models[0].Fallbacks = map[string]string{"context_window": "m2", "content_filter": "m2", "any": "m2"}
+		}},
+		{"fallback chain and diamond", func(c *berryv1.Config) {
+			c.Models = append(c.Models, &berryv1.Model{Id: "m3", Name: "three", Wildcard: "b/*",
+				Fallbacks: map[string]string{"any": "m2"}})
+			c.Models[0].Fallbacks = map[string]string{"context_window": "m2", "any": "m3"}
+		}},
+		{"fallback to a later, disabled model", func(c *berryv1.Config) {
+			c.Models[0].Fallbacks = map[string]string{"any": "m2"}
+			c.Models[1].Enabled = false
+		}},
+		{"affinity", func(c *berryv1.Config) {
+			c.Models[0].Affinity = "user"
+			c.Models[1].Affinity = "header:x-session-id"
+		}},
+		{"affinity header not yet lower-cased", func(c *berryv1.Config) { c.Models[0].Affinity = "header:X-Session-Id" }},
+		{"responses_api", func(c *berryv1.Config) {
+			c.Providers[0].ResponsesApi = "native"
+			c.Providers[1].ResponsesApi = "chat"
+			c.Providers = append(c.Providers, &berryv1.Provider{Id: "c", Name: "C", BaseUrl: "https://c", Models: []string{"m"},
+				BackendType: "claude", ResponsesApi: "chat"})
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -148,6 +185,139 @@ func TestValidateProtoForm(t *testing.T) {
 		{"backend model of another provider", func(c *berryv1.Config) { c.Models[0].Backends[0].Model = "up2" }, []string{
 			`models.m1.backends[0].model: "up2" is not in providers.a.models`,
 		}},
+		{"alias forms", func(c *berryv1.Config) {
+			c.Models[0].Aliases = []string{"", "with space", "tab\t", "nul\x00", "a/up", "b/", "fine"}
+		}, []string{
+			"models.m1.aliases[0]: must not be empty",
+			`models.m1.aliases[1]: "with space" must not contain whitespace or control characters`,
+			`models.m1.aliases[2]: "tab\t" must not contain whitespace or control characters`,
+			`models.m1.aliases[3]: "nul\x00" must not contain whitespace or control characters`,
+			`models.m1.aliases[4]: "a/up" must not start with "a/": names of that form address provider "a" directly`,
+			`models.m1.aliases[5]: "b/" must not start with "b/": names of that form address provider "b" directly`,
+		}},
+		{"alias clashes", func(c *berryv1.Config) {
+			c.Models[0].Aliases = []string{"one", "two", "x", "x"}
+			c.Models[1].Aliases = []string{"x", "y"}
+			c.Models = append(c.Models, &berryv1.Model{Id: "m3", Name: "y", Wildcard: "a/*"})
+		}, []string{
+			`models.m1.aliases[0]: "one" is already the name of models.m1`,
+			// The later model's name still wins over the earlier model's alias.
+			`models.m1.aliases[1]: "two" is already the name of models.m2`,
+			`models.m1.aliases[3]: "x" is already an alias, models.m1.aliases[2]`,
+			`models.m2.aliases[0]: "x" is already an alias, models.m1.aliases[2]`,
+			`models.m2.aliases[1]: "y" is already the name of models.m3`,
+		}},
+		{"allowed model given by alias", func(c *berryv1.Config) {
+			c.Models[0].Aliases = []string{"uno"}
+			c.Users[0].AllowedModels = []string{"uno"}
+		}, []string{
+			`users.u1.allowed_models: unknown model id "uno" (models.m1.aliases[0] is that alias; allowed_models lists ids)`,
+		}},
+		{"wildcard forms", func(c *berryv1.Config) {
+			c.Models = append(c.Models,
+				&berryv1.Model{Id: "w1", Name: "w1", Wildcard: "*"},
+				&berryv1.Model{Id: "w2", Name: "w2", Wildcard: "/gpt*"},
+				&berryv1.Model{Id: "w3", Name: "w3", Wildcard: "a/gpt"},
+				&berryv1.Model{Id: "w4", Name: "w4", Wildcard: "a/*-mini"},
+				&berryv1.Model{Id: "w5", Name: "w5", Wildcard: "a/g*p*"},
+				&berryv1.Model{Id: "w6", Name: "w6", Wildcard: "a/my model*"},
+				&berryv1.Model{Id: "w7", Name: "w7", Wildcard: "nope/*"},
+			)
+		}, []string{
+			`models.w1.wildcard: must be "<provider id>/<prefix>*", got "*"`,
+			`models.w2.wildcard: must start with a provider id: "<provider id>/<prefix>*", got "/gpt*"`,
+			`models.w3.wildcard: "a/gpt" must have exactly one "*", at the end`,
+			`models.w4.wildcard: "a/*-mini" must have exactly one "*", at the end`,
+			`models.w5.wildcard: "a/g*p*" must have exactly one "*", at the end`,
+			`models.w6.wildcard: "a/my model*" must not contain whitespace or control characters`,
+			`models.w7.wildcard: unknown provider "nope"`,
+		}},
+		{"overlapping wildcards", func(c *berryv1.Config) {
+			c.Models[0].Wildcard = "a/gpt-4*"
+			c.Models[1].Wildcard = "a/*"
+			c.Models = append(c.Models,
+				&berryv1.Model{Id: "m3", Name: "three", Wildcard: "b/up*"},
+				&berryv1.Model{Id: "m4", Name: "four", Wildcard: "b/up*"},
+				&berryv1.Model{Id: "m5", Name: "five", Wildcard: "b/up2*"},
+			)
+		}, []string{
+			`models.m2.wildcard: "a/*" overlaps models.m1.wildcard "a/gpt-4*": a name could match both`,
+			`models.m4.wildcard: "b/up*" overlaps models.m3.wildcard "b/up*": a name could match both`,
+			`models.m5.wildcard: "b/up2*" overlaps models.m3.wildcard "b/up*": a name could match both`,
+		}},
+		{"no backends and no wildcard", func(c *berryv1.Config) {
+			c.Models[0].Backends = nil
+			c.Models[0].Wildcard = ""
+		}, []string{"models.m1.backends: must have at least one backend"}},
+		{"fallback targets", func(c *berryv1.Config) {
+			c.Models[0].Fallbacks = map[string]string{"context_window": "", "content_filter": "m1", "any": "two", "timeout": "m2"}
+			c.Models[1].Fallbacks = map[string]string{"any": "zzz"}
+		}, []string{
+			`models.m1.fallbacks.any: unknown model id "two" (models.m2 has that name; fallbacks name model ids)`,
+			"models.m1.fallbacks.content_filter: must not be the model itself",
+			"models.m1.fallbacks.context_window: must name a model id",
+			`models.m1.fallbacks.timeout: unknown error class "timeout" (known: context_window, content_filter, any)`,
+			`models.m2.fallbacks.any: unknown model id "zzz"`,
+		}},
+		{"odd fallback class", func(c *berryv1.Config) { c.Models[0].Fallbacks = map[string]string{"Any": "m2", "a b": "m2"} }, []string{
+			`models.m1.fallbacks.Any: unknown error class "Any" (known: context_window, content_filter, any)`,
+			`models.m1.fallbacks."a b": unknown error class "a b" (known: context_window, content_filter, any)`,
+		}},
+		{"fallback cycle of two", func(c *berryv1.Config) {
+			c.Models[0].Fallbacks = map[string]string{"any": "m2"}
+			c.Models[1].Fallbacks = map[string]string{"context_window": "m1"}
+		}, []string{"models.m1.fallbacks.any: fallback cycle m1 → m2 → m1"}},
+		{"fallback cycle across classes, after a chain", func(c *berryv1.Config) {
+			c.Models = append(c.Models,
+				&berryv1.Model{Id: "m3", Name: "three", Wildcard: "a/*", Fallbacks: map[string]string{"content_filter": "m4"}},
+				&berryv1.Model{Id: "m4", Name: "four", Wildcard: "b/*", Fallbacks: map[string]string{"any": "m2"}})
+			c.Models[0].Fallbacks = map[string]string{"context_window": "m3"}
+			c.Models[1].Fallbacks = map[string]string{"content_filter": "m1"}
+		}, []string{"models.m1.fallbacks.context_window: fallback cycle m1 → m3 → m4 → m2 → m1"}},
+		{"loops sharing a model each reported", func(c *berryv1.Config) {
+			c.Models = append(c.Models,
+				&berryv1.Model{Id: "m3", Name: "three", Wildcard: "a/*", Fallbacks: map[string]string{"any": "m2"}})
+			c.Models[0].Fallbacks = map[string]string{"any": "m2"}
+			c.Models[1].Fallbacks = map[string]string{"content_filter": "m1", "any": "m3"}
+		}, []string{
+			"models.m1.fallbacks.any: fallback cycle m1 → m2 → m1",
+			"models.m2.fallbacks.any: fallback cycle m2 → m3 → m2",
+		}},
+		{"two separate fallback cycles", func(c *berryv1.Config) {
+			c.Models = append(c.Models,
+				&berryv1.Model{Id: "m3", Name: "three", Wildcard: "a/*", Fallbacks: map[string]string{"any": "m3x"}},
+				&berryv1.Model{Id: "m3x", Name: "three-x", Wildcard: "b/*", Fallbacks: map[string]string{"any": "m3"}})
+			c.Models[0].Fallbacks = map[string]string{"any": "m2"}
+			c.Models[1].Fallbacks = map[string]string{"any": "m1"}
+		}, []string{
+			"models.m1.fallbacks.any: fallback cycle m1 → m2 → m1",
+			"models.m3.fallbacks.any: fallback cycle m3 → m3x → m3",
+		}},
+		{"affinity forms", func(c *berryv1.Config) {
+			c.Models[0].Affinity = "session"
+			c.Models[1].Affinity = "header:"
+			c.Models = append(c.Models,
+				&berryv1.Model{Id: "m3", Name: "three", Wildcard: "a/*", Affinity: "header:x session"},
+				&berryv1.Model{Id: "m4", Name: "four", Wildcard: "b/*", Affinity: "Header:x"},
+				&berryv1.Model{Id: "m5", Name: "five", Backends: c.Models[0].Backends, Affinity: "user:x"},
+			)
+		}, []string{
+			`models.m1.affinity: must be "user" or "header:<name>", got "session"`,
+			`models.m2.affinity: invalid HTTP header name ""`,
+			`models.m3.affinity: invalid HTTP header name "x session"`,
+			`models.m4.affinity: must be "user" or "header:<name>", got "Header:x"`,
+			`models.m5.affinity: must be "user" or "header:<name>", got "user:x"`,
+		}},
+		{"responses_api", func(c *berryv1.Config) {
+			c.Providers[0].ResponsesApi = "both"
+			c.Providers = append(c.Providers,
+				&berryv1.Provider{Id: "c", Name: "C", BaseUrl: "https://c", Models: []string{"m"}, BackendType: "claude", ResponsesApi: "native"},
+				&berryv1.Provider{Id: "d", Name: "D", BaseUrl: "https://d", Models: []string{"m"}, BackendType: "anthropic", ResponsesApi: "native"})
+		}, []string{
+			`providers.a.responses_api: unknown mode "both" (known: native, chat)`,
+			`providers.c.responses_api: "native" is not possible with backend_type "claude": Anthropic does not serve the Responses API; use "chat" or leave it unset`,
+			`providers.d.responses_api: "native" is not possible with backend_type "anthropic": Anthropic does not serve the Responses API; use "chat" or leave it unset`,
+		}},
 		{"many problems, in order", func(c *berryv1.Config) {
 			c.Settings.RequestTimeoutSeconds = 0
 			c.Providers[1].Name = ""
@@ -179,5 +349,54 @@ func TestValidationErrorFormat(t *testing.T) {
 	wrapped := errors.Join(errors.New("context"), err)
 	if !errors.Is(wrapped, ErrInvalid) {
 		t.Error("wrapped ValidationError is not ErrInvalid")
+	}
+}
+
+func TestParseWildcard(t *testing.T) {
+	tests := []struct {
+		pattern, provider, prefix string
+		ok                        bool
+	}{
+		{"", "", "", false},
+		{"openai-primary/*", "openai-primary", "", true},
+		{"openai-primary/gpt-4*", "openai-primary", "gpt-4", true},
+		// Upstream names may contain "/" themselves; only the first one splits.
+		{"router/meta-llama/*", "router", "meta-llama/", true},
+		{"*", "", "", false},
+		{"p/", "", "", false},
+		{"p/gpt", "", "", false},
+		{"/gpt*", "", "", false},
+		{"p/*x", "", "", false},
+		{"p/g*p*", "", "", false},
+		{"p/**", "", "", false},
+	}
+	for _, tt := range tests {
+		provider, prefix, ok := ParseWildcard(tt.pattern)
+		if provider != tt.provider || prefix != tt.prefix || ok != tt.ok {
+			t.Errorf("ParseWildcard(%q) = %q, %q, %v; want %q, %q, %v",
+				tt.pattern, provider, prefix, ok, tt.provider, tt.prefix, tt.ok)
+		}
+	}
+}
+
+func TestParseAffinity(t *testing.T) {
+	tests := []struct {
+		s, kind, header string
+	}{
+		{"", "", ""},
+		{"user", "user", ""},
+		{"header:x-session-id", "header", "x-session-id"},
+		{"header:X-Session-ID", "header", "x-session-id"},
+		// Only ASCII folds: the Kelvin sign must not pass for a "k".
+		{"header:\u212a", "header", "\u212a"},
+		{"header:", "header", ""},
+		{"User", "", ""},
+		{"Header:x", "", ""},
+		{"session", "", ""},
+	}
+	for _, tt := range tests {
+		if kind, header := ParseAffinity(tt.s); kind != tt.kind || header != tt.header {
+			t.Errorf("ParseAffinity(%q) = %q, %q; want %q, %q", tt.s, kind, header, tt.kind, tt.header)
+		}
 	}
 }

@@ -64,6 +64,17 @@ func TestChanges(t *testing.T) {
 		{"user added", func(c *berryv1.Config) {
 			c.Users = append(c.Users, &berryv1.User{Id: "bob", Name: "Bob", TokenSha256: config.HashToken("bob")})
 		}, []string{"added users.bob"}},
+		{"aliases added", func(c *berryv1.Config) { c.Models[0].Aliases = []string{"gpt4", "gpt-4"} },
+			[]string{`added models.gpt.aliases  -> ["gpt4", "gpt-4"]`}},
+		{"fallbacks changed", func(c *berryv1.Config) {
+			c.Models[0].Fallbacks = map[string]string{"context_window": "big", "any": "other"}
+		}, []string{`added models.gpt.fallbacks  -> {"any" = "other", "context_window" = "big"}`}},
+		{"wildcard and affinity set", func(c *berryv1.Config) {
+			c.Models[0].Wildcard = "openai/*"
+			c.Models[0].Affinity = "header:x-session-id"
+		}, []string{`changed models.gpt.affinity "" -> "header:x-session-id"`, `changed models.gpt.wildcard "" -> "openai/*"`}},
+		{"responses_api set", func(c *berryv1.Config) { c.Providers[0].ResponsesApi = "chat" },
+			[]string{`changed providers.openai.responses_api "" -> "chat"`}},
 		{"backend added", func(c *berryv1.Config) {
 			c.Models[0].Backends = c.Models[0].Backends[:1]
 		}, []string{"changed models.gpt.backends"}},
