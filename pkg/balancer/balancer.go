@@ -22,6 +22,9 @@ type Candidate struct {
 	Latency float64
 	// InFlight is the number of requests currently outstanding to the backend.
 	InFlight int32
+	// Seed is a stable hash of the backend's identity (HashKey of its label), the
+	// same on every edge: session affinity (Pin) hashes keys with it.
+	Seed uint64
 }
 
 // Strategy orders candidates: the first is tried first, the rest are the failover
