@@ -1,6 +1,6 @@
 // Package jsonscan reads the few top-level fields of a JSON request body that a gateway
-// routes on (model, stream, backend) without decoding the rest, and splices a new model
-// value into the body, so the body is otherwise passed through byte for byte; and it
+// routes on (model, stream, backend, user, previous_response_id) without decoding the
+// rest, and splices a new model value into the body, so the body is otherwise passed through byte for byte; and it
 // reads the token usage an answer reports (usage.go).
 package jsonscan
 
@@ -33,8 +33,14 @@ type Fields struct {
 	// BackendMember spans the whole `"backend": "x"` member, for removal.
 	BackendMember Span
 	Stream        bool
+	// User is the raw "user" value when it is a string (session affinity may
+	// route on it).
+	User Span
+	// PreviousResponse is the raw "previous_response_id" value when it is a string:
+	// the Responses API's continuation, which routes to the backend that made it.
+	PreviousResponse Span
 
-	streamSeen bool
+	streamSeen, userSeen, previousSeen bool
 }
 
 // Scan validates body as a JSON object and locates its routing fields. It does not
@@ -75,7 +81,7 @@ func Scan(body []byte, f *Fields) error {
 			return fmt.Errorf("%w: key %q differs from %q only in case; send %q", ErrBadRequest, key, name, name)
 		}
 		if name != "" && (name == "model" && f.Model.Present() || name == "backend" && f.Backend.Present() ||
-			name == "stream" && f.streamSeen) {
+			name == "stream" && f.streamSeen || name == "user" && f.userSeen || name == "previous_response_id" && f.previousSeen) {
 			return fmt.Errorf("%w: %q is given more than once", ErrBadRequest, name)
 		}
 		switch name {
@@ -93,6 +99,19 @@ func Scan(body []byte, f *Fields) error {
 				f.Stream = false
 			default:
 				return fmt.Errorf("%w: \"stream\" must be a boolean", ErrBadRequest)
+			}
+		case "user":
+			f.userSeen = true
+			if body[valStart] == '"' {
+				f.User = Span{valStart, valEnd}
+			}
+		case "previous_response_id":
+			f.previousSeen = true
+			switch {
+			case body[valStart] == '"':
+				f.PreviousResponse = Span{valStart, valEnd}
+			case string(body[valStart:valEnd]) != "null":
+				return fmt.Errorf("%w: \"previous_response_id\" must be a string", ErrBadRequest)
 			}
 		case "backend":
 			if body[valStart] != '"' {
@@ -168,7 +187,7 @@ func routingKey(key []byte) (name string, variant bool) {
 	// need decoding.
 	if !hasEscape(key) {
 		switch len(key) {
-		case len("model"), len("stream"), len("backend"):
+		case len("model"), len("stream"), len("backend"), len("user"), len("previous_response_id"):
 		default:
 			return "", false
 		}
@@ -179,11 +198,15 @@ func routingKey(key []byte) (name string, variant bool) {
 			return "stream", false
 		case "backend":
 			return "backend", false
+		case "user":
+			return "user", false
+		case "previous_response_id":
+			return "previous_response_id", false
 		}
 	} else {
 		key = unescape(key)
 	}
-	for _, n := range [...]string{"model", "stream", "backend"} {
+	for _, n := range [...]string{"model", "stream", "backend", "user", "previous_response_id"} {
 		if equalFoldASCII(key, n) {
 			return n, string(key) != n
 		}

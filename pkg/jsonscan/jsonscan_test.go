@@ -170,3 +170,40 @@ func FuzzAppendString(f *testing.F) {
 		}
 	})
 }
+
+func TestScanAffinityFields(t *testing.T) {
+	tests := []struct {
+		name, body     string
+		user, previous string
+		wantErr        bool
+	}{
+		{name: "both", body: `{"model":"m","user":"u1","previous_response_id":"resp_1"}`, user: "u1", previous: "resp_1"},
+		{name: "user not a string is not routed on", body: `{"model":"m","user":{"id":1}}`},
+		{name: "previous null", body: `{"model":"m","previous_response_id":null}`},
+		{name: "previous number", body: `{"model":"m","previous_response_id":1}`, wantErr: true},
+		{name: "duplicate previous", body: `{"model":"m","previous_response_id":"a","previous_response_id":"b"}`, wantErr: true},
+		{name: "duplicate user", body: `{"model":"m","user":"a","us\u0065r":"b"}`, wantErr: true},
+		{name: "user in another case", body: `{"model":"m","User":"a"}`, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var f Fields
+			err := Scan([]byte(tt.body), &f)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("Scan error = %v, want error %v", err, tt.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			got := func(s Span) string {
+				if !s.Present() {
+					return ""
+				}
+				return String([]byte(tt.body), s)
+			}
+			if got(f.User) != tt.user || got(f.PreviousResponse) != tt.previous {
+				t.Errorf("user %q previous %q, want %q %q", got(f.User), got(f.PreviousResponse), tt.user, tt.previous)
+			}
+		})
+	}
+}
