@@ -63,6 +63,10 @@ func (azure) Prepare(a *Account) error {
 	u.Path = path + "/openai/deployments"
 	u.RawQuery = "api-version=" + azureDeploymentsAPIVersion
 	a.URLs[OpModels] = u.String()
+	// Azure serves the Responses API only on its v1 surface (model = deployment in
+	// the body, no api-version), whatever form the account's other calls use.
+	u.Path, u.RawQuery = path+"/openai/v1/responses", ""
+	a.URLs[OpResponses] = u.String()
 	return nil
 }
 
@@ -72,7 +76,7 @@ var uriPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }
 
 func (azure) WriteRequest(req *fasthttp.Request, a *Account, op Op, model string, body []byte, f *jsonscan.Fields) error {
 	switch {
-	case op == OpModels || a.azureV1:
+	case op == OpModels || op == OpResponses || a.azureV1:
 		req.SetRequestURI(a.URLs[op])
 	default:
 		bp := uriPool.Get().(*[]byte)

@@ -63,6 +63,22 @@ func AppendOpenAIError(dst []byte, typ, code, msg string) []byte {
 	return append(dst, "}}"...)
 }
 
+// AppendResponsesError appends the data of a Responses API stream's "error" event,
+// {"type":"error","code","message","param":null,"sequence_number":0}: the event that
+// ends a stream the gateway cannot finish. The sequence number is not the stream's;
+// clients read the type, code and message.
+func AppendResponsesError(dst []byte, code, msg string) []byte {
+	dst = append(dst, `{"type":"error","code":`...)
+	if code == "" {
+		dst = append(dst, "null"...)
+	} else {
+		dst = jsonscan.AppendString(dst, code)
+	}
+	dst = append(dst, `,"message":`...)
+	dst = jsonscan.AppendString(dst, msg)
+	return append(dst, `,"param":null,"sequence_number":0}`...)
+}
+
 // AppendSSE appends the error as one OpenAI-style SSE data event.
 func (e *Error) AppendSSE(dst []byte) []byte {
 	dst = append(dst, "data: "...)

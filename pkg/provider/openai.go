@@ -11,13 +11,16 @@ import (
 func init() {
 	Register(DefaultKind, openAI{})
 	// Gemini is served through Google's OpenAI-compatible endpoint
-	// (https://generativelanguage.googleapis.com/v1beta/openai), so it is the same adapter.
-	Register("gemini", openAI{})
+	// (https://generativelanguage.googleapis.com/v1beta/openai), so it is the same
+	// adapter; that endpoint has no Responses API, which the gateway then translates.
+	Register("gemini", openAI{chatOnly: true})
 }
 
 // openAI is any OpenAI-compatible service: the body passes through with only the model
 // rewritten, and answers are already in OpenAI's format.
-type openAI struct{}
+type openAI struct {
+	chatOnly bool // no native Responses API
+}
 
 func (openAI) Prepare(a *Account) error {
 	for op := range numOps {
@@ -33,7 +36,7 @@ func (openAI) Prepare(a *Account) error {
 	return nil
 }
 
-func (openAI) Supports(Op) bool { return true }
+func (o openAI) Supports(op Op) bool { return op != OpResponses || !o.chatOnly }
 
 func (openAI) WriteRequest(req *fasthttp.Request, a *Account, op Op, model string, body []byte, f *jsonscan.Fields) error {
 	req.SetRequestURI(a.URLs[op])
@@ -75,7 +78,7 @@ func OpenAIEndpoint(base, op string) (string, error) {
 		return "", err
 	}
 	path := strings.TrimRight(u.Path, "/")
-	for _, known := range []string{"/chat/completions", "/completions", "/embeddings", "/models"} {
+	for _, known := range []string{"/chat/completions", "/completions", "/embeddings", "/models", "/responses"} {
 		if strings.HasSuffix(path, known) {
 			// A full endpoint was configured: keep it for that op, swap it for others.
 			path = strings.TrimSuffix(path, known)

@@ -24,6 +24,7 @@ const (
 	OpCompletions           // POST /v1/completions
 	OpEmbeddings            // POST /v1/embeddings
 	OpModels                // GET /v1/models (health probes and model discovery)
+	OpResponses             // POST /v1/responses (the Responses API, native)
 	numOps
 )
 
@@ -37,6 +38,8 @@ func (o Op) String() string {
 		return "embeddings"
 	case OpModels:
 		return "models"
+	case OpResponses:
+		return "responses"
 	}
 	return fmt.Sprintf("Op(%d)", uint8(o))
 }
@@ -226,4 +229,25 @@ func Kinds() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// WriteResponseCall fills req for a call on one stored response of a native Responses
+// API account (OpenAI's, Azure's v1): method and the URL of response id, followed by
+// suffix ("", "/cancel", "/input_items") and query (the client's, for listing
+// options), with the account's authentication. id is escaped as one path segment.
+func WriteResponseCall(req *fasthttp.Request, a *Account, method, id, suffix string, query []byte) {
+	b := append(make([]byte, 0, len(a.URLs[OpResponses])+len(id)+len(suffix)+len(query)+2), a.URLs[OpResponses]...)
+	b = append(b, '/')
+	b = appendPathSegment(b, id)
+	b = append(b, suffix...)
+	if len(query) > 0 {
+		b = append(append(b, '?'), query...)
+	}
+	req.SetRequestURIBytes(b)
+	req.URI().DisablePathNormalizing = true
+	req.Header.SetMethod(method)
+	if method == fasthttp.MethodPost {
+		req.Header.SetContentType("application/json")
+	}
+	setHeaders(req, a)
 }
