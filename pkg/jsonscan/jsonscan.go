@@ -352,3 +352,41 @@ func AppendString(dst []byte, s string) []byte {
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
 }
+
+// RenameKey appends body to dst with its top-level key old renamed to new, when old
+// is present (spelled plainly) and new is not; renamed says whether it did. body must
+// be a valid JSON object (Scan validated it).
+func RenameKey(dst, body []byte, old, new string) (_ []byte, renamed bool) {
+	at := -1 // start of old's key string
+	i := skipWS(body, 0)
+	if i >= len(body) || body[i] != '{' {
+		return append(dst, body...), false
+	}
+	i++
+	for {
+		i = skipWS(body, i)
+		if i >= len(body) || body[i] == '}' {
+			break
+		}
+		if body[i] == ',' {
+			i = skipWS(body, i+1)
+		}
+		keyStart := i
+		keyEnd := skipString(body, i)
+		switch string(body[keyStart+1 : keyEnd-1]) {
+		case old:
+			at = keyStart
+		case new:
+			return append(dst, body...), false
+		}
+		i = skipWS(body, keyEnd)
+		i = skipWS(body, i+1) // ':'
+		i = skipValue(body, i)
+	}
+	if at < 0 {
+		return append(dst, body...), false
+	}
+	dst = append(dst, body[:at]...)
+	dst = AppendString(dst, new)
+	return append(dst, body[at+len(old)+2:]...), true
+}

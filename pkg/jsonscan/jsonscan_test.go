@@ -207,3 +207,25 @@ func TestScanAffinityFields(t *testing.T) {
 		})
 	}
 }
+
+func TestRenameKey(t *testing.T) {
+	tests := []struct {
+		name, body, want string
+		renamed          bool
+	}{
+		{"renamed", `{"model":"o3","max_tokens":5,"x":{"max_tokens":1}}`, `{"model":"o3","max_completion_tokens":5,"x":{"max_tokens":1}}`, true},
+		{"first member", `{ "max_tokens" : 5 }`, `{ "max_completion_tokens" : 5 }`, true},
+		{"absent", `{"model":"o3"}`, `{"model":"o3"}`, false},
+		{"only nested", `{"a":{"max_tokens":1},"b":["max_tokens"]}`, `{"a":{"max_tokens":1},"b":["max_tokens"]}`, false},
+		{"new already there", `{"max_tokens":5,"max_completion_tokens":6}`, `{"max_tokens":5,"max_completion_tokens":6}`, false},
+		{"empty object", `{}`, `{}`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, renamed := RenameKey(nil, []byte(tt.body), "max_tokens", "max_completion_tokens")
+			if string(got) != tt.want || renamed != tt.renamed {
+				t.Errorf("RenameKey = %s, %v; want %s, %v", got, renamed, tt.want, tt.renamed)
+			}
+		})
+	}
+}

@@ -97,7 +97,7 @@ func (azure) WriteRequest(req *fasthttp.Request, a *Account, op Op, model string
 	} else {
 		req.Header.SetMethod(fasthttp.MethodPost)
 		req.Header.SetContentType("application/json")
-		req.SwapBody(jsonscan.Rewrite(req.SwapBody(nil)[:0], body, f, model, true))
+		setOpenAIBody(req, op, model, body, f)
 	}
 	setHeaders(req, a)
 	return nil

@@ -45,11 +45,39 @@ func (openAI) WriteRequest(req *fasthttp.Request, a *Account, op Op, model strin
 	} else {
 		req.Header.SetMethod(fasthttp.MethodPost)
 		req.Header.SetContentType("application/json")
-		// Rewrite into the request's own pooled buffer, so its capacity is reused.
-		req.SwapBody(jsonscan.Rewrite(req.SwapBody(nil)[:0], body, f, model, true))
+		setOpenAIBody(req, op, model, body, f)
 	}
 	setHeaders(req, a)
 	return nil
+}
+
+// setOpenAIBody sets the body of an OpenAI-format request: the client's, with the
+// model rewritten into the request's own pooled buffer (its capacity is reused). A
+// chat request to a reasoning model has max_tokens renamed to max_completion_tokens,
+// the only spelling those models accept.
+func setOpenAIBody(req *fasthttp.Request, op Op, model string, body []byte, f *jsonscan.Fields) {
+	b := jsonscan.Rewrite(req.SwapBody(nil)[:0], body, f, model, true)
+	if op == OpChat && ReasoningModel(model) {
+		if renamed, ok := jsonscan.RenameKey(nil, b, "max_tokens", "max_completion_tokens"); ok {
+			b = renamed
+		}
+	}
+	req.SwapBody(b)
+}
+
+// reasoningModels are the prefixes of OpenAI's reasoning model names, which refuse
+// max_tokens.
+var reasoningModels = []string{"o1", "o3", "o4", "gpt-5"}
+
+// ReasoningModel reports whether an upstream model (an Azure deployment: by its name)
+// is one of OpenAI's reasoning models.
+func ReasoningModel(model string) bool {
+	for _, p := range reasoningModels {
+		if rest, ok := strings.CutPrefix(model, p); ok && (rest == "" || rest[0] == '-' || rest[0] == '.' || p == "gpt-5") {
+			return true
+		}
+	}
+	return false
 }
 
 func (openAI) TranslateResponse(_ Op, _ int, _, dst []byte) ([]byte, bool, error) {
