@@ -28,6 +28,7 @@ func main() {
 	flag.IntVar(&o.Chunks, "chunks", upstreamsim.DefaultChunks, "content chunks per stream")
 	flag.DurationVar(&o.ChunkDelay, "chunk-delay", 0, "delay between stream events")
 	flag.IntVar(&o.FailStatus, "fail-status", 0, "answer every request with this HTTP status (0: off)")
+	flag.StringVar(&o.FailCode, "fail-code", "", "error code of --fail-status answers, e.g. context_length_exceeded or content_filter with 400")
 	flag.IntVar(&o.FailAfterChunks, "fail-after-chunks", 0, "cut streams after this many events (0: off)")
 	version := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
@@ -59,7 +60,7 @@ func run(o upstreamsim.Options, listen, models string, log *slog.Logger) error {
 	}
 	log.Info("berry-sim listening", "url", sim.URL(), "name", o.Name, "models", o.Models,
 		"auth", o.APIKey != "", "latency", o.Latency, "chunks", o.Chunks, "chunk_delay", o.ChunkDelay,
-		"fail_status", o.FailStatus, "fail_after_chunks", o.FailAfterChunks)
+		"fail_status", o.FailStatus, "fail_code", o.FailCode, "fail_after_chunks", o.FailAfterChunks)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -69,6 +70,7 @@ func run(o upstreamsim.Options, listen, models string, log *slog.Logger) error {
 	log.Info("shutting down")
 	err := sim.Close()
 	st := sim.Stats()
-	log.Info("stopped", "requests", st.Requests, "chat_requests", st.ChatRequests, "models", st.Models)
+	log.Info("stopped", "requests", st.Requests, "chat_requests", st.ChatRequests,
+		"responses_requests", st.ResponsesRequests, "models", st.Models)
 	return err
 }

@@ -11,8 +11,9 @@ import (
 
 // Anthropic Messages API dialect:
 //
-//	POST /v1/messages   (x-api-key and anthropic-version headers required)
-//	GET  /v1/models     (when the request carries anthropic-version or x-api-key)
+//	POST /v1/messages                (x-api-key and anthropic-version headers required)
+//	POST /v1/messages/count_tokens   (the same, see counttokens.go)
+//	GET  /v1/models                  (when the request carries anthropic-version or x-api-key)
 //
 // Answers use Anthropic's shapes: a message with content blocks (text, or tool_use when
 // the request offers tools, see tools.go), the stream event sequence message_start,
@@ -102,7 +103,11 @@ func AnthropicErrorType(status int) string {
 }
 
 func (s *Server) handleAnthropic(ctx *fasthttp.RequestCtx, path string) {
-	s.record(ctx, path == "/v1/messages" && ctx.IsPost())
+	kind := kindOther
+	if path == "/v1/messages" && ctx.IsPost() {
+		kind = kindChat
+	}
+	s.record(ctx, kind)
 	o, err := requestOptions(*s.opts.Load(), &ctx.Request.Header)
 	ctx.Response.Header.Set("X-Sim-Name", o.Name)
 	ctx.Response.Header.Set("request-id", "req_"+s.newID())
@@ -136,14 +141,24 @@ func (s *Server) handleAnthropic(ctx *fasthttp.RequestCtx, path string) {
 		if o.FailStatus == StatusOverloaded {
 			msg = "Overloaded"
 		}
-		writeAnthropicError(ctx, o.FailStatus, msg)
+		typ := AnthropicErrorType(o.FailStatus)
+		switch {
+		case o.FailStatus == fasthttp.StatusBadRequest && o.FailCode == FailCodeContextLength:
+			msg = "prompt is too long: 250000 tokens > 200000 maximum"
+		case o.FailCode != "":
+			typ = o.FailCode // Anthropic's errors have no code; their type is the class
+		}
+		writeJSON(ctx, o.FailStatus, map[string]any{"type": "error", "error": map[string]any{"type": typ, "message": msg}})
 		return
 	}
-	if path == "/v1/models" {
+	switch path {
+	case "/v1/models":
 		s.anthropicModels(ctx, &o)
-		return
+	case "/v1/messages/count_tokens":
+		s.countTokens(ctx, &o)
+	default:
+		s.messages(ctx, &o)
 	}
-	s.messages(ctx, &o)
 }
 
 // StatusOverloaded is the status Anthropic answers with when it is overloaded.

@@ -3,7 +3,6 @@ package upstreamsim
 import (
 	"encoding/json"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/valyala/fasthttp"
@@ -19,6 +18,11 @@ import (
 //	POST /openai/deployments/{deployment}/embeddings?api-version=…
 //	GET  /openai/deployments?api-version=…   (the deployments listing)
 //	GET  /openai/models?api-version=…        (base models)
+//	POST /openai/v1/responses                (the Responses API, see responses.go; also
+//	     /openai/v1/responses/{id}…           GET, DELETE, /cancel and /input_items, with
+//	     /openai/responses?api-version=…      or without v1/, api-version required without)
+//
+// On the Responses routes the body's model is the deployment.
 //
 // The X-Sim-Content-Filter request header triggers Azure's content filter: "prompt"
 // answers 400 with code content_filter and the filter results in innererror;
@@ -84,10 +88,22 @@ func (s *Server) handleAzure(ctx *fasthttp.RequestCtx, path string) {
 	if d, ok := strings.CutPrefix(rest, "deployments/"); ok {
 		deployment, op, isCall = strings.Cut(d, "/")
 	}
-	s.record(ctx, isCall && op == "chat/completions" && ctx.IsPost())
+	v1 := strings.HasPrefix(rest, "v1/")
+	respSub, isResponses := responsesRoute("/" + strings.TrimPrefix(rest, "v1/"))
+	switch {
+	case isCall && op == "chat/completions" && ctx.IsPost():
+		s.record(ctx, kindChat)
+	case isResponses && respSub == "" && ctx.IsPost():
+		s.record(ctx, kindResponses)
+	default:
+		s.record(ctx, kindOther)
+	}
 
 	o, err := requestOptions(*s.opts.Load(), &ctx.Request.Header)
 	ctx.Response.Header.Set("X-Sim-Name", o.Name)
+	if isResponses {
+		ctx.Response.Header.Set("X-Request-Id", "req_"+s.newID())
+	}
 	if err != nil {
 		writeAzureError(ctx, fasthttp.StatusBadRequest, "BadRequest", err.Error(), nil)
 		return
@@ -102,8 +118,13 @@ func (s *Server) handleAzure(ctx *fasthttp.RequestCtx, path string) {
 			"regional API endpoint for your resource.", nil)
 		return
 	}
-	if len(ctx.QueryArgs().Peek("api-version")) == 0 {
+	// The v1 API (GA) takes no api-version.
+	if len(ctx.QueryArgs().Peek("api-version")) == 0 && !v1 {
 		writeAzureError(ctx, fasthttp.StatusNotFound, "404", "Resource not found", nil)
+		return
+	}
+	if isResponses {
+		s.responsesAPI(ctx, &o, respSub, true)
 		return
 	}
 	method := fasthttp.MethodPost
@@ -123,11 +144,7 @@ func (s *Server) handleAzure(ctx *fasthttp.RequestCtx, path string) {
 		return
 	}
 	if o.FailStatus != 0 {
-		code := strconv.Itoa(o.FailStatus)
-		if o.FailStatus >= 500 {
-			code = "InternalServerError"
-		}
-		writeAzureError(ctx, o.FailStatus, code, "simulated "+strconv.Itoa(o.FailStatus)+" from "+o.Name, nil)
+		writeAzureFailure(ctx, &o)
 		return
 	}
 	if endpoint != nil {
@@ -150,13 +167,7 @@ func (s *Server) handleAzure(ctx *fasthttp.RequestCtx, path string) {
 	az := &azureCall{deployment: deployment}
 	switch string(ctx.Request.Header.Peek("X-Sim-Content-Filter")) {
 	case "prompt":
-		writeAzureError(ctx, fasthttp.StatusBadRequest, "content_filter", "The response was filtered due to the "+
-			"prompt triggering Azure OpenAI's content management policy. Please modify your prompt and retry. "+
-			"To learn more about our content filtering policies please read our documentation: "+
-			"https://go.microsoft.com/fwlink/?linkid=2198766", map[string]any{
-			"param": "prompt", "status": 400, "type": nil,
-			"innererror": map[string]any{"code": "ResponsibleAIPolicyViolation", "content_filter_result": hateFilter},
-		})
+		writeContentFilter(ctx)
 		return
 	case "completion":
 		az.filterCompletion = true

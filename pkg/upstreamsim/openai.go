@@ -445,8 +445,11 @@ func writeTruncated(c net.Conn, name string, events [][]byte, delay time.Duratio
 func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json")
-	// Our types always encode, and the destination is an in-memory buffer.
-	_ = json.NewEncoder(ctx).Encode(v)
+	// Our types always encode, and the destination is an in-memory buffer. Providers
+	// write <, > and & as they are.
+	enc := json.NewEncoder(ctx)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
 }
 
 func writeError(ctx *fasthttp.RequestCtx, status int, typ, code, msg string) {
@@ -460,8 +463,12 @@ func writeError(ctx *fasthttp.RequestCtx, status int, typ, code, msg string) {
 }
 
 // writeFailure answers an injected failure with the type and code OpenAI uses for that
-// status, so gateways classify it as they would a real one.
+// status, so gateways classify it as they would a real one; Options.FailCode replaces
+// the code, or the whole body for the error classes writeErrorClass knows.
 func writeFailure(ctx *fasthttp.RequestCtx, o *Options) {
+	if writeErrorClass(ctx, o) {
+		return
+	}
 	typ, code := "invalid_request_error", ""
 	switch {
 	case o.FailStatus == fasthttp.StatusUnauthorized:
@@ -470,6 +477,9 @@ func writeFailure(ctx *fasthttp.RequestCtx, o *Options) {
 		typ, code = "requests", "rate_limit_exceeded"
 	case o.FailStatus >= 500:
 		typ = "server_error"
+	}
+	if o.FailCode != "" {
+		code = o.FailCode
 	}
 	writeError(ctx, o.FailStatus, typ, code, fmt.Sprintf("simulated %d from %s", o.FailStatus, o.Name))
 }

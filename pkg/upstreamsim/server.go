@@ -1,18 +1,27 @@
 // Package upstreamsim is a fake OpenAI-compatible provider for tests, the local demo and
 // benchmarks. It also speaks the Azure OpenAI dialect (paths under /openai/, see
-// azure.go) and the Anthropic Messages API (POST /v1/messages, see anthropic.go). It
-// answers chat completions, legacy completions, embeddings and model listings with
-// small deterministic payloads, and can be told to be slow, to fail, or to cut a
-// stream short, either for the whole server (Options, SetOptions) or per request
-// through X-Sim-* headers, so gateway tests can inject faults without extra plumbing.
+// azure.go) and the Anthropic Messages API (POST /v1/messages and
+// /v1/messages/count_tokens, see anthropic.go and counttokens.go). It answers chat
+// completions, legacy completions, embeddings, model listings and the Responses API
+// (POST /v1/responses and the stored-response routes under /v1/responses/{id}, see
+// responses.go) with small deterministic payloads, and can be told to be slow, to fail
+// with a given status and error code, or to cut a stream short, either for the whole
+// server (Options, SetOptions) or per request through X-Sim-* headers, so gateway tests
+// can inject faults without extra plumbing.
+//
+// Stored responses live in the Server's memory, so two Servers behave as two provider
+// accounts: each answers the other's previous_response_id with 400
+// previous_response_not_found, which lets a test prove a gateway's affinity.
 //
 // Every response carries an X-Sim-Name header with Options.Name, so a test behind a
 // gateway can tell which upstream answered, and a request id of its own (X-Request-Id
 // as OpenAI sends it; request-id as Anthropic does).
 //
-// Per-request overrides (decimal integers; a malformed value is answered with 400):
+// Per-request overrides (decimal integers, except the code; a malformed value is
+// answered with 400):
 //
 //	X-Sim-Fail-Status        replaces Options.FailStatus (0 disables it)
+//	X-Sim-Fail-Code          replaces Options.FailCode (empty disables it)
 //	X-Sim-Latency-Ms         replaces Options.Latency
 //	X-Sim-Chunk-Delay-Ms     replaces Options.ChunkDelay
 //	X-Sim-Chunks             replaces Options.Chunks
@@ -21,6 +30,7 @@ package upstreamsim
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"io"
 	"log"
@@ -59,8 +69,18 @@ type Options struct {
 	// ChunkDelay is the pause between consecutive stream events.
 	ChunkDelay time.Duration
 	// FailStatus, if non-zero, makes every authenticated request on a known route answer
-	// this status with an OpenAI-style error body.
+	// this status with an OpenAI-style error body (Azure's or Anthropic's on their
+	// routes).
 	FailStatus int
+	// FailCode, used with FailStatus, is the error code of the injected failure, for
+	// tests of fallbacks that depend on the class of an error. With FailStatus 400,
+	// "context_length_exceeded" answers OpenAI's context-length error (param "messages",
+	// or "input" on the Responses API) and, on /v1/messages, Anthropic's "prompt is too
+	// long"; "content_filter" answers Azure's content-filter error (innererror
+	// ResponsibleAIPolicyViolation) on every OpenAI-format route. Any other code (or
+	// status) gets the route's usual error body with this code; on Anthropic routes it
+	// replaces the error type.
+	FailCode string
 	// FailAfterChunks, if positive, makes streams send this many events (counting the
 	// role chunk) and then close the connection mid-body, without [DONE] and without the
 	// terminating HTTP chunk, as a crashing provider would.
@@ -77,6 +97,9 @@ type Stats struct {
 	// ChatRequests counts POSTs to the chat completions route, including ones that then
 	// failed, so failover tests can count attempts.
 	ChatRequests int64
+	// ResponsesRequests counts POSTs that create a response (POST /v1/responses and its
+	// Azure forms), including ones that then failed.
+	ResponsesRequests int64
 	// Models counts requests by the model in their body, for bodies that parsed.
 	Models map[string]int64
 	// The Last fields describe the most recent POST. GETs are left out so that
@@ -93,6 +116,9 @@ type Server struct {
 	opts atomic.Pointer[Options]
 	srv  *fasthttp.Server
 	ids  atomic.Uint64
+	// tag makes the ids of stored responses and their items unique across Servers.
+	tag       string
+	responses responseStore
 	// done aborts sleeps (latency, chunk delays) so Close doesn't wait for them.
 	done      chan struct{}
 	closeOnce sync.Once
@@ -111,7 +137,7 @@ type Server struct {
 
 // New returns a simulator configured by opts; call Start to serve.
 func New(opts Options) *Server {
-	s := &Server{done: make(chan struct{}), fresh: make(map[net.Conn]struct{})}
+	s := &Server{done: make(chan struct{}), fresh: make(map[net.Conn]struct{}), tag: strings.ToLower(rand.Text()[:12])}
 	s.SetOptions(opts)
 	s.srv = &fasthttp.Server{
 		Handler:         s.handle,
@@ -234,7 +260,16 @@ func (s *Server) ResetStats() {
 	s.statsMu.Unlock()
 }
 
-func (s *Server) record(ctx *fasthttp.RequestCtx, chat bool) {
+// requestKind is what record counts a request as, besides Stats.Requests.
+type requestKind int
+
+const (
+	kindOther requestKind = iota
+	kindChat
+	kindResponses
+)
+
+func (s *Server) record(ctx *fasthttp.RequestCtx, kind requestKind) {
 	post := ctx.IsPost()
 	var (
 		auth   string
@@ -255,8 +290,11 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, chat bool) {
 	s.statsMu.Lock()
 	defer s.statsMu.Unlock()
 	s.stats.Requests++
-	if chat {
+	switch kind {
+	case kindChat:
 		s.stats.ChatRequests++
+	case kindResponses:
+		s.stats.ResponsesRequests++
 	}
 	if post {
 		s.stats.LastAuthorization, s.stats.LastHeader, s.stats.LastBody = auth, header, body
@@ -279,7 +317,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	case strings.HasPrefix(path, "/openai/"):
 		s.handleAzure(ctx, path)
 		return
-	case path == "/v1/messages" || path == "/v1/models" && isAnthropic(&ctx.Request.Header):
+	case path == "/v1/messages" || path == "/v1/messages/count_tokens" ||
+		path == "/v1/models" && isAnthropic(&ctx.Request.Header):
 		s.handleAnthropic(ctx, path)
 		return
 	}
@@ -287,7 +326,15 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	if strings.HasPrefix(route, "/v1/") {
 		route = route[len("/v1"):]
 	}
-	s.record(ctx, route == "/chat/completions" && ctx.IsPost())
+	respSub, isResponses := responsesRoute(route)
+	switch {
+	case route == "/chat/completions" && ctx.IsPost():
+		s.record(ctx, kindChat)
+	case isResponses && respSub == "" && ctx.IsPost():
+		s.record(ctx, kindResponses)
+	default:
+		s.record(ctx, kindOther)
+	}
 
 	o, err := requestOptions(*s.opts.Load(), &ctx.Request.Header)
 	ctx.Response.Header.Set("X-Sim-Name", o.Name)
@@ -306,6 +353,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 
+	if isResponses {
+		s.responsesAPI(ctx, &o, respSub, false)
+		return
+	}
 	var endpoint func(*fasthttp.RequestCtx, *Options)
 	method := fasthttp.MethodPost
 	switch route {
@@ -351,6 +402,9 @@ func requestOptions(o Options, h *fasthttp.RequestHeader) (Options, error) {
 			return o, errors.New("invalid " + f.header + " header: want a non-negative integer")
 		}
 		f.set(n)
+	}
+	if v := h.Peek("X-Sim-Fail-Code"); v != nil {
+		o.FailCode = string(v)
 	}
 	if o.FailStatus != 0 && (o.FailStatus < 100 || o.FailStatus > 599) {
 		return o, errors.New("invalid X-Sim-Fail-Status header: want an HTTP status")
