@@ -122,14 +122,14 @@ func (anthropic) ClientStatus(_ Op, status int) int {
 // Messages request for upstream model `model`, appending it to dst. A request that
 // cannot be expressed there gets an error wrapping ErrInvalidRequest.
 func ChatToAnthropic(dst, body []byte, model string) ([]byte, error) {
-	var in oaChatRequest
+	var in chatRequestExt
 	if err := json.Unmarshal(body, &in); err != nil {
 		return dst, invalid("the request body is not a valid chat completion request: %v", err)
 	}
 	if in.N != nil && *in.N > 1 {
 		return dst, invalid("n > 1 is not supported by Anthropic backends")
 	}
-	out := anRequest{Model: model, Stream: in.Stream, TopP: in.TopP, MaxTokens: DefaultMaxTokens}
+	out := anRequestExt{anRequest: anRequest{Model: model, Stream: in.Stream, TopP: in.TopP, TopK: in.TopK, MaxTokens: DefaultMaxTokens}}
 	switch {
 	case in.MaxCompletionTokens != nil:
 		out.MaxTokens = *in.MaxCompletionTokens
@@ -219,7 +219,75 @@ func ChatToAnthropic(dst, body []byte, model string) ([]byte, error) {
 	if out.ToolChoice != nil && out.ToolChoice.Type == "none" && len(out.Tools) == 0 {
 		out.ToolChoice = nil
 	}
+	if err := out.think(in.ReasoningEffort, turns); err != nil {
+		return dst, err
+	}
 	return appendJSON(dst, out), nil
+}
+
+// chatRequestExt is a chat request with the members beyond oaChatRequest that the
+// Anthropic translations carry: top_k, which OpenAI does not have but vLLM and other
+// OpenAI-compatible servers accept, and reasoning_effort.
+type chatRequestExt struct {
+	oaChatRequest
+	TopK            *int   `json:"top_k,omitempty"`
+	ReasoningEffort string `json:"reasoning_effort,omitempty"`
+}
+
+// anRequestExt is an Anthropic Messages request with extended thinking.
+type anRequestExt struct {
+	anRequest
+	Thinking *anThinking `json:"thinking,omitempty"`
+}
+
+type anThinking struct {
+	Type         string `json:"type"` // enabled, disabled (adaptive on newer models)
+	BudgetTokens int    `json:"budget_tokens,omitempty"`
+}
+
+// thinkingBudgets are the budget_tokens sent for OpenAI's reasoning_effort values;
+// "none" (and no effort) sends no thinking.
+var thinkingBudgets = map[string]int{"minimal": 1024, "low": 2048, "medium": 8192, "high": 24576}
+
+// think turns a chat reasoning_effort into extended thinking. Anthropic's budget
+// counts against max_tokens, which must exceed it, so a max_tokens at or below the
+// budget is raised by the budget: the answer keeps the room the client gave it.
+// Thinking allows neither a temperature other than 1, top_k nor a top_p below 0.95,
+// which are dropped, as OpenAI's reasoning models ignore sampling settings. It is not
+// enabled when tool_choice forces a tool (Anthropic refuses that combination), nor on
+// a request that continues a tool loop (its last turn carries tool results): Anthropic
+// then wants the signed thinking blocks of the assistant turn back, which chat cannot
+// carry, so that turn goes on without thinking.
+func (out *anRequestExt) think(effort string, turns []turn) error {
+	if effort == "" || effort == "none" {
+		return nil
+	}
+	budget, ok := thinkingBudgets[effort]
+	if !ok {
+		return invalid("reasoning_effort %q is not one of none, minimal, low, medium, high", effort)
+	}
+	if tc := out.ToolChoice; tc != nil && (tc.Type == "any" || tc.Type == "tool") {
+		return nil
+	}
+	if last := turns[len(turns)-1]; last.role == "user" {
+		for _, b := range last.blocks {
+			if b.Type == "tool_result" {
+				return nil
+			}
+		}
+	}
+	out.Thinking = &anThinking{Type: "enabled", BudgetTokens: budget}
+	if out.MaxTokens <= budget {
+		out.MaxTokens += budget
+	}
+	if t := out.Temperature; t != nil && *t != 1 {
+		out.Temperature = nil
+	}
+	if p := out.TopP; p != nil && *p < 0.95 {
+		out.TopP = nil
+	}
+	out.TopK = nil
+	return nil
 }
 
 func anthropicToolChoice(raw json.RawMessage, parallel *bool) (*anToolChoice, error) {

@@ -30,9 +30,12 @@ import (
 // completion request, appending it to dst. The model is kept as the client sent it,
 // so the result is routed like any chat request. A stream asks for usage
 // (stream_options.include_usage) because Anthropic clients expect token counts at the
-// end of a stream. top_k has no OpenAI equivalent and is dropped.
+// end of a stream. top_k, which OpenAI does not have, is sent as the top_k member
+// vLLM and other OpenAI-compatible servers accept. Extended thinking
+// ({"type":"enabled","budget_tokens":n}) becomes reasoning_effort: low up to 4096
+// tokens, medium up to 16384, high above.
 func MessagesToChatRequest(dst, body []byte) ([]byte, error) {
-	var in anRequest
+	var in anRequestExt
 	if err := json.Unmarshal(body, &in); err != nil {
 		return dst, invalid("the request body is not a valid Messages API request: %v", err)
 	}
@@ -46,9 +49,12 @@ func MessagesToChatRequest(dst, body []byte) ([]byte, error) {
 		return dst, invalid("messages: at least one message is required")
 	}
 	maxTokens := in.MaxTokens
-	out := oaChatRequest{
+	out := chatRequestExt{oaChatRequest: oaChatRequest{
 		Model: in.Model, MaxTokens: &maxTokens, Temperature: in.Temperature, TopP: in.TopP,
 		Stream: in.Stream,
+	}, TopK: in.TopK}
+	if th := in.Thinking; th != nil && th.Type == "enabled" {
+		out.ReasoningEffort = reasoningEffort(th.BudgetTokens)
 	}
 	if in.Stream {
 		out.StreamOptions = &oaStreamOptions{IncludeUsage: true}
@@ -115,6 +121,17 @@ func MessagesToChatRequest(dst, body []byte) ([]byte, error) {
 		}
 	}
 	return appendJSON(dst, out), nil
+}
+
+// reasoningEffort is the chat reasoning_effort for an Anthropic thinking budget.
+func reasoningEffort(budget int) string {
+	switch {
+	case budget <= 4096:
+		return "low"
+	case budget <= 16384:
+		return "medium"
+	}
+	return "high"
 }
 
 // blocksText flattens Anthropic content that must be text (system, tool results): a
