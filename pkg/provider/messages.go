@@ -30,12 +30,13 @@ import (
 // completion request, appending it to dst. The model is kept as the client sent it,
 // so the result is routed like any chat request. A stream asks for usage
 // (stream_options.include_usage) because Anthropic clients expect token counts at the
-// end of a stream. top_k, which OpenAI does not have, is sent as the top_k member
-// vLLM and other OpenAI-compatible servers accept. Extended thinking
-// ({"type":"enabled","budget_tokens":n}) becomes reasoning_effort: low up to 4096
-// tokens, medium up to 16384, high above.
+// end of a stream. top_k and extended thinking are not carried: OpenAI's chat API
+// refuses top_k, and reasoning_effort on any model but a reasoning one — and Claude
+// Code asks for thinking by default, so carrying it would turn its requests to other
+// models into 400s; the gateway cannot tell which OpenAI-compatible servers accept
+// them.
 func MessagesToChatRequest(dst, body []byte) ([]byte, error) {
-	var in anRequestExt
+	var in anRequest
 	if err := json.Unmarshal(body, &in); err != nil {
 		return dst, invalid("the request body is not a valid Messages API request: %v", err)
 	}
@@ -49,12 +50,9 @@ func MessagesToChatRequest(dst, body []byte) ([]byte, error) {
 		return dst, invalid("messages: at least one message is required")
 	}
 	maxTokens := in.MaxTokens
-	out := chatRequestExt{oaChatRequest: oaChatRequest{
+	out := oaChatRequest{
 		Model: in.Model, MaxTokens: &maxTokens, Temperature: in.Temperature, TopP: in.TopP,
 		Stream: in.Stream,
-	}, TopK: in.TopK}
-	if th := in.Thinking; th != nil && th.Type == "enabled" {
-		out.ReasoningEffort = reasoningEffort(th.BudgetTokens)
 	}
 	if in.Stream {
 		out.StreamOptions = &oaStreamOptions{IncludeUsage: true}
@@ -121,17 +119,6 @@ func MessagesToChatRequest(dst, body []byte) ([]byte, error) {
 		}
 	}
 	return appendJSON(dst, out), nil
-}
-
-// reasoningEffort is the chat reasoning_effort for an Anthropic thinking budget.
-func reasoningEffort(budget int) string {
-	switch {
-	case budget <= 4096:
-		return "low"
-	case budget <= 16384:
-		return "medium"
-	}
-	return "high"
 }
 
 // blocksText flattens Anthropic content that must be text (system, tool results): a

@@ -80,51 +80,21 @@ func TestChatToAnthropicThinking(t *testing.T) {
 	}
 }
 
-func TestMessagesToChatThinking(t *testing.T) {
-	for _, tt := range []struct {
-		thinking, want string
-	}{
-		{`{"type":"enabled","budget_tokens":1024}`, "low"},
-		{`{"type":"enabled","budget_tokens":4096}`, "low"},
-		{`{"type":"enabled","budget_tokens":4097}`, "medium"},
-		{`{"type":"enabled","budget_tokens":16384}`, "medium"},
-		{`{"type":"enabled","budget_tokens":16385}`, "high"},
-		{`{"type":"disabled"}`, ""},
-		{`null`, ""},
-	} {
-		out, err := MessagesToChatRequest(nil, []byte(`{"model":"m","max_tokens":20000,"thinking":`+tt.thinking+`,"messages":[{"role":"user","content":"hi"}]}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var chat struct {
-			ReasoningEffort string `json:"reasoning_effort"`
-		}
-		if err := json.Unmarshal(out, &chat); err != nil || chat.ReasoningEffort != tt.want {
-			t.Errorf("thinking %s: reasoning_effort %q, want %q (%s)", tt.thinking, chat.ReasoningEffort, tt.want, out)
-		}
-	}
-
-	// Through chat and back, top_k survives and thinking keeps its level.
-	chat, err := MessagesToChatRequest(nil, []byte(`{"model":"m","max_tokens":1000,"top_k":7,"messages":[{"role":"user","content":"hi"}]}`))
+// TestMessagesToChatDropsTopKAndThinking: OpenAI's chat API refuses both (thinking
+// as reasoning_effort on any but reasoning models), and Claude Code asks for thinking
+// by default, so neither crosses from Messages to chat.
+func TestMessagesToChatDropsTopKAndThinking(t *testing.T) {
+	out, err := MessagesToChatRequest(nil, []byte(`{"model":"m","max_tokens":20000,"top_k":7,"thinking":{"type":"enabled","budget_tokens":10000},"messages":[{"role":"user","content":"hi"}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	back, err := ChatToAnthropic(nil, chat, "claude")
-	var req struct {
-		TopK *int `json:"top_k"`
+	var chat map[string]json.RawMessage
+	if err := json.Unmarshal(out, &chat); err != nil {
+		t.Fatal(err)
 	}
-	if err != nil || json.Unmarshal(back, &req) != nil || req.TopK == nil || *req.TopK != 7 {
-		t.Errorf("top_k round trip: %s (%v)", back, err)
-	}
-	chat, _ = MessagesToChatRequest(nil, []byte(`{"model":"m","max_tokens":20000,"thinking":{"type":"enabled","budget_tokens":10000},"messages":[{"role":"user","content":"hi"}]}`))
-	back, _ = ChatToAnthropic(nil, chat, "claude")
-	var th struct {
-		MaxTokens int `json:"max_tokens"`
-		Thinking  struct {
-			BudgetTokens int `json:"budget_tokens"`
-		} `json:"thinking"`
-	}
-	if json.Unmarshal(back, &th) != nil || th.Thinking.BudgetTokens != 8192 || th.MaxTokens != 20000 {
-		t.Errorf("thinking round trip: %s", back)
+	for _, k := range []string{"top_k", "reasoning_effort", "thinking"} {
+		if _, ok := chat[k]; ok {
+			t.Errorf("chat request carries %s: %s", k, out)
+		}
 	}
 }
