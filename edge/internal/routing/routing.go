@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/berry-gateway/berry/edge/internal/backends"
@@ -26,10 +27,11 @@ type Table struct {
 	Settings Settings
 
 	users      map[[sha256.Size]byte]*User
-	models     map[string]*Model // by the name clients send
+	models     map[string]*Model // by every name clients may send: names and aliases
 	modelsByID map[string]*Model
 	providers  map[string]*Provider
-	// ModelNames keeps config order for listings.
+	wildcards  []*Model // models with a wildcard, for provider-addressed names
+	// ModelNames keeps config order for listings (names, not aliases).
 	ModelNames []string
 }
 
@@ -98,12 +100,43 @@ func (u *User) Allowed(m *Model) bool { return u.allowed == nil || u.allowed[m.I
 // Model is a client-facing model name and its backends.
 type Model struct {
 	ID, Name string
+	// Aliases are other names clients may send for it.
+	Aliases  []string
 	Enabled  bool
 	Strategy balancer.Strategy
 	Backends []*Backend
 	// Stats are the model's counters.
 	Stats *backends.ModelStats
+
+	// Wildcard serves provider-addressed names ("<provider>/<upstream model>") that
+	// match the model's wildcard: one backend standing for every upstream model of
+	// that provider with the prefix, its upstream model given per request. nil when
+	// the model has no wildcard.
+	Wildcard       []*Backend
+	wildcardPrefix string
+
+	// Fallbacks are the models a request continues on when every backend failed
+	// with an error class, indexed like config.FallbackClasses; nil: none.
+	Fallbacks [NumFallbackClasses]*Model
+
+	// Affinity pins requests with the same value to the same backend.
+	Affinity Affinity
+	// AffinityHeader is the lower-cased header whose value pins (AffinityHeader).
+	AffinityHeader string
 }
+
+// NumFallbackClasses is len(config.FallbackClasses).
+const NumFallbackClasses = 3
+
+// Affinity is what a model's session affinity keys on.
+type Affinity uint8
+
+// Affinities.
+const (
+	AffinityNone   Affinity = iota
+	AffinityUser            // the request's "user" field
+	AffinityHeader          // a request header
+)
 
 // Backend is one upstream model on one provider.
 type Backend struct {
@@ -114,6 +147,11 @@ type Backend struct {
 	Enabled       bool
 	Tags          []string
 	PerRequest    bool // billed per call: never probed with paid requests
+	// Seed is the stable hash session affinity pins with (balancer.Candidate.Seed).
+	Seed uint64
+	// wildcard: the backend of a model's wildcard; UpstreamModel is the pattern and
+	// each request names its own upstream model.
+	wildcard bool
 	// State is the backend's runtime state, shared with other config versions that
 	// keep this backend.
 	State *backends.State
@@ -132,6 +170,9 @@ type Provider struct {
 	Account    provider.Account
 	Timeout    time.Duration
 	MaxRetries int
+	// ResponsesNative: the provider serves the Responses API itself (responses_api,
+	// else its kind's default); otherwise the edge translates it into chat.
+	ResponsesNative bool
 }
 
 // Registries hold the runtime state that outlives tables. Build attaches their
@@ -176,7 +217,18 @@ func Build(s *berryv1.Snapshot, reg Registries) (*Table, error) {
 		if err != nil {
 			return nil, fmt.Errorf("snapshot %d: models.%s.strategy: %w", s.GetVersion(), m.GetId(), err)
 		}
-		mod := &Model{ID: m.GetId(), Name: m.GetName(), Enabled: m.GetEnabled(), Strategy: strat}
+		mod := &Model{ID: m.GetId(), Name: m.GetName(), Aliases: m.GetAliases(), Enabled: m.GetEnabled(), Strategy: strat}
+		switch kind, header := config.ParseAffinity(m.GetAffinity()); kind {
+		case "user":
+			mod.Affinity = AffinityUser
+		case "header":
+			mod.Affinity, mod.AffinityHeader = AffinityHeader, header
+		}
+		if pid, prefix, ok := config.ParseWildcard(m.GetWildcard()); ok {
+			mod.wildcardPrefix = prefix
+			mod.Wildcard = []*Backend{{Provider: t.providers[pid], UpstreamModel: prefix + "*", Weight: 1, Enabled: true, wildcard: true}}
+			t.wildcards = append(t.wildcards, mod)
+		}
 		for _, b := range m.GetBackends() {
 			mod.Backends = append(mod.Backends, &Backend{
 				Provider:      t.providers[b.GetProvider()],
@@ -189,8 +241,19 @@ func Build(s *berryv1.Snapshot, reg Registries) (*Table, error) {
 			})
 		}
 		t.models[mod.Name] = mod
+		for _, a := range mod.Aliases {
+			t.models[a] = mod
+		}
 		t.modelsByID[mod.ID] = mod
 		t.ModelNames = append(t.ModelNames, mod.Name)
+	}
+	for _, m := range cfg.GetModels() {
+		mod := t.modelsByID[m.GetId()]
+		for i, class := range config.FallbackClasses {
+			if id := m.GetFallbacks()[class]; id != "" {
+				mod.Fallbacks[i] = t.modelsByID[id]
+			}
+		}
 	}
 	for _, u := range cfg.GetUsers() {
 		var h [sha256.Size]byte
@@ -228,10 +291,15 @@ func (t *Table) bind(reg Registries) {
 			routes = append(routes, backends.Route{Model: m.ID, Key: b.Key()})
 			bs = append(bs, b)
 		}
+		for _, b := range m.Wildcard {
+			routes = append(routes, backends.Route{Model: m.ID, Key: b.Key()})
+			bs = append(bs, b)
+		}
 	}
 	sy := reg.Backends.Sync(routes, modelIDs, t.Settings.BreakerThreshold, t.Settings.BreakerTimeout)
 	for i, b := range bs {
 		b.State, b.Stats = sy.States[i], sy.Routes[i]
+		b.Seed = balancer.HashKey([]byte(b.Key().String()))
 	}
 	for i, id := range modelIDs {
 		t.modelsByID[id].Stats = sy.Models[i]
@@ -248,6 +316,10 @@ func (t *Table) bind(reg Registries) {
 		us[i].Limiter = l
 	}
 }
+
+// IsWildcard reports whether b stands for a model's wildcard, whose upstream model
+// each request names.
+func (b *Backend) IsWildcard() bool { return b.wildcard }
 
 // Key is the backend's identity across config versions and the fleet.
 func (b *Backend) Key() config.BackendKey {
@@ -274,6 +346,46 @@ func (t *Table) UserByToken(token []byte) *User {
 // Model finds a model by the name clients send; name may alias a request buffer.
 func (t *Table) Model(name []byte) *Model { return t.models[string(name)] }
 
+// ProviderAddressed finds the model whose wildcard admits a provider-addressed name
+// ("<provider id>/<upstream model>") and returns it with the upstream model; nil
+// when none does. Names are checked against Model first: a configured name or alias
+// wins over a wildcard.
+func (t *Table) ProviderAddressed(name string) (*Model, string) {
+	pid, upstream, ok := strings.Cut(name, "/")
+	if !ok || upstream == "" {
+		return nil, ""
+	}
+	for _, m := range t.wildcards {
+		if m.Wildcard[0].Provider.ID == pid && strings.HasPrefix(upstream, m.wildcardPrefix) {
+			return m, upstream
+		}
+	}
+	return nil, ""
+}
+
+// Fallback is the model a request continues on after every backend failed with the
+// error class at index class of config.FallbackClasses: that class's fallback, else
+// the "any" one.
+func (m *Model) Fallback(class int) *Model {
+	if f := m.Fallbacks[class]; f != nil {
+		return f
+	}
+	return m.Fallbacks[NumFallbackClasses-1]
+}
+
+// HasFallbacks reports whether the model names any fallback.
+func (m *Model) HasFallbacks() bool {
+	for _, f := range m.Fallbacks {
+		if f != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// ModelByID finds a model by its config id.
+func (t *Table) ModelByID(id string) *Model { return t.modelsByID[id] }
+
 // ModelByName is Model for a string.
 func (t *Table) ModelByName(name string) *Model { return t.models[name] }
 
@@ -296,5 +408,11 @@ func buildProvider(p *berryv1.Provider, requestTimeout time.Duration) (*Provider
 	}
 	prov.Adapter = a
 	prov.GenAIName = provider.GenAIName(p.GetBackendType())
+	switch p.GetResponsesApi() {
+	case "native":
+		prov.ResponsesNative = true
+	case "":
+		prov.ResponsesNative = a.Supports(provider.OpResponses)
+	}
 	return prov, nil
 }
