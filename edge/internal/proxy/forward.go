@@ -29,6 +29,10 @@ type failure struct {
 	status int
 	err    error
 	b      *routing.Backend // the backend that failed
+	// class is the fallback class of an upstream answer that says the request
+	// cannot be served by this model (a context window or content filter refusal);
+	// classNone for other failures.
+	class int
 }
 
 func (f failure) timeout() bool {
@@ -65,17 +69,20 @@ type span struct {
 }
 
 // forward tries the ordered candidates until one answers, up to the request's budget
-// of distinct backends.
-func (h *Handler) forward(r *request) {
+// of distinct backends. When none did, it answers with the last failure and returns
+// the fallback class that applies (failures all of one refusal class: that class;
+// otherwise retries exhausted: classAny); classNone when the request was answered.
+func (h *Handler) forward(r *request) int {
 	up := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(up)
 	budget, tried := r.attempts(), 0
 	var last failure
+	refused := classNone // the refusal class every failure so far had, if they all had one
 	for _, c := range r.cands {
 		if tried == budget {
 			break
 		}
-		b := r.model.Backends[c.Index]
+		b := r.backends[c.Index]
 		// Claims the half-open trial; another request may have taken it meanwhile.
 		tk, ok := b.State.Breaker.Acquire(time.Now())
 		if !ok {
@@ -85,18 +92,33 @@ func (h *Handler) forward(r *request) {
 		if tried > 1 {
 			r.model.Stats.Retries.Add(1)
 		}
-		a := attempt{r: r, b: b, codec: codecFor(r.in, b.Provider.Adapter), span: span{b: b, ticket: tk}}
+		a := attempt{r: r, b: b, codec: codecFor(r.in, b.Provider), span: span{b: b, ticket: tk}}
 		f, done := h.try(&a, up)
 		if done {
 			r.rec.Backend = b.State.Label
 			if tried > 1 {
 				r.model.Stats.Failovers.Add(1)
 			}
-			return
+			return classNone
+		}
+		if tried == 1 || f.class == refused {
+			refused = f.class
+		} else {
+			refused = classNone
 		}
 		last = f
 		last.b = b
 	}
+	class := classAny
+	if tried > 0 && refused != classNone {
+		class = refused
+	}
+	h.answerFailure(r, tried, last)
+	return class
+}
+
+// answerFailure answers a request no backend served, from its last failure.
+func (h *Handler) answerFailure(r *request, tried int, last failure) {
 	ctx, name := r.ctx, strconv.Quote(r.model.Name)
 	switch last.status {
 	case 0:
@@ -213,6 +235,18 @@ func (h *Handler) try(a *attempt, up *fasthttp.Request) (_ failure, done bool) {
 		h.log.Warn("upstream answered with an error", "request_id", string(r.id), "model", r.model.ID, "provider", p.ID, "status", status)
 		return failure{status: r.ctx.Response.StatusCode()}, false
 	}
+	if status >= 400 && r.model.HasFallbacks() {
+		if class := refusalClass(resp.Body()); class != classNone && r.model.Fallback(class) != nil {
+			// The model cannot serve this request (it is too long for its context
+			// window, or its content filter refused it) and names a fallback for
+			// that: the backend is healthy, and the next backend or the fallback
+			// model may serve it.
+			h.copyBuffered(a, resp) // kept in case no backend or fallback serves it
+			a.end(backends.ClassOf(status), true, lat)
+			fasthttp.ReleaseResponse(resp)
+			return failure{status: r.ctx.Response.StatusCode(), class: class}, false
+		}
+	}
 	if !r.stream || status != fasthttp.StatusOK || !isEventStream(resp.Header.ContentType()) {
 		// Not a stream (an upstream that ignored "stream": true answers JSON): relay it
 		// as the buffered answer it is.
@@ -309,7 +343,7 @@ func (sp span) outcome(class backends.Class) {
 // in Anthropic's shape). The passthrough case swaps buffers instead of copying the
 // body.
 func (h *Handler) copyBuffered(a *attempt, resp *fasthttp.Response) {
-	r, ad, op := a.r, a.b.Provider.Adapter, a.r.op
+	r, ad, op := a.r, a.b.Provider.Adapter, a.upstreamOp()
 	ctx := r.ctx
 	body := resp.Body() // reads a streamed body to its end
 	upstream := resp.StatusCode()
@@ -334,10 +368,19 @@ func (h *Handler) copyBuffered(a *attempt, resp *fasthttp.Response) {
 			src = out
 		}
 		if upstream < 300 {
-			out, err = provider.ChatToMessagesResponse(nil, src, r.clientModel())
+			out, err = provider.ChatToMessagesResponse(nil, src, "")
 		} else {
 			out = provider.OpenAIErrorToMessages(nil, status, src)
 		}
+		translated = true
+	}
+	if a.codec == codecResponsesChat && err == nil && upstream < 300 {
+		src := body
+		if translated {
+			src = out
+		}
+		// Chat errors already have the Responses API's error shape.
+		out, err = provider.ChatToResponsesResponse(nil, src, ctx.Request.Body(), string(a.translatedResponseID()))
 		translated = true
 	}
 	switch {
@@ -358,6 +401,11 @@ func (h *Handler) copyBuffered(a *attempt, resp *fasthttp.Response) {
 		ct = []byte("application/json")
 	}
 	ctx.Response.Header.SetContentTypeBytes(ct)
+	if a.codec == codecResponses && upstream < 300 {
+		// The client sees the gateway's id for the response (responses.go).
+		id := responseID{model: r.model.ID, provider: a.b.Provider.ID, upstream: responseObjectID(body)}
+		body = rewriteResponseIDs(body, id.upstream, appendResponseID(nil, id, a.b.Provider))
+	}
 	old := ctx.Response.SwapBody(body)
 	resp.SwapBody(old)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/berry-gateway/berry/edge/internal/routing"
 	"github.com/berry-gateway/berry/pkg/jsonscan"
 	"github.com/berry-gateway/berry/pkg/provider"
 	"github.com/berry-gateway/berry/pkg/sse"
@@ -24,14 +25,19 @@ import (
 type inbound uint8
 
 const (
-	inOpenAI   inbound = iota // /v1/chat/completions, /v1/completions, /v1/embeddings
-	inMessages                // /v1/messages (Anthropic)
+	inOpenAI    inbound = iota // /v1/chat/completions, /v1/completions, /v1/embeddings
+	inMessages                 // /v1/messages (Anthropic)
+	inResponses                // /v1/responses (OpenAI's Responses API; errors in OpenAI's shape)
 )
 
 // inboundOf is the format of a request path: Anthropic's for /v1/messages and below.
 func inboundOf(path []byte) inbound {
-	if bytes.Equal(path, []byte("/v1/messages")) || bytes.HasPrefix(path, []byte("/v1/messages/")) {
+	switch {
+	case bytes.Equal(path, []byte("/v1/messages")) || bytes.HasPrefix(path, []byte("/v1/messages/")):
 		return inMessages
+	case bytes.Equal(path, []byte("/v1/responses")) || bytes.HasPrefix(path, []byte("/v1/responses/")) ||
+		bytes.Equal(path, []byte("/responses")):
+		return inResponses
 	}
 	return inOpenAI
 }
@@ -40,25 +46,42 @@ func inboundOf(path []byte) inbound {
 type codec uint8
 
 const (
-	codecOpenAI   codec = iota // OpenAI in and out; the adapter translates its upstream
-	codecNative                // Messages API in and out, passed through
-	codecMessages              // Messages API in, OpenAI chat to the adapter, translated back
+	codecOpenAI        codec = iota // OpenAI in and out; the adapter translates its upstream
+	codecNative                     // Messages API in and out, passed through
+	codecMessages                   // Messages API in, OpenAI chat to the adapter, translated back
+	codecResponses                  // Responses API in and out, passed through with ids rewritten
+	codecResponsesChat              // Responses API in, OpenAI chat to the adapter, translated back
 )
 
-func codecFor(in inbound, a provider.Adapter) codec {
-	if in != inMessages {
-		return codecOpenAI
+func codecFor(in inbound, p *routing.Provider) codec {
+	switch in {
+	case inMessages:
+		if _, ok := p.Adapter.(provider.NativeMessages); ok {
+			return codecNative
+		}
+		return codecMessages
+	case inResponses:
+		if p.ResponsesNative {
+			return codecResponses
+		}
+		return codecResponsesChat
 	}
-	if _, ok := a.(provider.NativeMessages); ok {
-		return codecNative
+	return codecOpenAI
+}
+
+// upstreamOp is the operation the attempt's adapter performs: a translated Responses
+// API request is a chat request to it.
+func (a *attempt) upstreamOp() provider.Op {
+	if a.codec == codecResponsesChat {
+		return provider.OpChat
 	}
-	return codecMessages
+	return a.r.op
 }
 
 // writeRequest fills req for the attempt, in its codec.
 func (a *attempt) writeRequest(req *fasthttp.Request) error {
 	r, ctx := a.r, a.r.ctx
-	ad, acct, model := a.b.Provider.Adapter, &a.b.Provider.Account, a.b.UpstreamModel
+	ad, acct, model := a.b.Provider.Adapter, &a.b.Provider.Account, r.upstreamModel(a.b)
 	switch a.codec {
 	case codecNative:
 		if err := ad.(provider.NativeMessages).WriteMessagesRequest(req, acct, model, ctx.PostBody(), &r.fields); err != nil {
@@ -70,12 +93,16 @@ func (a *attempt) writeRequest(req *fasthttp.Request) error {
 			req.Header.SetBytesV("Anthropic-Beta", beta)
 		}
 		return nil
-	case codecMessages:
+	case codecMessages, codecResponsesChat:
 		if !r.chatReady {
 			// Translated once, on the first attempt that needs it: a request only
 			// Anthropic can express (server tools) still reaches native backends.
+			translate := provider.MessagesToChatRequest
+			if a.codec == codecResponsesChat {
+				translate = provider.ResponsesToChatRequest
+			}
 			var err error
-			if r.chat, err = provider.MessagesToChatRequest(r.chat[:0], ctx.PostBody()); err != nil {
+			if r.chat, err = translate(r.chat[:0], ctx.PostBody()); err != nil {
 				return err
 			}
 			if err := jsonscan.Scan(r.chat, &r.chatFields); err != nil {
@@ -83,14 +110,18 @@ func (a *attempt) writeRequest(req *fasthttp.Request) error {
 			}
 			r.chatReady = true
 		}
-		return ad.WriteRequest(req, acct, r.op, model, r.chat, &r.chatFields)
+		return ad.WriteRequest(req, acct, provider.OpChat, model, r.chat, &r.chatFields)
 	}
 	return ad.WriteRequest(req, acct, r.op, model, ctx.PostBody(), &r.fields)
 }
 
-// clientModel is the model the client named, for translated answers.
-func (r *request) clientModel() string {
-	return jsonscan.String(r.ctx.PostBody(), r.fields.Model)
+// upstreamModel is the model b's upstream is asked for: its configured one, or for
+// a wildcard the one the provider-addressed name names.
+func (r *request) upstreamModel(b *routing.Backend) string {
+	if b.IsWildcard() {
+		return r.upstream
+	}
+	return b.UpstreamModel
 }
 
 // classifyMessages classifies an Anthropic stream event for failover: text or tool

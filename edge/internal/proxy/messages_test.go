@@ -141,7 +141,7 @@ func TestMessagesEndpoint(t *testing.T) {
 		}
 	})
 	t.Run("unserved Anthropic side endpoint is a 404 in Anthropic's shape", func(t *testing.T) {
-		req, _ := http.NewRequest(http.MethodPost, anEdge+"/v1/messages/count_tokens", strings.NewReader(messagesBody))
+		req, _ := http.NewRequest(http.MethodPost, anEdge+"/v1/messages/batches", strings.NewReader(messagesBody))
 		req.Header.Set("x-api-key", "t")
 		resp, err := testClient.Do(req)
 		if err != nil {

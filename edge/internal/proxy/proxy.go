@@ -135,6 +135,12 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	case "/v1/messages":
 		// Anthropic's Messages API: the chat path with another codec (messages.go).
 		h.serveOp(r, provider.OpChat)
+	case "/v1/messages/count_tokens":
+		h.countTokens(r) // count_tokens.go
+	case "/v1/responses", "/responses":
+		h.serveOp(r, provider.OpResponses) // responses.go
+	case "/v1/responses/", "/v1/responses/cancel", "/v1/responses/input_items":
+		in.writeError(ctx, fasthttp.StatusNotFound, typeNotFound, "not_found", "the path names no response id")
 	case "/v1/models", "/models":
 		h.models(r)
 	case "/health", "/v1/health":
@@ -150,7 +156,11 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		logged = false
 		h.pages.Metrics(ctx)
 	default:
-		// /v1/messages/count_tokens and batches answer in Anthropic's shape: the
+		if rest, ok := bytes.CutPrefix(path, []byte("/v1/responses/")); ok {
+			h.responseCall(r, rest)
+			return
+		}
+		// Batches and other Anthropic paths answer in Anthropic's shape: the
 		// Anthropic clients that call them parse that shape.
 		in.writeError(ctx, fasthttp.StatusNotFound, typeNotFound, "not_found",
 			"unknown endpoint "+strconv.Quote(string(path)))
@@ -241,12 +251,24 @@ type request struct {
 	now       time.Time
 
 	fields jsonscan.Fields
-	cands  []balancer.Candidate
+	// backends are the model's backends this request may use — its configured ones,
+	// or its wildcard's for a provider-addressed name — and cands index into them.
+	backends []*routing.Backend
+	// upstream is the upstream model a provider-addressed name names.
+	upstream string
+	cands    []balancer.Candidate
+	// hops counts the fallback models the request moved on to.
+	hops int
+	// noneAvailable: candidates found no backend available now (503), a failure
+	// the model's "any" fallback takes over.
+	noneAvailable bool
 	// chat is a /v1/messages body translated to an OpenAI chat request, with its
 	// fields, once an attempt needed it (chatReady).
 	chat       []byte
 	chatFields jsonscan.Fields
 	chatReady  bool
+	// pin is the backend a Responses API continuation must use (responses.go).
+	pin pinned
 }
 
 var requestPool = sync.Pool{New: func() any {
@@ -315,6 +337,9 @@ func opPath(op provider.Op, in inbound) string {
 	if in == inMessages {
 		return "/v1/messages"
 	}
+	if in == inResponses {
+		return "/v1/responses"
+	}
 	return "/v1/" + op.String()
 }
 
@@ -347,12 +372,77 @@ func (h *Handler) serveOp(r *request, op provider.Op) {
 		return
 	}
 	r.table, r.user, r.op, r.now = t, user, op, now
-	if !r.route() || !r.candidates() || !r.admit() {
+	if !r.route() {
 		return
 	}
-	r.model.Strategy.Order(r.cands)
-	h.forward(r)
-	r.model.Stats.Requests[backends.ClassOf(ctx.Response.StatusCode())].Add(1)
+	admitted := false
+	for {
+		class := classAny
+		if r.candidates() {
+			if !admitted {
+				if !r.admit() {
+					return
+				}
+				admitted = true
+			}
+			r.model.Strategy.Order(r.cands)
+			r.pinSession()
+			class = h.forward(r)
+		} else if !r.noneAvailable {
+			return
+		}
+		r.model.Stats.Requests[backends.ClassOf(ctx.Response.StatusCode())].Add(1)
+		if class == classNone || !r.fallBack(class) {
+			break
+		}
+	}
+	ctx.Response.Header.Set("X-Berry-Model", r.model.Name)
+}
+
+// Fallback classes, as indexes of config.FallbackClasses (classNone: the request
+// ended; no fallback applies).
+const (
+	classNone          = -1
+	classContextWindow = 0
+	classContentFilter = 1
+	classAny           = 2
+)
+
+// maxFallbacks bounds a fallback chain; import refuses cycles, this is the guard.
+const maxFallbacks = 8
+
+// fallBack moves the request on to its model's fallback for an error class, or
+// reports that there is none to take: the answer already set stands. A continuation
+// of a stored response never moves (no other model's backend holds it), nor does a
+// request that forced a backend.
+func (r *request) fallBack(class int) bool {
+	fb := r.model.Fallback(class)
+	if fb == nil || !fb.Enabled || !r.user.Allowed(fb) || r.pin.backend != nil || r.fields.Backend.Present() ||
+		r.hops == maxFallbacks {
+		return false
+	}
+	r.hops++
+	r.model, r.backends, r.upstream = fb, fb.Backends, ""
+	r.cands = r.cands[:0]
+	r.rec.Model = fb.Name
+	return true
+}
+
+// pinSession applies the model's session affinity: requests with the same value
+// (a header, or the body's "user") go to the same backend while it is a candidate.
+func (r *request) pinSession() {
+	var v []byte
+	switch r.model.Affinity {
+	case routing.AffinityUser:
+		if r.fields.User.Present() {
+			v = r.ctx.PostBody()[r.fields.User.Start:r.fields.User.End]
+		}
+	case routing.AffinityHeader:
+		v = r.ctx.Request.Header.Peek(r.model.AffinityHeader)
+	}
+	if len(v) > 0 {
+		balancer.Pin(r.cands, balancer.HashKey(v))
+	}
 }
 
 // route reads the routing fields, finds the model and checks the key may use it now,
@@ -368,10 +458,19 @@ func (r *request) route() bool {
 			`the request body has no "model" field`)
 		return false
 	}
-	if raw, ok := jsonscan.Unescaped(body, r.fields.Model); ok {
+	raw, ok := jsonscan.Unescaped(body, r.fields.Model)
+	if ok {
 		r.model = r.table.Model(raw)
 	} else {
 		r.model = r.table.ModelByName(jsonscan.String(body, r.fields.Model))
+	}
+	if r.model != nil {
+		r.backends = r.model.Backends
+	} else if bytes.IndexByte(raw, '/') >= 0 || !ok {
+		r.model, r.upstream = r.table.ProviderAddressed(jsonscan.String(body, r.fields.Model))
+		if r.model != nil {
+			r.backends = r.model.Wildcard
+		}
 	}
 	if r.model != nil {
 		r.rec.Model = r.model.Name
@@ -388,6 +487,9 @@ func (r *request) route() bool {
 		return false
 	}
 	r.stream = r.fields.Stream && r.op != provider.OpEmbeddings
+	if r.op == provider.OpResponses && r.fields.PreviousResponse.Present() {
+		return r.continuation()
+	}
 	return true
 }
 
@@ -414,7 +516,11 @@ func (r *request) admit() bool {
 // answers the request (400 for a bad forced backend or an unsupported operation, 503
 // when nothing is available) and returns false.
 func (r *request) candidates() bool {
+	if r.pin.backend != nil {
+		return r.pinnedCandidate()
+	}
 	ctx, model, now := r.ctx, r.model, r.now
+	r.noneAvailable = false
 	var forced []byte
 	var forcedName string
 	if r.fields.Backend.Present() {
@@ -426,7 +532,7 @@ func (r *request) candidates() bool {
 	}
 	matched, usable, supporting := 0, 0, 0
 	var soonest time.Time
-	for i, b := range model.Backends {
+	for i, b := range r.backends {
 		if forced != nil && string(forced) != b.Provider.ID {
 			continue
 		}
@@ -435,7 +541,7 @@ func (r *request) candidates() bool {
 			continue
 		}
 		usable++
-		if !b.Provider.Adapter.Supports(r.op) {
+		if !supports(b.Provider, r.op) {
 			continue
 		}
 		supporting++
@@ -446,13 +552,7 @@ func (r *request) candidates() bool {
 			}
 			continue
 		}
-		lat := s.Latency.Latency(now)
-		if r.stream {
-			lat = s.Latency.FirstToken(now)
-		}
-		r.cands = append(r.cands, balancer.Candidate{
-			Index: i, Weight: b.Weight, Priority: b.Priority, Latency: lat, InFlight: s.InFlight.Load(),
-		})
+		r.cands = append(r.cands, candidateOf(i, b, now, r.stream))
 	}
 	switch {
 	case forced != nil && matched == 0:
@@ -468,6 +568,7 @@ func (r *request) candidates() bool {
 			"model "+strconv.Quote(model.Name)+" has no backend that supports "+opPath(r.op, r.in))
 		return false
 	case len(r.cands) == 0:
+		r.noneAvailable = true
 		retry := 5
 		if !soonest.IsZero() {
 			retry = max(ceilSeconds(soonest.Sub(now)), 1)
@@ -480,11 +581,30 @@ func (r *request) candidates() bool {
 	return true
 }
 
+// candidateOf is backend i of a model as its strategy sees it.
+func candidateOf(i int, b *routing.Backend, now time.Time, stream bool) balancer.Candidate {
+	s := b.State
+	lat := s.Latency.Latency(now)
+	if stream {
+		lat = s.Latency.FirstToken(now)
+	}
+	return balancer.Candidate{Index: i, Weight: b.Weight, Priority: b.Priority, Latency: lat, InFlight: s.InFlight.Load(), Seed: b.Seed}
+}
+
+// supports reports whether a provider can serve op: the Responses API natively, or
+// translated into chat.
+func supports(p *routing.Provider, op provider.Op) bool {
+	if op == provider.OpResponses {
+		return p.ResponsesNative || p.Adapter.Supports(provider.OpChat)
+	}
+	return p.Adapter.Supports(op)
+}
+
 // attempts is the retry budget: settings.max_retries, unless the provider tried
 // first sets its own.
 func (r *request) attempts() int {
 	n := r.table.Settings.MaxRetries
-	if p := r.model.Backends[r.cands[0].Index].Provider; p.MaxRetries > 0 {
+	if p := r.backends[r.cands[0].Index].Provider; p.MaxRetries > 0 {
 		n = p.MaxRetries
 	}
 	return max(n, 1)

@@ -43,9 +43,9 @@ type stream struct {
 	span
 	tr      provider.StreamTranslator
 	modelID string
-	// messages: the client speaks Anthropic's stream format (classification of what
-	// is sent, and the shape of a failure event).
-	messages bool
+	// in is the client's format: how what is sent is classified, and the shape of a
+	// failure event.
+	in inbound
 
 	buf     []byte // read from upstream, not yet sent (passthrough) or not yet parsed
 	out     []byte // translated events not yet sent
@@ -96,15 +96,20 @@ func (h *Handler) openStream(a *attempt, resp *fasthttp.Response) (failure, bool
 		h.open.add(st)
 	}
 	st.modelID = r.model.ID
-	st.messages = a.codec != codecOpenAI
+	st.in = r.in
 	switch a.codec {
 	case codecOpenAI:
-		st.tr = b.Provider.Adapter.NewStream(r.op, b.UpstreamModel)
+		st.tr = b.Provider.Adapter.NewStream(r.op, r.upstreamModel(b))
 	case codecNative:
 		st.tr = nil // relayed as the upstream sends it
 	case codecMessages:
-		st.tr = &chainStream{first: b.Provider.Adapter.NewStream(r.op, b.UpstreamModel),
-			second: provider.NewChatToMessagesStream(r.clientModel())}
+		st.tr = &chainStream{first: b.Provider.Adapter.NewStream(r.op, r.upstreamModel(b)),
+			second: provider.NewChatToMessagesStream("")}
+	case codecResponses:
+		st.tr = &responseIDStream{id: responseID{model: r.model.ID, provider: b.Provider.ID}, provider: b.Provider}
+	case codecResponsesChat:
+		st.tr = &chainStream{first: b.Provider.Adapter.NewStream(provider.OpChat, r.upstreamModel(b)),
+			second: provider.NewChatToResponsesStream(string(a.translatedResponseID()), r.ctx.Request.Body())}
 	}
 	start := a.start
 	deadline := start.Add(b.Provider.Timeout)
@@ -218,8 +223,11 @@ func (h *Handler) openStream(a *attempt, resp *fasthttp.Response) (failure, bool
 
 // classify classifies one event in the format the client receives.
 func (st *stream) classify(name, data []byte) eventKind {
-	if st.messages {
+	switch st.in {
+	case inMessages:
 		return classifyMessages(name, data)
+	case inResponses:
+		return classifyResponses(name, data)
 	}
 	return classify(name, data)
 }
@@ -632,10 +640,14 @@ func (st *stream) appendFailure(dst []byte, err error) []byte {
 		msg = "the edge is shutting down and ended this stream before its end; retry the request"
 		status, typ, code = fasthttp.StatusServiceUnavailable, typeServer, "shutting_down"
 	}
-	if st.messages {
+	switch st.in {
+	case inMessages:
 		dst = append(dst, "\n\nevent: error\ndata: "...)
 		dst = provider.AppendMessagesError(dst, status, msg)
-	} else {
+	case inResponses:
+		dst = append(dst, "\n\nevent: error\ndata: "...)
+		dst = provider.AppendResponsesError(dst, code, msg)
+	default:
 		dst = append(dst, "\n\ndata: "...)
 		dst = provider.AppendOpenAIError(dst, typ, code, msg)
 	}

@@ -88,12 +88,13 @@ func (h *Handler) startAttempt(a *attempt, up *fasthttp.Request) {
 		return
 	}
 	op := genAIOperation(r.op)
+	model := r.upstreamModel(b)
 	ctx, sp := h.opts.Tracer.Start(r.trace.ctx,
-		op+" "+b.UpstreamModel, trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(a.start),
+		op+" "+model, trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(a.start),
 		trace.WithAttributes(
 			semconv.GenAIOperationNameKey.String(op),
 			semconv.GenAIProviderNameKey.String(b.Provider.GenAIName),
-			semconv.GenAIRequestModel(b.UpstreamModel),
+			semconv.GenAIRequestModel(model),
 			attrBackend.String(b.State.Label),
 			attrAttempt.Int(r.rec.NAttempts),
 		))
