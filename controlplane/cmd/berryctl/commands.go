@@ -301,13 +301,17 @@ func (c *cli) get(ctx context.Context, kind string, id []string) error {
 			msg, ms = r, r.Models
 		}
 		cfg.Models = ms
-		head = []string{"ID", "NAME", "STRATEGY", "ENABLED", "BACKENDS"}
+		head = []string{"ID", "NAME", "ALIASES", "STRATEGY", "ENABLED", "BACKENDS"}
 		for _, m := range ms {
 			var bs []string
 			for _, b := range m.Backends {
 				bs = append(bs, fmt.Sprintf("%s/%s(w=%g)", b.Provider, b.Model, b.Weight))
 			}
-			rows = append(rows, []string{m.Id, m.Name, or(m.Strategy, balancer.Default), yes(m.Enabled), strings.Join(bs, " ")})
+			if m.Wildcard != "" {
+				bs = append(bs, m.Wildcard)
+			}
+			rows = append(rows, []string{m.Id, m.Name, or(strings.Join(m.Aliases, ","), "-"), or(m.Strategy, balancer.Default),
+				yes(m.Enabled), strings.Join(bs, " ")})
 		}
 	case "users", "user", "keys":
 		var us []*berryv1.User
