@@ -33,6 +33,9 @@ type failure struct {
 	// cannot be served by this model (a context window or content filter refusal);
 	// classNone for other failures.
 	class int
+	// unexpressible: the backend's adapter cannot express the request (its 400 is in
+	// the client response); the backend was not called and is not an attempt.
+	unexpressible bool
 }
 
 func (f failure) timeout() bool {
@@ -78,6 +81,7 @@ func (h *Handler) forward(r *request) int {
 	budget, tried := r.attempts(), 0
 	var last failure
 	refused := classNone // the refusal class every failure so far had, if they all had one
+	unexpressible := false
 	for _, c := range r.cands {
 		if tried == budget {
 			break
@@ -101,6 +105,13 @@ func (h *Handler) forward(r *request) int {
 			}
 			return classNone
 		}
+		if f.unexpressible {
+			// Another backend (one that speaks the client's API natively) may still
+			// express it; it is not a try of this one.
+			tried--
+			unexpressible = true
+			continue
+		}
 		if tried == 1 || f.class == refused {
 			refused = f.class
 		} else {
@@ -108,6 +119,9 @@ func (h *Handler) forward(r *request) int {
 		}
 		last = f
 		last.b = b
+	}
+	if tried == 0 && unexpressible {
+		return classNone // the 400 of the last backend that could not express it stands
 	}
 	class := classAny
 	if tried > 0 && refused != classNone {
@@ -174,9 +188,10 @@ func (h *Handler) try(a *attempt, up *fasthttp.Request) (_ failure, done bool) {
 		s.Breaker.Release(a.ticket)
 		if errors.Is(err, provider.ErrInvalidRequest) {
 			// The client asked for something this provider cannot express (n > 1 for
-			// Anthropic): the client's error, not a reason to try elsewhere.
+			// Anthropic, hosted tools through translation): the client's 400 unless a
+			// backend that can express it serves the request.
 			r.in.writeError(r.ctx, fasthttp.StatusBadRequest, typeInvalidRequest, "unsupported_for_provider", err.Error())
-			return failure{}, true
+			return failure{status: fasthttp.StatusBadRequest, unexpressible: true}, false
 		}
 		h.log.Warn("cannot build upstream request", "request_id", string(r.id), "model", r.model.ID, "provider", p.ID, "err", err)
 		return failure{err: err}, false

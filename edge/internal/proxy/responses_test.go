@@ -283,3 +283,26 @@ func TestResponsesAPI(t *testing.T) {
 		openAIError(t, r.body)
 	})
 }
+
+// A request translation cannot express (a hosted tool) skips translated backends for
+// one that speaks the Responses API natively; with none, it is the client's 400.
+func TestResponsesUnexpressibleGoesNative(t *testing.T) {
+	an := startSim(t, "an", upstreamsim.Options{})
+	oa := startSim(t, "oa", upstreamsim.Options{})
+	edge, _ := edgeFor(t, configTOML("failover", "max_retries = 1",
+		backendSpec{id: "an", url: an.AnthropicURL(), priority: 1, extra: `backend_type = "anthropic"`},
+		backendSpec{id: "oa", url: oa.URL(), priority: 2}))
+	body := `{"model":"m","input":"news?","tools":[{"type":"web_search"}]}`
+	if o := decodeResponse(t, post(t, edge+"/v1/responses", "t", body)); !strings.Contains(o.text(), "from oa") {
+		t.Fatalf("served by %q", o.text())
+	}
+	only, _ := edgeFor(t, configTOML("failover", "",
+		backendSpec{id: "an", url: an.AnthropicURL(), extra: `backend_type = "anthropic"`}))
+	r := post(t, only+"/v1/responses", "t", body)
+	if _, _, code := openAIError(t, r.body); r.status != 400 || code != "unsupported_for_provider" || !strings.Contains(r.body, "web_search") {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	if an.Stats().Requests != 0 {
+		t.Fatal("the Anthropic backend was sent a request translation cannot express")
+	}
+}

@@ -81,19 +81,26 @@ func TestTranslatedProvider(t *testing.T) {
 		}
 		openAIError(t, r.body)
 	})
-	t.Run("request the provider cannot express is the client's 400", func(t *testing.T) {
+	t.Run("request one provider cannot express goes to one that can, else is the client's 400", func(t *testing.T) {
 		an1 := startSim(t, "an", upstreamsim.Options{})
 		good := startSim(t, "good", upstreamsim.Options{})
-		edge, _ := edgeFor(t, configTOML("failover", "max_retries = 2",
+		edge, _ := edgeFor(t, configTOML("failover", "max_retries = 1",
 			backendSpec{id: "an", url: an1.AnthropicURL(), priority: 1, extra: `backend_type = "anthropic"`},
 			backendSpec{id: "good", url: good.URL(), priority: 2}))
-		r := post(t, edge+"/v1/chat/completions", "t", `{"model":"m","n":2,"messages":[{"role":"user","content":"hi"}]}`)
+		n2 := `{"model":"m","n":2,"messages":[{"role":"user","content":"hi"}]}`
+		// max_retries = 1: the backend that could not express it was not a try.
+		if r := post(t, edge+"/v1/chat/completions", "t", n2); r.status != 200 || good.Stats().ChatRequests != 1 {
+			t.Fatalf("%d %s (OpenAI backend asked %d times)", r.status, r.body, good.Stats().ChatRequests)
+		}
+		only, _ := edgeFor(t, configTOML("failover", "max_retries = 2",
+			backendSpec{id: "an", url: an1.AnthropicURL(), priority: 1, extra: `backend_type = "anthropic"`}))
+		r := post(t, only+"/v1/chat/completions", "t", n2)
 		if r.status != 400 || !strings.Contains(r.body, "n > 1") {
 			t.Fatalf("%d %s", r.status, r.body)
 		}
 		openAIError(t, r.body)
-		if good.Stats().ChatRequests != 0 || an1.Stats().Requests != 0 {
-			t.Fatal("a request no backend was sent should have been the client's error, not a failover")
+		if an1.Stats().Requests != 0 {
+			t.Fatal("the Anthropic backend was sent a request it cannot express")
 		}
 	})
 	t.Run("operation no backend supports is a 400", func(t *testing.T) {
