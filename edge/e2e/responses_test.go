@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -199,6 +200,110 @@ func TestResponsesAPIThroughEdges(t *testing.T) {
 		var apiErr *openai.Error
 		if !errors.As(err, &apiErr) || apiErr.StatusCode != 404 || apiErr.Code != "response_not_stored" {
 			t.Fatalf("retrieving a translated response: %v", err)
+		}
+	})
+}
+
+// Aliases, provider-addressed names, fallbacks and session affinity through two real
+// edges: the same session lands on the same account from either edge, and moves only
+// when that account fails.
+func TestRoutingFeaturesThroughEdges(t *testing.T) {
+	sims := map[string]*upstreamsim.Server{}
+	var providers, backends strings.Builder
+	for _, id := range []string{"p1", "p2", "p3"} {
+		sims[id] = startSim(t, upstreamsim.Options{Name: id})
+		fmt.Fprintf(&providers, "[providers.%s]\nname = %q\nbase_url = %q\nmodels = [\"up\"]\n", id, id, sims[id].URL())
+		fmt.Fprintf(&backends, "[[models.chat.backends]]\nprovider = %q\nmodel = \"up\"\n", id)
+	}
+	long := startSim(t, upstreamsim.Options{Name: "long", FailStatus: 400, FailCode: "context_length_exceeded"})
+	doc := providers.String() + fmt.Sprintf(`
+[settings]
+circuit_breaker_failure_threshold = 1
+[providers.long]
+name = "long"
+base_url = %q
+models = ["small"]
+[models.chat]
+name = "chat"
+aliases = ["chat-latest"]
+strategy = "round_robin"
+affinity = "header:X-Session-Id"
+%s
+[models.small]
+name = "small"
+fallbacks = { context_window = "chat" }
+[[models.small.backends]]
+provider = "long"
+model = "small"
+[models.direct]
+name = "direct"
+wildcard = "p3/*"
+[users.u]
+name = "user"
+token = %q
+`, long.URL(), backends.String(), sdkToken)
+	cp := startControlPlane(t, t.TempDir())
+	edges := []*edge{startEdge(t, cp.addr, "edge-1"), startEdge(t, cp.addr, "edge-2")}
+	v := importConfig(t, cp, doc)
+	for _, e := range edges {
+		e.waitVersion(t, v)
+	}
+	send := func(e *edge, model, session string) (string, string) {
+		opts := []option.RequestOption{option.WithBaseURL(e.url + "/v1"), option.WithAPIKey(sdkToken), option.WithMaxRetries(0)}
+		if session != "" {
+			opts = append(opts, option.WithHeader("X-Session-Id", session))
+		}
+		c := openai.NewClient(opts...)
+		var resp *http.Response
+		r, err := c.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
+			Model:    model,
+			Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")},
+		}, option.WithResponseInto(&resp))
+		if err != nil {
+			t.Fatalf("%s via %s: %v", model, e.url, err)
+		}
+		for id := range sims {
+			if strings.Contains(r.Choices[0].Message.Content, "from "+id) {
+				return id, resp.Header.Get("X-Berry-Model")
+			}
+		}
+		return r.Choices[0].Message.Content, resp.Header.Get("X-Berry-Model")
+	}
+	t.Run("affinity holds across edges and re-pins only the failed account's sessions", func(t *testing.T) {
+		pinned := map[string]string{}
+		for k := range 12 {
+			s := fmt.Sprint("conv-", k)
+			first, _ := send(edges[0], "chat", s)
+			for i := range 4 {
+				if got, _ := send(edges[i%2], "chat-latest", s); got != first {
+					t.Fatalf("session %s: %s, then %s on edge %d", s, first, got, i%2+1)
+				}
+			}
+			pinned[s] = first
+		}
+		victim := pinned["conv-0"]
+		sims[victim].SetOptions(upstreamsim.Options{Name: victim, FailStatus: 503})
+		defer sims[victim].SetOptions(upstreamsim.Options{Name: victim})
+		for s, was := range pinned {
+			for _, e := range edges {
+				got, _ := send(e, "chat", s)
+				if (was == victim) == (got == was) {
+					t.Errorf("session %s was on %s (failing: %s), now on %s", s, was, victim, got)
+				}
+			}
+		}
+	})
+	t.Run("provider-addressed name", func(t *testing.T) {
+		if got, model := send(edges[1], "p3/gpt-anything", ""); got != "p3" || model != "direct" {
+			t.Fatalf("served by %s as %s", got, model)
+		}
+		if sent := string(sims["p3"].Stats().LastBody); !strings.Contains(sent, `"model":"gpt-anything"`) {
+			t.Fatalf("upstream got %s", sent)
+		}
+	})
+	t.Run("context window fallback", func(t *testing.T) {
+		if _, model := send(edges[0], "small", ""); model != "chat" {
+			t.Fatalf("X-Berry-Model %q, want the fallback chat", model)
 		}
 	})
 }
