@@ -2780,6 +2780,7 @@ type CreateKeyRequest struct {
 	RateLimit     *RateLimit             `protobuf:"bytes,5,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
 	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	Options       *WriteOptions          `protobuf:"bytes,7,opt,name=options,proto3" json:"options,omitempty"`
+	Budget        *Budget                `protobuf:"bytes,8,opt,name=budget,proto3" json:"budget,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2859,6 +2860,13 @@ func (x *CreateKeyRequest) GetExpiresAt() *timestamppb.Timestamp {
 func (x *CreateKeyRequest) GetOptions() *WriteOptions {
 	if x != nil {
 		return x.Options
+	}
+	return nil
+}
+
+func (x *CreateKeyRequest) GetBudget() *Budget {
+	if x != nil {
+		return x.Budget
 	}
 	return nil
 }
@@ -3541,6 +3549,480 @@ func (x *GetScoresResponse) GetBackends() []*BackendScore {
 	return nil
 }
 
+type GetUsageRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Filters; empty matches all. key is the user (key) id; model the model's id.
+	Key   string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Model string `protobuf:"bytes,2,opt,name=model,proto3" json:"model,omitempty"`
+	// The hours to include: [since, until); unset since means 24 hours before until,
+	// unset until means now.
+	Since *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=since,proto3" json:"since,omitempty"`
+	Until *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=until,proto3" json:"until,omitempty"`
+	// Group rows by any of "key", "model", "backend", "hour" (in that column order);
+	// empty: one total row.
+	GroupBy       []string `protobuf:"bytes,5,rep,name=group_by,json=groupBy,proto3" json:"group_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUsageRequest) Reset() {
+	*x = GetUsageRequest{}
+	mi := &file_berry_v1_admin_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUsageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUsageRequest) ProtoMessage() {}
+
+func (x *GetUsageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUsageRequest.ProtoReflect.Descriptor instead.
+func (*GetUsageRequest) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *GetUsageRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *GetUsageRequest) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *GetUsageRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *GetUsageRequest) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+func (x *GetUsageRequest) GetGroupBy() []string {
+	if x != nil {
+		return x.GroupBy
+	}
+	return nil
+}
+
+type GetUsageResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rows          []*UsageRow            `protobuf:"bytes,1,rep,name=rows,proto3" json:"rows,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUsageResponse) Reset() {
+	*x = GetUsageResponse{}
+	mi := &file_berry_v1_admin_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUsageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUsageResponse) ProtoMessage() {}
+
+func (x *GetUsageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUsageResponse.ProtoReflect.Descriptor instead.
+func (*GetUsageResponse) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *GetUsageResponse) GetRows() []*UsageRow {
+	if x != nil {
+		return x.Rows
+	}
+	return nil
+}
+
+// UsageRow is the usage of one group; the fields not grouped by are empty.
+type UsageRow struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Key   string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Model string                 `protobuf:"bytes,2,opt,name=model,proto3" json:"model,omitempty"`
+	// provider/upstream model.
+	Backend          string                 `protobuf:"bytes,3,opt,name=backend,proto3" json:"backend,omitempty"`
+	Hour             *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=hour,proto3" json:"hour,omitempty"`
+	Requests         uint64                 `protobuf:"varint,5,opt,name=requests,proto3" json:"requests,omitempty"`
+	PromptTokens     uint64                 `protobuf:"varint,6,opt,name=prompt_tokens,json=promptTokens,proto3" json:"prompt_tokens,omitempty"`
+	CompletionTokens uint64                 `protobuf:"varint,7,opt,name=completion_tokens,json=completionTokens,proto3" json:"completion_tokens,omitempty"`
+	CachedTokens     uint64                 `protobuf:"varint,8,opt,name=cached_tokens,json=cachedTokens,proto3" json:"cached_tokens,omitempty"`
+	ReasoningTokens  uint64                 `protobuf:"varint,9,opt,name=reasoning_tokens,json=reasoningTokens,proto3" json:"reasoning_tokens,omitempty"`
+	CostUsd          float64                `protobuf:"fixed64,10,opt,name=cost_usd,json=costUsd,proto3" json:"cost_usd,omitempty"`
+	// Requests in the row whose usage an edge estimated.
+	Estimated     uint64 `protobuf:"varint,11,opt,name=estimated,proto3" json:"estimated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UsageRow) Reset() {
+	*x = UsageRow{}
+	mi := &file_berry_v1_admin_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsageRow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsageRow) ProtoMessage() {}
+
+func (x *UsageRow) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsageRow.ProtoReflect.Descriptor instead.
+func (*UsageRow) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *UsageRow) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *UsageRow) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *UsageRow) GetBackend() string {
+	if x != nil {
+		return x.Backend
+	}
+	return ""
+}
+
+func (x *UsageRow) GetHour() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Hour
+	}
+	return nil
+}
+
+func (x *UsageRow) GetRequests() uint64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *UsageRow) GetPromptTokens() uint64 {
+	if x != nil {
+		return x.PromptTokens
+	}
+	return 0
+}
+
+func (x *UsageRow) GetCompletionTokens() uint64 {
+	if x != nil {
+		return x.CompletionTokens
+	}
+	return 0
+}
+
+func (x *UsageRow) GetCachedTokens() uint64 {
+	if x != nil {
+		return x.CachedTokens
+	}
+	return 0
+}
+
+func (x *UsageRow) GetReasoningTokens() uint64 {
+	if x != nil {
+		return x.ReasoningTokens
+	}
+	return 0
+}
+
+func (x *UsageRow) GetCostUsd() float64 {
+	if x != nil {
+		return x.CostUsd
+	}
+	return 0
+}
+
+func (x *UsageRow) GetEstimated() uint64 {
+	if x != nil {
+		return x.Estimated
+	}
+	return 0
+}
+
+type GetQuotasRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Empty: every key with a limit or budget.
+	Key           string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetQuotasRequest) Reset() {
+	*x = GetQuotasRequest{}
+	mi := &file_berry_v1_admin_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetQuotasRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetQuotasRequest) ProtoMessage() {}
+
+func (x *GetQuotasRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetQuotasRequest.ProtoReflect.Descriptor instead.
+func (*GetQuotasRequest) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *GetQuotasRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+type GetQuotasResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Keys          []*KeyQuota            `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetQuotasResponse) Reset() {
+	*x = GetQuotasResponse{}
+	mi := &file_berry_v1_admin_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetQuotasResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetQuotasResponse) ProtoMessage() {}
+
+func (x *GetQuotasResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetQuotasResponse.ProtoReflect.Descriptor instead.
+func (*GetQuotasResponse) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *GetQuotasResponse) GetKeys() []*KeyQuota {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+// KeyQuota is one key's fleet limits and what is used of them now.
+type KeyQuota struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Limits        []*QuotaUse            `protobuf:"bytes,2,rep,name=limits,proto3" json:"limits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyQuota) Reset() {
+	*x = KeyQuota{}
+	mi := &file_berry_v1_admin_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyQuota) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyQuota) ProtoMessage() {}
+
+func (x *KeyQuota) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyQuota.ProtoReflect.Descriptor instead.
+func (*KeyQuota) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *KeyQuota) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *KeyQuota) GetLimits() []*QuotaUse {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+// QuotaUse is one limit in its current window.
+type QuotaUse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Dimension QuotaDimension         `protobuf:"varint,1,opt,name=dimension,proto3,enum=berry.v1.QuotaDimension" json:"dimension,omitempty"`
+	// The configured limit, and what the fleet consumed of it in the window (cost
+	// dimensions in micro-USD).
+	Limit int64 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	Used  int64 `protobuf:"varint,3,opt,name=used,proto3" json:"used,omitempty"`
+	// Credit granted to edges and not yet consumed.
+	Outstanding   int64                  `protobuf:"varint,4,opt,name=outstanding,proto3" json:"outstanding,omitempty"`
+	WindowEnd     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=window_end,json=windowEnd,proto3" json:"window_end,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuotaUse) Reset() {
+	*x = QuotaUse{}
+	mi := &file_berry_v1_admin_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuotaUse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuotaUse) ProtoMessage() {}
+
+func (x *QuotaUse) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuotaUse.ProtoReflect.Descriptor instead.
+func (*QuotaUse) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *QuotaUse) GetDimension() QuotaDimension {
+	if x != nil {
+		return x.Dimension
+	}
+	return QuotaDimension_QUOTA_DIMENSION_UNSPECIFIED
+}
+
+func (x *QuotaUse) GetLimit() int64 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *QuotaUse) GetUsed() int64 {
+	if x != nil {
+		return x.Used
+	}
+	return 0
+}
+
+func (x *QuotaUse) GetOutstanding() int64 {
+	if x != nil {
+		return x.Outstanding
+	}
+	return 0
+}
+
+func (x *QuotaUse) GetWindowEnd() *timestamppb.Timestamp {
+	if x != nil {
+		return x.WindowEnd
+	}
+	return nil
+}
+
 var File_berry_v1_admin_proto protoreflect.FileDescriptor
 
 const file_berry_v1_admin_proto_rawDesc = "" +
@@ -3696,7 +4178,7 @@ const file_berry_v1_admin_proto_rawDesc = "" +
 	"to_version\x18\x01 \x01(\x04R\ttoVersion\x120\n" +
 	"\aoptions\x18\x02 \x01(\v2\x16.berry.v1.WriteOptionsR\aoptions\",\n" +
 	"\x10RollbackResponse\x12\x18\n" +
-	"\aversion\x18\x01 \x01(\x04R\aversion\"\x9b\x02\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\"\xc5\x02\n" +
 	"\x10CreateKeyRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12%\n" +
@@ -3706,7 +4188,8 @@ const file_berry_v1_admin_proto_rawDesc = "" +
 	"rate_limit\x18\x05 \x01(\v2\x13.berry.v1.RateLimitR\trateLimit\x129\n" +
 	"\n" +
 	"expires_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x120\n" +
-	"\aoptions\x18\a \x01(\v2\x16.berry.v1.WriteOptionsR\aoptions\"X\n" +
+	"\aoptions\x18\a \x01(\v2\x16.berry.v1.WriteOptionsR\aoptions\x12(\n" +
+	"\x06budget\x18\b \x01(\v2\x10.berry.v1.BudgetR\x06budget\"X\n" +
 	"\x11CreateKeyResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x10\n" +
@@ -3751,7 +4234,42 @@ const file_berry_v1_admin_proto_rawDesc = "" +
 	"\x05model\x18\x01 \x01(\tR\x05model\"]\n" +
 	"\x11GetScoresResponse\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x122\n" +
-	"\bbackends\x18\x02 \x03(\v2\x16.berry.v1.BackendScoreR\bbackends2\xe0\x11\n" +
+	"\bbackends\x18\x02 \x03(\v2\x16.berry.v1.BackendScoreR\bbackends\"\xb8\x01\n" +
+	"\x0fGetUsageRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05model\x18\x02 \x01(\tR\x05model\x120\n" +
+	"\x05since\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12\x19\n" +
+	"\bgroup_by\x18\x05 \x03(\tR\agroupBy\":\n" +
+	"\x10GetUsageResponse\x12&\n" +
+	"\x04rows\x18\x01 \x03(\v2\x12.berry.v1.UsageRowR\x04rows\"\xf3\x02\n" +
+	"\bUsageRow\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05model\x18\x02 \x01(\tR\x05model\x12\x18\n" +
+	"\abackend\x18\x03 \x01(\tR\abackend\x12.\n" +
+	"\x04hour\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04hour\x12\x1a\n" +
+	"\brequests\x18\x05 \x01(\x04R\brequests\x12#\n" +
+	"\rprompt_tokens\x18\x06 \x01(\x04R\fpromptTokens\x12+\n" +
+	"\x11completion_tokens\x18\a \x01(\x04R\x10completionTokens\x12#\n" +
+	"\rcached_tokens\x18\b \x01(\x04R\fcachedTokens\x12)\n" +
+	"\x10reasoning_tokens\x18\t \x01(\x04R\x0freasoningTokens\x12\x19\n" +
+	"\bcost_usd\x18\n" +
+	" \x01(\x01R\acostUsd\x12\x1c\n" +
+	"\testimated\x18\v \x01(\x04R\testimated\"$\n" +
+	"\x10GetQuotasRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\";\n" +
+	"\x11GetQuotasResponse\x12&\n" +
+	"\x04keys\x18\x01 \x03(\v2\x12.berry.v1.KeyQuotaR\x04keys\"H\n" +
+	"\bKeyQuota\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12*\n" +
+	"\x06limits\x18\x02 \x03(\v2\x12.berry.v1.QuotaUseR\x06limits\"\xc9\x01\n" +
+	"\bQuotaUse\x126\n" +
+	"\tdimension\x18\x01 \x01(\x0e2\x18.berry.v1.QuotaDimensionR\tdimension\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x03R\x05limit\x12\x12\n" +
+	"\x04used\x18\x03 \x01(\x03R\x04used\x12 \n" +
+	"\voutstanding\x18\x04 \x01(\x03R\voutstanding\x129\n" +
+	"\n" +
+	"window_end\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\twindowEnd2\xe9\x12\n" +
 	"\fAdminService\x12M\n" +
 	"\fImportConfig\x12\x1d.berry.v1.ImportConfigRequest\x1a\x1e.berry.v1.ImportConfigResponse\x12D\n" +
 	"\tGetConfig\x12\x1a.berry.v1.GetConfigRequest\x1a\x1b.berry.v1.GetConfigResponse\x12\\\n" +
@@ -3785,7 +4303,9 @@ const file_berry_v1_admin_proto_rawDesc = "" +
 	"\vFleetStatus\x12\x1c.berry.v1.FleetStatusRequest\x1a\x1d.berry.v1.FleetStatusResponse\x12D\n" +
 	"\tGetScores\x12\x1a.berry.v1.GetScoresRequest\x1a\x1b.berry.v1.GetScoresResponse\x12=\n" +
 	"\x06Backup\x12\x17.berry.v1.BackupRequest\x1a\x18.berry.v1.BackupResponse0\x01\x12P\n" +
-	"\rGetServerInfo\x12\x1e.berry.v1.GetServerInfoRequest\x1a\x1f.berry.v1.GetServerInfoResponseB9Z7github.com/berry-gateway/berry/pkg/api/berry/v1;berryv1b\x06proto3"
+	"\rGetServerInfo\x12\x1e.berry.v1.GetServerInfoRequest\x1a\x1f.berry.v1.GetServerInfoResponse\x12A\n" +
+	"\bGetUsage\x12\x19.berry.v1.GetUsageRequest\x1a\x1a.berry.v1.GetUsageResponse\x12D\n" +
+	"\tGetQuotas\x12\x1a.berry.v1.GetQuotasRequest\x1a\x1b.berry.v1.GetQuotasResponseB9Z7github.com/berry-gateway/berry/pkg/api/berry/v1;berryv1b\x06proto3"
 
 var (
 	file_berry_v1_admin_proto_rawDescOnce sync.Once
@@ -3799,7 +4319,7 @@ func file_berry_v1_admin_proto_rawDescGZIP() []byte {
 	return file_berry_v1_admin_proto_rawDescData
 }
 
-var file_berry_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
+var file_berry_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 73)
 var file_berry_v1_admin_proto_goTypes = []any{
 	(*ImportConfigRequest)(nil),       // 0: berry.v1.ImportConfigRequest
 	(*ImportConfigResponse)(nil),      // 1: berry.v1.ImportConfigResponse
@@ -3867,120 +4387,142 @@ var file_berry_v1_admin_proto_goTypes = []any{
 	(*GetServerInfoResponse)(nil),     // 63: berry.v1.GetServerInfoResponse
 	(*GetScoresRequest)(nil),          // 64: berry.v1.GetScoresRequest
 	(*GetScoresResponse)(nil),         // 65: berry.v1.GetScoresResponse
-	(*Config)(nil),                    // 66: berry.v1.Config
-	(*timestamppb.Timestamp)(nil),     // 67: google.protobuf.Timestamp
-	(*Provider)(nil),                  // 68: berry.v1.Provider
-	(*Model)(nil),                     // 69: berry.v1.Model
-	(*User)(nil),                      // 70: berry.v1.User
-	(*Settings)(nil),                  // 71: berry.v1.Settings
-	(*ConfigVersion)(nil),             // 72: berry.v1.ConfigVersion
-	(*RateLimit)(nil),                 // 73: berry.v1.RateLimit
-	(*BackendScore)(nil),              // 74: berry.v1.BackendScore
+	(*GetUsageRequest)(nil),           // 66: berry.v1.GetUsageRequest
+	(*GetUsageResponse)(nil),          // 67: berry.v1.GetUsageResponse
+	(*UsageRow)(nil),                  // 68: berry.v1.UsageRow
+	(*GetQuotasRequest)(nil),          // 69: berry.v1.GetQuotasRequest
+	(*GetQuotasResponse)(nil),         // 70: berry.v1.GetQuotasResponse
+	(*KeyQuota)(nil),                  // 71: berry.v1.KeyQuota
+	(*QuotaUse)(nil),                  // 72: berry.v1.QuotaUse
+	(*Config)(nil),                    // 73: berry.v1.Config
+	(*timestamppb.Timestamp)(nil),     // 74: google.protobuf.Timestamp
+	(*Provider)(nil),                  // 75: berry.v1.Provider
+	(*Model)(nil),                     // 76: berry.v1.Model
+	(*User)(nil),                      // 77: berry.v1.User
+	(*Settings)(nil),                  // 78: berry.v1.Settings
+	(*ConfigVersion)(nil),             // 79: berry.v1.ConfigVersion
+	(*RateLimit)(nil),                 // 80: berry.v1.RateLimit
+	(*Budget)(nil),                    // 81: berry.v1.Budget
+	(*BackendScore)(nil),              // 82: berry.v1.BackendScore
+	(QuotaDimension)(0),               // 83: berry.v1.QuotaDimension
 }
 var file_berry_v1_admin_proto_depIdxs = []int32{
-	66, // 0: berry.v1.GetConfigResponse.config:type_name -> berry.v1.Config
-	67, // 1: berry.v1.GetCurrentVersionResponse.created_at:type_name -> google.protobuf.Timestamp
-	66, // 2: berry.v1.ApplyConfigRequest.config:type_name -> berry.v1.Config
+	73, // 0: berry.v1.GetConfigResponse.config:type_name -> berry.v1.Config
+	74, // 1: berry.v1.GetCurrentVersionResponse.created_at:type_name -> google.protobuf.Timestamp
+	73, // 2: berry.v1.ApplyConfigRequest.config:type_name -> berry.v1.Config
 	6,  // 3: berry.v1.ApplyConfigRequest.options:type_name -> berry.v1.WriteOptions
-	66, // 4: berry.v1.ValidateConfigRequest.config:type_name -> berry.v1.Config
+	73, // 4: berry.v1.ValidateConfigRequest.config:type_name -> berry.v1.Config
 	11, // 5: berry.v1.ValidateConfigResponse.errors:type_name -> berry.v1.FieldError
 	49, // 6: berry.v1.ValidateConfigResponse.changes:type_name -> berry.v1.Change
-	68, // 7: berry.v1.ListProvidersResponse.providers:type_name -> berry.v1.Provider
-	68, // 8: berry.v1.GetProviderResponse.provider:type_name -> berry.v1.Provider
-	68, // 9: berry.v1.PutProviderRequest.provider:type_name -> berry.v1.Provider
+	75, // 7: berry.v1.ListProvidersResponse.providers:type_name -> berry.v1.Provider
+	75, // 8: berry.v1.GetProviderResponse.provider:type_name -> berry.v1.Provider
+	75, // 9: berry.v1.PutProviderRequest.provider:type_name -> berry.v1.Provider
 	6,  // 10: berry.v1.PutProviderRequest.options:type_name -> berry.v1.WriteOptions
 	6,  // 11: berry.v1.DeleteProviderRequest.options:type_name -> berry.v1.WriteOptions
-	69, // 12: berry.v1.ListModelsResponse.models:type_name -> berry.v1.Model
-	69, // 13: berry.v1.GetModelResponse.model:type_name -> berry.v1.Model
-	69, // 14: berry.v1.PutModelRequest.model:type_name -> berry.v1.Model
+	76, // 12: berry.v1.ListModelsResponse.models:type_name -> berry.v1.Model
+	76, // 13: berry.v1.GetModelResponse.model:type_name -> berry.v1.Model
+	76, // 14: berry.v1.PutModelRequest.model:type_name -> berry.v1.Model
 	6,  // 15: berry.v1.PutModelRequest.options:type_name -> berry.v1.WriteOptions
 	6,  // 16: berry.v1.DeleteModelRequest.options:type_name -> berry.v1.WriteOptions
-	70, // 17: berry.v1.ListUsersResponse.users:type_name -> berry.v1.User
-	70, // 18: berry.v1.GetUserResponse.user:type_name -> berry.v1.User
-	70, // 19: berry.v1.PutUserRequest.user:type_name -> berry.v1.User
+	77, // 17: berry.v1.ListUsersResponse.users:type_name -> berry.v1.User
+	77, // 18: berry.v1.GetUserResponse.user:type_name -> berry.v1.User
+	77, // 19: berry.v1.PutUserRequest.user:type_name -> berry.v1.User
 	6,  // 20: berry.v1.PutUserRequest.options:type_name -> berry.v1.WriteOptions
 	6,  // 21: berry.v1.DeleteUserRequest.options:type_name -> berry.v1.WriteOptions
-	71, // 22: berry.v1.GetSettingsResponse.settings:type_name -> berry.v1.Settings
-	71, // 23: berry.v1.UpdateSettingsRequest.settings:type_name -> berry.v1.Settings
+	78, // 22: berry.v1.GetSettingsResponse.settings:type_name -> berry.v1.Settings
+	78, // 23: berry.v1.UpdateSettingsRequest.settings:type_name -> berry.v1.Settings
 	6,  // 24: berry.v1.UpdateSettingsRequest.options:type_name -> berry.v1.WriteOptions
-	67, // 25: berry.v1.VersionInfo.created_at:type_name -> google.protobuf.Timestamp
+	74, // 25: berry.v1.VersionInfo.created_at:type_name -> google.protobuf.Timestamp
 	43, // 26: berry.v1.ListVersionsResponse.versions:type_name -> berry.v1.VersionInfo
-	72, // 27: berry.v1.GetVersionResponse.version:type_name -> berry.v1.ConfigVersion
+	79, // 27: berry.v1.GetVersionResponse.version:type_name -> berry.v1.ConfigVersion
 	49, // 28: berry.v1.DiffVersionsResponse.changes:type_name -> berry.v1.Change
 	6,  // 29: berry.v1.RollbackRequest.options:type_name -> berry.v1.WriteOptions
-	73, // 30: berry.v1.CreateKeyRequest.rate_limit:type_name -> berry.v1.RateLimit
-	67, // 31: berry.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	80, // 30: berry.v1.CreateKeyRequest.rate_limit:type_name -> berry.v1.RateLimit
+	74, // 31: berry.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
 	6,  // 32: berry.v1.CreateKeyRequest.options:type_name -> berry.v1.WriteOptions
-	6,  // 33: berry.v1.SetKeyEnabledRequest.options:type_name -> berry.v1.WriteOptions
-	67, // 34: berry.v1.EdgeStatus.connected_since:type_name -> google.protobuf.Timestamp
-	67, // 35: berry.v1.EdgeStatus.last_seen:type_name -> google.protobuf.Timestamp
-	58, // 36: berry.v1.FleetStatusResponse.edges:type_name -> berry.v1.EdgeStatus
-	74, // 37: berry.v1.GetScoresResponse.backends:type_name -> berry.v1.BackendScore
-	0,  // 38: berry.v1.AdminService.ImportConfig:input_type -> berry.v1.ImportConfigRequest
-	2,  // 39: berry.v1.AdminService.GetConfig:input_type -> berry.v1.GetConfigRequest
-	4,  // 40: berry.v1.AdminService.GetCurrentVersion:input_type -> berry.v1.GetCurrentVersionRequest
-	8,  // 41: berry.v1.AdminService.ApplyConfig:input_type -> berry.v1.ApplyConfigRequest
-	10, // 42: berry.v1.AdminService.ValidateConfig:input_type -> berry.v1.ValidateConfigRequest
-	13, // 43: berry.v1.AdminService.ExportConfig:input_type -> berry.v1.ExportConfigRequest
-	15, // 44: berry.v1.AdminService.ListProviders:input_type -> berry.v1.ListProvidersRequest
-	17, // 45: berry.v1.AdminService.GetProvider:input_type -> berry.v1.GetProviderRequest
-	19, // 46: berry.v1.AdminService.PutProvider:input_type -> berry.v1.PutProviderRequest
-	21, // 47: berry.v1.AdminService.DeleteProvider:input_type -> berry.v1.DeleteProviderRequest
-	23, // 48: berry.v1.AdminService.ListModels:input_type -> berry.v1.ListModelsRequest
-	25, // 49: berry.v1.AdminService.GetModel:input_type -> berry.v1.GetModelRequest
-	27, // 50: berry.v1.AdminService.PutModel:input_type -> berry.v1.PutModelRequest
-	29, // 51: berry.v1.AdminService.DeleteModel:input_type -> berry.v1.DeleteModelRequest
-	31, // 52: berry.v1.AdminService.ListUsers:input_type -> berry.v1.ListUsersRequest
-	33, // 53: berry.v1.AdminService.GetUser:input_type -> berry.v1.GetUserRequest
-	35, // 54: berry.v1.AdminService.PutUser:input_type -> berry.v1.PutUserRequest
-	37, // 55: berry.v1.AdminService.DeleteUser:input_type -> berry.v1.DeleteUserRequest
-	39, // 56: berry.v1.AdminService.GetSettings:input_type -> berry.v1.GetSettingsRequest
-	41, // 57: berry.v1.AdminService.UpdateSettings:input_type -> berry.v1.UpdateSettingsRequest
-	44, // 58: berry.v1.AdminService.ListVersions:input_type -> berry.v1.ListVersionsRequest
-	46, // 59: berry.v1.AdminService.GetVersion:input_type -> berry.v1.GetVersionRequest
-	48, // 60: berry.v1.AdminService.DiffVersions:input_type -> berry.v1.DiffVersionsRequest
-	51, // 61: berry.v1.AdminService.Rollback:input_type -> berry.v1.RollbackRequest
-	53, // 62: berry.v1.AdminService.CreateKey:input_type -> berry.v1.CreateKeyRequest
-	55, // 63: berry.v1.AdminService.SetKeyEnabled:input_type -> berry.v1.SetKeyEnabledRequest
-	57, // 64: berry.v1.AdminService.FleetStatus:input_type -> berry.v1.FleetStatusRequest
-	64, // 65: berry.v1.AdminService.GetScores:input_type -> berry.v1.GetScoresRequest
-	60, // 66: berry.v1.AdminService.Backup:input_type -> berry.v1.BackupRequest
-	62, // 67: berry.v1.AdminService.GetServerInfo:input_type -> berry.v1.GetServerInfoRequest
-	1,  // 68: berry.v1.AdminService.ImportConfig:output_type -> berry.v1.ImportConfigResponse
-	3,  // 69: berry.v1.AdminService.GetConfig:output_type -> berry.v1.GetConfigResponse
-	5,  // 70: berry.v1.AdminService.GetCurrentVersion:output_type -> berry.v1.GetCurrentVersionResponse
-	9,  // 71: berry.v1.AdminService.ApplyConfig:output_type -> berry.v1.ApplyConfigResponse
-	12, // 72: berry.v1.AdminService.ValidateConfig:output_type -> berry.v1.ValidateConfigResponse
-	14, // 73: berry.v1.AdminService.ExportConfig:output_type -> berry.v1.ExportConfigResponse
-	16, // 74: berry.v1.AdminService.ListProviders:output_type -> berry.v1.ListProvidersResponse
-	18, // 75: berry.v1.AdminService.GetProvider:output_type -> berry.v1.GetProviderResponse
-	20, // 76: berry.v1.AdminService.PutProvider:output_type -> berry.v1.PutProviderResponse
-	22, // 77: berry.v1.AdminService.DeleteProvider:output_type -> berry.v1.DeleteProviderResponse
-	24, // 78: berry.v1.AdminService.ListModels:output_type -> berry.v1.ListModelsResponse
-	26, // 79: berry.v1.AdminService.GetModel:output_type -> berry.v1.GetModelResponse
-	28, // 80: berry.v1.AdminService.PutModel:output_type -> berry.v1.PutModelResponse
-	30, // 81: berry.v1.AdminService.DeleteModel:output_type -> berry.v1.DeleteModelResponse
-	32, // 82: berry.v1.AdminService.ListUsers:output_type -> berry.v1.ListUsersResponse
-	34, // 83: berry.v1.AdminService.GetUser:output_type -> berry.v1.GetUserResponse
-	36, // 84: berry.v1.AdminService.PutUser:output_type -> berry.v1.PutUserResponse
-	38, // 85: berry.v1.AdminService.DeleteUser:output_type -> berry.v1.DeleteUserResponse
-	40, // 86: berry.v1.AdminService.GetSettings:output_type -> berry.v1.GetSettingsResponse
-	42, // 87: berry.v1.AdminService.UpdateSettings:output_type -> berry.v1.UpdateSettingsResponse
-	45, // 88: berry.v1.AdminService.ListVersions:output_type -> berry.v1.ListVersionsResponse
-	47, // 89: berry.v1.AdminService.GetVersion:output_type -> berry.v1.GetVersionResponse
-	50, // 90: berry.v1.AdminService.DiffVersions:output_type -> berry.v1.DiffVersionsResponse
-	52, // 91: berry.v1.AdminService.Rollback:output_type -> berry.v1.RollbackResponse
-	54, // 92: berry.v1.AdminService.CreateKey:output_type -> berry.v1.CreateKeyResponse
-	56, // 93: berry.v1.AdminService.SetKeyEnabled:output_type -> berry.v1.SetKeyEnabledResponse
-	59, // 94: berry.v1.AdminService.FleetStatus:output_type -> berry.v1.FleetStatusResponse
-	65, // 95: berry.v1.AdminService.GetScores:output_type -> berry.v1.GetScoresResponse
-	61, // 96: berry.v1.AdminService.Backup:output_type -> berry.v1.BackupResponse
-	63, // 97: berry.v1.AdminService.GetServerInfo:output_type -> berry.v1.GetServerInfoResponse
-	68, // [68:98] is the sub-list for method output_type
-	38, // [38:68] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	81, // 33: berry.v1.CreateKeyRequest.budget:type_name -> berry.v1.Budget
+	6,  // 34: berry.v1.SetKeyEnabledRequest.options:type_name -> berry.v1.WriteOptions
+	74, // 35: berry.v1.EdgeStatus.connected_since:type_name -> google.protobuf.Timestamp
+	74, // 36: berry.v1.EdgeStatus.last_seen:type_name -> google.protobuf.Timestamp
+	58, // 37: berry.v1.FleetStatusResponse.edges:type_name -> berry.v1.EdgeStatus
+	82, // 38: berry.v1.GetScoresResponse.backends:type_name -> berry.v1.BackendScore
+	74, // 39: berry.v1.GetUsageRequest.since:type_name -> google.protobuf.Timestamp
+	74, // 40: berry.v1.GetUsageRequest.until:type_name -> google.protobuf.Timestamp
+	68, // 41: berry.v1.GetUsageResponse.rows:type_name -> berry.v1.UsageRow
+	74, // 42: berry.v1.UsageRow.hour:type_name -> google.protobuf.Timestamp
+	71, // 43: berry.v1.GetQuotasResponse.keys:type_name -> berry.v1.KeyQuota
+	72, // 44: berry.v1.KeyQuota.limits:type_name -> berry.v1.QuotaUse
+	83, // 45: berry.v1.QuotaUse.dimension:type_name -> berry.v1.QuotaDimension
+	74, // 46: berry.v1.QuotaUse.window_end:type_name -> google.protobuf.Timestamp
+	0,  // 47: berry.v1.AdminService.ImportConfig:input_type -> berry.v1.ImportConfigRequest
+	2,  // 48: berry.v1.AdminService.GetConfig:input_type -> berry.v1.GetConfigRequest
+	4,  // 49: berry.v1.AdminService.GetCurrentVersion:input_type -> berry.v1.GetCurrentVersionRequest
+	8,  // 50: berry.v1.AdminService.ApplyConfig:input_type -> berry.v1.ApplyConfigRequest
+	10, // 51: berry.v1.AdminService.ValidateConfig:input_type -> berry.v1.ValidateConfigRequest
+	13, // 52: berry.v1.AdminService.ExportConfig:input_type -> berry.v1.ExportConfigRequest
+	15, // 53: berry.v1.AdminService.ListProviders:input_type -> berry.v1.ListProvidersRequest
+	17, // 54: berry.v1.AdminService.GetProvider:input_type -> berry.v1.GetProviderRequest
+	19, // 55: berry.v1.AdminService.PutProvider:input_type -> berry.v1.PutProviderRequest
+	21, // 56: berry.v1.AdminService.DeleteProvider:input_type -> berry.v1.DeleteProviderRequest
+	23, // 57: berry.v1.AdminService.ListModels:input_type -> berry.v1.ListModelsRequest
+	25, // 58: berry.v1.AdminService.GetModel:input_type -> berry.v1.GetModelRequest
+	27, // 59: berry.v1.AdminService.PutModel:input_type -> berry.v1.PutModelRequest
+	29, // 60: berry.v1.AdminService.DeleteModel:input_type -> berry.v1.DeleteModelRequest
+	31, // 61: berry.v1.AdminService.ListUsers:input_type -> berry.v1.ListUsersRequest
+	33, // 62: berry.v1.AdminService.GetUser:input_type -> berry.v1.GetUserRequest
+	35, // 63: berry.v1.AdminService.PutUser:input_type -> berry.v1.PutUserRequest
+	37, // 64: berry.v1.AdminService.DeleteUser:input_type -> berry.v1.DeleteUserRequest
+	39, // 65: berry.v1.AdminService.GetSettings:input_type -> berry.v1.GetSettingsRequest
+	41, // 66: berry.v1.AdminService.UpdateSettings:input_type -> berry.v1.UpdateSettingsRequest
+	44, // 67: berry.v1.AdminService.ListVersions:input_type -> berry.v1.ListVersionsRequest
+	46, // 68: berry.v1.AdminService.GetVersion:input_type -> berry.v1.GetVersionRequest
+	48, // 69: berry.v1.AdminService.DiffVersions:input_type -> berry.v1.DiffVersionsRequest
+	51, // 70: berry.v1.AdminService.Rollback:input_type -> berry.v1.RollbackRequest
+	53, // 71: berry.v1.AdminService.CreateKey:input_type -> berry.v1.CreateKeyRequest
+	55, // 72: berry.v1.AdminService.SetKeyEnabled:input_type -> berry.v1.SetKeyEnabledRequest
+	57, // 73: berry.v1.AdminService.FleetStatus:input_type -> berry.v1.FleetStatusRequest
+	64, // 74: berry.v1.AdminService.GetScores:input_type -> berry.v1.GetScoresRequest
+	60, // 75: berry.v1.AdminService.Backup:input_type -> berry.v1.BackupRequest
+	62, // 76: berry.v1.AdminService.GetServerInfo:input_type -> berry.v1.GetServerInfoRequest
+	66, // 77: berry.v1.AdminService.GetUsage:input_type -> berry.v1.GetUsageRequest
+	69, // 78: berry.v1.AdminService.GetQuotas:input_type -> berry.v1.GetQuotasRequest
+	1,  // 79: berry.v1.AdminService.ImportConfig:output_type -> berry.v1.ImportConfigResponse
+	3,  // 80: berry.v1.AdminService.GetConfig:output_type -> berry.v1.GetConfigResponse
+	5,  // 81: berry.v1.AdminService.GetCurrentVersion:output_type -> berry.v1.GetCurrentVersionResponse
+	9,  // 82: berry.v1.AdminService.ApplyConfig:output_type -> berry.v1.ApplyConfigResponse
+	12, // 83: berry.v1.AdminService.ValidateConfig:output_type -> berry.v1.ValidateConfigResponse
+	14, // 84: berry.v1.AdminService.ExportConfig:output_type -> berry.v1.ExportConfigResponse
+	16, // 85: berry.v1.AdminService.ListProviders:output_type -> berry.v1.ListProvidersResponse
+	18, // 86: berry.v1.AdminService.GetProvider:output_type -> berry.v1.GetProviderResponse
+	20, // 87: berry.v1.AdminService.PutProvider:output_type -> berry.v1.PutProviderResponse
+	22, // 88: berry.v1.AdminService.DeleteProvider:output_type -> berry.v1.DeleteProviderResponse
+	24, // 89: berry.v1.AdminService.ListModels:output_type -> berry.v1.ListModelsResponse
+	26, // 90: berry.v1.AdminService.GetModel:output_type -> berry.v1.GetModelResponse
+	28, // 91: berry.v1.AdminService.PutModel:output_type -> berry.v1.PutModelResponse
+	30, // 92: berry.v1.AdminService.DeleteModel:output_type -> berry.v1.DeleteModelResponse
+	32, // 93: berry.v1.AdminService.ListUsers:output_type -> berry.v1.ListUsersResponse
+	34, // 94: berry.v1.AdminService.GetUser:output_type -> berry.v1.GetUserResponse
+	36, // 95: berry.v1.AdminService.PutUser:output_type -> berry.v1.PutUserResponse
+	38, // 96: berry.v1.AdminService.DeleteUser:output_type -> berry.v1.DeleteUserResponse
+	40, // 97: berry.v1.AdminService.GetSettings:output_type -> berry.v1.GetSettingsResponse
+	42, // 98: berry.v1.AdminService.UpdateSettings:output_type -> berry.v1.UpdateSettingsResponse
+	45, // 99: berry.v1.AdminService.ListVersions:output_type -> berry.v1.ListVersionsResponse
+	47, // 100: berry.v1.AdminService.GetVersion:output_type -> berry.v1.GetVersionResponse
+	50, // 101: berry.v1.AdminService.DiffVersions:output_type -> berry.v1.DiffVersionsResponse
+	52, // 102: berry.v1.AdminService.Rollback:output_type -> berry.v1.RollbackResponse
+	54, // 103: berry.v1.AdminService.CreateKey:output_type -> berry.v1.CreateKeyResponse
+	56, // 104: berry.v1.AdminService.SetKeyEnabled:output_type -> berry.v1.SetKeyEnabledResponse
+	59, // 105: berry.v1.AdminService.FleetStatus:output_type -> berry.v1.FleetStatusResponse
+	65, // 106: berry.v1.AdminService.GetScores:output_type -> berry.v1.GetScoresResponse
+	61, // 107: berry.v1.AdminService.Backup:output_type -> berry.v1.BackupResponse
+	63, // 108: berry.v1.AdminService.GetServerInfo:output_type -> berry.v1.GetServerInfoResponse
+	67, // 109: berry.v1.AdminService.GetUsage:output_type -> berry.v1.GetUsageResponse
+	70, // 110: berry.v1.AdminService.GetQuotas:output_type -> berry.v1.GetQuotasResponse
+	79, // [79:111] is the sub-list for method output_type
+	47, // [47:79] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_berry_v1_admin_proto_init() }
@@ -4004,7 +4546,7 @@ func file_berry_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berry_v1_admin_proto_rawDesc), len(file_berry_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   66,
+			NumMessages:   73,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

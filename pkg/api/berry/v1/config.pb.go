@@ -104,8 +104,14 @@ type Settings struct {
 	RecoveryCheckIntervalSeconds   uint32                 `protobuf:"varint,6,opt,name=recovery_check_interval_seconds,json=recoveryCheckIntervalSeconds,proto3" json:"recovery_check_interval_seconds,omitempty"`
 	// Largest request body an edge accepts; 0 means the edge's default.
 	MaxRequestBodyBytes uint64 `protobuf:"varint,7,opt,name=max_request_body_bytes,json=maxRequestBodyBytes,proto3" json:"max_request_body_bytes,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// What an edge does with a key's fleet limits once it has lost the control plane
+	// and its last grant has run out: "share" (default: the limit divided by the last
+	// known number of edges), "open" (admit), "closed" (refuse).
+	QuotaWhenDisconnected string `protobuf:"bytes,8,opt,name=quota_when_disconnected,json=quotaWhenDisconnected,proto3" json:"quota_when_disconnected,omitempty"`
+	// Days of usage the control plane keeps in its ledger; 0 means 90.
+	UsageRetentionDays uint32 `protobuf:"varint,9,opt,name=usage_retention_days,json=usageRetentionDays,proto3" json:"usage_retention_days,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Settings) Reset() {
@@ -183,6 +189,20 @@ func (x *Settings) GetRecoveryCheckIntervalSeconds() uint32 {
 func (x *Settings) GetMaxRequestBodyBytes() uint64 {
 	if x != nil {
 		return x.MaxRequestBodyBytes
+	}
+	return 0
+}
+
+func (x *Settings) GetQuotaWhenDisconnected() string {
+	if x != nil {
+		return x.QuotaWhenDisconnected
+	}
+	return ""
+}
+
+func (x *Settings) GetUsageRetentionDays() uint32 {
+	if x != nil {
+		return x.UsageRetentionDays
 	}
 	return 0
 }
@@ -472,7 +492,9 @@ type Backend struct {
 	Enabled  bool     `protobuf:"varint,5,opt,name=enabled,proto3" json:"enabled,omitempty"`
 	Tags     []string `protobuf:"bytes,6,rep,name=tags,proto3" json:"tags,omitempty"`
 	// "per_token" (default) or "per_request": never probed with paid calls.
-	BillingMode   string `protobuf:"bytes,7,opt,name=billing_mode,json=billingMode,proto3" json:"billing_mode,omitempty"`
+	BillingMode string `protobuf:"bytes,7,opt,name=billing_mode,json=billingMode,proto3" json:"billing_mode,omitempty"`
+	// Prices of this backend's tokens; absent: no cost is computed.
+	Price         *Price `protobuf:"bytes,8,opt,name=price,proto3" json:"price,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -556,6 +578,75 @@ func (x *Backend) GetBillingMode() string {
 	return ""
 }
 
+func (x *Backend) GetPrice() *Price {
+	if x != nil {
+		return x.Price
+	}
+	return nil
+}
+
+// Price is what a backend's tokens cost, in USD per million tokens.
+type Price struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	InputPerMtok  float64                `protobuf:"fixed64,1,opt,name=input_per_mtok,json=inputPerMtok,proto3" json:"input_per_mtok,omitempty"`
+	OutputPerMtok float64                `protobuf:"fixed64,2,opt,name=output_per_mtok,json=outputPerMtok,proto3" json:"output_per_mtok,omitempty"`
+	// Cached input tokens; 0 means they cost input_per_mtok.
+	CachedInputPerMtok float64 `protobuf:"fixed64,3,opt,name=cached_input_per_mtok,json=cachedInputPerMtok,proto3" json:"cached_input_per_mtok,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *Price) Reset() {
+	*x = Price{}
+	mi := &file_berry_v1_config_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Price) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Price) ProtoMessage() {}
+
+func (x *Price) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_config_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Price.ProtoReflect.Descriptor instead.
+func (*Price) Descriptor() ([]byte, []int) {
+	return file_berry_v1_config_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Price) GetInputPerMtok() float64 {
+	if x != nil {
+		return x.InputPerMtok
+	}
+	return 0
+}
+
+func (x *Price) GetOutputPerMtok() float64 {
+	if x != nil {
+		return x.OutputPerMtok
+	}
+	return 0
+}
+
+func (x *Price) GetCachedInputPerMtok() float64 {
+	if x != nil {
+		return x.CachedInputPerMtok
+	}
+	return 0
+}
+
 // User is a gateway API key: [users.<id>].
 type User struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -573,13 +664,14 @@ type User struct {
 	RateLimit     *RateLimit `protobuf:"bytes,8,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
 	// When set, the key stops working at this instant (edges check it per request).
 	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	Budget        *Budget                `protobuf:"bytes,10,opt,name=budget,proto3" json:"budget,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_berry_v1_config_proto_msgTypes[5]
+	mi := &file_berry_v1_config_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -591,7 +683,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_config_proto_msgTypes[5]
+	mi := &file_berry_v1_config_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -604,7 +696,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_berry_v1_config_proto_rawDescGZIP(), []int{5}
+	return file_berry_v1_config_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *User) GetId() string {
@@ -670,19 +762,30 @@ func (x *User) GetExpiresAt() *timestamppb.Timestamp {
 	return nil
 }
 
-// RateLimit bounds a user's requests; 0 means unlimited.
+func (x *User) GetBudget() *Budget {
+	if x != nil {
+		return x.Budget
+	}
+	return nil
+}
+
+// RateLimit bounds a user's requests and tokens, for the whole fleet; 0 means
+// unlimited.
 type RateLimit struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	RequestsPerMinute uint32                 `protobuf:"varint,1,opt,name=requests_per_minute,json=requestsPerMinute,proto3" json:"requests_per_minute,omitempty"`
 	RequestsPerHour   uint32                 `protobuf:"varint,2,opt,name=requests_per_hour,json=requestsPerHour,proto3" json:"requests_per_hour,omitempty"`
 	RequestsPerDay    uint32                 `protobuf:"varint,3,opt,name=requests_per_day,json=requestsPerDay,proto3" json:"requests_per_day,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Input plus output tokens.
+	TokensPerMinute uint64 `protobuf:"varint,4,opt,name=tokens_per_minute,json=tokensPerMinute,proto3" json:"tokens_per_minute,omitempty"`
+	TokensPerDay    uint64 `protobuf:"varint,5,opt,name=tokens_per_day,json=tokensPerDay,proto3" json:"tokens_per_day,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *RateLimit) Reset() {
 	*x = RateLimit{}
-	mi := &file_berry_v1_config_proto_msgTypes[6]
+	mi := &file_berry_v1_config_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -694,7 +797,7 @@ func (x *RateLimit) String() string {
 func (*RateLimit) ProtoMessage() {}
 
 func (x *RateLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_config_proto_msgTypes[6]
+	mi := &file_berry_v1_config_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -707,7 +810,7 @@ func (x *RateLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimit.ProtoReflect.Descriptor instead.
 func (*RateLimit) Descriptor() ([]byte, []int) {
-	return file_berry_v1_config_proto_rawDescGZIP(), []int{6}
+	return file_berry_v1_config_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RateLimit) GetRequestsPerMinute() uint32 {
@@ -731,6 +834,74 @@ func (x *RateLimit) GetRequestsPerDay() uint32 {
 	return 0
 }
 
+func (x *RateLimit) GetTokensPerMinute() uint64 {
+	if x != nil {
+		return x.TokensPerMinute
+	}
+	return 0
+}
+
+func (x *RateLimit) GetTokensPerDay() uint64 {
+	if x != nil {
+		return x.TokensPerDay
+	}
+	return 0
+}
+
+// Budget bounds what a user's requests cost (from the backends' prices), for the
+// whole fleet; 0 means unlimited.
+type Budget struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UsdPerDay     float64                `protobuf:"fixed64,1,opt,name=usd_per_day,json=usdPerDay,proto3" json:"usd_per_day,omitempty"`
+	UsdPerMonth   float64                `protobuf:"fixed64,2,opt,name=usd_per_month,json=usdPerMonth,proto3" json:"usd_per_month,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Budget) Reset() {
+	*x = Budget{}
+	mi := &file_berry_v1_config_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Budget) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Budget) ProtoMessage() {}
+
+func (x *Budget) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_config_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Budget.ProtoReflect.Descriptor instead.
+func (*Budget) Descriptor() ([]byte, []int) {
+	return file_berry_v1_config_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Budget) GetUsdPerDay() float64 {
+	if x != nil {
+		return x.UsdPerDay
+	}
+	return 0
+}
+
+func (x *Budget) GetUsdPerMonth() float64 {
+	if x != nil {
+		return x.UsdPerMonth
+	}
+	return 0
+}
+
 // ConfigVersion is one accepted change: the full config as of that version.
 type ConfigVersion struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -745,7 +916,7 @@ type ConfigVersion struct {
 
 func (x *ConfigVersion) Reset() {
 	*x = ConfigVersion{}
-	mi := &file_berry_v1_config_proto_msgTypes[7]
+	mi := &file_berry_v1_config_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -757,7 +928,7 @@ func (x *ConfigVersion) String() string {
 func (*ConfigVersion) ProtoMessage() {}
 
 func (x *ConfigVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_config_proto_msgTypes[7]
+	mi := &file_berry_v1_config_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -770,7 +941,7 @@ func (x *ConfigVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigVersion.ProtoReflect.Descriptor instead.
 func (*ConfigVersion) Descriptor() ([]byte, []int) {
-	return file_berry_v1_config_proto_rawDescGZIP(), []int{7}
+	return file_berry_v1_config_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ConfigVersion) GetVersion() uint64 {
@@ -817,7 +988,7 @@ const file_berry_v1_config_proto_rawDesc = "" +
 	"\bsettings\x18\x01 \x01(\v2\x12.berry.v1.SettingsR\bsettings\x120\n" +
 	"\tproviders\x18\x02 \x03(\v2\x12.berry.v1.ProviderR\tproviders\x12'\n" +
 	"\x06models\x18\x03 \x03(\v2\x0f.berry.v1.ModelR\x06models\x12$\n" +
-	"\x05users\x18\x04 \x03(\v2\x0e.berry.v1.UserR\x05users\"\xb4\x03\n" +
+	"\x05users\x18\x04 \x03(\v2\x0e.berry.v1.UserR\x05users\"\x9e\x04\n" +
 	"\bSettings\x12A\n" +
 	"\x1dhealth_check_interval_seconds\x18\x01 \x01(\rR\x1ahealthCheckIntervalSeconds\x126\n" +
 	"\x17request_timeout_seconds\x18\x02 \x01(\rR\x15requestTimeoutSeconds\x12\x1f\n" +
@@ -826,7 +997,9 @@ const file_berry_v1_config_proto_rawDesc = "" +
 	"!circuit_breaker_failure_threshold\x18\x04 \x01(\rR\x1ecircuitBreakerFailureThreshold\x12E\n" +
 	"\x1fcircuit_breaker_timeout_seconds\x18\x05 \x01(\rR\x1ccircuitBreakerTimeoutSeconds\x12E\n" +
 	"\x1frecovery_check_interval_seconds\x18\x06 \x01(\rR\x1crecoveryCheckIntervalSeconds\x123\n" +
-	"\x16max_request_body_bytes\x18\a \x01(\x04R\x13maxRequestBodyBytes\"\xde\x03\n" +
+	"\x16max_request_body_bytes\x18\a \x01(\x04R\x13maxRequestBodyBytes\x126\n" +
+	"\x17quota_when_disconnected\x18\b \x01(\tR\x15quotaWhenDisconnected\x120\n" +
+	"\x14usage_retention_days\x18\t \x01(\rR\x12usageRetentionDays\"\xde\x03\n" +
 	"\bProvider\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x19\n" +
@@ -859,7 +1032,7 @@ const file_berry_v1_config_proto_rawDesc = "" +
 	"\baffinity\x18\t \x01(\tR\baffinity\x1a<\n" +
 	"\x0eFallbacksEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc0\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe7\x01\n" +
 	"\aBackend\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12\x16\n" +
@@ -867,7 +1040,12 @@ const file_berry_v1_config_proto_rawDesc = "" +
 	"\bpriority\x18\x04 \x01(\x05R\bpriority\x12\x18\n" +
 	"\aenabled\x18\x05 \x01(\bR\aenabled\x12\x12\n" +
 	"\x04tags\x18\x06 \x03(\tR\x04tags\x12!\n" +
-	"\fbilling_mode\x18\a \x01(\tR\vbillingMode\"\xa7\x02\n" +
+	"\fbilling_mode\x18\a \x01(\tR\vbillingMode\x12%\n" +
+	"\x05price\x18\b \x01(\v2\x0f.berry.v1.PriceR\x05price\"\x88\x01\n" +
+	"\x05Price\x12$\n" +
+	"\x0einput_per_mtok\x18\x01 \x01(\x01R\finputPerMtok\x12&\n" +
+	"\x0foutput_per_mtok\x18\x02 \x01(\x01R\routputPerMtok\x121\n" +
+	"\x15cached_input_per_mtok\x18\x03 \x01(\x01R\x12cachedInputPerMtok\"\xd1\x02\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -879,11 +1057,18 @@ const file_berry_v1_config_proto_rawDesc = "" +
 	"\n" +
 	"rate_limit\x18\b \x01(\v2\x13.berry.v1.RateLimitR\trateLimit\x129\n" +
 	"\n" +
-	"expires_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\x91\x01\n" +
+	"expires_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12(\n" +
+	"\x06budget\x18\n" +
+	" \x01(\v2\x10.berry.v1.BudgetR\x06budget\"\xe3\x01\n" +
 	"\tRateLimit\x12.\n" +
 	"\x13requests_per_minute\x18\x01 \x01(\rR\x11requestsPerMinute\x12*\n" +
 	"\x11requests_per_hour\x18\x02 \x01(\rR\x0frequestsPerHour\x12(\n" +
-	"\x10requests_per_day\x18\x03 \x01(\rR\x0erequestsPerDay\"\xc0\x01\n" +
+	"\x10requests_per_day\x18\x03 \x01(\rR\x0erequestsPerDay\x12*\n" +
+	"\x11tokens_per_minute\x18\x04 \x01(\x04R\x0ftokensPerMinute\x12$\n" +
+	"\x0etokens_per_day\x18\x05 \x01(\x04R\ftokensPerDay\"L\n" +
+	"\x06Budget\x12\x1e\n" +
+	"\vusd_per_day\x18\x01 \x01(\x01R\tusdPerDay\x12\"\n" +
+	"\rusd_per_month\x18\x02 \x01(\x01R\vusdPerMonth\"\xc0\x01\n" +
 	"\rConfigVersion\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x129\n" +
 	"\n" +
@@ -904,37 +1089,41 @@ func file_berry_v1_config_proto_rawDescGZIP() []byte {
 	return file_berry_v1_config_proto_rawDescData
 }
 
-var file_berry_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_berry_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_berry_v1_config_proto_goTypes = []any{
 	(*Config)(nil),                // 0: berry.v1.Config
 	(*Settings)(nil),              // 1: berry.v1.Settings
 	(*Provider)(nil),              // 2: berry.v1.Provider
 	(*Model)(nil),                 // 3: berry.v1.Model
 	(*Backend)(nil),               // 4: berry.v1.Backend
-	(*User)(nil),                  // 5: berry.v1.User
-	(*RateLimit)(nil),             // 6: berry.v1.RateLimit
-	(*ConfigVersion)(nil),         // 7: berry.v1.ConfigVersion
-	nil,                           // 8: berry.v1.Provider.HeadersEntry
-	nil,                           // 9: berry.v1.Model.FallbacksEntry
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*Price)(nil),                 // 5: berry.v1.Price
+	(*User)(nil),                  // 6: berry.v1.User
+	(*RateLimit)(nil),             // 7: berry.v1.RateLimit
+	(*Budget)(nil),                // 8: berry.v1.Budget
+	(*ConfigVersion)(nil),         // 9: berry.v1.ConfigVersion
+	nil,                           // 10: berry.v1.Provider.HeadersEntry
+	nil,                           // 11: berry.v1.Model.FallbacksEntry
+	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
 }
 var file_berry_v1_config_proto_depIdxs = []int32{
 	1,  // 0: berry.v1.Config.settings:type_name -> berry.v1.Settings
 	2,  // 1: berry.v1.Config.providers:type_name -> berry.v1.Provider
 	3,  // 2: berry.v1.Config.models:type_name -> berry.v1.Model
-	5,  // 3: berry.v1.Config.users:type_name -> berry.v1.User
-	8,  // 4: berry.v1.Provider.headers:type_name -> berry.v1.Provider.HeadersEntry
+	6,  // 3: berry.v1.Config.users:type_name -> berry.v1.User
+	10, // 4: berry.v1.Provider.headers:type_name -> berry.v1.Provider.HeadersEntry
 	4,  // 5: berry.v1.Model.backends:type_name -> berry.v1.Backend
-	9,  // 6: berry.v1.Model.fallbacks:type_name -> berry.v1.Model.FallbacksEntry
-	6,  // 7: berry.v1.User.rate_limit:type_name -> berry.v1.RateLimit
-	10, // 8: berry.v1.User.expires_at:type_name -> google.protobuf.Timestamp
-	10, // 9: berry.v1.ConfigVersion.created_at:type_name -> google.protobuf.Timestamp
-	0,  // 10: berry.v1.ConfigVersion.config:type_name -> berry.v1.Config
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	11, // 6: berry.v1.Model.fallbacks:type_name -> berry.v1.Model.FallbacksEntry
+	5,  // 7: berry.v1.Backend.price:type_name -> berry.v1.Price
+	7,  // 8: berry.v1.User.rate_limit:type_name -> berry.v1.RateLimit
+	12, // 9: berry.v1.User.expires_at:type_name -> google.protobuf.Timestamp
+	8,  // 10: berry.v1.User.budget:type_name -> berry.v1.Budget
+	12, // 11: berry.v1.ConfigVersion.created_at:type_name -> google.protobuf.Timestamp
+	0,  // 12: berry.v1.ConfigVersion.config:type_name -> berry.v1.Config
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_berry_v1_config_proto_init() }
@@ -948,7 +1137,7 @@ func file_berry_v1_config_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berry_v1_config_proto_rawDesc), len(file_berry_v1_config_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -21,6 +21,72 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// QuotaDimension is one kind of fleet limit.
+type QuotaDimension int32
+
+const (
+	QuotaDimension_QUOTA_DIMENSION_UNSPECIFIED     QuotaDimension = 0
+	QuotaDimension_QUOTA_DIMENSION_REQUESTS_MINUTE QuotaDimension = 1
+	QuotaDimension_QUOTA_DIMENSION_REQUESTS_HOUR   QuotaDimension = 2
+	QuotaDimension_QUOTA_DIMENSION_REQUESTS_DAY    QuotaDimension = 3
+	QuotaDimension_QUOTA_DIMENSION_TOKENS_MINUTE   QuotaDimension = 4
+	QuotaDimension_QUOTA_DIMENSION_TOKENS_DAY      QuotaDimension = 5
+	// Cost in micro-USD.
+	QuotaDimension_QUOTA_DIMENSION_COST_DAY   QuotaDimension = 6
+	QuotaDimension_QUOTA_DIMENSION_COST_MONTH QuotaDimension = 7
+)
+
+// Enum value maps for QuotaDimension.
+var (
+	QuotaDimension_name = map[int32]string{
+		0: "QUOTA_DIMENSION_UNSPECIFIED",
+		1: "QUOTA_DIMENSION_REQUESTS_MINUTE",
+		2: "QUOTA_DIMENSION_REQUESTS_HOUR",
+		3: "QUOTA_DIMENSION_REQUESTS_DAY",
+		4: "QUOTA_DIMENSION_TOKENS_MINUTE",
+		5: "QUOTA_DIMENSION_TOKENS_DAY",
+		6: "QUOTA_DIMENSION_COST_DAY",
+		7: "QUOTA_DIMENSION_COST_MONTH",
+	}
+	QuotaDimension_value = map[string]int32{
+		"QUOTA_DIMENSION_UNSPECIFIED":     0,
+		"QUOTA_DIMENSION_REQUESTS_MINUTE": 1,
+		"QUOTA_DIMENSION_REQUESTS_HOUR":   2,
+		"QUOTA_DIMENSION_REQUESTS_DAY":    3,
+		"QUOTA_DIMENSION_TOKENS_MINUTE":   4,
+		"QUOTA_DIMENSION_TOKENS_DAY":      5,
+		"QUOTA_DIMENSION_COST_DAY":        6,
+		"QUOTA_DIMENSION_COST_MONTH":      7,
+	}
+)
+
+func (x QuotaDimension) Enum() *QuotaDimension {
+	p := new(QuotaDimension)
+	*p = x
+	return p
+}
+
+func (x QuotaDimension) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (QuotaDimension) Descriptor() protoreflect.EnumDescriptor {
+	return file_berry_v1_edge_proto_enumTypes[0].Descriptor()
+}
+
+func (QuotaDimension) Type() protoreflect.EnumType {
+	return &file_berry_v1_edge_proto_enumTypes[0]
+}
+
+func (x QuotaDimension) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use QuotaDimension.Descriptor instead.
+func (QuotaDimension) EnumDescriptor() ([]byte, []int) {
+	return file_berry_v1_edge_proto_rawDescGZIP(), []int{0}
+}
+
 // SyncRequest is an edge-to-control-plane message.
 type SyncRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -127,6 +193,7 @@ type SyncResponse struct {
 	//
 	//	*SyncResponse_Snapshot
 	//	*SyncResponse_Scores
+	//	*SyncResponse_Grants
 	Kind          isSyncResponse_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -187,6 +254,15 @@ func (x *SyncResponse) GetScores() *FleetScores {
 	return nil
 }
 
+func (x *SyncResponse) GetGrants() *QuotaGrants {
+	if x != nil {
+		if x, ok := x.Kind.(*SyncResponse_Grants); ok {
+			return x.Grants
+		}
+	}
+	return nil
+}
+
 type isSyncResponse_Kind interface {
 	isSyncResponse_Kind()
 }
@@ -199,9 +275,15 @@ type SyncResponse_Scores struct {
 	Scores *FleetScores `protobuf:"bytes,2,opt,name=scores,proto3,oneof"`
 }
 
+type SyncResponse_Grants struct {
+	Grants *QuotaGrants `protobuf:"bytes,3,opt,name=grants,proto3,oneof"`
+}
+
 func (*SyncResponse_Snapshot) isSyncResponse_Kind() {}
 
 func (*SyncResponse_Scores) isSyncResponse_Kind() {}
+
+func (*SyncResponse_Grants) isSyncResponse_Kind() {}
 
 type Hello struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
@@ -442,6 +524,17 @@ type ObservationBatch struct {
 	// Batches the edge merged or dropped since its previous batch (the stream was slow
 	// or down).
 	MergedBatches uint32 `protobuf:"varint,2,opt,name=merged_batches,json=mergedBatches,proto3" json:"merged_batches,omitempty"`
+	// Usage since the previous batch, per key, model and backend: the ledger's input.
+	Usage []*UsageRecord `protobuf:"bytes,3,rep,name=usage,proto3" json:"usage,omitempty"`
+	// Per key and window: what the edge consumed of its limits since the previous batch,
+	// its demand, and the credit it holds. Keys without fleet limits are not listed.
+	Quota []*QuotaReport `protobuf:"bytes,4,rep,name=quota,proto3" json:"quota,omitempty"`
+	// Increases by one with every batch the edge sends on one stream; with the stream's
+	// edge id and instance it makes a batch's usage count once.
+	Seq uint64 `protobuf:"varint,5,opt,name=seq,proto3" json:"seq,omitempty"`
+	// A random id of the edge process, so a restarted edge's seq starting over is not
+	// taken for a replay.
+	Instance      string `protobuf:"bytes,6,opt,name=instance,proto3" json:"instance,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -490,6 +583,418 @@ func (x *ObservationBatch) GetMergedBatches() uint32 {
 	return 0
 }
 
+func (x *ObservationBatch) GetUsage() []*UsageRecord {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
+}
+
+func (x *ObservationBatch) GetQuota() []*QuotaReport {
+	if x != nil {
+		return x.Quota
+	}
+	return nil
+}
+
+func (x *ObservationBatch) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *ObservationBatch) GetInstance() string {
+	if x != nil {
+		return x.Instance
+	}
+	return ""
+}
+
+// UsageRecord is the usage of one key's requests to one model on one backend.
+type UsageRecord struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user (key) id, never the token.
+	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// The model's config id.
+	Model         string `protobuf:"bytes,2,opt,name=model,proto3" json:"model,omitempty"`
+	Provider      string `protobuf:"bytes,3,opt,name=provider,proto3" json:"provider,omitempty"`
+	UpstreamModel string `protobuf:"bytes,4,opt,name=upstream_model,json=upstreamModel,proto3" json:"upstream_model,omitempty"`
+	Requests      uint64 `protobuf:"varint,5,opt,name=requests,proto3" json:"requests,omitempty"`
+	// Input tokens, cached ones included; output tokens, reasoning ones included.
+	InputTokens     uint64 `protobuf:"varint,6,opt,name=input_tokens,json=inputTokens,proto3" json:"input_tokens,omitempty"`
+	OutputTokens    uint64 `protobuf:"varint,7,opt,name=output_tokens,json=outputTokens,proto3" json:"output_tokens,omitempty"`
+	CachedTokens    uint64 `protobuf:"varint,8,opt,name=cached_tokens,json=cachedTokens,proto3" json:"cached_tokens,omitempty"`
+	ReasoningTokens uint64 `protobuf:"varint,9,opt,name=reasoning_tokens,json=reasoningTokens,proto3" json:"reasoning_tokens,omitempty"`
+	// Cost in micro-USD (millionths of a dollar), from the backend's prices.
+	CostMicroUsd uint64 `protobuf:"varint,10,opt,name=cost_micro_usd,json=costMicroUsd,proto3" json:"cost_micro_usd,omitempty"`
+	// Requests whose usage the edge estimated (the upstream did not report it).
+	Estimated     uint64 `protobuf:"varint,11,opt,name=estimated,proto3" json:"estimated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UsageRecord) Reset() {
+	*x = UsageRecord{}
+	mi := &file_berry_v1_edge_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsageRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsageRecord) ProtoMessage() {}
+
+func (x *UsageRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_edge_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsageRecord.ProtoReflect.Descriptor instead.
+func (*UsageRecord) Descriptor() ([]byte, []int) {
+	return file_berry_v1_edge_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *UsageRecord) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *UsageRecord) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *UsageRecord) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *UsageRecord) GetUpstreamModel() string {
+	if x != nil {
+		return x.UpstreamModel
+	}
+	return ""
+}
+
+func (x *UsageRecord) GetRequests() uint64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *UsageRecord) GetInputTokens() uint64 {
+	if x != nil {
+		return x.InputTokens
+	}
+	return 0
+}
+
+func (x *UsageRecord) GetOutputTokens() uint64 {
+	if x != nil {
+		return x.OutputTokens
+	}
+	return 0
+}
+
+func (x *UsageRecord) GetCachedTokens() uint64 {
+	if x != nil {
+		return x.CachedTokens
+	}
+	return 0
+}
+
+func (x *UsageRecord) GetReasoningTokens() uint64 {
+	if x != nil {
+		return x.ReasoningTokens
+	}
+	return 0
+}
+
+func (x *UsageRecord) GetCostMicroUsd() uint64 {
+	if x != nil {
+		return x.CostMicroUsd
+	}
+	return 0
+}
+
+func (x *UsageRecord) GetEstimated() uint64 {
+	if x != nil {
+		return x.Estimated
+	}
+	return 0
+}
+
+// QuotaReport is one edge's account of one key's limit in one window.
+type QuotaReport struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Key       string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Dimension QuotaDimension         `protobuf:"varint,2,opt,name=dimension,proto3,enum=berry.v1.QuotaDimension" json:"dimension,omitempty"`
+	// The window, numbered by the control plane's clock (unix seconds / window length;
+	// months: years × 12 + month − 1, UTC).
+	Window int64 `protobuf:"varint,3,opt,name=window,proto3" json:"window,omitempty"`
+	// Consumed since the previous report (settled usage, corrections included; may be
+	// negative when a reservation settled below what it took).
+	Consumed int64 `protobuf:"varint,4,opt,name=consumed,proto3" json:"consumed,omitempty"`
+	// What the edge would have consumed since the previous report had it had the credit:
+	// consumed plus what it refused. Grants follow it.
+	Demand int64 `protobuf:"varint,5,opt,name=demand,proto3" json:"demand,omitempty"`
+	// The credit the edge holds for this window and has not consumed.
+	Balance int64 `protobuf:"varint,6,opt,name=balance,proto3" json:"balance,omitempty"`
+	// The edge hands its balance back (it has had no demand for this key lately); the
+	// control plane counts it as free again.
+	Returned      bool `protobuf:"varint,7,opt,name=returned,proto3" json:"returned,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuotaReport) Reset() {
+	*x = QuotaReport{}
+	mi := &file_berry_v1_edge_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuotaReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuotaReport) ProtoMessage() {}
+
+func (x *QuotaReport) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_edge_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuotaReport.ProtoReflect.Descriptor instead.
+func (*QuotaReport) Descriptor() ([]byte, []int) {
+	return file_berry_v1_edge_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *QuotaReport) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *QuotaReport) GetDimension() QuotaDimension {
+	if x != nil {
+		return x.Dimension
+	}
+	return QuotaDimension_QUOTA_DIMENSION_UNSPECIFIED
+}
+
+func (x *QuotaReport) GetWindow() int64 {
+	if x != nil {
+		return x.Window
+	}
+	return 0
+}
+
+func (x *QuotaReport) GetConsumed() int64 {
+	if x != nil {
+		return x.Consumed
+	}
+	return 0
+}
+
+func (x *QuotaReport) GetDemand() int64 {
+	if x != nil {
+		return x.Demand
+	}
+	return 0
+}
+
+func (x *QuotaReport) GetBalance() int64 {
+	if x != nil {
+		return x.Balance
+	}
+	return 0
+}
+
+func (x *QuotaReport) GetReturned() bool {
+	if x != nil {
+		return x.Returned
+	}
+	return false
+}
+
+// QuotaGrants is credit for one edge, pushed by the control plane about once a
+// second.
+type QuotaGrants struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Grants []*QuotaGrant          `protobuf:"bytes,1,rep,name=grants,proto3" json:"grants,omitempty"`
+	// The control plane's clock (unix milliseconds) when it sent this: windows are
+	// counted by it, so the edge keeps the offset to its own clock.
+	NowUnixMs int64 `protobuf:"varint,2,opt,name=now_unix_ms,json=nowUnixMs,proto3" json:"now_unix_ms,omitempty"`
+	// Edges connected now, for the disconnected fallback (limit ÷ edges).
+	Edges uint32 `protobuf:"varint,3,opt,name=edges,proto3" json:"edges,omitempty"`
+	// The control-plane instance; with seq, an edge applies every grant once.
+	Instance      string `protobuf:"bytes,4,opt,name=instance,proto3" json:"instance,omitempty"`
+	Seq           uint64 `protobuf:"varint,5,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuotaGrants) Reset() {
+	*x = QuotaGrants{}
+	mi := &file_berry_v1_edge_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuotaGrants) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuotaGrants) ProtoMessage() {}
+
+func (x *QuotaGrants) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_edge_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuotaGrants.ProtoReflect.Descriptor instead.
+func (*QuotaGrants) Descriptor() ([]byte, []int) {
+	return file_berry_v1_edge_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *QuotaGrants) GetGrants() []*QuotaGrant {
+	if x != nil {
+		return x.Grants
+	}
+	return nil
+}
+
+func (x *QuotaGrants) GetNowUnixMs() int64 {
+	if x != nil {
+		return x.NowUnixMs
+	}
+	return 0
+}
+
+func (x *QuotaGrants) GetEdges() uint32 {
+	if x != nil {
+		return x.Edges
+	}
+	return 0
+}
+
+func (x *QuotaGrants) GetInstance() string {
+	if x != nil {
+		return x.Instance
+	}
+	return ""
+}
+
+func (x *QuotaGrants) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+// QuotaGrant adds credit to what an edge holds for one key's limit in one window.
+type QuotaGrant struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Key       string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Dimension QuotaDimension         `protobuf:"varint,2,opt,name=dimension,proto3,enum=berry.v1.QuotaDimension" json:"dimension,omitempty"`
+	Window    int64                  `protobuf:"varint,3,opt,name=window,proto3" json:"window,omitempty"`
+	// Credit added; the edge's balance grows by it.
+	Credit        int64 `protobuf:"varint,4,opt,name=credit,proto3" json:"credit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuotaGrant) Reset() {
+	*x = QuotaGrant{}
+	mi := &file_berry_v1_edge_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuotaGrant) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuotaGrant) ProtoMessage() {}
+
+func (x *QuotaGrant) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_edge_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuotaGrant.ProtoReflect.Descriptor instead.
+func (*QuotaGrant) Descriptor() ([]byte, []int) {
+	return file_berry_v1_edge_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *QuotaGrant) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *QuotaGrant) GetDimension() QuotaDimension {
+	if x != nil {
+		return x.Dimension
+	}
+	return QuotaDimension_QUOTA_DIMENSION_UNSPECIFIED
+}
+
+func (x *QuotaGrant) GetWindow() int64 {
+	if x != nil {
+		return x.Window
+	}
+	return 0
+}
+
+func (x *QuotaGrant) GetCredit() int64 {
+	if x != nil {
+		return x.Credit
+	}
+	return 0
+}
+
 // BackendObservation is one edge's view of one backend.
 type BackendObservation struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -518,7 +1023,7 @@ type BackendObservation struct {
 
 func (x *BackendObservation) Reset() {
 	*x = BackendObservation{}
-	mi := &file_berry_v1_edge_proto_msgTypes[6]
+	mi := &file_berry_v1_edge_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -530,7 +1035,7 @@ func (x *BackendObservation) String() string {
 func (*BackendObservation) ProtoMessage() {}
 
 func (x *BackendObservation) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_edge_proto_msgTypes[6]
+	mi := &file_berry_v1_edge_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -543,7 +1048,7 @@ func (x *BackendObservation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackendObservation.ProtoReflect.Descriptor instead.
 func (*BackendObservation) Descriptor() ([]byte, []int) {
-	return file_berry_v1_edge_proto_rawDescGZIP(), []int{6}
+	return file_berry_v1_edge_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *BackendObservation) GetProvider() string {
@@ -645,7 +1150,7 @@ type FleetScores struct {
 
 func (x *FleetScores) Reset() {
 	*x = FleetScores{}
-	mi := &file_berry_v1_edge_proto_msgTypes[7]
+	mi := &file_berry_v1_edge_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -657,7 +1162,7 @@ func (x *FleetScores) String() string {
 func (*FleetScores) ProtoMessage() {}
 
 func (x *FleetScores) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_edge_proto_msgTypes[7]
+	mi := &file_berry_v1_edge_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -670,7 +1175,7 @@ func (x *FleetScores) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FleetScores.ProtoReflect.Descriptor instead.
 func (*FleetScores) Descriptor() ([]byte, []int) {
-	return file_berry_v1_edge_proto_rawDescGZIP(), []int{7}
+	return file_berry_v1_edge_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *FleetScores) GetEpoch() uint64 {
@@ -744,7 +1249,7 @@ type BackendScore struct {
 
 func (x *BackendScore) Reset() {
 	*x = BackendScore{}
-	mi := &file_berry_v1_edge_proto_msgTypes[8]
+	mi := &file_berry_v1_edge_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -756,7 +1261,7 @@ func (x *BackendScore) String() string {
 func (*BackendScore) ProtoMessage() {}
 
 func (x *BackendScore) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_edge_proto_msgTypes[8]
+	mi := &file_berry_v1_edge_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -769,7 +1274,7 @@ func (x *BackendScore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackendScore.ProtoReflect.Descriptor instead.
 func (*BackendScore) Descriptor() ([]byte, []int) {
-	return file_berry_v1_edge_proto_rawDescGZIP(), []int{8}
+	return file_berry_v1_edge_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *BackendScore) GetProvider() string {
@@ -886,10 +1391,11 @@ const file_berry_v1_edge_proto_rawDesc = "" +
 	"\x05hello\x18\x01 \x01(\v2\x0f.berry.v1.HelloH\x00R\x05hello\x12)\n" +
 	"\x03ack\x18\x02 \x01(\v2\x15.berry.v1.SnapshotAckH\x00R\x03ack\x12@\n" +
 	"\fobservations\x18\x03 \x01(\v2\x1a.berry.v1.ObservationBatchH\x00R\fobservationsB\x06\n" +
-	"\x04kind\"y\n" +
+	"\x04kind\"\xaa\x01\n" +
 	"\fSyncResponse\x120\n" +
 	"\bsnapshot\x18\x01 \x01(\v2\x12.berry.v1.SnapshotH\x00R\bsnapshot\x12/\n" +
-	"\x06scores\x18\x02 \x01(\v2\x15.berry.v1.FleetScoresH\x00R\x06scoresB\x06\n" +
+	"\x06scores\x18\x02 \x01(\v2\x15.berry.v1.FleetScoresH\x00R\x06scores\x12/\n" +
+	"\x06grants\x18\x03 \x01(\v2\x15.berry.v1.QuotaGrantsH\x00R\x06grantsB\x06\n" +
 	"\x04kind\"\xe1\x01\n" +
 	"\x05Hello\x12\x17\n" +
 	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\x12#\n" +
@@ -906,10 +1412,47 @@ const file_berry_v1_edge_proto_rawDesc = "" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12(\n" +
 	"\x06config\x18\x02 \x01(\v2\x10.berry.v1.ConfigR\x06config\x12\x18\n" +
 	"\alineage\x18\x03 \x01(\tR\alineage\x12!\n" +
-	"\fcontent_hash\x18\x04 \x01(\fR\vcontentHash\"s\n" +
+	"\fcontent_hash\x18\x04 \x01(\fR\vcontentHash\"\xfb\x01\n" +
 	"\x10ObservationBatch\x128\n" +
 	"\bbackends\x18\x01 \x03(\v2\x1c.berry.v1.BackendObservationR\bbackends\x12%\n" +
-	"\x0emerged_batches\x18\x02 \x01(\rR\rmergedBatches\"\x90\x03\n" +
+	"\x0emerged_batches\x18\x02 \x01(\rR\rmergedBatches\x12+\n" +
+	"\x05usage\x18\x03 \x03(\v2\x15.berry.v1.UsageRecordR\x05usage\x12+\n" +
+	"\x05quota\x18\x04 \x03(\v2\x15.berry.v1.QuotaReportR\x05quota\x12\x10\n" +
+	"\x03seq\x18\x05 \x01(\x04R\x03seq\x12\x1a\n" +
+	"\binstance\x18\x06 \x01(\tR\binstance\"\xf0\x02\n" +
+	"\vUsageRecord\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05model\x18\x02 \x01(\tR\x05model\x12\x1a\n" +
+	"\bprovider\x18\x03 \x01(\tR\bprovider\x12%\n" +
+	"\x0eupstream_model\x18\x04 \x01(\tR\rupstreamModel\x12\x1a\n" +
+	"\brequests\x18\x05 \x01(\x04R\brequests\x12!\n" +
+	"\finput_tokens\x18\x06 \x01(\x04R\vinputTokens\x12#\n" +
+	"\routput_tokens\x18\a \x01(\x04R\foutputTokens\x12#\n" +
+	"\rcached_tokens\x18\b \x01(\x04R\fcachedTokens\x12)\n" +
+	"\x10reasoning_tokens\x18\t \x01(\x04R\x0freasoningTokens\x12$\n" +
+	"\x0ecost_micro_usd\x18\n" +
+	" \x01(\x04R\fcostMicroUsd\x12\x1c\n" +
+	"\testimated\x18\v \x01(\x04R\testimated\"\xd9\x01\n" +
+	"\vQuotaReport\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x126\n" +
+	"\tdimension\x18\x02 \x01(\x0e2\x18.berry.v1.QuotaDimensionR\tdimension\x12\x16\n" +
+	"\x06window\x18\x03 \x01(\x03R\x06window\x12\x1a\n" +
+	"\bconsumed\x18\x04 \x01(\x03R\bconsumed\x12\x16\n" +
+	"\x06demand\x18\x05 \x01(\x03R\x06demand\x12\x18\n" +
+	"\abalance\x18\x06 \x01(\x03R\abalance\x12\x1a\n" +
+	"\breturned\x18\a \x01(\bR\breturned\"\x9f\x01\n" +
+	"\vQuotaGrants\x12,\n" +
+	"\x06grants\x18\x01 \x03(\v2\x14.berry.v1.QuotaGrantR\x06grants\x12\x1e\n" +
+	"\vnow_unix_ms\x18\x02 \x01(\x03R\tnowUnixMs\x12\x14\n" +
+	"\x05edges\x18\x03 \x01(\rR\x05edges\x12\x1a\n" +
+	"\binstance\x18\x04 \x01(\tR\binstance\x12\x10\n" +
+	"\x03seq\x18\x05 \x01(\x04R\x03seq\"\x86\x01\n" +
+	"\n" +
+	"QuotaGrant\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x126\n" +
+	"\tdimension\x18\x02 \x01(\x0e2\x18.berry.v1.QuotaDimensionR\tdimension\x12\x16\n" +
+	"\x06window\x18\x03 \x01(\x03R\x06window\x12\x16\n" +
+	"\x06credit\x18\x04 \x01(\x03R\x06credit\"\x90\x03\n" +
 	"\x12BackendObservation\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\tR\bprovider\x12%\n" +
 	"\x0eupstream_model\x18\x02 \x01(\tR\rupstreamModel\x12'\n" +
@@ -950,7 +1493,16 @@ const file_berry_v1_edge_proto_rawDesc = "" +
 	"\rprobe_healthy\x18\f \x01(\bR\fprobeHealthy\x12#\n" +
 	"\rclient_errors\x18\r \x01(\x01R\fclientErrors\x12#\n" +
 	"\rserver_errors\x18\x0e \x01(\x01R\fserverErrors\x12\x1b\n" +
-	"\tno_answer\x18\x0f \x01(\x01R\bnoAnswer2H\n" +
+	"\tno_answer\x18\x0f \x01(\x01R\bnoAnswer*\x9c\x02\n" +
+	"\x0eQuotaDimension\x12\x1f\n" +
+	"\x1bQUOTA_DIMENSION_UNSPECIFIED\x10\x00\x12#\n" +
+	"\x1fQUOTA_DIMENSION_REQUESTS_MINUTE\x10\x01\x12!\n" +
+	"\x1dQUOTA_DIMENSION_REQUESTS_HOUR\x10\x02\x12 \n" +
+	"\x1cQUOTA_DIMENSION_REQUESTS_DAY\x10\x03\x12!\n" +
+	"\x1dQUOTA_DIMENSION_TOKENS_MINUTE\x10\x04\x12\x1e\n" +
+	"\x1aQUOTA_DIMENSION_TOKENS_DAY\x10\x05\x12\x1c\n" +
+	"\x18QUOTA_DIMENSION_COST_DAY\x10\x06\x12\x1e\n" +
+	"\x1aQUOTA_DIMENSION_COST_MONTH\x10\a2H\n" +
 	"\vEdgeService\x129\n" +
 	"\x04Sync\x12\x15.berry.v1.SyncRequest\x1a\x16.berry.v1.SyncResponse(\x010\x01B9Z7github.com/berry-gateway/berry/pkg/api/berry/v1;berryv1b\x06proto3"
 
@@ -966,37 +1518,49 @@ func file_berry_v1_edge_proto_rawDescGZIP() []byte {
 	return file_berry_v1_edge_proto_rawDescData
 }
 
-var file_berry_v1_edge_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_berry_v1_edge_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_berry_v1_edge_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_berry_v1_edge_proto_goTypes = []any{
-	(*SyncRequest)(nil),        // 0: berry.v1.SyncRequest
-	(*SyncResponse)(nil),       // 1: berry.v1.SyncResponse
-	(*Hello)(nil),              // 2: berry.v1.Hello
-	(*SnapshotAck)(nil),        // 3: berry.v1.SnapshotAck
-	(*Snapshot)(nil),           // 4: berry.v1.Snapshot
-	(*ObservationBatch)(nil),   // 5: berry.v1.ObservationBatch
-	(*BackendObservation)(nil), // 6: berry.v1.BackendObservation
-	(*FleetScores)(nil),        // 7: berry.v1.FleetScores
-	(*BackendScore)(nil),       // 8: berry.v1.BackendScore
-	nil,                        // 9: berry.v1.FleetScores.ProbeOwnersEntry
-	(*Config)(nil),             // 10: berry.v1.Config
+	(QuotaDimension)(0),        // 0: berry.v1.QuotaDimension
+	(*SyncRequest)(nil),        // 1: berry.v1.SyncRequest
+	(*SyncResponse)(nil),       // 2: berry.v1.SyncResponse
+	(*Hello)(nil),              // 3: berry.v1.Hello
+	(*SnapshotAck)(nil),        // 4: berry.v1.SnapshotAck
+	(*Snapshot)(nil),           // 5: berry.v1.Snapshot
+	(*ObservationBatch)(nil),   // 6: berry.v1.ObservationBatch
+	(*UsageRecord)(nil),        // 7: berry.v1.UsageRecord
+	(*QuotaReport)(nil),        // 8: berry.v1.QuotaReport
+	(*QuotaGrants)(nil),        // 9: berry.v1.QuotaGrants
+	(*QuotaGrant)(nil),         // 10: berry.v1.QuotaGrant
+	(*BackendObservation)(nil), // 11: berry.v1.BackendObservation
+	(*FleetScores)(nil),        // 12: berry.v1.FleetScores
+	(*BackendScore)(nil),       // 13: berry.v1.BackendScore
+	nil,                        // 14: berry.v1.FleetScores.ProbeOwnersEntry
+	(*Config)(nil),             // 15: berry.v1.Config
 }
 var file_berry_v1_edge_proto_depIdxs = []int32{
-	2,  // 0: berry.v1.SyncRequest.hello:type_name -> berry.v1.Hello
-	3,  // 1: berry.v1.SyncRequest.ack:type_name -> berry.v1.SnapshotAck
-	5,  // 2: berry.v1.SyncRequest.observations:type_name -> berry.v1.ObservationBatch
-	4,  // 3: berry.v1.SyncResponse.snapshot:type_name -> berry.v1.Snapshot
-	7,  // 4: berry.v1.SyncResponse.scores:type_name -> berry.v1.FleetScores
-	10, // 5: berry.v1.Snapshot.config:type_name -> berry.v1.Config
-	6,  // 6: berry.v1.ObservationBatch.backends:type_name -> berry.v1.BackendObservation
-	8,  // 7: berry.v1.FleetScores.backends:type_name -> berry.v1.BackendScore
-	9,  // 8: berry.v1.FleetScores.probe_owners:type_name -> berry.v1.FleetScores.ProbeOwnersEntry
-	0,  // 9: berry.v1.EdgeService.Sync:input_type -> berry.v1.SyncRequest
-	1,  // 10: berry.v1.EdgeService.Sync:output_type -> berry.v1.SyncResponse
-	10, // [10:11] is the sub-list for method output_type
-	9,  // [9:10] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	3,  // 0: berry.v1.SyncRequest.hello:type_name -> berry.v1.Hello
+	4,  // 1: berry.v1.SyncRequest.ack:type_name -> berry.v1.SnapshotAck
+	6,  // 2: berry.v1.SyncRequest.observations:type_name -> berry.v1.ObservationBatch
+	5,  // 3: berry.v1.SyncResponse.snapshot:type_name -> berry.v1.Snapshot
+	12, // 4: berry.v1.SyncResponse.scores:type_name -> berry.v1.FleetScores
+	9,  // 5: berry.v1.SyncResponse.grants:type_name -> berry.v1.QuotaGrants
+	15, // 6: berry.v1.Snapshot.config:type_name -> berry.v1.Config
+	11, // 7: berry.v1.ObservationBatch.backends:type_name -> berry.v1.BackendObservation
+	7,  // 8: berry.v1.ObservationBatch.usage:type_name -> berry.v1.UsageRecord
+	8,  // 9: berry.v1.ObservationBatch.quota:type_name -> berry.v1.QuotaReport
+	0,  // 10: berry.v1.QuotaReport.dimension:type_name -> berry.v1.QuotaDimension
+	10, // 11: berry.v1.QuotaGrants.grants:type_name -> berry.v1.QuotaGrant
+	0,  // 12: berry.v1.QuotaGrant.dimension:type_name -> berry.v1.QuotaDimension
+	13, // 13: berry.v1.FleetScores.backends:type_name -> berry.v1.BackendScore
+	14, // 14: berry.v1.FleetScores.probe_owners:type_name -> berry.v1.FleetScores.ProbeOwnersEntry
+	1,  // 15: berry.v1.EdgeService.Sync:input_type -> berry.v1.SyncRequest
+	2,  // 16: berry.v1.EdgeService.Sync:output_type -> berry.v1.SyncResponse
+	16, // [16:17] is the sub-list for method output_type
+	15, // [15:16] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_berry_v1_edge_proto_init() }
@@ -1013,19 +1577,21 @@ func file_berry_v1_edge_proto_init() {
 	file_berry_v1_edge_proto_msgTypes[1].OneofWrappers = []any{
 		(*SyncResponse_Snapshot)(nil),
 		(*SyncResponse_Scores)(nil),
+		(*SyncResponse_Grants)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berry_v1_edge_proto_rawDesc), len(file_berry_v1_edge_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   10,
+			NumEnums:      1,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_berry_v1_edge_proto_goTypes,
 		DependencyIndexes: file_berry_v1_edge_proto_depIdxs,
+		EnumInfos:         file_berry_v1_edge_proto_enumTypes,
 		MessageInfos:      file_berry_v1_edge_proto_msgTypes,
 	}.Build()
 	File_berry_v1_edge_proto = out.File
