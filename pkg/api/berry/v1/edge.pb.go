@@ -534,9 +534,13 @@ type ObservationBatch struct {
 	Seq uint64 `protobuf:"varint,5,opt,name=seq,proto3" json:"seq,omitempty"`
 	// A random id of the edge process, so a restarted edge's seq starting over is not
 	// taken for a replay.
-	Instance      string `protobuf:"bytes,6,opt,name=instance,proto3" json:"instance,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Instance string `protobuf:"bytes,6,opt,name=instance,proto3" json:"instance,omitempty"`
+	// The seq of the last QuotaGrants the edge applied (from the control-plane instance
+	// it names): credit sent after it is still in flight, and counted as granted.
+	AppliedGrantSeq uint64 `protobuf:"varint,7,opt,name=applied_grant_seq,json=appliedGrantSeq,proto3" json:"applied_grant_seq,omitempty"`
+	GrantInstance   string `protobuf:"bytes,8,opt,name=grant_instance,json=grantInstance,proto3" json:"grant_instance,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ObservationBatch) Reset() {
@@ -607,6 +611,20 @@ func (x *ObservationBatch) GetSeq() uint64 {
 func (x *ObservationBatch) GetInstance() string {
 	if x != nil {
 		return x.Instance
+	}
+	return ""
+}
+
+func (x *ObservationBatch) GetAppliedGrantSeq() uint64 {
+	if x != nil {
+		return x.AppliedGrantSeq
+	}
+	return 0
+}
+
+func (x *ObservationBatch) GetGrantInstance() string {
+	if x != nil {
+		return x.GrantInstance
 	}
 	return ""
 }
@@ -1412,14 +1430,16 @@ const file_berry_v1_edge_proto_rawDesc = "" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12(\n" +
 	"\x06config\x18\x02 \x01(\v2\x10.berry.v1.ConfigR\x06config\x12\x18\n" +
 	"\alineage\x18\x03 \x01(\tR\alineage\x12!\n" +
-	"\fcontent_hash\x18\x04 \x01(\fR\vcontentHash\"\xfb\x01\n" +
+	"\fcontent_hash\x18\x04 \x01(\fR\vcontentHash\"\xce\x02\n" +
 	"\x10ObservationBatch\x128\n" +
 	"\bbackends\x18\x01 \x03(\v2\x1c.berry.v1.BackendObservationR\bbackends\x12%\n" +
 	"\x0emerged_batches\x18\x02 \x01(\rR\rmergedBatches\x12+\n" +
 	"\x05usage\x18\x03 \x03(\v2\x15.berry.v1.UsageRecordR\x05usage\x12+\n" +
 	"\x05quota\x18\x04 \x03(\v2\x15.berry.v1.QuotaReportR\x05quota\x12\x10\n" +
 	"\x03seq\x18\x05 \x01(\x04R\x03seq\x12\x1a\n" +
-	"\binstance\x18\x06 \x01(\tR\binstance\"\xf0\x02\n" +
+	"\binstance\x18\x06 \x01(\tR\binstance\x12*\n" +
+	"\x11applied_grant_seq\x18\a \x01(\x04R\x0fappliedGrantSeq\x12%\n" +
+	"\x0egrant_instance\x18\b \x01(\tR\rgrantInstance\"\xf0\x02\n" +
 	"\vUsageRecord\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12\x1a\n" +
