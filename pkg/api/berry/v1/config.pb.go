@@ -229,7 +229,12 @@ type Provider struct {
 	// How the provider gets OpenAI Responses API (POST /responses) requests: "native"
 	// (it serves that API itself) or "chat" (the gateway translates them into Chat
 	// Completions). Empty means the kind's default, which the provider adapters decide.
-	ResponsesApi  string `protobuf:"bytes,13,opt,name=responses_api,json=responsesApi,proto3" json:"responses_api,omitempty"`
+	ResponsesApi string `protobuf:"bytes,13,opt,name=responses_api,json=responsesApi,proto3" json:"responses_api,omitempty"`
+	// Whether an edge asks this OpenAI-format provider for the usage of streams it was
+	// not asked for (stream_options.include_usage), removing that usage chunk from the
+	// client's stream: "" or "ask" (default), or "off" for servers that refuse
+	// stream_options; the edge then estimates such streams' usage.
+	StreamUsage   string `protobuf:"bytes,14,opt,name=stream_usage,json=streamUsage,proto3" json:"stream_usage,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -351,6 +356,13 @@ func (x *Provider) GetApiKeySet() bool {
 func (x *Provider) GetResponsesApi() string {
 	if x != nil {
 		return x.ResponsesApi
+	}
+	return ""
+}
+
+func (x *Provider) GetStreamUsage() string {
+	if x != nil {
+		return x.StreamUsage
 	}
 	return ""
 }
@@ -999,7 +1011,7 @@ const file_berry_v1_config_proto_rawDesc = "" +
 	"\x1frecovery_check_interval_seconds\x18\x06 \x01(\rR\x1crecoveryCheckIntervalSeconds\x123\n" +
 	"\x16max_request_body_bytes\x18\a \x01(\x04R\x13maxRequestBodyBytes\x126\n" +
 	"\x17quota_when_disconnected\x18\b \x01(\tR\x15quotaWhenDisconnected\x120\n" +
-	"\x14usage_retention_days\x18\t \x01(\rR\x12usageRetentionDays\"\xde\x03\n" +
+	"\x14usage_retention_days\x18\t \x01(\rR\x12usageRetentionDays\"\x81\x04\n" +
 	"\bProvider\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x19\n" +
@@ -1016,7 +1028,8 @@ const file_berry_v1_config_proto_rawDesc = "" +
 	"\vapi_version\x18\v \x01(\tR\n" +
 	"apiVersion\x12\x1e\n" +
 	"\vapi_key_set\x18\f \x01(\bR\tapiKeySet\x12#\n" +
-	"\rresponses_api\x18\r \x01(\tR\fresponsesApi\x1a:\n" +
+	"\rresponses_api\x18\r \x01(\tR\fresponsesApi\x12!\n" +
+	"\fstream_usage\x18\x0e \x01(\tR\vstreamUsage\x1a:\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xde\x02\n" +
