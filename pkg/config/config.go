@@ -94,6 +94,19 @@ func HashTokens(cfg *berryv1.Config) {
 
 var billingModes = []string{"per_token", "per_request"}
 
+// QuotaWhenDisconnected values: what an edge does with a key's fleet limits once it
+// has lost the control plane and its last grant has run out. "" means QuotaShare.
+const (
+	// QuotaShare divides each limit by the last known number of edges.
+	QuotaShare = "share"
+	// QuotaOpen admits requests.
+	QuotaOpen = "open"
+	// QuotaClosed refuses requests.
+	QuotaClosed = "closed"
+)
+
+var quotaModes = []string{QuotaShare, QuotaOpen, QuotaClosed}
+
 // responsesAPIModes are the values of a provider's responses_api; "" means the kind's
 // default, decided by its adapter.
 var responsesAPIModes = []string{"native", "chat"}
@@ -173,6 +186,9 @@ const (
 	DefaultRecoveryCheckIntervalSeconds   = 120
 	DefaultBillingMode                    = "per_token"
 )
+
+// DefaultUsageRetentionDays is how long the ledger keeps usage when the settings leave it unset.
+const DefaultUsageRetentionDays = 90
 
 // BackendKey identifies a backend across config versions and across the fleet: the
 // provider's id and the upstream model. The edge keys a backend's runtime state by

@@ -21,6 +21,8 @@ circuit_breaker_failure_threshold = 5
 circuit_breaker_timeout_seconds = 60
 recovery_check_interval_seconds = 120
 max_request_body_bytes = 4194304
+quota_when_disconnected = "share"   # share | open | closed
+usage_retention_days = 90
 
 [providers.openai-primary]
 name = "OpenAI Primary Account"
@@ -59,6 +61,7 @@ priority = 1
 enabled = true
 tags = ["premium"]
 billing_mode = "per_token"
+price = { input_per_mtok = 30.0, output_per_mtok = 60.0, cached_input_per_mtok = 15.0 }
 
 [[models.gpt_4.backends]]
 provider = "azure-east"
@@ -66,6 +69,10 @@ model = "gpt4-deployment"
 weight = 2
 priority = 2
 billing_mode = "per_request"
+
+[models.gpt_4.backends.price]
+input_per_mtok = 10
+output_per_mtok = 30.5
 
 [models.openai_any]
 name = "openai-any"
@@ -78,7 +85,8 @@ token = "berry-alice-token"
 allowed_models = ["gpt_4"]
 enabled = true
 tags = ["premium"]
-rate_limit = { requests_per_minute = 60, requests_per_hour = 1000, requests_per_day = 10000 }
+rate_limit = { requests_per_minute = 60, requests_per_hour = 1000, requests_per_day = 10000, tokens_per_minute = 100000, tokens_per_day = 2000000 }
+budget = { usd_per_day = 5.0, usd_per_month = 100.0 }
 `
 
 // seedConfig is what seedTOML must parse to.
@@ -92,6 +100,8 @@ func seedConfig() *berryv1.Config {
 			CircuitBreakerTimeoutSeconds:   60,
 			RecoveryCheckIntervalSeconds:   120,
 			MaxRequestBodyBytes:            4194304,
+			QuotaWhenDisconnected:          "share",
+			UsageRetentionDays:             90,
 		},
 		Providers: []*berryv1.Provider{
 			{
@@ -115,10 +125,11 @@ func seedConfig() *berryv1.Config {
 				{
 					Provider: "openai-primary", Model: "gpt-4", Weight: 0.5, Priority: 1, Enabled: true,
 					Tags: []string{"premium"}, BillingMode: "per_token",
+					Price: &berryv1.Price{InputPerMtok: 30, OutputPerMtok: 60, CachedInputPerMtok: 15},
 				},
 				{
 					Provider: "azure-east", Model: "gpt4-deployment", Weight: 2, Priority: 2, Enabled: true,
-					BillingMode: "per_request",
+					BillingMode: "per_request", Price: &berryv1.Price{InputPerMtok: 10, OutputPerMtok: 30.5},
 				},
 			},
 		}, {
@@ -128,7 +139,9 @@ func seedConfig() *berryv1.Config {
 		Users: []*berryv1.User{{
 			Id: "alice", Name: "Alice", TokenSha256: HashToken("berry-alice-token"),
 			AllowedModels: []string{"gpt_4"}, Enabled: true, Tags: []string{"premium"},
-			RateLimit: &berryv1.RateLimit{RequestsPerMinute: 60, RequestsPerHour: 1000, RequestsPerDay: 10000},
+			RateLimit: &berryv1.RateLimit{RequestsPerMinute: 60, RequestsPerHour: 1000, RequestsPerDay: 10000,
+				TokensPerMinute: 100000, TokensPerDay: 2000000},
+			Budget: &berryv1.Budget{UsdPerDay: 5, UsdPerMonth: 100},
 		}},
 	}
 }

@@ -31,6 +31,12 @@ func ExportTOML(cfg *berryv1.Config) ([]byte, error) {
 	w.int("circuit_breaker_timeout_seconds", int64(st.GetCircuitBreakerTimeoutSeconds()))
 	w.int("recovery_check_interval_seconds", int64(st.GetRecoveryCheckIntervalSeconds()))
 	w.uint("max_request_body_bytes", st.GetMaxRequestBodyBytes())
+	if st.GetQuotaWhenDisconnected() != "" {
+		w.str("quota_when_disconnected", st.GetQuotaWhenDisconnected())
+	}
+	if st.GetUsageRetentionDays() != 0 {
+		w.int("usage_retention_days", int64(st.GetUsageRetentionDays()))
+	}
 
 	seen := map[string]bool{}
 	for _, p := range cfg.GetProviders() {
@@ -85,6 +91,14 @@ func ExportTOML(cfg *berryv1.Config) ([]byte, error) {
 				w.strs("tags", b.GetTags())
 			}
 			w.str("billing_mode", b.GetBillingMode())
+			if pr := b.GetPrice(); pr != nil {
+				// Both main prices even when 0: "price = {}" would read back as no price.
+				fields := []string{"input_per_mtok = " + tomlFloat(pr.GetInputPerMtok()), "output_per_mtok = " + tomlFloat(pr.GetOutputPerMtok())}
+				if c := pr.GetCachedInputPerMtok(); c != 0 {
+					fields = append(fields, "cached_input_per_mtok = "+tomlFloat(c))
+				}
+				w.inline("price", fields)
+			}
 		}
 	}
 
@@ -111,8 +125,22 @@ func ExportTOML(cfg *berryv1.Config) ([]byte, error) {
 			w.buf.WriteString(u.GetExpiresAt().AsTime().UTC().Format(time.RFC3339Nano) + "\n")
 		}
 		if rl := u.GetRateLimit(); rl != nil {
-			fmt.Fprintf(&w.buf, "rate_limit = { requests_per_minute = %d, requests_per_hour = %d, requests_per_day = %d }\n",
-				rl.GetRequestsPerMinute(), rl.GetRequestsPerHour(), rl.GetRequestsPerDay())
+			fields := []string{
+				fmt.Sprintf("requests_per_minute = %d", rl.GetRequestsPerMinute()),
+				fmt.Sprintf("requests_per_hour = %d", rl.GetRequestsPerHour()),
+				fmt.Sprintf("requests_per_day = %d", rl.GetRequestsPerDay()),
+			}
+			// Token limits only when set, so that request-only limits export as before.
+			if n := rl.GetTokensPerMinute(); n != 0 {
+				fields = append(fields, w.uintField("tokens_per_minute", n))
+			}
+			if n := rl.GetTokensPerDay(); n != 0 {
+				fields = append(fields, w.uintField("tokens_per_day", n))
+			}
+			w.inline("rate_limit", fields)
+		}
+		if b := u.GetBudget(); b != nil {
+			w.inline("budget", []string{"usd_per_day = " + tomlFloat(b.GetUsdPerDay()), "usd_per_month = " + tomlFloat(b.GetUsdPerMonth())})
 		}
 	}
 	if w.err != nil {
@@ -192,30 +220,42 @@ func (w *tomlWriter) int(k string, v int64) {
 }
 
 func (w *tomlWriter) uint(k string, v uint64) {
+	w.buf.WriteString(w.uintField(k, v) + "\n")
+}
+
+// uintField is "k = v", for a line or an inline table.
+func (w *tomlWriter) uintField(k string, v uint64) string {
 	// TOML integers are 64-bit signed; a larger value would not parse back.
 	if v > math.MaxInt64 && w.err == nil {
 		w.err = fmt.Errorf("%s = %d does not fit a TOML integer", k, v)
 	}
-	w.buf.WriteString(k + " = " + strconv.FormatUint(v, 10) + "\n")
+	return k + " = " + strconv.FormatUint(v, 10)
+}
+
+// inline writes fields, each "key = value", as one inline table.
+func (w *tomlWriter) inline(k string, fields []string) {
+	w.buf.WriteString(k + " = { " + strings.Join(fields, ", ") + " }\n")
 }
 
 func (w *tomlWriter) float(k string, v float64) {
-	var s string
+	w.buf.WriteString(k + " = " + tomlFloat(v) + "\n")
+}
+
+func tomlFloat(v float64) string {
 	switch {
 	case math.IsNaN(v):
-		s = "nan"
+		return "nan"
 	case math.IsInf(v, 1):
-		s = "inf"
+		return "inf"
 	case math.IsInf(v, -1):
-		s = "-inf"
-	default:
-		s = strconv.FormatFloat(v, 'g', -1, 64)
-		// A bare "1" would read back as an integer; keep the float type visible.
-		if !strings.ContainsAny(s, ".e") {
-			s += ".0"
-		}
+		return "-inf"
 	}
-	w.buf.WriteString(k + " = " + s + "\n")
+	s := strconv.FormatFloat(v, 'g', -1, 64)
+	// A bare "1" would read back as an integer; keep the float type visible.
+	if !strings.ContainsAny(s, ".e") {
+		s += ".0"
+	}
+	return s
 }
 
 func (w *tomlWriter) quote(s string) {

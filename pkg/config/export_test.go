@@ -1,6 +1,7 @@
 package config
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -46,6 +47,15 @@ func TestExportRoundTrip(t *testing.T) {
 		c.Users[1].RateLimit = &berryv1.RateLimit{RequestsPerMinute: 1, RequestsPerHour: 4294967295}
 		c.Users[1].AllowedModels = []string{"m1", "m2"}
 		c.Users[1].ExpiresAt = timestamppb.New(time.Date(2027, 3, 4, 5, 6, 7, 890, time.UTC))
+		c.Settings.QuotaWhenDisconnected = "closed"
+		c.Settings.UsageRetentionDays = 4294967295
+		c.Models[0].Backends[0].Price = &berryv1.Price{} // free, not unpriced
+		c.Models[0].Backends[1].Price = &berryv1.Price{InputPerMtok: 0.075, OutputPerMtok: 1e-9, CachedInputPerMtok: 1e300}
+		c.Models[0].Backends[2].Price = &berryv1.Price{CachedInputPerMtok: 0.5}
+		c.Users[0].Budget = &berryv1.Budget{}
+		c.Users[1].Budget = &berryv1.Budget{UsdPerMonth: 0.1}
+		c.Users[0].RateLimit.TokensPerDay = math.MaxInt64
+		c.Users[1].RateLimit.TokensPerMinute = 1
 		// Normalized form is sorted by id.
 		c.Providers[0], c.Providers[1] = c.Providers[1], c.Providers[0]
 		return c
@@ -107,7 +117,11 @@ func TestExportLayout(t *testing.T) {
 		"[[models.gpt_4.backends]]\nprovider = \"openai-primary\"\nmodel = \"gpt-4\"\nweight = 0.5\n",
 		"weight = 2.0\n",
 		"[users.alice]\nname = \"Alice\"\ntoken_sha256 = \"",
-		"rate_limit = { requests_per_minute = 60, requests_per_hour = 1000, requests_per_day = 10000 }\n",
+		"max_request_body_bytes = 4194304\nquota_when_disconnected = \"share\"\nusage_retention_days = 90\n\n",
+		"rate_limit = { requests_per_minute = 60, requests_per_hour = 1000, requests_per_day = 10000, " +
+			"tokens_per_minute = 100000, tokens_per_day = 2000000 }\nbudget = { usd_per_day = 5.0, usd_per_month = 100.0 }\n",
+		"billing_mode = \"per_token\"\nprice = { input_per_mtok = 30.0, output_per_mtok = 60.0, cached_input_per_mtok = 15.0 }\n",
+		"billing_mode = \"per_request\"\nprice = { input_per_mtok = 10.0, output_per_mtok = 30.5 }\n",
 		"backend_type = \"openai\"\nresponses_api = \"native\"\n",
 		"enabled = true\naliases = [\"gpt4\", \"gpt-4-0613\"]\n" +
 			"fallbacks = { any = \"openai_any\", context_window = \"openai_any\" }\n" +
@@ -158,6 +172,8 @@ func TestExportErrors(t *testing.T) {
 			`fallbacks key "bad\xff" is not valid UTF-8`},
 		{"body limit beyond TOML integers", func(c *berryv1.Config) { c.Settings.MaxRequestBodyBytes = 1 << 63 },
 			"max_request_body_bytes = 9223372036854775808 does not fit a TOML integer"},
+		{"token limit beyond TOML integers", func(c *berryv1.Config) { c.Users[0].RateLimit = &berryv1.RateLimit{TokensPerDay: 1 << 63} },
+			"tokens_per_day = 9223372036854775808 does not fit a TOML integer"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -168,5 +184,24 @@ func TestExportErrors(t *testing.T) {
 				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// New keys are written only when set, so configs that do not use them export as
+// they did before they existed.
+func TestExportOmitsUnsetUsageKeys(t *testing.T) {
+	c := validConfig()
+	c.Users[0].RateLimit = &berryv1.RateLimit{RequestsPerMinute: 5}
+	doc, err := ExportTOML(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, absent := range []string{"quota_when_disconnected", "usage_retention_days", "price", "budget", "tokens_per_"} {
+		if strings.Contains(string(doc), absent) {
+			t.Errorf("export of a config without %s writes it:\n%s", absent, doc)
+		}
+	}
+	if want := "rate_limit = { requests_per_minute = 5, requests_per_hour = 0, requests_per_day = 0 }\n"; !strings.Contains(string(doc), want) {
+		t.Errorf("export lacks %q:\n%s", want, doc)
 	}
 }

@@ -16,6 +16,12 @@ func FuzzParseTOML(f *testing.F) {
 		model:    "aliases = [\"x\", \"p/y\"]\nwildcard = \"p/u*\"\naffinity = \"header:X-S\"\nfallbacks = { any = \"w\", timeout = \"m\" }",
 		extra:    "[models.w]\nwildcard = \"p/*\"\nfallbacks = { context_window = \"m\" }",
 	}.String()))
+	f.Add([]byte(doc{
+		settings: "quota_when_disconnected = \"closed\"\nusage_retention_days = 7",
+		backend:  "price = { input_per_mtok = 0.075, output_per_mtok = -1, cached_input_per_mtok = nan }",
+		user:     "rate_limit = { tokens_per_minute = 5, tokens_per_day = -1 }\nbudget = { usd_per_day = inf, usd_per_month = 0 }",
+		extra:    "[[models.m.backends]]\nprovider = \"p\"\nmodel = \"up\"\n[models.m.backends.price]\ninput_per_mtok = 1e300",
+	}.String()))
 	f.Add([]byte("providers = 1\n[users.\"\"]\ntoken_sha256 = \"zz\"\n"))
 	f.Add([]byte("[settings\n"))
 	f.Add([]byte(""))

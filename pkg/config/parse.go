@@ -36,6 +36,8 @@ type rawSettings struct {
 	CircuitBreakerTimeoutSeconds   *int64 `toml:"circuit_breaker_timeout_seconds"`
 	RecoveryCheckIntervalSeconds   *int64 `toml:"recovery_check_interval_seconds"`
 	MaxRequestBodyBytes            int64  `toml:"max_request_body_bytes"`
+	QuotaWhenDisconnected          string `toml:"quota_when_disconnected"`
+	UsageRetentionDays             int64  `toml:"usage_retention_days"`
 }
 
 type rawProvider struct {
@@ -64,13 +66,27 @@ type rawModel struct {
 }
 
 type rawBackend struct {
-	Provider    string   `toml:"provider"`
-	Model       string   `toml:"model"`
-	Weight      *float64 `toml:"weight"`
-	Priority    int64    `toml:"priority"`
-	Enabled     *bool    `toml:"enabled"`
-	Tags        []string `toml:"tags"`
-	BillingMode string   `toml:"billing_mode"`
+	Provider    string    `toml:"provider"`
+	Model       string    `toml:"model"`
+	Weight      *float64  `toml:"weight"`
+	Priority    int64     `toml:"priority"`
+	Enabled     *bool     `toml:"enabled"`
+	Tags        []string  `toml:"tags"`
+	BillingMode string    `toml:"billing_mode"`
+	Price       *rawPrice `toml:"price"`
+}
+
+// rawPrice and rawBudget are floats in the proto too; Validate refuses negative and
+// non-finite values. A value of another type is a decoder error naming the key.
+type rawPrice struct {
+	InputPerMtok       float64 `toml:"input_per_mtok"`
+	OutputPerMtok      float64 `toml:"output_per_mtok"`
+	CachedInputPerMtok float64 `toml:"cached_input_per_mtok"`
+}
+
+type rawBudget struct {
+	UsdPerDay   float64 `toml:"usd_per_day"`
+	UsdPerMonth float64 `toml:"usd_per_month"`
 }
 
 type rawUser struct {
@@ -83,12 +99,15 @@ type rawUser struct {
 	RateLimit     *rawRateLimit `toml:"rate_limit"`
 	// A TOML offset date-time, e.g. expires_at = 2027-01-01T00:00:00Z.
 	ExpiresAt *time.Time `toml:"expires_at"`
+	Budget    *rawBudget `toml:"budget"`
 }
 
 type rawRateLimit struct {
 	RequestsPerMinute int64 `toml:"requests_per_minute"`
 	RequestsPerHour   int64 `toml:"requests_per_hour"`
 	RequestsPerDay    int64 `toml:"requests_per_day"`
+	TokensPerMinute   int64 `toml:"tokens_per_minute"`
+	TokensPerDay      int64 `toml:"tokens_per_day"`
 }
 
 // ParseTOML reads a seed-format document into a normalized, validated Config: ids
@@ -180,10 +199,13 @@ func fieldIndexes(k toml.Key) []int {
 		idx = append(idx, 2)
 		if len(k) > 2 && strings.EqualFold(k[2], "backends") {
 			idx = append(idx, 3)
+			if len(k) > 3 && strings.EqualFold(k[3], "price") {
+				idx = append(idx, 4)
+			}
 		}
 	case strings.EqualFold(k[0], "users"):
 		idx = append(idx, 2)
-		if len(k) > 2 && strings.EqualFold(k[2], "rate_limit") {
+		if len(k) > 2 && (strings.EqualFold(k[2], "rate_limit") || strings.EqualFold(k[2], "budget")) {
 			idx = append(idx, 3)
 		}
 	}
@@ -295,6 +317,9 @@ func (p *parser) settings(r *rawSettings) *berryv1.Settings {
 		CircuitBreakerTimeoutSeconds:   p.uint32Or(s+"circuit_breaker_timeout_seconds", r.CircuitBreakerTimeoutSeconds, DefaultCircuitBreakerTimeoutSeconds),
 		RecoveryCheckIntervalSeconds:   p.uint32Or(s+"recovery_check_interval_seconds", r.RecoveryCheckIntervalSeconds, DefaultRecoveryCheckIntervalSeconds),
 		MaxRequestBodyBytes:            p.uint(s+"max_request_body_bytes", r.MaxRequestBodyBytes, math.MaxUint64),
+		// Left unset when absent, as the proto's 0 and "" already mean the defaults.
+		QuotaWhenDisconnected: r.QuotaWhenDisconnected,
+		UsageRetentionDays:    p.uint32(s+"usage_retention_days", r.UsageRetentionDays),
 	}
 }
 
@@ -336,6 +361,10 @@ func (p *parser) model(i int, id string, r rawModel) *berryv1.Model {
 		m.Name = *r.Name
 	}
 	for i, rb := range r.Backends {
+		var price *berryv1.Price
+		if rp := rb.Price; rp != nil {
+			price = &berryv1.Price{InputPerMtok: rp.InputPerMtok, OutputPerMtok: rp.OutputPerMtok, CachedInputPerMtok: rp.CachedInputPerMtok}
+		}
 		m.Backends = append(m.Backends, &berryv1.Backend{
 			Provider:    rb.Provider,
 			Model:       rb.Model,
@@ -344,6 +373,7 @@ func (p *parser) model(i int, id string, r rawModel) *berryv1.Model {
 			Enabled:     boolOr(rb.Enabled, true),
 			Tags:        rb.Tags,
 			BillingMode: cmp.Or(rb.BillingMode, DefaultBillingMode),
+			Price:       price,
 		})
 	}
 	return m
@@ -377,7 +407,12 @@ func (p *parser) user(i int, id string, r rawUser) *berryv1.User {
 			RequestsPerMinute: p.uint32(path+".rate_limit.requests_per_minute", rl.RequestsPerMinute),
 			RequestsPerHour:   p.uint32(path+".rate_limit.requests_per_hour", rl.RequestsPerHour),
 			RequestsPerDay:    p.uint32(path+".rate_limit.requests_per_day", rl.RequestsPerDay),
+			TokensPerMinute:   p.uint(path+".rate_limit.tokens_per_minute", rl.TokensPerMinute, math.MaxUint64),
+			TokensPerDay:      p.uint(path+".rate_limit.tokens_per_day", rl.TokensPerDay, math.MaxUint64),
 		}
+	}
+	if b := r.Budget; b != nil {
+		u.Budget = &berryv1.Budget{UsdPerDay: b.UsdPerDay, UsdPerMonth: b.UsdPerMonth}
 	}
 	return u
 }

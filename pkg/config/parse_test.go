@@ -137,6 +137,48 @@ affinity = "header:X-Session-Id"`,
 			func(c *berryv1.Config) (any, any) {
 				return hex.EncodeToString(c.GetUsers()[1].GetTokenSha256()), hex.EncodeToString(HashToken("v"))
 			}},
+		{"usage keys absent", doc{user: "rate_limit = { requests_per_minute = 1 }"}, func(c *berryv1.Config) (any, any) {
+			s, rl := c.GetSettings(), c.GetUsers()[0].GetRateLimit()
+			return []any{s.GetQuotaWhenDisconnected(), s.GetUsageRetentionDays(), c.GetModels()[0].GetBackends()[0].GetPrice() == nil,
+					c.GetUsers()[0].GetBudget() == nil, rl.GetTokensPerMinute(), rl.GetTokensPerDay()},
+				[]any{"", uint32(0), true, true, uint64(0), uint64(0)}
+		}},
+		{"usage settings", doc{settings: "quota_when_disconnected = \"closed\"\nusage_retention_days = 30"}, func(c *berryv1.Config) (any, any) {
+			s := c.GetSettings()
+			return []any{s.GetQuotaWhenDisconnected(), s.GetUsageRetentionDays()}, []any{"closed", uint32(30)}
+		}},
+		{"rate limit inline with token limits", doc{user: "rate_limit = { requests_per_minute = 60, tokens_per_minute = 100000, tokens_per_day = 9223372036854775807 }"},
+			func(c *berryv1.Config) (any, any) {
+				rl := c.GetUsers()[0].GetRateLimit()
+				return []any{rl.GetRequestsPerMinute(), rl.GetRequestsPerHour(), rl.GetTokensPerMinute(), rl.GetTokensPerDay()},
+					[]any{uint32(60), uint32(0), uint64(100000), uint64(9223372036854775807)}
+			}},
+		{"rate limit and budget as tables", doc{extra: "[users.u.rate_limit]\nrequests_per_day = 7\ntokens_per_day = 2000000\n" +
+			"[users.u.budget]\nusd_per_month = 100"}, func(c *berryv1.Config) (any, any) {
+			u := c.GetUsers()[0]
+			return []any{u.GetRateLimit().GetRequestsPerDay(), u.GetRateLimit().GetTokensPerDay(), u.GetBudget().GetUsdPerDay(), u.GetBudget().GetUsdPerMonth()},
+				[]any{uint32(7), uint64(2000000), 0.0, 100.0}
+		}},
+		{"budget inline, integers read as floats", doc{user: "budget = { usd_per_day = 5, usd_per_month = 99.5 }"}, func(c *berryv1.Config) (any, any) {
+			b := c.GetUsers()[0].GetBudget()
+			return []any{b.GetUsdPerDay(), b.GetUsdPerMonth()}, []any{5.0, 99.5}
+		}},
+		{"price inline", doc{backend: "price = { input_per_mtok = 30.0, output_per_mtok = 60, cached_input_per_mtok = 15.0 }"},
+			func(c *berryv1.Config) (any, any) {
+				p := c.GetModels()[0].GetBackends()[0].GetPrice()
+				return []any{p.GetInputPerMtok(), p.GetOutputPerMtok(), p.GetCachedInputPerMtok()}, []any{30.0, 60.0, 15.0}
+			}},
+		{"price as a table, of the backend above it", doc{backend: "[models.m.backends.price]\ninput_per_mtok = 0.15\noutput_per_mtok = 0.6",
+			extra: "[[models.m.backends]]\nprovider = \"p\"\nmodel = \"up\""},
+			func(c *berryv1.Config) (any, any) {
+				bs := c.GetModels()[0].GetBackends()
+				return []any{bs[0].GetPrice().GetInputPerMtok(), bs[0].GetPrice().GetOutputPerMtok(), bs[1].GetPrice() == nil},
+					[]any{0.15, 0.6, true}
+			}},
+		{"zero price kept: free, not unpriced", doc{backend: "price = { input_per_mtok = 0 }"}, func(c *berryv1.Config) (any, any) {
+			p := c.GetModels()[0].GetBackends()[0].GetPrice()
+			return []any{p != nil, p.GetInputPerMtok()}, []any{true, 0.0}
+		}},
 		{"sorted by id, backends in file order", doc{
 			extra: `
 [providers.a]
@@ -207,6 +249,37 @@ func TestParseErrors(t *testing.T) {
 			[]string{"models.m.backends[0].priority: must be between -2147483648 and 2147483647, got 2147483648"}},
 		{"negative rate limit", doc{user: "rate_limit = { requests_per_hour = -1 }"}.String(),
 			[]string{"users.u.rate_limit.requests_per_hour: must not be negative, got -1"}},
+		{"every rate limit negative", doc{user: "rate_limit = { requests_per_minute = -1, requests_per_hour = -2, requests_per_day = -3, tokens_per_minute = -4, tokens_per_day = -5 }"}.String(),
+			[]string{
+				"users.u.rate_limit.requests_per_minute: must not be negative, got -1",
+				"users.u.rate_limit.requests_per_hour: must not be negative, got -2",
+				"users.u.rate_limit.requests_per_day: must not be negative, got -3",
+				"users.u.rate_limit.tokens_per_minute: must not be negative, got -4",
+				"users.u.rate_limit.tokens_per_day: must not be negative, got -5",
+			}},
+		{"negative token limit in a rate_limit table", doc{extra: "[users.u.rate_limit]\ntokens_per_day = -1"}.String(),
+			[]string{"users.u.rate_limit.tokens_per_day: must not be negative, got -1"}},
+		{"request limit overflow", doc{user: "rate_limit = { requests_per_minute = 4294967296 }"}.String(),
+			[]string{"users.u.rate_limit.requests_per_minute: must be at most 4294967295, got 4294967296"}},
+		{"negative usage retention", doc{settings: "usage_retention_days = -1"}.String(),
+			[]string{"settings.usage_retention_days: must not be negative, got -1"}},
+		{"usage retention overflow", doc{settings: "usage_retention_days = 4294967296"}.String(),
+			[]string{"settings.usage_retention_days: must be at most 4294967295, got 4294967296"}},
+		{"unknown quota mode", doc{settings: `quota_when_disconnected = "deny"`}.String(),
+			[]string{`settings.quota_when_disconnected: unknown mode "deny" (known: share, open, closed)`}},
+		{"bad prices", doc{backend: "price = { input_per_mtok = -30.0, output_per_mtok = nan, cached_input_per_mtok = inf }"}.String(),
+			[]string{
+				"models.m.backends[0].price.input_per_mtok: must be a finite number ≥ 0, got -30",
+				"models.m.backends[0].price.output_per_mtok: must be a finite number ≥ 0, got NaN",
+				"models.m.backends[0].price.cached_input_per_mtok: must be a finite number ≥ 0, got +Inf",
+			}},
+		{"bad price in a table, second backend", doc{extra: "[[models.m.backends]]\nprovider = \"p\"\nmodel = \"up\"\n[models.m.backends.price]\noutput_per_mtok = -inf"}.String(),
+			[]string{"models.m.backends[1].price.output_per_mtok: must be a finite number ≥ 0, got -Inf"}},
+		{"bad budget", doc{user: "budget = { usd_per_day = -5, usd_per_month = nan }"}.String(),
+			[]string{
+				"users.u.budget.usd_per_day: must be a finite number ≥ 0, got -5",
+				"users.u.budget.usd_per_month: must be a finite number ≥ 0, got NaN",
+			}},
 		{"settings zero", doc{settings: "request_timeout_seconds = 0\ncircuit_breaker_failure_threshold = 0\nhealth_check_interval_seconds = 0\nrecovery_check_interval_seconds = 0"}.String(),
 			[]string{
 				"settings.health_check_interval_seconds: must be > 0",
@@ -369,6 +442,12 @@ func TestParseStructureErrors(t *testing.T) {
 		{"backend field", doc{backend: "Weight = 2"}.String(), []string{"models.m.backends.Weight: key names are case-sensitive and lower case"}},
 		{"headers array", doc{provider: "headers = [\"X-A: b\"]"}.String(), []string{"providers.p.headers: must be a table, got array"}},
 		{"new model key in upper case", doc{model: "Aliases = [\"x\"]"}.String(), []string{"models.m.Aliases: key names are case-sensitive and lower case"}},
+		{"price field in upper case", doc{backend: "price = { Input_per_mtok = 1.0 }"}.String(),
+			[]string{"models.m.backends.price.Input_per_mtok: key names are case-sensitive and lower case"}},
+		{"budget field in upper case", doc{extra: "[users.u.budget]\nUSD_per_day = 1.0"}.String(),
+			[]string{"users.u.budget.USD_per_day: key names are case-sensitive and lower case"}},
+		{"token limit in upper case", doc{user: "rate_limit = { Tokens_per_day = 1 }"}.String(),
+			[]string{"users.u.rate_limit.Tokens_per_day: key names are case-sensitive and lower case"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -388,6 +467,8 @@ func TestParseUnknownKeys(t *testing.T) {
 		{"provider key", doc{provider: "foo = 1"}, []string{`unknown key "providers.p.foo" ignored`}},
 		{"backend key", doc{backend: "region = \"eu\""}, []string{`unknown key "models.m.backends.region" ignored`}},
 		{"rate limit key", doc{user: "rate_limit = { per_second = 1 }"}, []string{`unknown key "users.u.rate_limit.per_second" ignored`}},
+		{"price key", doc{backend: "price = { input_per_mtok = 1.0, currency = \"EUR\" }"}, []string{`unknown key "models.m.backends.price.currency" ignored`}},
+		{"budget key", doc{user: "budget = { usd_per_week = 1.0 }"}, []string{`unknown key "users.u.budget.usd_per_week" ignored`}},
 		{"unknown table reported once", doc{extra: "[metrics]\nport = 9090\n[metrics.labels]\nenv = \"prod\""},
 			[]string{`unknown key "metrics" ignored`}},
 		{"several, in file order", doc{settings: "log_level = \"debug\"", model: "owner = \"x\""},
@@ -400,6 +481,38 @@ func TestParseUnknownKeys(t *testing.T) {
 				t.Fatal(err)
 			}
 			wantLines(t, warnings, tt.want)
+		})
+	}
+}
+
+// A price, budget or limit of the wrong type is refused by the decoder, with the line
+// and the key it is under.
+func TestParseWrongTypedUsageKeys(t *testing.T) {
+	tests := []struct {
+		name string
+		doc  doc
+		want string
+	}{
+		{"price as a string", doc{backend: `price = { input_per_mtok = "30" }`}, `line 13 (last key "models.m.backends.price.input_per_mtok")`},
+		{"price as a bool", doc{backend: `price = { output_per_mtok = true }`}, `(last key "models.m.backends.price.output_per_mtok")`},
+		{"price not a table", doc{backend: `price = 30.0`}, `(last key "models.m.backends.price")`},
+		{"budget as a string", doc{user: `budget = { usd_per_day = "5" }`}, `(last key "users.u.budget.usd_per_day")`},
+		{"budget not a table", doc{user: `budget = 5.0`}, `(last key "users.u.budget")`},
+		{"token limit as a float", doc{user: `rate_limit = { tokens_per_minute = 1.5e5 }`}, `(last key "users.u.rate_limit.tokens_per_minute")`},
+		{"token limit as a string", doc{user: `rate_limit = { tokens_per_day = "2000000" }`}, `(last key "users.u.rate_limit.tokens_per_day")`},
+		{"token limit beyond 64 bits", doc{user: `rate_limit = { tokens_per_day = 18446744073709551615 }`}, `(last key "users.u.rate_limit.tokens_per_day")`},
+		{"quota mode not a string", doc{settings: `quota_when_disconnected = false`}, `(last key "settings.quota_when_disconnected")`},
+		{"retention as a string", doc{settings: `usage_retention_days = "90"`}, `(last key "settings.usage_retention_days")`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, _, err := ParseTOML([]byte(tt.doc.String()))
+			if cfg != nil || !errors.Is(err, ErrInvalid) {
+				t.Fatalf("cfg %v, err %v; want ErrInvalid", cfg, err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err %q does not contain %q", err, tt.want)
+			}
 		})
 	}
 }

@@ -101,3 +101,17 @@ func TestRedact(t *testing.T) {
 		t.Error("Redact(nil) != nil")
 	}
 }
+
+// Prices, budgets, token limits and the quota settings are no secrets: operators
+// reading the config must see them as they are.
+func TestRedactKeepsPricesAndLimits(t *testing.T) {
+	out := Redact(seedConfig())
+	want := seedConfig()
+	for _, p := range want.Providers {
+		p.ApiKey, p.ApiKeySet = "", true
+	}
+	for _, u := range want.Users {
+		u.TokenSha256 = nil
+	}
+	wantProto(t, out, want)
+}

@@ -89,6 +89,17 @@ func (v *validator) settings(s *berryv1.Settings) {
 			v.errorf("settings."+f.name, "must be > 0")
 		}
 	}
+	if q := s.GetQuotaWhenDisconnected(); q != "" && !slices.Contains(quotaModes, q) {
+		v.errorf("settings.quota_when_disconnected", "unknown mode %q (known: %s)", q, strings.Join(quotaModes, ", "))
+	}
+}
+
+// amount checks a price or a budget in USD: a cost computed from a negative, NaN or
+// infinite price is meaningless, and such a budget would refuse or admit everything.
+func (v *validator) amount(path string, x float64) {
+	if math.IsNaN(x) || math.IsInf(x, 0) || x < 0 {
+		v.errorf(path, "must be a finite number ≥ 0, got %s", strconv.FormatFloat(x, 'g', -1, 64))
+	}
 }
 
 // id checks an entry's id and reports whether it is usable as a key, so that a
@@ -399,6 +410,11 @@ func (v *validator) backend(path string, b *berryv1.Backend) {
 	if bm := b.GetBillingMode(); bm != "" && !slices.Contains(billingModes, bm) {
 		v.errorf(path+".billing_mode", "unknown billing mode %q (known: %s)", bm, strings.Join(billingModes, ", "))
 	}
+	if pr := b.GetPrice(); pr != nil {
+		v.amount(path+".price.input_per_mtok", pr.GetInputPerMtok())
+		v.amount(path+".price.output_per_mtok", pr.GetOutputPerMtok())
+		v.amount(path+".price.cached_input_per_mtok", pr.GetCachedInputPerMtok())
+	}
 }
 
 func (v *validator) user(i int, u *berryv1.User) {
@@ -430,6 +446,10 @@ func (v *validator) user(i int, u *berryv1.User) {
 			continue
 		}
 		v.errorf(path+".allowed_models", "unknown model id %q%s", id, v.nameHint(id, "allowed_models lists ids"))
+	}
+	if b := u.GetBudget(); b != nil {
+		v.amount(path+".budget.usd_per_day", b.GetUsdPerDay())
+		v.amount(path+".budget.usd_per_month", b.GetUsdPerMonth())
 	}
 }
 

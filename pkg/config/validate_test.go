@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
 
@@ -85,6 +86,17 @@ func TestValidateValid(t *testing.T) {
 			c.Models[1].Affinity = "header:x-session-id"
 		}},
 		{"affinity header not yet lower-cased", func(c *berryv1.Config) { c.Models[0].Affinity = "header:X-Session-Id" }},
+		{"prices, budgets and token limits", func(c *berryv1.Config) {
+			c.Models[0].Backends[0].Price = &berryv1.Price{InputPerMtok: 2.5, OutputPerMtok: 10, CachedInputPerMtok: 1.25}
+			c.Models[1].Backends[0].Price = &berryv1.Price{} // free
+			c.Users[0].Budget = &berryv1.Budget{UsdPerDay: 5, UsdPerMonth: 100}
+			c.Users[1].Budget = &berryv1.Budget{} // unlimited
+			c.Users[0].RateLimit = &berryv1.RateLimit{RequestsPerMinute: 60, TokensPerMinute: 100000, TokensPerDay: math.MaxUint64}
+		}},
+		{"quota when disconnected: share", func(c *berryv1.Config) { c.Settings.QuotaWhenDisconnected = QuotaShare }},
+		{"quota when disconnected: open", func(c *berryv1.Config) { c.Settings.QuotaWhenDisconnected = QuotaOpen }},
+		{"quota when disconnected: closed", func(c *berryv1.Config) { c.Settings.QuotaWhenDisconnected = QuotaClosed }},
+		{"usage retention", func(c *berryv1.Config) { c.Settings.UsageRetentionDays = 3650 }},
 		{"responses_api", func(c *berryv1.Config) {
 			c.Providers[0].ResponsesApi = "native"
 			c.Providers[1].ResponsesApi = "chat"
@@ -317,6 +329,27 @@ func TestValidateProtoForm(t *testing.T) {
 			`providers.a.responses_api: unknown mode "both" (known: native, chat)`,
 			`providers.c.responses_api: "native" is not possible with backend_type "claude": Anthropic does not serve the Responses API; use "chat" or leave it unset`,
 			`providers.d.responses_api: "native" is not possible with backend_type "anthropic": Anthropic does not serve the Responses API; use "chat" or leave it unset`,
+		}},
+		{"quota when disconnected", func(c *berryv1.Config) { c.Settings.QuotaWhenDisconnected = "Share" }, []string{
+			`settings.quota_when_disconnected: unknown mode "Share" (known: share, open, closed)`,
+		}},
+		{"prices", func(c *berryv1.Config) {
+			c.Models[0].Backends[0].Price = &berryv1.Price{InputPerMtok: -1, OutputPerMtok: math.NaN(), CachedInputPerMtok: math.Inf(1)}
+			c.Models[1].Backends[0].Price = &berryv1.Price{InputPerMtok: math.Inf(-1), OutputPerMtok: -0.000001}
+		}, []string{
+			"models.m1.backends[0].price.input_per_mtok: must be a finite number ≥ 0, got -1",
+			"models.m1.backends[0].price.output_per_mtok: must be a finite number ≥ 0, got NaN",
+			"models.m1.backends[0].price.cached_input_per_mtok: must be a finite number ≥ 0, got +Inf",
+			"models.m2.backends[0].price.input_per_mtok: must be a finite number ≥ 0, got -Inf",
+			"models.m2.backends[0].price.output_per_mtok: must be a finite number ≥ 0, got -1e-06",
+		}},
+		{"budgets", func(c *berryv1.Config) {
+			c.Users[0].Budget = &berryv1.Budget{UsdPerDay: -5, UsdPerMonth: math.Inf(1)}
+			c.Users[1].Budget = &berryv1.Budget{UsdPerDay: math.NaN()}
+		}, []string{
+			"users.u1.budget.usd_per_day: must be a finite number ≥ 0, got -5",
+			"users.u1.budget.usd_per_month: must be a finite number ≥ 0, got +Inf",
+			"users.u2.budget.usd_per_day: must be a finite number ≥ 0, got NaN",
 		}},
 		{"many problems, in order", func(c *berryv1.Config) {
 			c.Settings.RequestTimeoutSeconds = 0
