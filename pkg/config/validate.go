@@ -447,6 +447,16 @@ func (v *validator) user(i int, u *berryv1.User) {
 		}
 		v.errorf(path+".allowed_models", "unknown model id %q%s", id, v.nameHint(id, "allowed_models lists ids"))
 	}
+	// The seed format holds 64-bit signed integers: a larger limit would make the
+	// config impossible to export. It is as good as unlimited anyway.
+	for _, l := range []struct {
+		name string
+		n    uint64
+	}{{"tokens_per_minute", u.GetRateLimit().GetTokensPerMinute()}, {"tokens_per_day", u.GetRateLimit().GetTokensPerDay()}} {
+		if l.n > math.MaxInt64 {
+			v.errorf(path+".rate_limit."+l.name, "must be at most %d, got %d", int64(math.MaxInt64), l.n)
+		}
+	}
 	if b := u.GetBudget(); b != nil {
 		v.amount(path+".budget.usd_per_day", b.GetUsdPerDay())
 		v.amount(path+".budget.usd_per_month", b.GetUsdPerMonth())

@@ -91,7 +91,7 @@ func TestValidateValid(t *testing.T) {
 			c.Models[1].Backends[0].Price = &berryv1.Price{} // free
 			c.Users[0].Budget = &berryv1.Budget{UsdPerDay: 5, UsdPerMonth: 100}
 			c.Users[1].Budget = &berryv1.Budget{} // unlimited
-			c.Users[0].RateLimit = &berryv1.RateLimit{RequestsPerMinute: 60, TokensPerMinute: 100000, TokensPerDay: math.MaxUint64}
+			c.Users[0].RateLimit = &berryv1.RateLimit{RequestsPerMinute: 60, TokensPerMinute: 100000, TokensPerDay: math.MaxInt64}
 		}},
 		{"quota when disconnected: share", func(c *berryv1.Config) { c.Settings.QuotaWhenDisconnected = QuotaShare }},
 		{"quota when disconnected: open", func(c *berryv1.Config) { c.Settings.QuotaWhenDisconnected = QuotaOpen }},
@@ -342,6 +342,12 @@ func TestValidateProtoForm(t *testing.T) {
 			"models.m1.backends[0].price.cached_input_per_mtok: must be a finite number ≥ 0, got +Inf",
 			"models.m2.backends[0].price.input_per_mtok: must be a finite number ≥ 0, got -Inf",
 			"models.m2.backends[0].price.output_per_mtok: must be a finite number ≥ 0, got -1e-06",
+		}},
+		{"token limits beyond TOML integers", func(c *berryv1.Config) {
+			c.Users[0].RateLimit = &berryv1.RateLimit{TokensPerMinute: math.MaxUint64, TokensPerDay: 1 << 63}
+		}, []string{
+			"users.u1.rate_limit.tokens_per_minute: must be at most 9223372036854775807, got 18446744073709551615",
+			"users.u1.rate_limit.tokens_per_day: must be at most 9223372036854775807, got 9223372036854775808",
 		}},
 		{"budgets", func(c *berryv1.Config) {
 			c.Users[0].Budget = &berryv1.Budget{UsdPerDay: -5, UsdPerMonth: math.Inf(1)}
