@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -329,15 +330,14 @@ func (c *cli) get(ctx context.Context, kind string, id []string) error {
 			msg, us = r, r.Users
 		}
 		cfg.Users = us
-		head = []string{"ID", "NAME", "ENABLED", "EXPIRES", "MODELS", "TAGS", "RPM/RPH/RPD"}
+		head = []string{"ID", "NAME", "ENABLED", "EXPIRES", "MODELS", "TAGS", "LIMITS", "BUDGET"}
 		for _, u := range us {
 			exp := "-"
 			if u.ExpiresAt != nil {
 				exp = u.ExpiresAt.AsTime().UTC().Format(time.RFC3339)
 			}
-			rl := u.GetRateLimit()
 			rows = append(rows, []string{u.Id, u.Name, yes(u.Enabled), exp, or(strings.Join(u.AllowedModels, ","), "all"),
-				strings.Join(u.Tags, ","), fmt.Sprintf("%d/%d/%d", rl.GetRequestsPerMinute(), rl.GetRequestsPerHour(), rl.GetRequestsPerDay())})
+				strings.Join(u.Tags, ","), limits(u.GetRateLimit()), budget(u.GetBudget())})
 		}
 	case "settings":
 		if one {
@@ -364,6 +364,12 @@ func (c *cli) get(ctx context.Context, kind string, id []string) error {
 		} {
 			rows = append(rows, []string{kv.k, strconv.FormatUint(kv.v, 10)})
 		}
+		retention := strconv.FormatUint(uint64(s.GetUsageRetentionDays()), 10)
+		if s.GetUsageRetentionDays() == 0 {
+			retention = strconv.Itoa(config.DefaultUsageRetentionDays) + " (default)"
+		}
+		rows = append(rows, []string{"quota_when_disconnected", or(s.GetQuotaWhenDisconnected(), config.QuotaShare+" (default)")},
+			[]string{"usage_retention_days", retention})
 	default:
 		return fmt.Errorf("get %q: use providers, models, users or settings", kind)
 	}
@@ -436,12 +442,27 @@ func (c *cli) keys(ctx context.Context, args []string) error {
 	switch args[0] {
 	case "create":
 		if len(args) != 1 {
-			return errors.New("usage: berryctl keys create [--id ID] [--name N] [--models a,b] [--tags t] [--rpm N] [--expires D]")
+			return errors.New("usage: berryctl keys create [--id ID] [--name N] [--models a,b] [--tags t] [--expires D] " +
+				"[--rpm N] [--rph N] [--rpd N] [--tpm N] [--tpd N] [--usd-per-day X] [--usd-per-month X]")
 		}
 		req := &berryv1.CreateKeyRequest{UserId: c.o.keyID, Name: c.o.keyName, AllowedModels: list(c.o.models),
 			Tags: list(c.o.tags), Options: c.write()}
-		if c.o.rpm+c.o.rph+c.o.rpd > 0 {
-			req.RateLimit = &berryv1.RateLimit{RequestsPerMinute: uint32(c.o.rpm), RequestsPerHour: uint32(c.o.rph), RequestsPerDay: uint32(c.o.rpd)}
+		for _, f := range []struct {
+			name string
+			v    uint
+		}{{"rpm", c.o.rpm}, {"rph", c.o.rph}, {"rpd", c.o.rpd}} {
+			if f.v > math.MaxUint32 {
+				return fmt.Errorf("--%s %d: must be at most %d", f.name, f.v, uint32(math.MaxUint32))
+			}
+		}
+		if c.o.rpm != 0 || c.o.rph != 0 || c.o.rpd != 0 || c.o.tpm != 0 || c.o.tpd != 0 {
+			req.RateLimit = &berryv1.RateLimit{RequestsPerMinute: uint32(c.o.rpm), RequestsPerHour: uint32(c.o.rph), RequestsPerDay: uint32(c.o.rpd),
+				TokensPerMinute: c.o.tpm, TokensPerDay: c.o.tpd}
+		}
+		// Sent as given: the control plane refuses a negative or non-finite budget,
+		// naming it.
+		if c.o.usdPerDay != 0 || c.o.usdPerMonth != 0 {
+			req.Budget = &berryv1.Budget{UsdPerDay: c.o.usdPerDay, UsdPerMonth: c.o.usdPerMonth}
 		}
 		if c.o.expires != "" {
 			t, err := expiry(c.o.expires)
@@ -602,6 +623,35 @@ func expiry(s string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("--expires %q: give a duration (720h) or an RFC 3339 time", s)
 	}
 	return t, nil
+}
+
+// limits shows a rate limit compactly, its set limits only: "60rpm 100000tpm".
+func limits(rl *berryv1.RateLimit) string {
+	var parts []string
+	for _, l := range []struct {
+		n    uint64
+		unit string
+	}{
+		{uint64(rl.GetRequestsPerMinute()), "rpm"}, {uint64(rl.GetRequestsPerHour()), "rph"}, {uint64(rl.GetRequestsPerDay()), "rpd"},
+		{rl.GetTokensPerMinute(), "tpm"}, {rl.GetTokensPerDay(), "tpd"},
+	} {
+		if l.n != 0 {
+			parts = append(parts, strconv.FormatUint(l.n, 10)+l.unit)
+		}
+	}
+	return or(strings.Join(parts, " "), "-")
+}
+
+// budget shows a budget compactly, its set amounts only: "$5/d $100/mo".
+func budget(b *berryv1.Budget) string {
+	var parts []string
+	if d := b.GetUsdPerDay(); d != 0 {
+		parts = append(parts, "$"+strconv.FormatFloat(d, 'f', -1, 64)+"/d")
+	}
+	if m := b.GetUsdPerMonth(); m != 0 {
+		parts = append(parts, "$"+strconv.FormatFloat(m, 'f', -1, 64)+"/mo")
+	}
+	return or(strings.Join(parts, " "), "-")
 }
 
 func list(s string) []string {

@@ -40,7 +40,13 @@ Commands:
   versions                    list config versions, newest first
   diff A B                    what changed from version A to version B
   rollback N                  make a new version equal to version N
-  keys create [--id ID] [--name N] [--models a,b] [--tags t] [--rpm N] [--expires 720h|RFC3339]
+  keys create [--id ID] [--name N] [--models a,b] [--tags t] [--expires 720h|RFC3339]
+              [--rpm N] [--rph N] [--rpd N] [--tpm N] [--tpd N] [--usd-per-day X] [--usd-per-month X]
+                              limits for the whole fleet, 0 or absent = unlimited:
+                              requests per minute/hour/day (--rpm --rph --rpd),
+                              input+output tokens per minute/day (--tpm --tpd), and
+                              budgets in USD per day/month, costed at the backends'
+                              prices (--usd-per-day --usd-per-month, e.g. 5 or 2.50)
   keys disable ID | keys enable ID
   edges                       fleet status: every edge and the version it applied
   scores [MODEL]              fleet-wide latency/TTFT, samples, contributing edges,
@@ -90,6 +96,8 @@ type opts struct {
 	limit                                         uint
 	keyID, keyName, models, tags, expires         string
 	rpm, rph, rpd                                 uint
+	tpm, tpd                                      uint64
+	usdPerDay, usdPerMonth                        float64
 }
 
 func parse(args []string) (*opts, []string, error) {
@@ -135,6 +143,10 @@ func parse(args []string) (*opts, []string, error) {
 	fs.UintVar(&o.rpm, "rpm", 0, "")
 	fs.UintVar(&o.rph, "rph", 0, "")
 	fs.UintVar(&o.rpd, "rpd", 0, "")
+	fs.Uint64Var(&o.tpm, "tpm", 0, "")
+	fs.Uint64Var(&o.tpd, "tpd", 0, "")
+	fs.Float64Var(&o.usdPerDay, "usd-per-day", 0, "")
+	fs.Float64Var(&o.usdPerMonth, "usd-per-month", 0, "")
 	// Flags may come anywhere, kubectl style: parse, take one positional, repeat.
 	var pos []string
 	for {

@@ -639,7 +639,9 @@ func (a *AdminService) Rollback(ctx context.Context, req *berryv1.RollbackReques
 	return &berryv1.RollbackResponse{Version: v.Version}, nil
 }
 
-// CreateKey implements berryv1.AdminServiceServer.
+// CreateKey implements berryv1.AdminServiceServer. Its rate limit and budget are
+// checked with the whole config (config.Validate, in write), so a bad value is
+// InvalidArgument naming the field, e.g. users.<id>.budget.usd_per_day.
 func (a *AdminService) CreateKey(ctx context.Context, req *berryv1.CreateKeyRequest) (*berryv1.CreateKeyResponse, error) {
 	key := newKey()
 	id := req.GetUserId()
@@ -649,7 +651,7 @@ func (a *AdminService) CreateKey(ctx context.Context, req *berryv1.CreateKeyRequ
 	u := &berryv1.User{
 		Id: id, Name: cmp.Or(req.GetName(), id), TokenSha256: config.HashToken(key), Enabled: true,
 		AllowedModels: req.GetAllowedModels(), Tags: req.GetTags(), RateLimit: req.GetRateLimit(),
-		ExpiresAt: req.GetExpiresAt(),
+		ExpiresAt: req.GetExpiresAt(), Budget: req.GetBudget(),
 	}
 	if exp := req.GetExpiresAt(); exp != nil && !exp.AsTime().After(timestamppb.Now().AsTime()) {
 		return nil, status.Error(codes.InvalidArgument, "expires_at: must be in the future")
