@@ -1,0 +1,483 @@
+package quota
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
+)
+
+const (
+	rpm    = berryv1.QuotaDimension_QUOTA_DIMENSION_REQUESTS_MINUTE
+	tpm    = berryv1.QuotaDimension_QUOTA_DIMENSION_TOKENS_MINUTE
+	rpd    = berryv1.QuotaDimension_QUOTA_DIMENSION_REQUESTS_DAY
+	cday   = berryv1.QuotaDimension_QUOTA_DIMENSION_COST_DAY
+	cmonth = berryv1.QuotaDimension_QUOTA_DIMENSION_COST_MONTH
+)
+
+// t0 is a minute boundary.
+var t0 = time.Date(2026, 3, 14, 15, 9, 0, 0, time.UTC)
+
+func TestWindows(t *testing.T) {
+	at := time.Date(2026, 12, 31, 23, 59, 59, 0, time.UTC)
+	for _, tt := range []struct {
+		d    berryv1.QuotaDimension
+		want int64
+		end  time.Time
+	}{
+		{rpm, at.Unix() / 60, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{berryv1.QuotaDimension_QUOTA_DIMENSION_REQUESTS_HOUR, at.Unix() / 3600, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{rpd, at.Unix() / 86400, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{cmonth, 2026*12 + 11, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)},
+	} {
+		w := Window(tt.d, at)
+		if w != tt.want || !WindowEnd(tt.d, w).Equal(tt.end) || WindowStart(tt.d, w+1) != WindowEnd(tt.d, w) {
+			t.Errorf("%v: window %d (want %d), end %v (want %v)", tt.d, w, tt.want, WindowEnd(tt.d, w), tt.end)
+		}
+		if !WindowStart(tt.d, w).After(at.Add(-32*24*time.Hour)) || WindowStart(tt.d, w).After(at) {
+			t.Errorf("%v: start %v", tt.d, WindowStart(tt.d, w))
+		}
+	}
+	// The month window of a time in another zone is its UTC month.
+	if w := Window(cmonth, time.Date(2027, 1, 1, 0, 30, 0, 0, time.FixedZone("x", 3600))); w != 2026*12+11 {
+		t.Errorf("month of 2026-12-31T23:30Z: %d", w)
+	}
+	l := LimitsOf(&berryv1.User{
+		RateLimit: &berryv1.RateLimit{RequestsPerMinute: 60, TokensPerDay: 1e6},
+		Budget:    &berryv1.Budget{UsdPerDay: 1.5, UsdPerMonth: 1e-9},
+	})
+	if l.Get(rpm) != 60 || l.Get(berryv1.QuotaDimension_QUOTA_DIMENSION_TOKENS_DAY) != 1e6 || l.Get(cday) != 1_500_000 ||
+		l.Get(cmonth) != 1 || l.Get(rpd) != 0 || l.Get(0) != 0 {
+		t.Errorf("limits %v", l)
+	}
+	if got := LimitsFromConfig(&berryv1.Config{Users: []*berryv1.User{{Id: "a"}, {Id: "b", Budget: &berryv1.Budget{UsdPerDay: 2}}}}); len(got) != 1 || got["b"].Get(cday) != 2e6 {
+		t.Errorf("LimitsFromConfig: %v", got)
+	}
+}
+
+// The fleet admits what the limit allows and no more, whatever the edges' shares of
+// the demand: 60 requests a minute over 3 or 5 edges with skewed demand at three
+// times the limit.
+func TestFleetExact(t *testing.T) {
+	for _, tc := range []struct {
+		shares  []float64
+		latency time.Duration
+	}{
+		{[]float64{0.8, 0.1, 0.1}, 30 * time.Millisecond},
+		{[]float64{0.8, 0.1, 0.1}, 400 * time.Millisecond},
+		{[]float64{0.6, 0.1, 0.1, 0.1, 0.1}, 30 * time.Millisecond},
+		{[]float64{0.6, 0.1, 0.1, 0.1, 0.1}, 400 * time.Millisecond},
+		{[]float64{0.2, 0.2, 0.2, 0.2, 0.2}, 100 * time.Millisecond},
+	} {
+		shares := tc.shares
+		t.Run(fmt.Sprint(shares, tc.latency), func(t *testing.T) {
+			const limit, minutes = 60, 6
+			s := newSim(t0, len(shares), "alice", rpm, limit)
+			s.latency = tc.latency
+			for i, sh := range shares {
+				s.rates[i] = 3 * limit / 60.0 * sh // per second
+			}
+			s.run(minutes * time.Minute)
+			w0 := Window(rpm, t0)
+			var figures []int64
+			for w := w0; w < w0+minutes; w++ {
+				n := s.admitted(w)
+				figures = append(figures, n)
+				if n > limit || n < 57 {
+					t.Errorf("window %d: admitted %d, want 57..60", w-w0, n)
+				}
+			}
+			var refused int64
+			for _, e := range s.edges {
+				refused += e.refused
+			}
+			t.Logf("admitted per minute %v (limit %d, demand %d a minute), refused %d in all", figures, limit, 3*limit, refused)
+		})
+	}
+}
+
+// Token limits too: each request costs 100 to 2,000 tokens, settled afterwards
+// (reserve 1,000, then the difference, positive or negative).
+func TestFleetExactTokens(t *testing.T) {
+	const limit = 100_000
+	clk := newClock(t0)
+	eng := New(Options{Now: clk.Now, Instance: "cp"})
+	var l Limits
+	l[tpm] = limit
+	eng.SetLimits(map[string]Limits{"k": l})
+	edges := []*simEdge{newSimEdge("a"), newSimEdge("b"), newSimEdge("c")}
+	for _, e := range edges {
+		eng.Connect(e.id)
+	}
+	var admitted int64
+	for step := range 180 { // 3 minutes of 1 s steps
+		now := clk.Now()
+		w := Window(tpm, now)
+		for i, e := range edges {
+			for r := range 3 + 4*i { // skewed demand, well over the limit
+				if e.request(now, "k", tpm, 1000) {
+					actual := int64(100 + (step*7+r*13+i)%1900)
+					x := e.st(simKey{"k", tpm, w})
+					x.consumed += actual - 1000 // the settlement, negative when below the reservation
+					x.balance -= actual - 1000
+					e.admitted[simKey{"k", tpm, w}] += actual - 1000
+				}
+			}
+			eng.Observe(e.id, e.batch(now))
+		}
+		for _, id := range eng.Tick() {
+			for _, e := range edges {
+				if e.id == id {
+					e.apply(now, eng.Take(id))
+				}
+			}
+		}
+		clk.Advance(time.Second)
+	}
+	for w := Window(tpm, t0); w < Window(tpm, t0)+3; w++ {
+		var n int64
+		for _, e := range edges {
+			n += e.admitted[simKey{"k", tpm, w}]
+		}
+		admitted += n
+		// A settled request may exceed its reservation: the fleet may go over by what
+		// requests in flight settle above their reservations (here < 1,000 each).
+		if n > limit+3*1000 || n < limit*9/10 {
+			t.Errorf("window %d: %d tokens admitted, limit %d", w, n, limit)
+		}
+	}
+	t.Logf("tokens admitted over 3 minutes: %d (limit %d a minute)", admitted, limit)
+}
+
+func observe(eng *Engine, edge string, seq uint64, reports ...*berryv1.QuotaReport) bool {
+	return eng.Observe(edge, &berryv1.ObservationBatch{Seq: seq, Instance: edge + "-1", Quota: reports})
+}
+
+// ack is observe with the confirmation of every grant taken for edge so far.
+func ack(eng *Engine, edge string, seq uint64, reports ...*berryv1.QuotaReport) bool {
+	eng.mu.Lock()
+	applied := eng.edges[edge].grantSeq
+	eng.mu.Unlock()
+	return eng.Observe(edge, &berryv1.ObservationBatch{Seq: seq, Instance: edge + "-1", Quota: reports,
+		AppliedGrantSeq: applied, GrantInstance: eng.Instance()})
+}
+
+func report(key string, d berryv1.QuotaDimension, now time.Time, consumed, demand, balance int64) *berryv1.QuotaReport {
+	return &berryv1.QuotaReport{Key: key, Dimension: d, Window: Window(d, now), Consumed: consumed, Demand: demand, Balance: balance}
+}
+
+func credits(g *berryv1.QuotaGrants) (n int64) {
+	for _, x := range g.GetGrants() {
+		n += x.GetCredit()
+	}
+	return n
+}
+
+func limits(key string, d berryv1.QuotaDimension, n int64) map[string]Limits {
+	var l Limits
+	l[d] = n
+	return map[string]Limits{key: l}
+}
+
+// An edge that stopped asking keeps its balance, counted as taken, until it hands
+// it back; then the others may have it.
+func TestIdleShareFlowsBack(t *testing.T) {
+	clk := newClock(t0.Add(5 * time.Second))
+	eng := New(Options{Now: clk.Now})
+	eng.SetLimits(limits("k", rpm, 30))
+	eng.Connect("a")
+	eng.Connect("b")
+	now := clk.Now()
+	// b holds 20 (granted earlier, say) and has no demand; a wants a lot.
+	observe(eng, "b", 1, report("k", rpm, now, 0, 0, 20))
+	observe(eng, "a", 1, report("k", rpm, now, 5, 50, 0))
+	eng.Tick()
+	if got := credits(eng.Take("a")); got != 5 { // 30 - 5 consumed - 20 held by b
+		t.Fatalf("a got %d while b holds 20, want 5", got)
+	}
+	if u := eng.Uses("k"); len(u) != 1 || u[0].Used != 5 || u[0].Outstanding != 25 {
+		t.Fatalf("uses %+v", u)
+	}
+	clk.Advance(time.Second)
+	ack(eng, "a", 2, report("k", rpm, clk.Now(), 5, 50, 0)) // spent what it got
+	eng.Tick()
+	if got := credits(eng.Take("a")); got != 0 {
+		t.Fatalf("a got %d with nothing free", got)
+	}
+	clk.Advance(time.Second)
+	r := report("k", rpm, clk.Now(), 0, 0, 0)
+	r.Returned = true
+	observe(eng, "b", 2, r)
+	ack(eng, "a", 3, report("k", rpm, clk.Now(), 0, 50, 0))
+	eng.Tick()
+	if got := credits(eng.Take("a")); got != 20 {
+		t.Fatalf("after b handed back its 20, a got %d, want 20", got)
+	}
+	if got := credits(eng.Take("b")); got != 0 {
+		t.Fatalf("idle b got %d", got)
+	}
+}
+
+// A new window starts from nothing consumed and nothing held, and grants at once to
+// the edges that had demand; credit names its window.
+func TestWindowRollover(t *testing.T) {
+	clk := newClock(t0.Add(50 * time.Second))
+	eng := New(Options{Now: clk.Now})
+	eng.SetLimits(limits("k", rpm, 10))
+	eng.Connect("a")
+	w := Window(rpm, clk.Now())
+	observe(eng, "a", 1, report("k", rpm, clk.Now(), 10, 8, 0))
+	eng.Tick()
+	if g := eng.Take("a"); credits(g) != 0 {
+		t.Fatalf("granted %v past the limit", g)
+	}
+	clk.Advance(10 * time.Second) // the next minute
+	eng.Tick()
+	g := eng.Take("a")
+	if credits(g) == 0 || g.GetGrants()[0].GetWindow() != w+1 {
+		t.Fatalf("new window: %v", g)
+	}
+	if u := eng.Uses("k"); u[0].Used != 0 || !u[0].WindowEnd.Equal(WindowEnd(rpm, w+1)) {
+		t.Fatalf("new window's use %+v", u)
+	}
+	// A late report for the past window still counts there, then the window expires.
+	observe(eng, "a", 2, &berryv1.QuotaReport{Key: "k", Dimension: rpm, Window: w, Consumed: 1})
+	put, del := eng.TakeDirty()
+	if len(put) != 1 || put[0].Window != w || put[0].Consumed != 11 || len(del) != 0 {
+		t.Fatalf("dirty %+v %+v", put, del)
+	}
+	clk.Advance(3 * time.Second)
+	eng.Tick()
+	if _, del = eng.TakeDirty(); len(del) != 1 || del[0].Window != w {
+		t.Fatalf("expired %+v", del)
+	}
+	// A report for a window already dropped does not bring it back.
+	observe(eng, "a", 3, &berryv1.QuotaReport{Key: "k", Dimension: rpm, Window: w, Consumed: 1})
+	if put, _ = eng.TakeDirty(); len(put) != 0 {
+		t.Fatalf("dropped window back: %+v", put)
+	}
+}
+
+// After a restart consumption comes back from the store, and nothing is granted
+// until every connected edge has reported (or the warmup passed).
+func TestRestart(t *testing.T) {
+	clk := newClock(t0.Add(10 * time.Second))
+	eng := New(Options{Now: clk.Now})
+	eng.SetLimits(limits("k", rpm, 60))
+	eng.Connect("a")
+	observe(eng, "a", 1, report("k", rpm, clk.Now(), 40, 10, 0))
+	put, _ := eng.TakeDirty()
+
+	// The new process.
+	eng = New(Options{Now: clk.Now})
+	eng.SetLimits(limits("k", rpm, 60))
+	eng.Restore(put)
+	eng.Restore([]Counter{{Key: "k", Dim: rpm, Window: Window(rpm, clk.Now()) - 1, Consumed: 99}}) // past: ignored
+	eng.Connect("a")
+	eng.Connect("b")
+	observe(eng, "a", 1, report("k", rpm, clk.Now(), 0, 30, 5))
+	eng.Tick()
+	if g := eng.Take("a"); credits(g) != 0 {
+		t.Fatalf("granted %v before b reported", g)
+	}
+	observe(eng, "b", 1)
+	eng.Tick()
+	if got := credits(eng.Take("a")); got != 15 { // 60 - 40 restored - 5 held
+		t.Fatalf("granted %d, want 15", got)
+	}
+	if u := eng.Uses("k"); u[0].Used != 40 {
+		t.Fatalf("used %d after restore, want 40", u[0].Used)
+	}
+	// An edge that never reports holds grants up for the warmup only.
+	eng.Connect("c")
+	clk.Advance(time.Second)
+	ack(eng, "a", 2, report("k", rpm, clk.Now(), 15, 30, 0))
+	eng.Tick()
+	if g := eng.Take("a"); credits(g) != 0 {
+		t.Fatalf("granted %v while c is new", g)
+	}
+	clk.Advance(DefaultWarmup)
+	ack(eng, "a", 3, report("k", rpm, clk.Now(), 0, 30, 0))
+	eng.Tick()
+	if got := credits(eng.Take("a")); got != 5 {
+		t.Fatalf("after the warmup: granted %d, want 5", got)
+	}
+}
+
+// A batch counts once: a replayed seq is ignored, one overtaken by a later one is
+// not, and a restarted edge process starts its own count.
+func TestIdempotentBatches(t *testing.T) {
+	clk := newClock(t0)
+	eng := New(Options{Now: clk.Now})
+	eng.Connect("a")
+	r := func() *berryv1.QuotaReport { return report("k", rpm, clk.Now(), 5, 5, 0) }
+	for _, step := range []struct {
+		seq  uint64
+		inst string
+		want bool
+	}{
+		{1, "p1", true}, {1, "p1", false}, {3, "p1", true}, {2, "p1", true}, {2, "p1", false}, {3, "p1", false},
+		{1, "p2", true}, {200, "p1", true}, {100, "p1", false}, {0, "p1", true}, {0, "p1", true},
+	} {
+		if got := eng.Observe("a", &berryv1.ObservationBatch{Seq: step.seq, Instance: step.inst, Quota: []*berryv1.QuotaReport{r()}}); got != step.want {
+			t.Fatalf("seq %d of %s: applied %v, want %v", step.seq, step.inst, got, step.want)
+		}
+	}
+	put, _ := eng.TakeDirty()
+	if len(put) != 1 || put[0].Consumed != 7*5 {
+		t.Fatalf("consumed %+v, want 35", put)
+	}
+	if st := eng.Stats(); st.BatchesApplied != 7 || st.BatchesIgnored != 4 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// A reservation settled below what it took reports negative consumption.
+func TestNegativeConsumed(t *testing.T) {
+	clk := newClock(t0)
+	eng := New(Options{Now: clk.Now})
+	eng.SetLimits(limits("k", tpm, 10_000))
+	eng.Connect("a")
+	observe(eng, "a", 1, report("k", tpm, clk.Now(), 4000, 4000, 1000))
+	observe(eng, "a", 2, report("k", tpm, clk.Now(), -1500, 0, 2500))
+	u := eng.Uses("k")
+	if u[0].Used != 2500 || u[0].Outstanding != 2500 {
+		t.Fatalf("use %+v, want used 2500, outstanding 2500", u[0])
+	}
+	eng.Tick()
+	if got := credits(eng.Take("a")); got > 10_000-2500-2500 || got == 0 {
+		t.Fatalf("granted %d", got)
+	}
+}
+
+// Credit in flight counts as taken until the edge confirms it, and then as its
+// balance; credit computed but not sent is freed when the edge goes, credit sent is
+// not.
+func TestInFlightAndDisconnect(t *testing.T) {
+	clk := newClock(t0)
+	eng := New(Options{Now: clk.Now, Instance: "cp"})
+	eng.SetLimits(limits("k", rpm, 100))
+	gone := eng.Connect("a")
+	eng.Connect("b")
+	observe(eng, "a", 1, report("k", rpm, clk.Now(), 0, 10, 0))
+	observe(eng, "b", 1)
+	eng.Tick()
+	g := eng.Take("a")
+	if credits(g) != 27 { // two intervals of demand and headroom: 2 × (10 + √10)
+		t.Fatalf("granted %v", g)
+	}
+	eng.Tick() // nothing more: what it wants is in flight
+	if g2 := eng.Take("a"); credits(g2) != 0 {
+		t.Fatalf("granted again %v", g2)
+	}
+	if u := eng.Uses("k"); u[0].Outstanding != 27 {
+		t.Fatalf("outstanding %d", u[0].Outstanding)
+	}
+	// The edge applied it and spent 4 before its batch: the reported balance rules.
+	eng.Observe("a", &berryv1.ObservationBatch{Seq: 2, Instance: "a-1", AppliedGrantSeq: g.GetSeq(), GrantInstance: "cp",
+		Quota: []*berryv1.QuotaReport{report("k", rpm, clk.Now(), 4, 10, 16)}})
+	if u := eng.Uses("k"); u[0].Used != 4 || u[0].Outstanding != 16 {
+		t.Fatalf("after confirmation %+v", u[0])
+	}
+	// Confirmed without a report of the key: the credit moves to the balance.
+	observe(eng, "a", 3, report("k", rpm, clk.Now(), 0, 30, 16))
+	eng.Tick()
+	g = eng.Take("a")
+	eng.Observe("a", &berryv1.ObservationBatch{Seq: 4, Instance: "a-1", AppliedGrantSeq: g.GetSeq(), GrantInstance: "cp"})
+	if u := eng.Uses("k"); u[0].Outstanding != 16+credits(g) {
+		t.Fatalf("confirmed without report: outstanding %d, want %d", u[0].Outstanding, 16+credits(g))
+	}
+	// Computed, not sent, then the edge goes: freed. Its balance stays taken.
+	observe(eng, "a", 5, report("k", rpm, clk.Now(), 0, 60, 16))
+	eng.Tick()
+	gone()
+	if u := eng.Uses("k"); u[0].Outstanding != 16 {
+		t.Fatalf("after disconnect: outstanding %d, want 16", u[0].Outstanding)
+	}
+	if eng.Connected() != 1 {
+		t.Fatalf("connected %d", eng.Connected())
+	}
+	eng.Tick()
+	if g := eng.Take("a"); len(g.GetGrants()) != 0 {
+		t.Fatalf("a disconnected edge got %v", g)
+	}
+}
+
+// Every edge with demand gets at least a unit while any is free, most demand first.
+func TestAtLeastOneUnit(t *testing.T) {
+	clk := newClock(t0)
+	eng := New(Options{Now: clk.Now})
+	eng.SetLimits(limits("k", rpm, 5))
+	var ids []string
+	for i := range 8 {
+		id := fmt.Sprintf("e%d", i)
+		ids = append(ids, id)
+		eng.Connect(id)
+		observe(eng, id, 1, report("k", rpm, clk.Now(), 0, int64(1+i), 0))
+	}
+	eng.Tick()
+	var total int64
+	got := map[string]int64{}
+	for _, id := range ids {
+		got[id] = credits(eng.Take(id))
+		total += got[id]
+	}
+	if total != 5 || got["e7"] == 0 || got["e0"] != 0 {
+		t.Fatalf("grants %v, total %d", got, total)
+	}
+}
+
+// Which edges get a message: those with credit, those reporting quota lately (every
+// interval), the rest every heartbeat.
+func TestTickRecipients(t *testing.T) {
+	clk := newClock(t0)
+	eng := New(Options{Now: clk.Now})
+	eng.Connect("quiet")
+	eng.Connect("busy")
+	if got := eng.Tick(); len(got) != 2 {
+		t.Fatalf("first tick: %v (both never sent)", got)
+	}
+	eng.Take("quiet")
+	eng.Take("busy")
+	observe(eng, "busy", 1, report("k", rpm, clk.Now(), 1, 1, 0))
+	clk.Advance(time.Second)
+	if got := eng.Tick(); len(got) != 1 || got[0] != "busy" {
+		t.Fatalf("tick: %v", got)
+	}
+	clk.Advance(DefaultHeartbeat)
+	if got := eng.Tick(); len(got) != 2 {
+		t.Fatalf("heartbeat tick: %v", got)
+	}
+	g := eng.Take("quiet")
+	if g.GetEdges() != 2 || g.GetNowUnixMs() != clk.Now().UnixMilli() || g.GetSeq() != 2 || g.GetInstance() != eng.Instance() {
+		t.Fatalf("heartbeat %v", g)
+	}
+}
+
+// Below the limit the leases follow the demand: few requests are refused although
+// no edge holds more than about two intervals of its own demand.
+func TestFleetBelowLimit(t *testing.T) {
+	const limit, minutes = 60, 6
+	shares := []float64{0.8, 0.1, 0.1}
+	s := newSim(t0, len(shares), "alice", rpm, limit)
+	for i, sh := range shares {
+		s.rates[i] = 0.75 * limit / 60.0 * sh
+		s.edges[i].returnAfter = 30 * time.Second
+	}
+	s.run(minutes * time.Minute)
+	var admitted, refused int64
+	for w := Window(rpm, t0); w < Window(rpm, t0)+minutes; w++ {
+		admitted += s.admitted(w)
+	}
+	for _, e := range s.edges {
+		refused += e.refused
+	}
+	for _, e := range s.edges {
+		t.Logf("%s refused %d", e.id, e.refused)
+	}
+	t.Logf("demand at 75%% of the limit: admitted %d, refused %d over %d minutes", admitted, refused, minutes)
+	if refused*20 > admitted { // under 5%
+		t.Errorf("refused %d of %d below the limit", refused, admitted+refused)
+	}
+}
