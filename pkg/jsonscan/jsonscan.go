@@ -39,6 +39,17 @@ type Fields struct {
 	// PreviousResponse is the raw "previous_response_id" value when it is a string:
 	// the Responses API's continuation, which routes to the backend that made it.
 	PreviousResponse Span
+	// StreamOptions is the raw "stream_options" value; IncludeUsage says whether it
+	// asks for the usage chunk ("include_usage": true).
+	StreamOptions Span
+	IncludeUsage  bool
+	// AskUsage, set by the caller, makes Rewrite ask for the usage chunk
+	// (stream_options.include_usage) when the body does not.
+	AskUsage bool
+	// MaxTokens is the answer's token limit the request sets (max_tokens,
+	// max_completion_tokens or max_output_tokens, the largest), or -1: what a
+	// request's token reservation counts on.
+	MaxTokens int64
 
 	streamSeen, userSeen, previousSeen bool
 }
@@ -50,7 +61,7 @@ type Fields struct {
 // another case ("Model", which Go's encoding/json takes for "model" and others do
 // not) is refused: the gateway and an upstream must never read different values.
 func Scan(body []byte, f *Fields) error {
-	*f = Fields{}
+	*f = Fields{MaxTokens: -1}
 	if !json.Valid(body) {
 		return ErrMalformed
 	}
@@ -76,6 +87,14 @@ func Scan(body []byte, f *Fields) error {
 		i = skipWS(body, i+1) // ':'
 		valStart := i
 		valEnd := skipValue(body, i)
+		if len(key) >= len("max_tokens") && key[0] == 'm' {
+			switch string(key) {
+			case "max_tokens", "max_completion_tokens", "max_output_tokens":
+				if n, ok := count(body[valStart:valEnd]); ok {
+					f.MaxTokens = max(f.MaxTokens, n)
+				}
+			}
+		}
 		name, variant := routingKey(key)
 		if variant {
 			return fmt.Errorf("%w: key %q differs from %q only in case; send %q", ErrBadRequest, key, name, name)
@@ -100,6 +119,12 @@ func Scan(body []byte, f *Fields) error {
 			default:
 				return fmt.Errorf("%w: \"stream\" must be a boolean", ErrBadRequest)
 			}
+		case "stream_options":
+			if f.StreamOptions.Present() {
+				return fmt.Errorf("%w: %q is given more than once", ErrBadRequest, name)
+			}
+			f.StreamOptions = Span{valStart, valEnd}
+			f.IncludeUsage = includeUsage(body[valStart:valEnd])
 		case "user":
 			f.userSeen = true
 			if body[valStart] == '"' {
@@ -150,34 +175,71 @@ func Unescaped(body []byte, s Span) (raw []byte, ok bool) {
 }
 
 // Rewrite appends body to dst with the model value replaced by newModel (a plain
-// string, JSON-quoted here) and the "backend" member removed when drop is set.
+// string, JSON-quoted here), the "backend" member removed when drop is set, and, when
+// f.AskUsage is set and the body does not ask for it, stream_options.include_usage
+// set (a stream_options object that says false, or holds other options, is replaced:
+// include_usage is the only option chat streams have had besides obfuscation).
 func Rewrite(dst, body []byte, f *Fields, newModel string, dropBackend bool) []byte {
 	type cut struct {
-		span Span
-		repl bool
+		span  Span
+		repl  string // "" with model: the model; otherwise the replacement text
+		model bool
 	}
-	var cuts [2]cut
+	var cuts [3]cut
 	n := 0
 	if f.Model.Present() {
-		cuts[n] = cut{f.Model, true}
+		cuts[n] = cut{span: f.Model, model: true}
 		n++
 	}
 	if dropBackend && f.BackendMember.Present() {
-		cuts[n] = cut{f.BackendMember, false}
+		cuts[n] = cut{span: f.BackendMember}
 		n++
 	}
-	if n == 2 && cuts[1].span.Start < cuts[0].span.Start {
-		cuts[0], cuts[1] = cuts[1], cuts[0]
+	if f.AskUsage && !f.IncludeUsage {
+		if f.StreamOptions.Present() {
+			cuts[n] = cut{span: f.StreamOptions, repl: `{"include_usage":true}`}
+		} else {
+			end := len(body) - 1
+			for end > 0 && body[end] != '}' {
+				end--
+			}
+			cuts[n] = cut{span: Span{end, end}, repl: `,"stream_options":{"include_usage":true}`}
+		}
+		n++
+	}
+	for i := 1; i < n; i++ {
+		for j := i; j > 0 && cuts[j].span.Start < cuts[j-1].span.Start; j-- {
+			cuts[j], cuts[j-1] = cuts[j-1], cuts[j]
+		}
 	}
 	pos := 0
 	for _, c := range cuts[:n] {
 		dst = append(dst, body[pos:c.span.Start]...)
-		if c.repl {
+		if c.model {
 			dst = AppendString(dst, newModel)
+		} else {
+			dst = append(dst, c.repl...)
 		}
 		pos = c.span.End
 	}
 	return append(dst, body[pos:]...)
+}
+
+// includeUsage reports whether a stream_options value sets include_usage to true.
+func includeUsage(v []byte) bool {
+	if len(v) == 0 || v[0] != '{' {
+		return false
+	}
+	for i := 1; ; {
+		k, val, next := member(v, i)
+		if next < 0 {
+			return false
+		}
+		if string(k) == "include_usage" {
+			return string(val) == "true"
+		}
+		i = next
+	}
 }
 
 // routingKey returns the routing field a top-level key names ("model", "stream",
@@ -187,7 +249,7 @@ func routingKey(key []byte) (name string, variant bool) {
 	// need decoding.
 	if !hasEscape(key) {
 		switch len(key) {
-		case len("model"), len("stream"), len("backend"), len("user"), len("previous_response_id"):
+		case len("model"), len("stream"), len("backend"), len("user"), len("previous_response_id"), len("stream_options"):
 		default:
 			return "", false
 		}
@@ -202,11 +264,13 @@ func routingKey(key []byte) (name string, variant bool) {
 			return "user", false
 		case "previous_response_id":
 			return "previous_response_id", false
+		case "stream_options":
+			return "stream_options", false
 		}
 	} else {
 		key = unescape(key)
 	}
-	for _, n := range [...]string{"model", "stream", "backend", "user", "previous_response_id"} {
+	for _, n := range [...]string{"model", "stream", "backend", "user", "previous_response_id", "stream_options"} {
 		if equalFoldASCII(key, n) {
 			return n, string(key) != n
 		}

@@ -229,3 +229,54 @@ func TestRenameKey(t *testing.T) {
 		})
 	}
 }
+
+func TestRewriteAsksUsage(t *testing.T) {
+	tests := []struct {
+		name, body, want string
+		asked            bool
+	}{
+		{"absent", `{"model":"m","stream":true}`, `{"model":"up","stream":true,"stream_options":{"include_usage":true}}`, false},
+		{"absent, whitespace and backend last", "{\"model\":\"m\",\"backend\":\"p\" }\n", `{"model":"up" ,"stream_options":{"include_usage":true}}` + "\n", false},
+		{"false", `{"model":"m","stream_options":{"include_usage":false}}`, `{"model":"up","stream_options":{"include_usage":true}}`, false},
+		{"other option", `{"stream_options":{"include_obfuscation":false},"model":"m"}`, `{"stream_options":{"include_usage":true},"model":"up"}`, false},
+		{"null", `{"model":"m","stream_options":null}`, `{"model":"up","stream_options":{"include_usage":true}}`, false},
+		{"already asked", `{"model":"m","stream_options":{"include_usage":true}}`, `{"model":"up","stream_options":{"include_usage":true}}`, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var f Fields
+			if err := Scan([]byte(tt.body), &f); err != nil {
+				t.Fatal(err)
+			}
+			if f.IncludeUsage != tt.asked {
+				t.Fatalf("IncludeUsage = %v, want %v", f.IncludeUsage, tt.asked)
+			}
+			f.AskUsage = true
+			got := Rewrite(nil, []byte(tt.body), &f, "up", true)
+			if string(got) != tt.want {
+				t.Fatalf("Rewrite = %s\nwant      %s", got, tt.want)
+			}
+			if !json.Valid(got) {
+				t.Fatalf("invalid JSON %s", got)
+			}
+		})
+	}
+}
+
+func TestScanMaxTokens(t *testing.T) {
+	for body, want := range map[string]int64{
+		`{"model":"m"}`:                                -1,
+		`{"model":"m","max_tokens":100}`:               100,
+		`{"max_completion_tokens":50,"max_tokens":20}`: 50,
+		`{"max_output_tokens":7}`:                      7,
+		`{"max_tokens":null}`:                          -1,
+		`{"max_tokens":1.5}`:                           -1,
+		`{"x":{"max_tokens":9}}`:                       -1,
+		`{"max_tokens":12345678901234567890123}`:       -1,
+	} {
+		var f Fields
+		if err := Scan([]byte(body), &f); err != nil || f.MaxTokens != want {
+			t.Errorf("%s: MaxTokens %d, %v; want %d", body, f.MaxTokens, err, want)
+		}
+	}
+}

@@ -1,15 +1,25 @@
 package jsonscan
 
-// Usage is the token usage an answer reports; a count is -1 when it did not say.
+// Usage is the token usage an answer reports; Input and Output are -1 when it did
+// not say.
 type Usage struct {
 	// Input counts every prompt token, cached ones included: OpenAI's prompt_tokens,
 	// or Anthropic's input_tokens plus its cache_read_ and cache_creation_input_tokens.
 	Input  int64
-	Output int64 // completion_tokens, or output_tokens
+	Output int64 // completion_tokens, or output_tokens (reasoning tokens included)
+	// Cached are the input tokens read from the provider's prompt cache (OpenAI's
+	// prompt_tokens_details.cached_tokens, the Responses API's
+	// input_tokens_details.cached_tokens, Anthropic's cache_read_input_tokens);
+	// Reasoning the output tokens spent reasoning (completion_tokens_details or
+	// output_tokens_details .reasoning_tokens). 0 when not reported.
+	Cached, Reasoning int64
 }
 
 // NoUsage is a Usage that knows nothing yet.
-var NoUsage = Usage{-1, -1}
+var NoUsage = Usage{Input: -1, Output: -1}
+
+// Known reports whether the answer said how many tokens it took.
+func (u Usage) Known() bool { return u.Input >= 0 || u.Output >= 0 }
 
 // Merge takes the counts o knows: a stream reports its usage in parts (Anthropic's
 // input tokens at its start, the output at its end) and a later count replaces an
@@ -17,9 +27,11 @@ var NoUsage = Usage{-1, -1}
 func (u *Usage) Merge(o Usage) {
 	if o.Input >= 0 {
 		u.Input = o.Input
+		u.Cached = o.Cached
 	}
 	if o.Output >= 0 {
 		u.Output = o.Output
+		u.Reasoning = o.Reasoning
 	}
 }
 
@@ -30,6 +42,11 @@ func (u *Usage) Merge(o Usage) {
 // does not require a validated body: answers come from upstreams, and this walks only
 // the objects named, checking every bound.
 func ScanUsage(body []byte) (u Usage, ok bool) {
+	if len(body) > tailScan {
+		if u, ok := tailUsage(body); ok {
+			return u, true
+		}
+	}
 	obj := answerValue(body, "usage", true)
 	if len(obj) == 0 || obj[0] != '{' {
 		return NoUsage, false
@@ -72,9 +89,47 @@ func answerValue(body []byte, key string, nested bool) []byte {
 	}
 }
 
+// tailScan is the body size above which ScanUsage looks at the end first: OpenAI's,
+// Anthropic's and the Responses API's answers put their usage last, so a large
+// answer need not be walked from its start.
+const tailScan = 2 << 10
+
+// tailUsage finds the last "usage" key of body that is followed by an object and
+// reads it. Inside JSON strings every quote is escaped, so the quoted key in the raw
+// bytes is a real key; a nested one (a tool schema's property) is ruled out by the
+// counts it must hold.
+func tailUsage(body []byte) (Usage, bool) {
+	rest := body
+	for {
+		i := lastIndex(rest, `"usage"`)
+		if i < 0 {
+			return NoUsage, false
+		}
+		j := skipWS(body, i+len(`"usage"`))
+		if j < len(body) && body[j] == ':' {
+			j = skipWS(body, j+1)
+			if j < len(body) && body[j] == '{' {
+				if e := checkedValue(body, j); e > 0 {
+					return usageObject(body[j:e])
+				}
+			}
+		}
+		rest = body[:i]
+	}
+}
+
+func lastIndex(b []byte, s string) int {
+	for i := len(b) - len(s); i >= 0; i-- {
+		if b[i] == s[0] && string(b[i:i+len(s)]) == s {
+			return i
+		}
+	}
+	return -1
+}
+
 // usageObject reads the counts of a usage object.
 func usageObject(obj []byte) (u Usage, ok bool) {
-	in, cached := int64(-1), int64(0)
+	in, cacheRead, cacheWrite := int64(-1), int64(0), int64(0)
 	u = NoUsage
 	for i := 1; ; {
 		key, val, next := member(obj, i)
@@ -83,7 +138,15 @@ func usageObject(obj []byte) (u Usage, ok bool) {
 				return NoUsage, false
 			}
 			if in >= 0 {
-				u.Input = in + cached
+				u.Input = in + cacheRead + cacheWrite
+				if cacheRead > 0 {
+					u.Cached = cacheRead
+				}
+			} else {
+				u.Cached = 0
+			}
+			if u.Output < 0 {
+				u.Reasoning = 0
 			}
 			return u, true
 		}
@@ -94,9 +157,24 @@ func usageObject(obj []byte) (u Usage, ok bool) {
 			dst = &in
 		case "completion_tokens", "output_tokens":
 			dst = &u.Output
-		case "cache_read_input_tokens", "cache_creation_input_tokens":
+		case "cache_read_input_tokens":
 			if n, valid := count(val); valid {
-				cached += n
+				cacheRead = n
+			}
+			continue
+		case "cache_creation_input_tokens":
+			if n, valid := count(val); valid {
+				cacheWrite = n
+			}
+			continue
+		case "prompt_tokens_details", "input_tokens_details":
+			if n, valid := detail(val, "cached_tokens"); valid {
+				u.Cached = n
+			}
+			continue
+		case "completion_tokens_details", "output_tokens_details":
+			if n, valid := detail(val, "reasoning_tokens"); valid {
+				u.Reasoning = n
 			}
 			continue
 		default:
@@ -105,6 +183,23 @@ func usageObject(obj []byte) (u Usage, ok bool) {
 		if n, valid := count(val); valid {
 			*dst, ok = n, true
 		}
+	}
+}
+
+// detail reads one count of a details object.
+func detail(obj []byte, key string) (int64, bool) {
+	if len(obj) == 0 || obj[0] != '{' {
+		return 0, false
+	}
+	for i := 1; ; {
+		k, val, next := member(obj, i)
+		if next < 0 {
+			return 0, false
+		}
+		if string(k) == key {
+			return count(val)
+		}
+		i = next
 	}
 }
 

@@ -1,6 +1,9 @@
 package jsonscan
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestScanUsage(t *testing.T) {
 	for _, tc := range []struct {
@@ -9,12 +12,12 @@ func TestScanUsage(t *testing.T) {
 		want Usage
 		ok   bool
 	}{
-		{"openai", `{"id":"x","choices":[{"message":{"content":"{\"usage\":1}"}}],"usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15,"prompt_tokens_details":{"cached_tokens":2}}}`, Usage{12, 3}, true},
-		{"anthropic with cache", `{"type":"message","usage":{"input_tokens":5,"cache_read_input_tokens":100,"cache_creation_input_tokens":7,"output_tokens":9}}`, Usage{112, 9}, true},
-		{"embeddings", `{"data":[{"embedding":[0.1,-0.2]}], "usage" : { "prompt_tokens" : 4 , "total_tokens":4}}`, Usage{4, -1}, true},
-		{"anthropic message_start", `{"type":"message_start","message":{"id":"m","content":[],"usage":{"input_tokens":25,"output_tokens":1}}}`, Usage{25, 1}, true},
-		{"anthropic message_delta", `{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":15}}`, Usage{-1, 15}, true},
-		{"responses completed", `{"type":"response.completed","response":{"id":"r","usage":{"input_tokens":8,"output_tokens":2,"total_tokens":10}}}`, Usage{8, 2}, true},
+		{"openai", `{"id":"x","choices":[{"message":{"content":"{\"usage\":1}"}}],"usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15,"prompt_tokens_details":{"cached_tokens":2}}}`, Usage{Input: 12, Output: 3, Cached: 2}, true},
+		{"anthropic with cache", `{"type":"message","usage":{"input_tokens":5,"cache_read_input_tokens":100,"cache_creation_input_tokens":7,"output_tokens":9}}`, Usage{Input: 112, Output: 9, Cached: 100}, true},
+		{"embeddings", `{"data":[{"embedding":[0.1,-0.2]}], "usage" : { "prompt_tokens" : 4 , "total_tokens":4}}`, Usage{Input: 4, Output: -1}, true},
+		{"anthropic message_start", `{"type":"message_start","message":{"id":"m","content":[],"usage":{"input_tokens":25,"output_tokens":1}}}`, Usage{Input: 25, Output: 1}, true},
+		{"anthropic message_delta", `{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":15}}`, Usage{Input: -1, Output: 15}, true},
+		{"responses completed", `{"type":"response.completed","response":{"id":"r","usage":{"input_tokens":8,"output_tokens":2,"total_tokens":10}}}`, Usage{Input: 8, Output: 2}, true},
 		{"deeper nesting ignored", `{"message":{"message":{"usage":{"input_tokens":1}}}}`, NoUsage, false},
 		{"nested usage only", `{"choices":[{"usage":{"prompt_tokens":1}}]}`, NoUsage, false},
 		{"null usage", `{"usage":null}`, NoUsage, false},
@@ -25,12 +28,15 @@ func TestScanUsage(t *testing.T) {
 		{"empty", ``, NoUsage, false},
 		{"cut in a string", `{"id":"x`, NoUsage, false},
 		{"cut in usage", `{"usage":{"prompt_tokens":3,"completion_tok`, NoUsage, false},
-		{"cut after usage", `{"usage":{"prompt_tokens":3,"completion_tokens":4},"x":`, Usage{3, 4}, true},
+		{"cut after usage", `{"usage":{"prompt_tokens":3,"completion_tokens":4},"x":`, Usage{Input: 3, Output: 4}, true},
 		{"negative", `{"usage":{"prompt_tokens":-3}}`, NoUsage, false},
-		{"float", `{"usage":{"prompt_tokens":3.5,"completion_tokens":2}}`, Usage{-1, 2}, true},
-		{"cache without input", `{"usage":{"cache_read_input_tokens":3,"output_tokens":2}}`, Usage{-1, 2}, true},
+		{"float", `{"usage":{"prompt_tokens":3.5,"completion_tokens":2}}`, Usage{Input: -1, Output: 2}, true},
+		{"cache without input", `{"usage":{"cache_read_input_tokens":3,"output_tokens":2}}`, Usage{Input: -1, Output: 2}, true},
 		{"unbalanced", `{"a":[[[[`, NoUsage, false},
-		{"escaped quote in key", `{"a\"b":1,"usage":{"output_tokens":2}}`, Usage{-1, 2}, true},
+		{"openai details", `{"usage":{"prompt_tokens":20,"completion_tokens":30,"prompt_tokens_details":{"cached_tokens":8,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":12}}}`, Usage{Input: 20, Output: 30, Cached: 8, Reasoning: 12}, true},
+		{"responses details", `{"object":"response","usage":{"input_tokens":20,"input_tokens_details":{"cached_tokens":4},"output_tokens":9,"output_tokens_details":{"reasoning_tokens":5},"total_tokens":29}}`, Usage{Input: 20, Output: 9, Cached: 4, Reasoning: 5}, true},
+		{"details without counts", `{"usage":{"prompt_tokens_details":{"cached_tokens":4}}}`, NoUsage, false},
+		{"escaped quote in key", `{"a\"b":1,"usage":{"output_tokens":2}}`, Usage{Input: -1, Output: 2}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, ok := ScanUsage([]byte(tc.body))
@@ -61,9 +67,9 @@ func TestScanUsageAllocs(t *testing.T) {
 
 func TestUsageMerge(t *testing.T) {
 	u := NoUsage
-	u.Merge(Usage{25, 1})  // message_start
-	u.Merge(Usage{-1, 15}) // message_delta
-	if u != (Usage{25, 15}) {
+	u.Merge(Usage{Input: 25, Output: 1})  // message_start
+	u.Merge(Usage{Input: -1, Output: 15}) // message_delta
+	if u != (Usage{Input: 25, Output: 15}) {
 		t.Fatalf("merged %+v, want {25 15}", u)
 	}
 }
@@ -80,5 +86,26 @@ func TestScanModel(t *testing.T) {
 		if got := string(ScanModel([]byte(body))); got != want {
 			t.Errorf("ScanModel(%s) = %q, want %q", body, got, want)
 		}
+	}
+}
+
+// A large answer's usage is read from its end; the result is the same as a walk.
+func TestScanUsageTail(t *testing.T) {
+	pad := strings.Repeat(`{\"usage\":{\"prompt_tokens\":999}} `, 200)
+	for _, tc := range []struct {
+		name, body string
+		want       Usage
+		ok         bool
+	}{
+		{"chat", `{"choices":[{"message":{"content":"` + pad + `"}}],"usage":{"prompt_tokens":7,"completion_tokens":2}}`, Usage{Input: 7, Output: 2}, true},
+		{"responses with a tool schema property named usage", `{"output":[{"content":[{"text":"` + pad + `"}]}],"tools":[{"parameters":{"properties":{"usage":{"type":"integer"}}}}],"usage":{"input_tokens":3,"output_tokens":1}}`, Usage{Input: 3, Output: 1}, true},
+		{"schema property only", `{"output":"` + pad + `","tools":[{"parameters":{"properties":{"usage":{"type":"integer"}}}}]}`, NoUsage, false},
+		{"usage first", `{"usage":{"prompt_tokens":5},"choices":[{"message":{"content":"` + pad + `"}}]}`, Usage{Input: 5, Output: -1}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got, ok := ScanUsage([]byte(tc.body)); got != tc.want || ok != tc.ok {
+				t.Fatalf("ScanUsage = %+v, %v; want %+v, %v", got, ok, tc.want, tc.ok)
+			}
+		})
 	}
 }
