@@ -62,6 +62,7 @@ func startSource(ctx context.Context, f sourceFlags, edgeID, listenAddr string, 
 	case f.cpAddr == "" && f.configPath == "":
 		return source{}, errors.New("--control-plane (or --config for standalone mode) is required")
 	case f.configPath != "":
+		rt.Quota().SetStandalone(true) // one edge is the whole fleet: its limits are its own
 		w := &standalone.Watcher{Path: f.configPath, Runtime: rt, Log: log.With("component", "standalone")}
 		if err := w.Load(); err != nil {
 			return source{}, err
@@ -107,7 +108,7 @@ func startSource(ctx context.Context, f sourceFlags, edgeID, listenAddr string, 
 	}
 	sync := &cpsync.Client{
 		Conn: conn, EdgeID: edgeID, BuildVersion: buildinfo.Get().Version, ListenAddress: listenAddr,
-		Runtime: rt, Fleet: rt, Disk: disk, ReportInterval: f.reportInterval,
+		Runtime: rt, Fleet: rt, Metering: rt, Disk: disk, ReportInterval: f.reportInterval,
 		MaxSnapshotAge: f.maxSnapshotAge, SnapshotConfirmed: confirmed,
 		Log: log.With("component", "cpsync"),
 	}

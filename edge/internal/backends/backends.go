@@ -168,11 +168,34 @@ type ModelStats struct {
 	Requests  [NumClasses]atomic.Uint64
 	Retries   atomic.Uint64 // attempts after the first
 	Failovers atomic.Uint64 // requests served by a backend other than the first tried
-	Limited   atomic.Uint64 // rejected by a key's rate limit
+	// QuotaRejected counts requests refused by a key's fleet limits, by reason.
+	QuotaRejected [NumQuotaReasons]atomic.Uint64
+}
+
+// QuotaReason is why a key's request was refused: which kind of limit.
+type QuotaReason uint8
+
+// Quota reasons, as berry_quota_rejections_total labels them.
+const (
+	QuotaRequests QuotaReason = iota // a requests-per-window limit
+	QuotaTokens                      // a tokens-per-window limit
+	QuotaBudget                      // a budget
+	NumQuotaReasons
+)
+
+func (q QuotaReason) String() string {
+	return [...]string{"requests", "tokens", "budget"}[q]
 }
 
 // Used reports whether the model has had a request.
-func (m *ModelStats) Used() bool { return sum(&m.Requests) > 0 || m.Limited.Load() > 0 }
+func (m *ModelStats) Used() bool {
+	for i := range m.QuotaRejected {
+		if m.QuotaRejected[i].Load() > 0 {
+			return true
+		}
+	}
+	return sum(&m.Requests) > 0
+}
 
 // Route is one backend as used by one model: a backend shared by two models has one
 // State but two Routes, so attempts can be counted per model and backend.
@@ -185,6 +208,27 @@ type Route struct {
 type RouteStats struct {
 	Model, Backend string // model id; backend label
 	Requests       [NumClasses]atomic.Uint64
+	// Tokens of the answers served, by TokenType; CostMicroUSD their cost at the
+	// backend's prices.
+	Tokens       [NumTokenTypes]atomic.Uint64
+	CostMicroUSD atomic.Uint64
+}
+
+// TokenType is a kind of token a request's usage counts.
+type TokenType uint8
+
+// Token types, as berry_tokens_total labels them: input (cached included), output
+// (reasoning included), and the cached and reasoning parts.
+const (
+	TokensInput TokenType = iota
+	TokensOutput
+	TokensCached
+	TokensReasoning
+	NumTokenTypes
+)
+
+func (t TokenType) String() string {
+	return [...]string{"input", "output", "cached", "reasoning"}[t]
 }
 
 // Used reports whether the route has had an attempt.

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/berry-gateway/berry/edge/internal/meter"
+	"github.com/berry-gateway/berry/edge/internal/quota"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -28,6 +30,12 @@ type Runtime interface {
 	Apply(*berryv1.Snapshot) error
 	Applied() (version uint64, lineage string)
 	AppliedHash() []byte
+}
+
+// Metering is the edge's usage meter and key credit (serving.Runtime).
+type Metering interface {
+	Meter() *meter.Meter
+	Quota() *quota.Ledger
 }
 
 // Saver keeps accepted snapshots across restarts (snapfile.File): Save writes one;
@@ -62,6 +70,10 @@ type Client struct {
 	Fleet          Fleet
 	ReportInterval time.Duration
 	ScoreTTL       time.Duration
+	// Metering, when set, adds the usage and the quota accounting of the keys to the
+	// batches Fleet's observations go in, and receives the control plane's quota
+	// grants.
+	Metering Metering
 
 	// MaxSnapshotAge, when set, is how long the edge may serve a snapshot the control
 	// plane has not confirmed as current (it is not connected) before it refuses
@@ -208,6 +220,9 @@ func (c *Client) session(ctx context.Context, log *slog.Logger) error {
 	}
 	c.connected.Store(true)
 	c.confirmed.Store(time.Now().UnixNano())
+	if c.Metering != nil {
+		c.Metering.Quota().Connected(time.Now())
+	}
 	defer func() {
 		c.confirmed.Store(time.Now().UnixNano())
 		c.connected.Store(false)
@@ -243,6 +258,12 @@ func (c *Client) session(ctx context.Context, log *slog.Logger) error {
 		}
 		if sc := msg.GetScores(); sc != nil {
 			c.applyScores(sc)
+			continue
+		}
+		if g := msg.GetGrants(); g != nil {
+			if c.Metering != nil {
+				c.Metering.Quota().Apply(g, time.Now())
+			}
 			continue
 		}
 		snap := msg.GetSnapshot()

@@ -2,6 +2,8 @@ package cpsync
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"sync"
 	"time"
 
@@ -71,6 +73,14 @@ func (c *Client) ScoreEpoch() (instance string, epoch uint64) {
 	return c.scoreInstance, c.scoreEpoch
 }
 
+// instance names this edge process in its batches: with a batch's seq, it lets the
+// control plane count each batch once.
+var instance = func() string {
+	var b [8]byte
+	_, _ = crand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}()
+
 // report takes observations every interval and hands them to send without ever
 // waiting on the stream: while the previous batch is still being sent, the new one is
 // merged into what is pending (counts add up, estimates are replaced) and the merge is
@@ -94,6 +104,14 @@ func (c *Client) report(ctx context.Context, send func(*berryv1.ObservationBatch
 	t := time.NewTicker(c.reportInterval())
 	defer t.Stop()
 	var pending *berryv1.ObservationBatch
+	var seq uint64
+	defer func() {
+		// Usage not sent goes in the next session's first batch; only what was on
+		// the wire when the stream broke can be lost.
+		if pending != nil && c.Metering != nil {
+			c.Metering.Meter().Merge(pending.GetUsage())
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -109,6 +127,13 @@ func (c *Client) report(ctx context.Context, send func(*berryv1.ObservationBatch
 				pending.MergedBatches++
 				c.mergedBatches.Add(1)
 			}
+			if m := c.Metering; m != nil {
+				pending.Usage = append(pending.Usage, m.Meter().Drain()...)
+				pending.Quota = append(pending.Quota, m.Quota().Report(now)...)
+				pending.GrantInstance, pending.AppliedGrantSeq = m.Quota().Applied()
+			}
+			seq++
+			pending.Seq, pending.Instance = seq, instance
 			select {
 			case out <- pending:
 				pending = nil

@@ -100,6 +100,7 @@ func (h *Handler) forward(r *request) int {
 		f, done := h.try(&a, up)
 		if done {
 			r.rec.Backend = b.State.Label
+			r.metered.backend = b
 			if tried > 1 {
 				r.model.Stats.Failovers.Add(1)
 			}
@@ -184,6 +185,10 @@ func (h *Handler) try(a *attempt, up *fasthttp.Request) (_ failure, done bool) {
 		}
 	}()
 	up.Reset()
+	// An OpenAI-format stream reports its usage only when asked: the edge asks, and
+	// takes that chunk out of what the client sees unless the client asked too.
+	r.fields.AskUsage = r.stream && a.codec == codecOpenAI && p.AskStreamUsage &&
+		(r.op == provider.OpChat || r.op == provider.OpCompletions)
 	if err := a.writeRequest(up); err != nil {
 		s.Breaker.Release(a.ticket)
 		if errors.Is(err, provider.ErrInvalidRequest) {

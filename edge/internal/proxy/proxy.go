@@ -13,6 +13,8 @@ import (
 
 	"github.com/berry-gateway/berry/edge/internal/accesslog"
 	"github.com/berry-gateway/berry/edge/internal/backends"
+	"github.com/berry-gateway/berry/edge/internal/meter"
+	"github.com/berry-gateway/berry/edge/internal/quota"
 	"github.com/berry-gateway/berry/edge/internal/routing"
 	"github.com/berry-gateway/berry/pkg/balancer"
 	"github.com/berry-gateway/berry/pkg/jsonscan"
@@ -22,9 +24,12 @@ import (
 )
 
 // Runtime gives the routing table to serve from (serving.Runtime): bound to its
-// runtime state, immutable, nil until the first snapshot.
+// runtime state, immutable, nil until the first snapshot; and the keys' fleet credit
+// and the usage meter, which outlive tables.
 type Runtime interface {
 	Table() *routing.Table
+	Quota() *quota.Ledger
+	Meter() *meter.Meter
 }
 
 // Freshness says whether the served snapshot may no longer be trusted (cpsync.Client
@@ -176,26 +181,39 @@ func (h *Handler) end(r *request, logged bool) {
 	if bytes.HasPrefix(ctx.Path(), []byte("/v1/")) {
 		ctx.Response.Header.Set("Access-Control-Allow-Origin", "*")
 	}
-	if !r.streaming && (logged && h.opts.AccessLog != nil || r.trace.span != nil) {
+	if !r.streaming {
 		rec := &r.rec
 		rec.Status = ctx.Response.StatusCode()
 		body := ctx.Response.Body()
-		rec.BytesOut = int64(len(body))
-		rec.Duration = time.Since(rec.Time)
 		u := jsonscan.NoUsage
-		if rec.Status < 300 && r.model != nil {
-			u, _ = jsonscan.ScanUsage(body)
-			rec.InputTokens, rec.OutputTokens = u.Input, u.Output
-		}
-		if logged {
-			h.opts.AccessLog.Log(rec)
-		}
-		if r.trace.span != nil {
-			var model []byte
+		if r.model != nil && (r.metered.backend != nil || r.metered.ticket.Held()) {
 			if rec.Status < 300 {
-				model = jsonscan.ScanModel(body)
+				u, _ = jsonscan.ScanUsage(body)
+				if u.Input < 0 {
+					r.metered.inputEstimate = provider.EstimateTokens(ctx.PostBody())
+				}
+			} else {
+				u = jsonscan.Usage{} // an error answer: no tokens
 			}
-			finishTrace(r.trace, rec.Status, rec.Backend, rec.NAttempts, u, model, "")
+			r.metered.key, r.metered.model = r.user.ID, r.model
+			h.settle(&r.metered, u, int64(len(body)+3)/4)
+		}
+		if logged && h.opts.AccessLog != nil || r.trace.span != nil {
+			rec.BytesOut = int64(len(body))
+			rec.Duration = time.Since(rec.Time)
+			if rec.Status < 300 {
+				rec.InputTokens, rec.OutputTokens = u.Input, u.Output
+			}
+			if logged {
+				h.opts.AccessLog.Log(rec)
+			}
+			if r.trace.span != nil {
+				var model []byte
+				if rec.Status < 300 {
+					model = jsonscan.ScanModel(body)
+				}
+				finishTrace(r.trace, rec.Status, rec.Backend, rec.NAttempts, u, model, "")
+			}
 		}
 	}
 	r.reset()
@@ -269,6 +287,8 @@ type request struct {
 	chatReady  bool
 	// pin is the backend a Responses API continuation must use (responses.go).
 	pin pinned
+	// metered is what the request's usage is settled with (metering.go).
+	metered metered
 }
 
 var requestPool = sync.Pool{New: func() any {
@@ -380,7 +400,7 @@ func (h *Handler) serveOp(r *request, op provider.Op) {
 		class := classAny
 		if r.candidates() {
 			if !admitted {
-				if !r.admit() {
+				if !h.admit(r) {
 					return
 				}
 				admitted = true
@@ -491,25 +511,6 @@ func (r *request) route() bool {
 		return r.continuation()
 	}
 	return true
-}
-
-// admit counts the request against the key's rate limit, or answers 429. It runs
-// once the request is known to reach a backend: one refused before that (a bad
-// backend, nothing available) uses no quota.
-func (r *request) admit() bool {
-	l := r.user.Limiter
-	if l == nil {
-		return true
-	}
-	ok, wait := l.Allow(r.now)
-	if ok {
-		return true
-	}
-	r.model.Stats.Limited.Add(1)
-	r.in.writeError(r.ctx, fasthttp.StatusTooManyRequests, typeRateLimit, "rate_limit_exceeded",
-		"rate limit exceeded for this API key; retry after "+strconv.Itoa(ceilSeconds(wait))+"s")
-	r.ctx.Response.Header.Set("Retry-After", strconv.Itoa(ceilSeconds(wait)))
-	return false
 }
 
 // candidates fills r.cands with the model's backends this request may use now, or

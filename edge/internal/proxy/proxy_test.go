@@ -18,11 +18,12 @@ import (
 	"github.com/berry-gateway/berry/pkg/config"
 )
 
-// runtimeFor serves doc as version 1, as berry-edge's runtime would; "" serves
-// nothing yet.
+// runtimeFor serves doc as version 1, as a standalone berry-edge's runtime would
+// (keys' limits are the edge's own); "" serves nothing yet.
 func runtimeFor(t testing.TB, doc string) *serving.Runtime {
 	t.Helper()
 	var rt serving.Runtime
+	rt.Quota().SetStandalone(true)
 	if doc == "" {
 		return &rt
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/berry-gateway/berry/edge/internal/accesslog"
 	"github.com/berry-gateway/berry/edge/internal/backends"
+	"github.com/berry-gateway/berry/edge/internal/quota"
 	"github.com/berry-gateway/berry/pkg/jsonscan"
 	"github.com/berry-gateway/berry/pkg/provider"
 	"github.com/berry-gateway/berry/pkg/sse"
@@ -69,6 +70,13 @@ type stream struct {
 	// upstream named in its first events, for it.
 	trace traced
 	model []byte
+	// metered settles the request's usage when the stream ends. strip: the edge asked
+	// the upstream for the usage chunk the client did not ask for, and takes it out
+	// of what is relayed (its usage goes to usage).
+	metered metered
+	strip   bool
+	// keep is where, in buf, the incomplete event a stripping relay held back starts.
+	keep int
 }
 
 // outcome is how a stream that reached its end ended.
@@ -282,6 +290,7 @@ func (st *stream) interrupted() bool {
 func (st *stream) release() {
 	st.h, st.span, st.tr, st.client, st.err, st.conn = nil, span{}, nil, nil, nil, nil
 	st.rec, st.recID, st.sent, st.trace, st.model = accesslog.Record{}, st.recID[:0], 0, traced{}, st.model[:0]
+	st.metered, st.strip, st.keep = metered{}, false, 0
 	st.buf, st.out, st.tail, st.scratch = st.buf[:0], st.out[:0], st.tail[:0], st.scratch[:0]
 	st.ending, st.unread, st.outcome, st.phase = nil, nil, outcomeNone, phaseHeld
 	streamPool.Put(st)
@@ -300,18 +309,26 @@ func (h *Handler) startRelay(r *request, st *stream) {
 	st.rec.Backend = st.b.State.Label
 	st.span.rec = &st.rec
 	st.trace = r.trace
-	// What came before the first content, for the access log and the trace only:
-	// Anthropic's message_start has the input tokens and the model.
+	st.metered = r.metered
+	st.metered.key, st.metered.model, st.metered.backend = r.user.ID, r.model, st.b
+	r.metered.ticket = quota.Ticket{} // the stream settles it
+	st.strip = st.tr == nil && r.fields.AskUsage && !r.fields.IncludeUsage
+	st.metered.inputEstimate = -1
+	if st.tr == nil && !r.fields.AskUsage && !r.fields.IncludeUsage && r.in == inOpenAI {
+		// An OpenAI-format stream nobody asked usage of: the estimate needs the body,
+		// which is gone when the stream ends.
+		st.metered.inputEstimate = provider.EstimateTokens(ctx.PostBody())
+	}
+	// What came before the first content: Anthropic's message_start has the input
+	// tokens and the model.
 	st.usage = jsonscan.NoUsage
-	if st.h.opts.AccessLog != nil || st.trace.span != nil {
-		held := st.buf
-		if st.tr != nil {
-			held = st.out
-		}
-		st.scanUsage(held)
-		if st.trace.span != nil {
-			st.scanModel(held)
-		}
+	held := st.buf
+	if st.tr != nil {
+		held = st.out
+	}
+	st.scanUsage(held)
+	if st.trace.span != nil {
+		st.scanModel(held)
 	}
 	ctx.Response.Reset()
 	ctx.SetStatusCode(fasthttp.StatusOK)
@@ -341,8 +358,12 @@ func (st *stream) next() []byte {
 		case phaseHeld:
 			st.phase = phaseRelay
 			if st.tr == nil {
-				st.remember(st.buf)
-				return st.buf
+				out := st.buf
+				if st.strip {
+					out = st.stripUsage(false)
+				}
+				st.remember(out)
+				return out
 			}
 			// Events read together with the first content have not been translated
 			// yet; they may be all there is, with nothing more to read.
@@ -366,6 +387,9 @@ func (st *stream) next() []byte {
 			n, err := st.src.Read(st.buf[len(st.buf):cap(st.buf)])
 			st.buf = st.buf[:len(st.buf)+n]
 			chunk := st.buf[len(st.buf)-n:]
+			if st.strip {
+				chunk = st.stripUsage(err != nil)
+			}
 			if st.tr != nil {
 				var terr error
 				if chunk, terr = st.translate(); terr != nil {
@@ -397,13 +421,67 @@ func (st *stream) next() []byte {
 	}
 }
 
-// reset drops what was sent, keeping an incomplete event to translate later.
+// reset drops what was sent, keeping an incomplete event to translate (or, when
+// stripping, to judge) later.
 func (st *stream) reset() {
-	if st.tr == nil {
+	switch {
+	case st.strip:
+		st.buf = st.buf[:copy(st.buf, st.buf[st.keep:])]
+		st.out, st.keep = st.out[:0], 0
+	case st.tr == nil:
 		st.buf = st.buf[:0]
-	} else {
+	default:
 		st.out = st.out[:0]
 	}
+}
+
+// stripUsage returns the complete events in buf without the usage-only chunk the
+// edge asked for (its usage is kept), and marks the incomplete rest to keep (all of
+// it goes at the end of the body: final). Without that chunk in buf, it returns buf's
+// bytes as they are, uncopied.
+func (st *stream) stripUsage(final bool) []byte {
+	b := st.buf
+	end := len(b)
+	if !final {
+		end = completeEvents(b)
+	}
+	st.keep = end
+	if !bytes.Contains(b[:end], []byte(`"choices":[]`)) {
+		return b[:end]
+	}
+	out := st.out[:0]
+	rest := b[:end]
+	for len(rest) > 0 {
+		ev, next, ok := sse.Next(rest)
+		if !ok {
+			out = append(out, rest...)
+			break
+		}
+		if bytes.Contains(ev, []byte(`"choices":[]`)) && bytes.Contains(ev, []byte(`"usage"`)) {
+			var data []byte
+			_, data, st.scratch = sse.Fields(ev, st.scratch)
+			if u, ok := jsonscan.ScanUsage(data); ok {
+				st.usage.Merge(u)
+			}
+		} else {
+			out = append(out, rest[:next]...)
+		}
+		rest = rest[next:]
+	}
+	st.out = out
+	return out
+}
+
+// completeEvents is the length of b's complete events: up to its last blank line.
+func completeEvents(b []byte) int {
+	end := 0
+	if i := bytes.LastIndex(b, []byte("\n\n")); i >= 0 {
+		end = i + 2
+	}
+	if i := bytes.LastIndex(b, []byte("\n\r\n")); i >= 0 {
+		end = max(end, i+3)
+	}
+	return end
 }
 
 // remember keeps the last tailSize bytes sent in st.tail: finish judges whether a
@@ -539,8 +617,9 @@ func (st *stream) CloseWithError(err error) error {
 		st.closeUpstream(err)
 		st.endNeutral(backends.Class2xx)
 	}
+	st.scanUsage(st.tailEvents())
+	st.h.settle(&st.metered, st.usage, (st.sent+3)/4)
 	if l := st.h.opts.AccessLog; l != nil || st.trace.span != nil {
-		st.scanUsage(st.tailEvents())
 		rec.Status = fasthttp.StatusOK
 		rec.BytesOut = st.sent
 		rec.Duration = time.Since(rec.Time)

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/berry-gateway/berry/edge/internal/backends"
-	"github.com/berry-gateway/berry/edge/internal/ratelimit"
+	"github.com/berry-gateway/berry/edge/internal/quota"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/pkg/config"
 )
@@ -56,7 +56,7 @@ token = "tw"
 `
 
 func TestBindKeepsStateAcrossVersions(t *testing.T) {
-	reg := Registries{Backends: &backends.Registry{}, Limits: &ratelimit.Registry{}}
+	reg := Registries{Backends: &backends.Registry{}}
 	t1 := buildDoc(t, 1, bindDoc, reg)
 	now := time.Unix(1000, 0)
 	for range 5 {
@@ -64,12 +64,8 @@ func TestBindKeepsStateAcrossVersions(t *testing.T) {
 		tk, _ := br.Acquire(now)
 		br.Failure(tk, now)
 	}
-	if ok, _ := t1.UserByToken([]byte("t")).Limiter.Allow(now); !ok {
-		t.Fatal("first request rejected")
-	}
-
-	// Version 2 drops p2's backend and adds p1/b; p1/a keeps its open breaker and the
-	// key its used quota.
+	// Version 2 drops p2's backend and adds p1/b; p1/a keeps its open breaker. (A key's
+	// used quota is the runtime's quota.Ledger's, by key id, across versions.)
 	doc2 := bindDoc[:len(bindDoc)] + `
 [[models.m.backends]]
 provider = "p1"
@@ -80,11 +76,11 @@ model = "b"
 	if b0.State != t1.ModelByName("m").Backends[0].State || b0.State.Available(now) {
 		t.Fatal("p1/a lost its state (open breaker) across versions")
 	}
-	if ok, _ := t2.UserByToken([]byte("t")).Limiter.Allow(now); ok {
-		t.Fatal("a new version reset the key's quota")
+	if u := t2.UserByToken([]byte("t")); !u.HasQuota || u.Quota[quota.RequestsMinute] != 1 {
+		t.Fatalf("the key's limits: %v", u.Quota)
 	}
-	if t2.UserByToken([]byte("tw")).Limiter != nil {
-		t.Fatal("an unlimited key got a limiter")
+	if t2.UserByToken([]byte("tw")).HasQuota {
+		t.Fatal("an unlimited key has limits")
 	}
 	if t2.ModelByName("m").Stats == nil {
 		t.Fatal("model stats not bound")
@@ -92,7 +88,7 @@ model = "b"
 }
 
 func TestSeesBackend(t *testing.T) {
-	tab := buildDoc(t, 1, bindDoc, Registries{Backends: &backends.Registry{}, Limits: &ratelimit.Registry{}})
+	tab := buildDoc(t, 1, bindDoc, Registries{Backends: &backends.Registry{}})
 	m := tab.ModelByName("m")
 	tagged, untagged := m.Backends[0], m.Backends[1]
 	tests := []struct {

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/berry-gateway/berry/edge/internal/backends"
-	"github.com/berry-gateway/berry/edge/internal/ratelimit"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/pkg/config"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -32,7 +31,7 @@ func TestUserUsable(t *testing.T) {
 				{Id: "u", TokenSha256: config.HashToken("tok"), Enabled: tt.enabled, ExpiresAt: tt.expires},
 			}}
 			config.Normalize(cfg) // settings defaults
-			tb, err := Build(&berryv1.Snapshot{Version: 1, Config: cfg}, Registries{Backends: &backends.Registry{}, Limits: &ratelimit.Registry{}})
+			tb, err := Build(&berryv1.Snapshot{Version: 1, Config: cfg}, Registries{Backends: &backends.Registry{}})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/berry-gateway/berry/edge/internal/backends"
-	"github.com/berry-gateway/berry/edge/internal/ratelimit"
+	"github.com/berry-gateway/berry/edge/internal/quota"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/pkg/balancer"
 	"github.com/berry-gateway/berry/pkg/config"
@@ -46,18 +46,22 @@ type Settings struct {
 	RecoveryInterval time.Duration
 	// MaxRequestBody is the largest request body accepted; 0: the edge's own limit.
 	MaxRequestBody uint64
+	// QuotaWhenDisconnected is what a cut-off edge does with fleet limits
+	// (config.QuotaShare, QuotaOpen, QuotaClosed).
+	QuotaWhenDisconnected string
 }
 
 func settings(s *berryv1.Settings) Settings {
 	seconds := func(v, def uint32) time.Duration { return time.Duration(cmp.Or(v, def)) * time.Second }
 	return Settings{
-		RequestTimeout:   seconds(s.GetRequestTimeoutSeconds(), config.DefaultRequestTimeoutSeconds),
-		MaxRetries:       int(s.GetMaxRetries()),
-		BreakerThreshold: int(cmp.Or(s.GetCircuitBreakerFailureThreshold(), config.DefaultCircuitBreakerFailureThreshold)),
-		BreakerTimeout:   seconds(s.GetCircuitBreakerTimeoutSeconds(), config.DefaultCircuitBreakerTimeoutSeconds),
-		HealthInterval:   seconds(s.GetHealthCheckIntervalSeconds(), config.DefaultHealthCheckIntervalSeconds),
-		RecoveryInterval: seconds(s.GetRecoveryCheckIntervalSeconds(), config.DefaultRecoveryCheckIntervalSeconds),
-		MaxRequestBody:   s.GetMaxRequestBodyBytes(),
+		RequestTimeout:        seconds(s.GetRequestTimeoutSeconds(), config.DefaultRequestTimeoutSeconds),
+		MaxRetries:            int(s.GetMaxRetries()),
+		BreakerThreshold:      int(cmp.Or(s.GetCircuitBreakerFailureThreshold(), config.DefaultCircuitBreakerFailureThreshold)),
+		BreakerTimeout:        seconds(s.GetCircuitBreakerTimeoutSeconds(), config.DefaultCircuitBreakerTimeoutSeconds),
+		HealthInterval:        seconds(s.GetHealthCheckIntervalSeconds(), config.DefaultHealthCheckIntervalSeconds),
+		RecoveryInterval:      seconds(s.GetRecoveryCheckIntervalSeconds(), config.DefaultRecoveryCheckIntervalSeconds),
+		MaxRequestBody:        s.GetMaxRequestBodyBytes(),
+		QuotaWhenDisconnected: cmp.Or(s.GetQuotaWhenDisconnected(), config.QuotaShare),
 	}
 }
 
@@ -67,9 +71,10 @@ type User struct {
 	Enabled  bool
 	allowed  map[string]bool // model ids; nil means all
 	Tags     []string
-	Limits   ratelimit.Limits
-	// Limiter enforces Limits; nil when the key is unlimited.
-	Limiter *ratelimit.Limiter
+	// Quota are the key's fleet limits and budgets (quota.Ledger enforces them);
+	// HasQuota: any is set.
+	Quota    quota.Limits
+	HasQuota bool
 
 	// ExpiresAt is when the key stops working; zero means never.
 	ExpiresAt time.Time
@@ -115,6 +120,10 @@ type Model struct {
 	Wildcard       []*Backend
 	wildcardPrefix string
 
+	// MaxPrice is the highest price among its backends, what a request's cost is
+	// reserved at before a backend is chosen; nil when none has a price.
+	MaxPrice *berryv1.Price
+
 	// Fallbacks are the models a request continues on when every backend failed
 	// with an error class, indexed like config.FallbackClasses; nil: none.
 	Fallbacks [NumFallbackClasses]*Model
@@ -147,6 +156,8 @@ type Backend struct {
 	Enabled       bool
 	Tags          []string
 	PerRequest    bool // billed per call: never probed with paid requests
+	// Price of its tokens; nil: no cost is computed.
+	Price *berryv1.Price
 	// Seed is the stable hash session affinity pins with (balancer.Candidate.Seed).
 	Seed uint64
 	// wildcard: the backend of a model's wildcard; UpstreamModel is the pattern and
@@ -173,6 +184,9 @@ type Provider struct {
 	// ResponsesNative: the provider serves the Responses API itself (responses_api,
 	// else its kind's default); otherwise the edge translates it into chat.
 	ResponsesNative bool
+	// AskStreamUsage: the provider streams OpenAI's format and accepts
+	// stream_options, so the edge asks it for the usage of every stream.
+	AskStreamUsage bool
 }
 
 // Registries hold the runtime state that outlives tables. Build attaches their
@@ -180,7 +194,6 @@ type Provider struct {
 // Runtime must own them and call Build for one snapshot at a time.
 type Registries struct {
 	Backends *backends.Registry
-	Limits   *ratelimit.Registry
 }
 
 // Build validates a snapshot, compiles it and binds it to the registries. An error
@@ -238,7 +251,11 @@ func Build(s *berryv1.Snapshot, reg Registries) (*Table, error) {
 				Enabled:       b.GetEnabled(),
 				Tags:          b.GetTags(),
 				PerRequest:    b.GetBillingMode() == "per_request",
+				Price:         b.GetPrice(),
 			})
+			if p := b.GetPrice(); p != nil && (mod.MaxPrice == nil || costlier(p, mod.MaxPrice)) {
+				mod.MaxPrice = p
+			}
 		}
 		t.models[mod.Name] = mod
 		for _, a := range mod.Aliases {
@@ -262,9 +279,8 @@ func Build(s *berryv1.Snapshot, reg Registries) (*Table, error) {
 		if u.GetExpiresAt() != nil {
 			usr.ExpiresAt = u.GetExpiresAt().AsTime()
 		}
-		if rl := u.GetRateLimit(); rl != nil {
-			usr.Limits = ratelimit.Limits{PerMinute: rl.GetRequestsPerMinute(), PerHour: rl.GetRequestsPerHour(), PerDay: rl.GetRequestsPerDay()}
-		}
+		usr.Quota = quota.LimitsOf(u.GetRateLimit(), u.GetBudget())
+		usr.HasQuota = usr.Quota.Any()
 		if len(u.GetAllowedModels()) > 0 {
 			usr.allowed = make(map[string]bool, len(u.GetAllowedModels()))
 			for _, id := range u.GetAllowedModels() {
@@ -304,17 +320,12 @@ func (t *Table) bind(reg Registries) {
 	for i, id := range modelIDs {
 		t.modelsByID[id].Stats = sy.Models[i]
 	}
-	var ids []string
-	var lims []ratelimit.Limits
-	var us []*User
-	for _, u := range t.users {
-		ids = append(ids, u.ID)
-		lims = append(lims, u.Limits)
-		us = append(us, u)
-	}
-	for i, l := range reg.Limits.Sync(ids, lims) {
-		us[i].Limiter = l
-	}
+}
+
+// costlier reports whether a costs more than b per token (the larger of its input and
+// output prices).
+func costlier(a, b *berryv1.Price) bool {
+	return max(a.GetInputPerMtok(), a.GetOutputPerMtok()) > max(b.GetInputPerMtok(), b.GetOutputPerMtok())
 }
 
 // IsWildcard reports whether b stands for a model's wildcard, whose upstream model
@@ -414,5 +425,6 @@ func buildProvider(p *berryv1.Provider, requestTimeout time.Duration) (*Provider
 	case "":
 		prov.ResponsesNative = a.Supports(provider.OpResponses)
 	}
+	prov.AskStreamUsage = p.GetStreamUsage() != "off" && a.NewStream(provider.OpChat, "") == nil
 	return prov, nil
 }

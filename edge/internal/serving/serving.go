@@ -17,7 +17,8 @@ import (
 	"time"
 
 	"github.com/berry-gateway/berry/edge/internal/backends"
-	"github.com/berry-gateway/berry/edge/internal/ratelimit"
+	"github.com/berry-gateway/berry/edge/internal/meter"
+	"github.com/berry-gateway/berry/edge/internal/quota"
 	"github.com/berry-gateway/berry/edge/internal/routing"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 )
@@ -27,8 +28,11 @@ type Runtime struct {
 	applyMu  sync.Mutex // one snapshot at a time: Build prunes the registries
 	cur      atomic.Pointer[served]
 	backends backends.Registry
-	limits   ratelimit.Registry
 	probes   probeAssignment
+	// quota holds the keys' fleet credit, and meter the usage not yet reported:
+	// both outlive tables (a key keeps its credit across config versions).
+	quota quota.Ledger
+	meter meter.Meter
 }
 
 // served pairs a table with the lineage and content hash of the snapshot it was
@@ -44,13 +48,20 @@ type served struct {
 func (r *Runtime) Apply(s *berryv1.Snapshot) error {
 	r.applyMu.Lock()
 	defer r.applyMu.Unlock()
-	t, err := routing.Build(s, routing.Registries{Backends: &r.backends, Limits: &r.limits})
+	t, err := routing.Build(s, routing.Registries{Backends: &r.backends})
 	if err != nil {
 		return err
 	}
+	r.quota.SetMode(t.Settings.QuotaWhenDisconnected)
 	r.cur.Store(&served{table: t, lineage: s.GetLineage(), hash: s.GetContentHash()})
 	return nil
 }
+
+// Quota is the keys' fleet credit.
+func (r *Runtime) Quota() *quota.Ledger { return &r.quota }
+
+// Meter is the usage not yet reported to the control plane.
+func (r *Runtime) Meter() *meter.Meter { return &r.meter }
 
 // Table returns the table to serve from, or nil before the first snapshot.
 func (r *Runtime) Table() *routing.Table {

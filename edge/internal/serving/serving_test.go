@@ -84,7 +84,7 @@ func TestOnlyBoundTablesAreVisible(t *testing.T) {
 				}
 				tab := rt.Table()
 				m := tab.ModelByName("m")
-				if m.Stats == nil || tab.UserByToken([]byte("t")).Limiter == nil {
+				if m.Stats == nil || !tab.UserByToken([]byte("t")).HasQuota {
 					t.Error("a published table without its runtime state")
 					return
 				}

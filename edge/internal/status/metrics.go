@@ -84,9 +84,16 @@ func (p *Pages) writeMetrics(w *metrics.Writer, t *routing.Table, reg *backends.
 	for _, m := range models {
 		w.Sample("berry_failovers_total", float64(m.Failovers.Load()), "model", m.ID)
 	}
-	w.Header("berry_rate_limited_total", "counter", "Requests rejected by an API key's rate limit, by model.")
+	w.Header("berry_rate_limited_total", "counter", "Requests rejected by an API key's request or token limits, by model.")
 	for _, m := range models {
-		w.Sample("berry_rate_limited_total", float64(m.Limited.Load()), "model", m.ID)
+		n := m.QuotaRejected[backends.QuotaRequests].Load() + m.QuotaRejected[backends.QuotaTokens].Load()
+		w.Sample("berry_rate_limited_total", float64(n), "model", m.ID)
+	}
+	w.Header("berry_quota_rejections_total", "counter", "Requests rejected by an API key's fleet limits, by model and reason (requests, tokens, budget).")
+	for _, m := range models {
+		for q := range m.QuotaRejected {
+			w.Sample("berry_quota_rejections_total", float64(m.QuotaRejected[q].Load()), "model", m.ID, "reason", backends.QuotaReason(q).String())
+		}
 	}
 
 	w.Header("berry_upstream_requests_total", "counter", "Upstream attempts by model, backend and outcome class.")
@@ -97,6 +104,21 @@ func (p *Pages) writeMetrics(w *metrics.Writer, t *routing.Table, reg *backends.
 		for c := range rs.Requests {
 			w.Sample("berry_upstream_requests_total", float64(rs.Requests[c].Load()),
 				"model", rs.Model, "backend", rs.Backend, "class", backends.Class(c).String())
+		}
+	}
+	w.Header("berry_tokens_total", "counter", "Tokens of the answers served, by model, backend and type (input, output, cached, reasoning).")
+	for _, rs := range reg.Routes() {
+		if !rs.Used() {
+			continue
+		}
+		for k := range rs.Tokens {
+			w.Sample("berry_tokens_total", float64(rs.Tokens[k].Load()), "model", rs.Model, "backend", rs.Backend, "type", backends.TokenType(k).String())
+		}
+	}
+	w.Header("berry_cost_usd_total", "counter", "Cost of the answers served at their backends' prices, by model and backend.")
+	for _, rs := range reg.Routes() {
+		if rs.Used() {
+			w.Sample("berry_cost_usd_total", float64(rs.CostMicroUSD.Load())/1e6, "model", rs.Model, "backend", rs.Backend)
 		}
 	}
 	states = slices.DeleteFunc(states, func(s *backends.State) bool { return !s.Used(now) })
