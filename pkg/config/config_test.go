@@ -35,6 +35,7 @@ max_retries = 3
 headers = { "X-Extra" = "v" }
 backend_type = "openai"
 responses_api = "native"
+stream_usage = "ask"
 
 [providers.azure-east]
 name = "Azure East"
@@ -113,7 +114,7 @@ func seedConfig() *berryv1.Config {
 				Id: "openai-primary", Name: "OpenAI Primary Account", BaseUrl: "https://api.openai.com/v1",
 				ApiKey: "sk-primary-secret", Models: []string{"gpt-4", "gpt-4-turbo", "gpt-3.5-turbo"},
 				Enabled: true, TimeoutSeconds: 30, MaxRetries: 3,
-				Headers: map[string]string{"X-Extra": "v"}, BackendType: "openai", ResponsesApi: "native",
+				Headers: map[string]string{"X-Extra": "v"}, BackendType: "openai", ResponsesApi: "native", StreamUsage: "ask",
 			},
 		},
 		Models: []*berryv1.Model{{

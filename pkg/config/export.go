@@ -59,6 +59,9 @@ func ExportTOML(cfg *berryv1.Config) ([]byte, error) {
 		if p.GetResponsesApi() != "" {
 			w.str("responses_api", p.GetResponsesApi())
 		}
+		if p.GetStreamUsage() != "" {
+			w.str("stream_usage", p.GetStreamUsage())
+		}
 	}
 
 	for _, m := range cfg.GetModels() {

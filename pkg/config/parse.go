@@ -52,6 +52,7 @@ type rawProvider struct {
 	BackendType    string            `toml:"backend_type"`
 	APIVersion     string            `toml:"api_version"`
 	ResponsesAPI   string            `toml:"responses_api"`
+	StreamUsage    string            `toml:"stream_usage"`
 }
 
 type rawModel struct {
@@ -338,6 +339,7 @@ func (p *parser) provider(i int, id string, r rawProvider, st *berryv1.Settings)
 		BackendType:    r.BackendType,
 		ApiVersion:     r.APIVersion,
 		ResponsesApi:   r.ResponsesAPI,
+		StreamUsage:    r.StreamUsage,
 	}
 	providerDefaults(pr)
 	return pr

@@ -117,6 +117,9 @@ affinity = "header:X-Session-Id"`,
 		{"responses_api kept", doc{provider: `responses_api = "chat"`}, func(c *berryv1.Config) (any, any) {
 			return c.GetProviders()[0].GetResponsesApi(), "chat"
 		}},
+		{"stream_usage kept", doc{provider: `stream_usage = "off"`}, func(c *berryv1.Config) (any, any) {
+			return c.GetProviders()[0].GetStreamUsage(), "off"
+		}},
 		{"backend defaults", doc{}, func(c *berryv1.Config) (any, any) {
 			b := c.GetModels()[0].GetBackends()[0]
 			return []any{b.GetWeight(), b.GetEnabled(), b.GetBillingMode(), b.GetPriority()},

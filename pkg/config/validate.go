@@ -130,6 +130,9 @@ func (v *validator) provider(i int, p *berryv1.Provider) {
 	}
 	v.adapter(path, p)
 	v.responsesAPI(path, p)
+	if su := p.GetStreamUsage(); su != "" && su != "ask" && su != "off" {
+		v.errorf(path+".stream_usage", `unknown value %q (known: ask, off)`, su)
+	}
 	if len(p.GetModels()) == 0 {
 		v.errorf(path+".models", "must list at least one model")
 	}

@@ -330,6 +330,9 @@ func TestValidateProtoForm(t *testing.T) {
 			`providers.c.responses_api: "native" is not possible with backend_type "claude": Anthropic does not serve the Responses API; use "chat" or leave it unset`,
 			`providers.d.responses_api: "native" is not possible with backend_type "anthropic": Anthropic does not serve the Responses API; use "chat" or leave it unset`,
 		}},
+		{"stream_usage", func(c *berryv1.Config) { c.Providers[0].StreamUsage = "never" }, []string{
+			`providers.a.stream_usage: unknown value "never" (known: ask, off)`,
+		}},
 		{"quota when disconnected", func(c *berryv1.Config) { c.Settings.QuotaWhenDisconnected = "Share" }, []string{
 			`settings.quota_when_disconnected: unknown mode "Share" (known: share, open, closed)`,
 		}},
