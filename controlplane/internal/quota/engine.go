@@ -102,6 +102,7 @@ type Engine struct {
 	dirty     []*counter
 	expired   []Counter // dropped windows, to delete from the store
 	lastPrune time.Time
+	streamSeq uint64
 	stats     Stats
 	scratch   []*share
 }
@@ -159,7 +160,7 @@ type edge struct {
 	// known: a batch of this edge was applied since the engine started, so its
 	// balances are known.
 	known     bool
-	seqs      []replay // per edge process (instance)
+	seqs        []replay // per edge process (instance) and stream
 	grantSeq  uint64   // the seq of the last QuotaGrants taken for it
 	confirmed uint64   // the highest applied_grant_seq it reported
 	lastQuota time.Time
@@ -169,10 +170,12 @@ type edge struct {
 	shares    map[ckey]*share // its shares of live counters
 }
 
-// replay remembers which batches of one edge process were applied: the highest seq
-// and a bitmap of the replayWindow seqs below it.
+// replay remembers which batches of one edge process (instance) on one stream were
+// applied: the highest seq and a bitmap of the replayWindow seqs below it. An edge
+// numbers its batches per stream; one that numbers them per process is served as well.
 type replay struct {
 	instance string
+	stream   uint64
 	top      uint64
 	seen     uint64 // bit i: top-1-i was applied
 	used     time.Time
@@ -229,9 +232,17 @@ func (e *Engine) Restore(cs []Counter) {
 	}
 }
 
-// Connect records an edge's stream opening and returns what records its closing.
-// An edge may have overlapping streams while it reconnects.
-func (e *Engine) Connect(id string) (disconnect func()) {
+// Stream is one Sync stream of an edge: its batches are numbered on their own.
+type Stream struct {
+	e    *Engine
+	id   string
+	n    uint64
+	once sync.Once
+}
+
+// Connect records an edge's stream opening; Close records its closing. An edge may
+// have overlapping streams while it reconnects.
+func (e *Engine) Connect(id string) *Stream {
 	now := e.now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -242,13 +253,22 @@ func (e *Engine) Connect(id string) (disconnect func()) {
 	}
 	ed.streams++
 	ed.lastSeen = now
-	var once sync.Once
-	return func() { once.Do(func() { e.disconnect(ed) }) }
+	e.streamSeq++
+	return &Stream{e: e, id: id, n: e.streamSeq}
 }
 
-func (e *Engine) disconnect(ed *edge) {
+// Close records the stream's end (once).
+func (s *Stream) Close() {
+	s.once.Do(func() { s.e.disconnect(s.id) })
+}
+
+// Observe is Engine.Observe for a batch received on this stream.
+func (s *Stream) Observe(b *berryv1.ObservationBatch) bool { return s.e.observe(s.id, s.n, b) }
+
+func (e *Engine) disconnect(id string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	ed := e.edges[id] // an edge with a stream open is never pruned
 	ed.streams--
 	ed.lastSeen = e.now()
 	if ed.streams > 0 {
@@ -302,15 +322,18 @@ func (e *Engine) markDirty(c *counter) {
 
 // Observe applies one observation batch of an edge: its quota reports and its
 // confirmation of the grants it applied. It reports whether the batch is new: a
-// batch whose seq was already applied for the edge id and process (instance) is
-// ignored, and its usage must not be counted either. Seq 0 (an edge that does not
-// number its batches) is always applied.
-func (e *Engine) Observe(id string, b *berryv1.ObservationBatch) bool {
+// batch whose seq was already applied for the edge id, process (instance) and stream
+// is ignored, and its usage must not be counted either. Seq 0 (an edge that does not
+// number its batches) is always applied. Batches given here rather than to a Stream
+// count as one stream's.
+func (e *Engine) Observe(id string, b *berryv1.ObservationBatch) bool { return e.observe(id, 0, b) }
+
+func (e *Engine) observe(id string, stream uint64, b *berryv1.ObservationBatch) bool {
 	now := e.now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	ed := e.edge(id)
-	if !ed.accept(b.GetInstance(), b.GetSeq(), now) {
+	if !ed.accept(b.GetInstance(), stream, b.GetSeq(), now) {
 		e.stats.BatchesIgnored++
 		return false
 	}
@@ -325,12 +348,13 @@ func (e *Engine) Observe(id string, b *berryv1.ObservationBatch) bool {
 	return true
 }
 
-// accept reports whether the batch seq of process instance is new, and records it.
-func (ed *edge) accept(instance string, seq uint64, now time.Time) bool {
+// accept reports whether the batch seq of process instance on stream is new, and
+// records it.
+func (ed *edge) accept(instance string, stream, seq uint64, now time.Time) bool {
 	if seq == 0 {
 		return true
 	}
-	i := slices.IndexFunc(ed.seqs, func(r replay) bool { return r.instance == instance })
+	i := slices.IndexFunc(ed.seqs, func(r replay) bool { return r.instance == instance && r.stream == stream })
 	if i < 0 {
 		if len(ed.seqs) >= maxInstances {
 			oldest := 0
@@ -341,7 +365,7 @@ func (ed *edge) accept(instance string, seq uint64, now time.Time) bool {
 			}
 			ed.seqs = slices.Delete(ed.seqs, oldest, oldest+1)
 		}
-		ed.seqs = append(ed.seqs, replay{instance: instance, top: seq, used: now})
+		ed.seqs = append(ed.seqs, replay{instance: instance, stream: stream, top: seq, used: now})
 		return true
 	}
 	r := &ed.seqs[i]
@@ -684,12 +708,12 @@ func (e *Engine) Redirty(put, del []Counter) {
 	e.expired = append(e.expired, del...)
 }
 
-// Uses returns key's limits in their current windows.
-func (e *Engine) Uses(key string) []Use {
+// Uses returns how much of key's limits lim (the current config's) is used in their
+// current windows.
+func (e *Engine) Uses(key string, lim Limits) []Use {
 	now := e.now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	lim := e.limits[key]
 	var out []Use
 	for _, d := range Dimensions {
 		if lim[d] <= 0 {

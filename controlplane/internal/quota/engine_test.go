@@ -48,7 +48,7 @@ func TestWindows(t *testing.T) {
 		Budget:    &berryv1.Budget{UsdPerDay: 1.5, UsdPerMonth: 1e-9},
 	})
 	if l.Get(rpm) != 60 || l.Get(berryv1.QuotaDimension_QUOTA_DIMENSION_TOKENS_DAY) != 1e6 || l.Get(cday) != 1_500_000 ||
-		l.Get(cmonth) != 1 || l.Get(rpd) != 0 || l.Get(0) != 0 {
+		l.Get(cmonth) != 0 || l.Get(rpd) != 0 || l.Get(0) != 0 {
 		t.Errorf("limits %v", l)
 	}
 	if got := LimitsFromConfig(&berryv1.Config{Users: []*berryv1.User{{Id: "a"}, {Id: "b", Budget: &berryv1.Budget{UsdPerDay: 2}}}}); len(got) != 1 || got["b"].Get(cday) != 2e6 {
@@ -196,7 +196,7 @@ func TestIdleShareFlowsBack(t *testing.T) {
 	if got := credits(eng.Take("a")); got != 5 { // 30 - 5 consumed - 20 held by b
 		t.Fatalf("a got %d while b holds 20, want 5", got)
 	}
-	if u := eng.Uses("k"); len(u) != 1 || u[0].Used != 5 || u[0].Outstanding != 25 {
+	if u := eng.Uses("k", eng.Limits("k")); len(u) != 1 || u[0].Used != 5 || u[0].Outstanding != 25 {
 		t.Fatalf("uses %+v", u)
 	}
 	clk.Advance(time.Second)
@@ -238,7 +238,7 @@ func TestWindowRollover(t *testing.T) {
 	if credits(g) == 0 || g.GetGrants()[0].GetWindow() != w+1 {
 		t.Fatalf("new window: %v", g)
 	}
-	if u := eng.Uses("k"); u[0].Used != 0 || !u[0].WindowEnd.Equal(WindowEnd(rpm, w+1)) {
+	if u := eng.Uses("k", eng.Limits("k")); u[0].Used != 0 || !u[0].WindowEnd.Equal(WindowEnd(rpm, w+1)) {
 		t.Fatalf("new window's use %+v", u)
 	}
 	// A late report for the past window still counts there, then the window expires.
@@ -286,7 +286,7 @@ func TestRestart(t *testing.T) {
 	if got := credits(eng.Take("a")); got != 15 { // 60 - 40 restored - 5 held
 		t.Fatalf("granted %d, want 15", got)
 	}
-	if u := eng.Uses("k"); u[0].Used != 40 {
+	if u := eng.Uses("k", eng.Limits("k")); u[0].Used != 40 {
 		t.Fatalf("used %d after restore, want 40", u[0].Used)
 	}
 	// An edge that never reports holds grants up for the warmup only.
@@ -331,6 +331,24 @@ func TestIdempotentBatches(t *testing.T) {
 	if st := eng.Stats(); st.BatchesApplied != 7 || st.BatchesIgnored != 4 {
 		t.Fatalf("stats %+v", st)
 	}
+	// An edge numbers its batches per stream: a new stream's seqs start over and
+	// count, while each stream's replays do not; an old stream's batch that arrives
+	// late still counts once.
+	old, cur := eng.Connect("a"), eng.Connect("a")
+	batch := func(seq uint64) *berryv1.ObservationBatch {
+		return &berryv1.ObservationBatch{Seq: seq, Instance: "p1", Quota: []*berryv1.QuotaReport{r()}}
+	}
+	for _, step := range []struct {
+		st   *Stream
+		seq  uint64
+		want bool
+	}{
+		{old, 500, true}, {cur, 1, true}, {old, 501, true}, {cur, 2, true}, {cur, 1, false}, {old, 501, false}, {cur, 3, true},
+	} {
+		if got := step.st.Observe(batch(step.seq)); got != step.want {
+			t.Fatalf("stream %d seq %d: applied %v, want %v", step.st.n, step.seq, got, step.want)
+		}
+	}
 }
 
 // A reservation settled below what it took reports negative consumption.
@@ -341,7 +359,7 @@ func TestNegativeConsumed(t *testing.T) {
 	eng.Connect("a")
 	observe(eng, "a", 1, report("k", tpm, clk.Now(), 4000, 4000, 1000))
 	observe(eng, "a", 2, report("k", tpm, clk.Now(), -1500, 0, 2500))
-	u := eng.Uses("k")
+	u := eng.Uses("k", eng.Limits("k"))
 	if u[0].Used != 2500 || u[0].Outstanding != 2500 {
 		t.Fatalf("use %+v, want used 2500, outstanding 2500", u[0])
 	}
@@ -358,7 +376,7 @@ func TestInFlightAndDisconnect(t *testing.T) {
 	clk := newClock(t0)
 	eng := New(Options{Now: clk.Now, Instance: "cp"})
 	eng.SetLimits(limits("k", rpm, 100))
-	gone := eng.Connect("a")
+	gone := eng.Connect("a").Close
 	eng.Connect("b")
 	observe(eng, "a", 1, report("k", rpm, clk.Now(), 0, 10, 0))
 	observe(eng, "b", 1)
@@ -371,13 +389,13 @@ func TestInFlightAndDisconnect(t *testing.T) {
 	if g2 := eng.Take("a"); credits(g2) != 0 {
 		t.Fatalf("granted again %v", g2)
 	}
-	if u := eng.Uses("k"); u[0].Outstanding != 27 {
+	if u := eng.Uses("k", eng.Limits("k")); u[0].Outstanding != 27 {
 		t.Fatalf("outstanding %d", u[0].Outstanding)
 	}
 	// The edge applied it and spent 4 before its batch: the reported balance rules.
 	eng.Observe("a", &berryv1.ObservationBatch{Seq: 2, Instance: "a-1", AppliedGrantSeq: g.GetSeq(), GrantInstance: "cp",
 		Quota: []*berryv1.QuotaReport{report("k", rpm, clk.Now(), 4, 10, 16)}})
-	if u := eng.Uses("k"); u[0].Used != 4 || u[0].Outstanding != 16 {
+	if u := eng.Uses("k", eng.Limits("k")); u[0].Used != 4 || u[0].Outstanding != 16 {
 		t.Fatalf("after confirmation %+v", u[0])
 	}
 	// Confirmed without a report of the key: the credit moves to the balance.
@@ -385,14 +403,14 @@ func TestInFlightAndDisconnect(t *testing.T) {
 	eng.Tick()
 	g = eng.Take("a")
 	eng.Observe("a", &berryv1.ObservationBatch{Seq: 4, Instance: "a-1", AppliedGrantSeq: g.GetSeq(), GrantInstance: "cp"})
-	if u := eng.Uses("k"); u[0].Outstanding != 16+credits(g) {
+	if u := eng.Uses("k", eng.Limits("k")); u[0].Outstanding != 16+credits(g) {
 		t.Fatalf("confirmed without report: outstanding %d, want %d", u[0].Outstanding, 16+credits(g))
 	}
 	// Computed, not sent, then the edge goes: freed. Its balance stays taken.
 	observe(eng, "a", 5, report("k", rpm, clk.Now(), 0, 60, 16))
 	eng.Tick()
 	gone()
-	if u := eng.Uses("k"); u[0].Outstanding != 16 {
+	if u := eng.Uses("k", eng.Limits("k")); u[0].Outstanding != 16 {
 		t.Fatalf("after disconnect: outstanding %d, want 16", u[0].Outstanding)
 	}
 	if eng.Connected() != 1 {

@@ -194,7 +194,7 @@ func newSim(start time.Time, n int, key string, dim berryv1.QuotaDimension, limi
 	for i := range n {
 		s.edges = append(s.edges, newSimEdge(fmt.Sprintf("e%d", i)))
 		s.rates = append(s.rates, 0)
-		s.discon[i] = s.eng.Connect(s.edges[i].id)
+		s.discon[i] = s.eng.Connect(s.edges[i].id).Close
 	}
 	return s
 }

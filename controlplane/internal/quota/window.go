@@ -118,20 +118,16 @@ func LimitsFromConfig(cfg *berryv1.Config) map[string]Limits {
 	return out
 }
 
-// MicroUSD converts a budget in USD to micro-USD, rounded to the nearest; a positive
-// budget is at least 1 (never "no limit"), and anything not positive is 0.
+// MicroUSD converts a budget in USD to micro-USD, rounded to the nearest, as edges
+// do; anything not positive and finite is 0 (no limit).
 func MicroUSD(usd float64) int64 {
-	if !(usd > 0) { // also NaN
+	if !(usd > 0) || math.IsInf(usd, 0) { // also NaN
 		return 0
 	}
-	v := math.Round(usd * 1e6)
-	switch {
-	case v < 1:
-		return 1
-	case v >= math.MaxInt64:
-		return math.MaxInt64
+	if v := math.Round(usd * 1e6); v < math.MaxInt64 {
+		return int64(v)
 	}
-	return int64(v)
+	return math.MaxInt64
 }
 
 func clampInt64(v uint64) int64 {
