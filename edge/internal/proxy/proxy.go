@@ -189,6 +189,9 @@ func (h *Handler) end(r *request, logged bool) {
 		if r.model != nil && (r.metered.backend != nil || r.metered.ticket.Held()) {
 			if rec.Status < 300 {
 				u, _ = jsonscan.ScanUsage(body)
+				if r.op == provider.OpEmbeddings && u.Input >= 0 {
+					u.Output = 0 // embeddings produce no tokens
+				}
 				if u.Input < 0 {
 					r.metered.inputEstimate = provider.EstimateTokens(ctx.PostBody())
 				}
