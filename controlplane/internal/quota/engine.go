@@ -160,7 +160,7 @@ type edge struct {
 	// known: a batch of this edge was applied since the engine started, so its
 	// balances are known.
 	known     bool
-	seqs        []replay // per edge process (instance) and stream
+	seqs      []replay // per edge process (instance) and stream
 	grantSeq  uint64   // the seq of the last QuotaGrants taken for it
 	confirmed uint64   // the highest applied_grant_seq it reported
 	lastQuota time.Time
