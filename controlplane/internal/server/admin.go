@@ -52,6 +52,8 @@ var ReadMethods = []string{
 	berryv1.AdminService_FleetStatus_FullMethodName,
 	berryv1.AdminService_ValidateConfig_FullMethodName,
 	berryv1.AdminService_GetServerInfo_FullMethodName,
+	berryv1.AdminService_GetUsage_FullMethodName,
+	berryv1.AdminService_GetQuotas_FullMethodName,
 }
 
 // errNotFound is wrapped by writes that name an entry that does not exist.
@@ -66,7 +68,8 @@ type AdminService struct {
 	scores    *cache.Scores    // read by GetScores
 	fleet     *fleet.Registry  // read by FleetStatus
 	log       *slog.Logger
-	metrics   *metrics // nil: not measured
+	metrics   *metrics      // nil: not measured
+	quota     *QuotaService // read by GetQuotas; nil: no quota state
 
 	writeMu sync.Mutex // orders write+publish so edges see versions in order
 

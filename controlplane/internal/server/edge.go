@@ -39,13 +39,17 @@ type EdgeService struct {
 	scores    *cache.Scores
 	fleet     *fleet.Registry
 	callbacks EdgeCallbacks
-	log       *slog.Logger
+	// quotas, when set, takes each stream's usage and quota reports and gives the
+	// grants to send down it.
+	quotas QuotaStreams
+	log    *slog.Logger
 
 	done     chan struct{}
 	doneOnce sync.Once
 
 	// Counters for the metrics collector.
 	snapshotsSent, scoresSent, acks atomic.Uint64
+	grantsSent                      atomic.Uint64
 	nacks                           [numNackReasons]atomic.Uint64
 
 	berryv1.UnimplementedEdgeServiceServer
@@ -129,6 +133,13 @@ func (e *EdgeService) Sync(stream grpc.BidiStreamingServer[berryv1.SyncRequest, 
 	if e.callbacks != nil {
 		defer e.callbacks.StreamOpened(id)()
 	}
+	var quotas QuotaStream
+	var grantsReady <-chan struct{} // nil without quotas: never ready
+	if e.quotas != nil {
+		quotas = e.quotas.OpenStream(id)
+		defer quotas.Close()
+		grantsReady = quotas.Ready()
+	}
 	log.Info("edge connected", "applied_version", edge.AppliedVersion, "build", edge.BuildVersion)
 	defer log.Info("edge disconnected")
 
@@ -145,6 +156,9 @@ func (e *EdgeService) Sync(stream grpc.BidiStreamingServer[berryv1.SyncRequest, 
 			case *berryv1.SyncRequest_Observations:
 				if e.callbacks != nil {
 					e.callbacks.Observed(id, k.Observations)
+				}
+				if quotas != nil {
+					quotas.Observed(k.Observations)
 				}
 			case *berryv1.SyncRequest_Ack:
 				a := k.Ack
@@ -187,6 +201,11 @@ func (e *EdgeService) Sync(stream grpc.BidiStreamingServer[berryv1.SyncRequest, 
 		select {
 		case <-changed:
 		case <-scoresChanged:
+		case <-grantsReady:
+			if err := stream.Send(&berryv1.SyncResponse{Kind: &berryv1.SyncResponse_Grants{Grants: quotas.Take()}}); err != nil {
+				return err
+			}
+			e.grantsSent.Add(1)
 		case err := <-recvErr:
 			if errors.Is(err, io.EOF) {
 				return nil

@@ -42,6 +42,10 @@ type Options struct {
 	// Registry receives the control plane's metrics (default: a registry of its
 	// own); the binary adds the Go runtime's, the process's and its build's to it.
 	Registry *prometheus.Registry
+	// QuotaInterval is how often quota credit is computed and pushed to edges
+	// (default DefaultQuotaInterval); UsageFlushInterval how often the usage ledger
+	// and quota counters are written (default DefaultUsageFlushInterval).
+	QuotaInterval, UsageFlushInterval time.Duration
 }
 
 // DefaultEdgeExpiry is berry-controlplane's default for Options.EdgeExpiry: long
@@ -55,6 +59,7 @@ type Server struct {
 	admin   *AdminService
 	edge    *EdgeService
 	scoring *ScoreService
+	quota   *QuotaService
 	health  *health.Server
 	log     *slog.Logger
 	reg     *prometheus.Registry
@@ -82,14 +87,18 @@ func New(st *store.Store, opts Options) *Server {
 	for _, name := range []string{"", berryv1.AdminService_ServiceDesc.ServiceName, berryv1.EdgeService_ServiceDesc.ServiceName} {
 		h.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
+	quotas := NewQuotaService(st, &snapshots, QuotaOptions{Interval: opts.QuotaInterval, FlushInterval: opts.UsageFlushInterval, Log: log})
 	s := &Server{
 		admin:   NewAdminService(st, &snapshots, &scores, edges, log),
 		edge:    NewEdgeService(st.Lineage(), &snapshots, &scores, edges, scoring, log),
 		scoring: scoring,
+		quota:   quotas,
 		health:  h,
 		log:     log,
 		reg:     opts.Registry,
 	}
+	s.edge.quotas = quotas
+	s.admin.quota = quotas
 	if s.reg == nil {
 		s.reg = prometheus.NewRegistry()
 	}
@@ -102,8 +111,10 @@ func New(st *store.Store, opts Options) *Server {
 // metrics endpoint to gather.
 func (s *Server) Registry() *prometheus.Registry { return s.reg }
 
-// Start runs the fleet-score loop until ctx ends or Shutdown is called: scores are
-// merged and pushed from the start, whether or not an edge has connected yet.
+// Start runs the fleet-score loop and the quota loop until ctx ends or Shutdown is
+// called: scores are merged and pushed from the start, whether or not an edge has
+// connected yet; quota credit is granted, and usage written, once the quota counters
+// are read back from the store, and what is left is written when the loop stops.
 func (s *Server) Start(ctx context.Context) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -112,6 +123,7 @@ func (s *Server) Start(ctx context.Context) {
 	}
 	ctx, s.cancel = context.WithCancel(ctx)
 	s.loop.Go(func() { s.scoring.Run(ctx) })
+	s.loop.Go(func() { s.quota.Run(ctx) })
 }
 
 // Load publishes the store's current version, if any, to the snapshot cache.
@@ -191,7 +203,8 @@ func (s *Server) Drain(ctx context.Context, gs *grpc.Server, delay, timeout time
 }
 
 // Shutdown ends every edge stream, so that a graceful gRPC stop can finish, and stops
-// the score loop. Drain calls it after its delay.
+// the score loop and the quota loop, which writes the usage not yet written. Drain
+// calls it after its delay.
 func (s *Server) Shutdown() {
 	s.health.Shutdown() // load balancers stop sending before the streams end
 	s.edge.Shutdown()

@@ -1,0 +1,336 @@
+package server
+
+import (
+	"cmp"
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/berry-gateway/berry/controlplane/internal/cache"
+	"github.com/berry-gateway/berry/controlplane/internal/quota"
+	"github.com/berry-gateway/berry/controlplane/internal/store"
+	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
+	"github.com/berry-gateway/berry/pkg/config"
+)
+
+// Usage and quota defaults.
+const (
+	// DefaultQuotaInterval is how often credit is computed and pushed to edges.
+	DefaultQuotaInterval = quota.DefaultInterval
+	// DefaultUsageFlushInterval is how often the ledger and the quota counters are
+	// written to the store (one transaction each time).
+	DefaultUsageFlushInterval = time.Second
+	// usagePurgeEvery is how often ledger rows past retention and quota counters of
+	// past windows are deleted.
+	usagePurgeEvery = time.Hour
+	// finalFlushTimeout bounds the flush on shutdown.
+	finalFlushTimeout = 10 * time.Second
+)
+
+// QuotaService keeps the fleet's usage ledger and quota leases: it takes the usage and
+// quota reports of the edges' observation batches, writes the ledger and the counters
+// to the store in batches, and every interval computes each edge's credit, which the
+// edge service sends down that edge's stream. The quota engine owns the lease state;
+// this service owns the ledger not yet written and the edges' mailboxes.
+type QuotaService struct {
+	engine    *quota.Engine
+	store     *store.Store
+	snapshots *cache.Snapshots // the config: limits, retention
+	log       *slog.Logger
+	interval  time.Duration
+	flush     time.Duration
+	now       func() time.Time
+
+	writeMu  sync.Mutex // one write at a time: counters are written as absolute values
+	mu       sync.Mutex
+	usage    map[store.UsageKey]store.UsageCounters // received, not yet written
+	boxes    map[string]*mailbox                    // edge id → its newest stream's mailbox
+	sessions uint64
+
+	restored   atomic.Bool // the counters of the current windows were read back
+	flushes    atomic.Uint64
+	flushFails atomic.Uint64
+}
+
+// mailbox tells one stream that its edge has a QuotaGrants to take.
+type mailbox struct {
+	ready   chan struct{} // capacity 1: a signal, not a queue
+	session uint64
+}
+
+// QuotaOptions tunes NewQuotaService. The zero value is usable.
+type QuotaOptions struct {
+	// Interval is how often credit is computed and sent (default
+	// DefaultQuotaInterval); FlushInterval how often the store is written (default
+	// DefaultUsageFlushInterval).
+	Interval, FlushInterval time.Duration
+	// Now is the clock (default time.Now); windows and ledger hours are counted by it.
+	Now func() time.Time
+	Log *slog.Logger
+}
+
+// NewQuotaService returns the quota service on st, reading limits and settings from
+// snapshots.
+func NewQuotaService(st *store.Store, snapshots *cache.Snapshots, opts QuotaOptions) *QuotaService {
+	q := &QuotaService{
+		store: st, snapshots: snapshots, log: cmp.Or(opts.Log, slog.Default()),
+		interval: cmp.Or(opts.Interval, DefaultQuotaInterval), flush: cmp.Or(opts.FlushInterval, DefaultUsageFlushInterval),
+		now:   opts.Now,
+		usage: map[store.UsageKey]store.UsageCounters{}, boxes: map[string]*mailbox{},
+	}
+	if q.now == nil {
+		q.now = time.Now
+	}
+	q.engine = quota.New(quota.Options{Now: q.now, Interval: q.interval})
+	return q
+}
+
+// QuotaStreams is told of every edge Sync stream (EdgeService.quotas).
+type QuotaStreams interface {
+	// OpenStream is called when an edge's stream is accepted.
+	OpenStream(edgeID string) QuotaStream
+}
+
+// QuotaStream is one Sync stream's part in the fleet's quotas.
+type QuotaStream interface {
+	// Observed is called with every observation batch, on the stream's receiving
+	// goroutine: it must not block.
+	Observed(b *berryv1.ObservationBatch)
+	// Ready is signalled when the edge has a QuotaGrants to send: Take returns it.
+	Ready() <-chan struct{}
+	Take() *berryv1.QuotaGrants
+	// Close is called when the stream ends.
+	Close()
+}
+
+// quotaStream is one Sync stream's side of the quota service.
+type quotaStream struct {
+	q      *QuotaService
+	edge   string
+	stream *quota.Stream
+	box    *mailbox
+}
+
+// OpenStream implements QuotaStreams: the stream becomes the one its edge's grants
+// go down (a reconnecting edge's newer stream takes over from the old one).
+func (q *QuotaService) OpenStream(edgeID string) QuotaStream {
+	st := q.engine.Connect(edgeID)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.sessions++
+	box := &mailbox{ready: make(chan struct{}, 1), session: q.sessions}
+	q.boxes[edgeID] = box
+	return &quotaStream{q: q, edge: edgeID, stream: st, box: box}
+}
+
+func (s *quotaStream) Ready() <-chan struct{} { return s.box.ready }
+
+func (s *quotaStream) Take() *berryv1.QuotaGrants { return s.q.engine.Take(s.edge) }
+
+func (s *quotaStream) Close() {
+	s.q.mu.Lock()
+	if cur := s.q.boxes[s.edge]; cur != nil && cur.session == s.box.session {
+		delete(s.q.boxes, s.edge)
+	}
+	s.q.mu.Unlock()
+	s.stream.Close()
+}
+
+// Observed takes a batch's quota reports and usage, once per batch: a batch the
+// engine has seen (same edge, process, stream and seq) is ignored.
+func (s *quotaStream) Observed(b *berryv1.ObservationBatch) {
+	if !s.stream.Observe(b) || len(b.GetUsage()) == 0 {
+		return
+	}
+	hour := s.q.now().Unix() / 3600
+	s.q.mu.Lock()
+	defer s.q.mu.Unlock()
+	for _, r := range b.GetUsage() {
+		k := store.UsageKey{Hour: hour, Key: r.GetKey(), Model: r.GetModel(), Provider: r.GetProvider(), UpstreamModel: r.GetUpstreamModel()}
+		c := s.q.usage[k]
+		c.Add(store.CountersOf(r))
+		s.q.usage[k] = c
+	}
+}
+
+// Run computes and announces credit every interval, writes the ledger and the
+// counters every flush interval and purges hourly, until ctx ends; then it writes
+// what is left. Until the counters of the current windows have been read back from
+// the store, it grants nothing and writes nothing (consumption is kept in memory).
+func (q *QuotaService) Run(ctx context.Context) {
+	t := time.NewTicker(q.interval)
+	defer t.Stop()
+	var lastFlush, lastPurge time.Time
+	var applied *berryv1.Snapshot
+	q.restore(ctx)
+	for {
+		snap, changed := q.snapshots.Watch()
+		if snap != applied {
+			applied = snap
+			q.engine.SetLimits(quota.LimitsFromConfig(snap.GetConfig()))
+		}
+		select {
+		case <-ctx.Done():
+			q.finalFlush()
+			return
+		case <-changed:
+			continue
+		case <-t.C:
+		}
+		if !q.restored.Load() && !q.restore(ctx) {
+			continue
+		}
+		for _, id := range q.engine.Tick() {
+			q.notify(id)
+		}
+		now := q.now()
+		if now.Sub(lastFlush) >= q.flush {
+			lastFlush = now
+			q.write(ctx)
+		}
+		if now.Sub(lastPurge) >= usagePurgeEvery {
+			lastPurge = now
+			q.purge(ctx)
+		}
+	}
+}
+
+// restore reads back the consumption of the current windows, which the engine adds
+// to what edges reported since the start; once.
+func (q *QuotaService) restore(ctx context.Context) bool {
+	if q.restored.Load() {
+		return true
+	}
+	now := q.now()
+	from := make(map[berryv1.QuotaDimension]int64, len(quota.Dimensions))
+	for _, d := range quota.Dimensions {
+		from[d] = quota.Window(d, now)
+	}
+	cs, err := q.store.QuotaCounters(ctx, from)
+	if err != nil {
+		q.log.Error("reading quota counters; no credit is granted until it succeeds", "err", err)
+		return false
+	}
+	out := make([]quota.Counter, len(cs))
+	for i, c := range cs {
+		out[i] = quota.Counter{Key: c.Key, Dim: c.Dim, Window: c.Window, Consumed: c.Consumed}
+	}
+	q.engine.Restore(out)
+	q.restored.Store(true)
+	if len(out) > 0 {
+		q.log.Info("quota counters restored", "counters", len(out))
+	}
+	return true
+}
+
+func (q *QuotaService) notify(edge string) {
+	q.mu.Lock()
+	box := q.boxes[edge]
+	q.mu.Unlock()
+	if box == nil {
+		return
+	}
+	select {
+	case box.ready <- struct{}{}:
+	default: // already signalled: the stream takes everything at once
+	}
+}
+
+// write writes the ledger received and the counters changed since the last write in
+// one transaction; on failure both are kept for the next.
+func (q *QuotaService) write(ctx context.Context) {
+	q.writeMu.Lock()
+	defer q.writeMu.Unlock()
+	q.mu.Lock()
+	usage := q.usage
+	q.usage = map[store.UsageKey]store.UsageCounters{}
+	q.mu.Unlock()
+	put, del := q.engine.TakeDirty()
+	b := &store.UsageBatch{Usage: usage, QuotaPut: storeCounters(put), QuotaDelete: storeCounters(del)}
+	if b.Empty() {
+		return
+	}
+	err := q.store.WriteUsage(ctx, b)
+	if err == nil {
+		q.flushes.Add(1)
+		return
+	}
+	q.flushFails.Add(1)
+	q.log.Error("writing the usage ledger; kept for the next write", "err", err, "rows", len(usage))
+	q.engine.Redirty(put, del)
+	q.mu.Lock()
+	for k, c := range usage {
+		cur := q.usage[k]
+		cur.Add(c)
+		q.usage[k] = cur
+	}
+	q.mu.Unlock()
+}
+
+func storeCounters(cs []quota.Counter) []store.QuotaCounter {
+	if len(cs) == 0 {
+		return nil
+	}
+	out := make([]store.QuotaCounter, len(cs))
+	for i, c := range cs {
+		out[i] = store.QuotaCounter{Key: c.Key, Dim: c.Dim, Window: c.Window, Consumed: c.Consumed}
+	}
+	return out
+}
+
+// finalFlush writes what is left when the service stops, on a context of its own:
+// the one Run had has ended.
+func (q *QuotaService) finalFlush() {
+	ctx, cancel := context.WithTimeout(context.Background(), finalFlushTimeout)
+	defer cancel()
+	if !q.restore(ctx) {
+		// Consumption counted since the start has not been added to the stored
+		// counters: writing them would lose the stored part. The ledger is additive.
+		q.mu.Lock()
+		usage := q.usage
+		q.usage = map[store.UsageKey]store.UsageCounters{}
+		q.mu.Unlock()
+		if len(usage) == 0 {
+			return
+		}
+		if err := q.store.WriteUsage(ctx, &store.UsageBatch{Usage: usage}); err != nil {
+			q.log.Error("writing the usage ledger on shutdown", "err", err, "rows", len(usage))
+		}
+		return
+	}
+	q.write(ctx)
+}
+
+// purge deletes ledger rows older than the settings' retention and quota counters of
+// windows before the previous one.
+func (q *QuotaService) purge(ctx context.Context) {
+	now := q.now()
+	snap, _ := q.snapshots.Watch()
+	days := snap.GetConfig().GetSettings().GetUsageRetentionDays()
+	if days == 0 {
+		days = config.DefaultUsageRetentionDays
+	}
+	before := now.Add(-time.Duration(days) * 24 * time.Hour)
+	windows := make(map[berryv1.QuotaDimension]int64, len(quota.Dimensions))
+	for _, d := range quota.Dimensions {
+		windows[d] = quota.Window(d, now) - 1
+	}
+	rows, counters, err := q.store.PurgeUsage(ctx, before, windows)
+	if err != nil {
+		q.log.Error("purging the usage ledger", "err", err)
+		return
+	}
+	if rows+counters > 0 {
+		q.log.Info("usage purged", "ledger_rows", rows, "quota_counters", counters, "retention_days", days)
+	}
+}
+
+// Flush writes the ledger and the counters now (for tests and admin reads that must
+// see the last second).
+func (q *QuotaService) Flush(ctx context.Context) {
+	if q.restored.Load() {
+		q.write(ctx)
+	}
+}
