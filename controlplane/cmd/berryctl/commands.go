@@ -124,6 +124,10 @@ func (c *cli) dispatch(ctx context.Context, pos []string) error {
 			model = args[0]
 		}
 		return c.scores(ctx, model)
+	case "usage":
+		return c.usage(ctx, args)
+	case "quotas":
+		return c.quotas(ctx, args)
 	case "help":
 		_, err := io.WriteString(c.out, usage)
 		return err

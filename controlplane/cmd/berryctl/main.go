@@ -52,6 +52,12 @@ Commands:
   scores [MODEL]              fleet-wide latency/TTFT, samples, contributing edges,
                               error rate (5xx and no answer over all but 4xx), recent
                               attempts by class, health and probe owner per backend
+  usage [--key ID] [--model ID] [--since 24h|RFC3339] [--until 0s|RFC3339] [--by key,model,backend,hour]
+                              the usage ledger: requests, tokens and cost, one total
+                              row or one per group (default: the last 24 hours;
+                              -o csv too)
+  quotas [--key ID]           each key's fleet limits and budgets: used, outstanding
+                              credit and what is left in the current windows
   version [--client]          this berryctl's version and the control plane's
 
 Global flags (anywhere on the line):
@@ -59,7 +65,7 @@ Global flags (anywhere on the line):
   --token T         bearer token (env BERRY_TOKEN); visible in the process list
   --token-file F    file holding the bearer token (env BERRY_TOKEN_FILE)
   --tls-ca FILE     verify the server with this CA (enables TLS); --tls-cert/--tls-key for mTLS
-  -o FORMAT         table (default), json, yaml; toml for get and export
+  -o FORMAT         table (default), json, yaml; toml for get and export; csv for usage and quotas
   --timeout D       per-call timeout (default 15s)
   --version         print berryctl's version and exit
   -h, --help        this help
@@ -98,6 +104,7 @@ type opts struct {
 	rpm, rph, rpd                                 uint
 	tpm, tpd                                      uint64
 	usdPerDay, usdPerMonth                        float64
+	usageFlags                                    // usage and quotas (usage.go)
 }
 
 func parse(args []string) (*opts, []string, error) {
@@ -147,6 +154,7 @@ func parse(args []string) (*opts, []string, error) {
 	fs.Uint64Var(&o.tpd, "tpd", 0, "")
 	fs.Float64Var(&o.usdPerDay, "usd-per-day", 0, "")
 	fs.Float64Var(&o.usdPerMonth, "usd-per-month", 0, "")
+	o.usageFlags.register(fs)
 	// Flags may come anywhere, kubectl style: parse, take one positional, repeat.
 	var pos []string
 	for {
@@ -164,8 +172,12 @@ func parse(args []string) (*opts, []string, error) {
 	}
 	switch o.output {
 	case "table", "json", "yaml", "toml":
+	case "csv":
+		if err := csvOutput(pos); err != nil {
+			return nil, nil, err
+		}
 	default:
-		return nil, nil, fmt.Errorf("-o %q: use table, json, yaml or toml", o.output)
+		return nil, nil, fmt.Errorf("-o %q: use table, json, yaml, toml or csv", o.output)
 	}
 	var err error
 	if o.token, err = token.Value(fs); err != nil {
