@@ -13,6 +13,7 @@ import (
 	"github.com/berry-gateway/berry/controlplane/internal/store"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/pkg/config"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Usage and quota defaults.
@@ -333,4 +334,49 @@ func (q *QuotaService) Flush(ctx context.Context) {
 	if q.restored.Load() {
 		q.write(ctx)
 	}
+}
+
+// Quota and usage metrics.
+var (
+	descGrantsSent = prometheus.NewDesc("berry_controlplane_quota_grants_messages_sent_total",
+		"QuotaGrants messages sent to edges (credit, or the clock and edge count only).", nil, nil)
+	descGrants = prometheus.NewDesc("berry_controlplane_quota_grants_total",
+		"Credit grants computed (one key, limit and window for one edge).", nil, nil)
+	descQuotaBatches = prometheus.NewDesc("berry_controlplane_usage_batches_total",
+		"Observation batches taken into the usage ledger and quotas, by result: applied, or duplicate (a seq already applied, ignored).", []string{"result"}, nil)
+	descUsageWrites = prometheus.NewDesc("berry_controlplane_usage_writes_total",
+		"Writes of the usage ledger and quota counters to the store, by result: ok or failed (kept for the next write).", []string{"result"}, nil)
+	descUsagePending = prometheus.NewDesc("berry_controlplane_usage_pending_rows",
+		"Usage ledger rows received and not yet written.", nil, nil)
+)
+
+// quotaCollector exposes the quota service's counts at scrape time.
+type quotaCollector struct {
+	q *QuotaService
+	e *EdgeService
+}
+
+// Describe implements prometheus.Collector.
+func (c quotaCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descGrantsSent, descGrants, descQuotaBatches, descUsageWrites, descUsagePending} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c quotaCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.q.engine.Stats()
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	counter(descGrantsSent, c.e.grantsSent.Load())
+	counter(descGrants, st.Grants)
+	counter(descQuotaBatches, st.BatchesApplied, "applied")
+	counter(descQuotaBatches, st.BatchesIgnored, "duplicate")
+	counter(descUsageWrites, c.q.flushes.Load(), "ok")
+	counter(descUsageWrites, c.q.flushFails.Load(), "failed")
+	c.q.mu.Lock()
+	pending := len(c.q.usage)
+	c.q.mu.Unlock()
+	ch <- prometheus.MustNewConstMetric(descUsagePending, prometheus.GaugeValue, float64(pending))
 }

@@ -200,6 +200,24 @@ func TestQuotaOverSync(t *testing.T) {
 	if n := h.srv.edge.grantsSent.Load(); n == 0 {
 		t.Fatal("no grants counted")
 	}
+	mfs, err := h.srv.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dups := -1.0
+	for _, mf := range mfs {
+		if mf.GetName() != "berry_controlplane_usage_batches_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if m.GetLabel()[0].GetValue() == "duplicate" {
+				dups = m.GetCounter().GetValue()
+			}
+		}
+	}
+	if dups != 1 {
+		t.Fatalf("duplicate batches counted %v, want 1", dups)
+	}
 }
 
 // A restarted control plane takes back the fleet's consumption from the store, and

@@ -103,6 +103,7 @@ func New(st *store.Store, opts Options) *Server {
 		s.reg = prometheus.NewRegistry()
 	}
 	s.metrics = newMetrics(s.reg, s)
+	s.reg.MustRegister(quotaCollector{q: quotas, e: s.edge})
 	s.admin.metrics = s.metrics
 	return s
 }
