@@ -16,9 +16,14 @@ import (
 const (
 	// DefaultInterval is how often credit is computed and pushed.
 	DefaultInterval = time.Second
-	// DefaultWarmup bounds how long a newly connected edge this engine has not heard
-	// from holds up every grant: its balances are unknown until it reports.
+	// DefaultWarmup bounds how long an edge that connects while the engine starts,
+	// and that it has not heard from, holds up every grant: what it holds (granted by
+	// the previous control-plane process) is unknown until it reports.
 	DefaultWarmup = 3 * time.Second
+	// startupPeriod is how long after the engine starts a connecting edge may hold
+	// grants up: the edges of the previous process reconnect then. An edge connecting
+	// later is new or was cut off, and holds at most the little it was granted.
+	startupPeriod = 10 * DefaultWarmup
 	// DefaultHeartbeat is how often an edge that reports no quota still gets a
 	// (possibly empty) QuotaGrants, so that it learns the clock and the edge count.
 	DefaultHeartbeat = 5 * time.Second
@@ -91,6 +96,7 @@ type Engine struct {
 	now       func() time.Time
 	interval  time.Duration
 	warmup    time.Duration
+	started   time.Time
 	heartbeat time.Duration
 	instance  string
 
@@ -192,6 +198,7 @@ func New(opts Options) *Engine {
 	if e.now == nil {
 		e.now = time.Now
 	}
+	e.started = e.now()
 	if e.instance == "" {
 		var b [8]byte
 		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
@@ -512,10 +519,14 @@ func (e *Engine) Tick() []string {
 }
 
 // warmingUp reports whether some connected edge has not been heard from since the
-// engine started and connected less than the warmup ago: what it holds is unknown.
+// engine started, connected in the startup period and less than the warmup ago: what
+// it holds is unknown.
 func (e *Engine) warmingUp(now time.Time) bool {
+	if now.Sub(e.started) >= startupPeriod+e.warmup {
+		return false
+	}
 	for _, ed := range e.edges {
-		if ed.streams > 0 && !ed.known && now.Sub(ed.connectedAt) < e.warmup {
+		if ed.streams > 0 && !ed.known && now.Sub(ed.connectedAt) < e.warmup && ed.connectedAt.Sub(e.started) < startupPeriod {
 			return true
 		}
 	}

@@ -303,6 +303,15 @@ func TestRestart(t *testing.T) {
 	if got := credits(eng.Take("a")); got != 5 {
 		t.Fatalf("after the warmup: granted %d, want 5", got)
 	}
+	// Past the startup period a new edge holds nothing up: it was granted nothing.
+	eng.SetLimits(limits("k", rpd, 1000))
+	clk.Advance(startupPeriod)
+	eng.Connect("d")
+	ack(eng, "a", 4, report("k", rpd, clk.Now(), 0, 30, 0))
+	eng.Tick()
+	if got := credits(eng.Take("a")); got == 0 {
+		t.Fatal("a new edge held grants up after the startup period")
+	}
 }
 
 // A batch counts once: a replayed seq is ignored, one overtaken by a later one is
