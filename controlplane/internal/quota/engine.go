@@ -35,8 +35,13 @@ const (
 	// second rides out a burst until its next grant (a grant is a batch and a tick away,
 	// up to two intervals).
 	wantIntervals = 2
-	// demandAlpha weighs the newest interval in an edge's demand estimate (EWMA).
+	// demandAlpha weighs the newest interval in an edge's demand estimate (EWMA),
+	// which splits the free credit and sets what an edge may hold.
 	demandAlpha = 0.5
+	// recentAlpha weighs it in the slower estimate that keeps one unit at an edge
+	// whose key has sparse traffic (a request every few seconds), so that its next
+	// request finds credit even after the edge handed back what it held.
+	recentAlpha = 0.1
 	// minDemand is the estimate below which an edge counts as idle (no grants).
 	minDemand = 0.05
 	// replayWindow is how many batch seqs below the highest one are remembered, so a
@@ -138,9 +143,10 @@ type share struct {
 	// confirmed since (negative: debt, a request admitted before any grant).
 	balance int64
 	// demandAcc is the demand reported since the last tick; demand the estimate per
-	// interval.
+	// interval, recent the slower one.
 	demandAcc int64
 	demand    float64
+	recent    float64
 	// unsent is credit computed but not yet taken for a message; inflight the grants
 	// sent that the edge has not confirmed (inflightSum their total).
 	unsent      int64
@@ -542,16 +548,20 @@ func (c *counter) decay() bool {
 		s.demandAcc = 0
 		switch {
 		case s.e.streams == 0:
-			s.demand = 0
+			s.demand, s.recent = 0, 0
 		case s.demand == 0:
 			s.demand = acc // a first report counts in full
 		default:
 			s.demand = demandAlpha*acc + (1-demandAlpha)*s.demand
 		}
+		s.recent = recentAlpha*acc + (1-recentAlpha)*s.recent
 		if s.demand < minDemand {
 			s.demand = 0
 		}
-		any = any || s.demand > 0
+		if s.recent < minDemand {
+			s.recent = 0
+		}
+		any = any || s.demand > 0 || s.recent > 0
 	}
 	return any
 }
@@ -563,14 +573,14 @@ func (e *Engine) rollover(c *counter, cur int64) {
 	c.rolled = true
 	var next *counter
 	for _, s := range c.list {
-		if s.demand <= 0 || s.e.streams == 0 {
+		if (s.demand <= 0 && s.recent <= 0) || s.e.streams == 0 {
 			continue
 		}
 		if next == nil {
 			next = e.counter(ckey{c.key, c.dim, cur})
 		}
 		if ns := next.share(s.e); ns.demand == 0 {
-			ns.demand = s.demand
+			ns.demand, ns.recent = s.demand, s.recent
 		}
 	}
 }
@@ -592,7 +602,7 @@ func (e *Engine) allocate(c *counter, limit int64) {
 	var sumD float64
 	for _, s := range c.list {
 		taken += max(s.balance, 0) + s.unsent + s.inflightSum
-		if s.demand > 0 {
+		if s.demand > 0 || s.recent > 0 {
 			cands = append(cands, s)
 			sumD += s.demand
 		}
@@ -605,25 +615,29 @@ func (e *Engine) allocate(c *counter, limit int64) {
 	left := free
 	short := false
 	for _, s := range cands {
-		want := max(int64(math.Ceil(wantIntervals*(s.demand+math.Sqrt(s.demand)))), 1)
+		// An edge with recent but no current demand stands by with what its recent
+		// demand wants.
+		d := max(s.demand, s.recent)
+		want := max(int64(math.Ceil(wantIntervals*(d+math.Sqrt(d)))), 1)
 		s.need = want - max(s.balance, 0) - s.unsent - s.inflightSum
 		s.credit = 0
 		if s.need <= 0 {
 			continue
 		}
-		cr := min(int64(float64(free)*s.demand/sumD), s.need, left)
+		var cr int64
+		if s.demand > 0 {
+			cr = min(int64(float64(free)*s.demand/sumD), s.need, left)
+		}
 		s.credit = cr
 		left -= cr
 		short = short || cr == 0
 	}
 	if short && left > 0 {
 		// Shares below one unit round to nothing: give one unit each, most demand
-		// first, while any is free.
+		// first (then the standing-by edges, most recent demand first), while any is
+		// free.
 		slices.SortFunc(cands, func(a, b *share) int {
-			if c := cmp.Compare(b.demand, a.demand); c != 0 {
-				return c
-			}
-			return cmp.Compare(a.e.id, b.e.id)
+			return cmp.Or(cmp.Compare(b.demand, a.demand), cmp.Compare(b.recent, a.recent), cmp.Compare(a.e.id, b.e.id))
 		})
 		for _, s := range cands {
 			if left < 1 {

@@ -512,3 +512,34 @@ func TestFleetBelowLimit(t *testing.T) {
 		}
 	}
 }
+
+// An edge whose key has sparse traffic keeps a unit standing by after it hands back
+// what it held, so its next request finds credit; an edge that never asked gets none.
+func TestSparseKeyStandsBy(t *testing.T) {
+	clk := newClock(t0)
+	eng := New(Options{Now: clk.Now})
+	eng.SetLimits(limits("k", rpd, 1000))
+	eng.Connect("a")
+	eng.Connect("b")
+	ack(eng, "a", 1, report("k", rpd, clk.Now(), 1, 1, 0))
+	ack(eng, "b", 1, report("k", rpd, clk.Now(), 0, 0, 0))
+	seq := uint64(2)
+	for range 6 { // idle: the fast estimate runs out
+		eng.Tick()
+		eng.Take("a")
+		eng.Take("b")
+		clk.Advance(time.Second)
+		ack(eng, "a", seq)
+		seq++
+	}
+	r := report("k", rpd, clk.Now(), 0, 0, 0)
+	r.Returned = true
+	ack(eng, "a", seq, r)
+	eng.Tick()
+	if got := credits(eng.Take("a")); got < 1 {
+		t.Fatalf("sparse edge got %d after handing back its credit", got)
+	}
+	if got := credits(eng.Take("b")); got != 0 {
+		t.Fatalf("an edge without demand got %d", got)
+	}
+}
