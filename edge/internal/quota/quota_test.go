@@ -114,6 +114,7 @@ func TestReturnsIdleCredit(t *testing.T) {
 	admitN(&l, "k", rpm(60), t0, 2, Amounts{Requests: 1})
 	l.Report(t0)
 	later := t0.Add(ReturnAfter + time.Second)
+	l.Connected(later) // still connected: no grant needed to say so
 	reps := l.Report(later)
 	if len(reps) != 1 || !reps[0].GetReturned() || reps[0].GetBalance() != 8 {
 		t.Fatalf("idle credit not returned: %v", reps)
