@@ -872,8 +872,12 @@ type QuotaGrants struct {
 	// Edges connected now, for the disconnected fallback (limit ÷ edges).
 	Edges uint32 `protobuf:"varint,3,opt,name=edges,proto3" json:"edges,omitempty"`
 	// The control-plane instance; with seq, an edge applies every grant once.
-	Instance      string `protobuf:"bytes,4,opt,name=instance,proto3" json:"instance,omitempty"`
-	Seq           uint64 `protobuf:"varint,5,opt,name=seq,proto3" json:"seq,omitempty"`
+	Instance string `protobuf:"bytes,4,opt,name=instance,proto3" json:"instance,omitempty"`
+	Seq      uint64 `protobuf:"varint,5,opt,name=seq,proto3" json:"seq,omitempty"`
+	// The control plane does not know yet what the fleet consumed (it restarted and
+	// edges that held credit have not all reported): it grants nothing, and edges apply
+	// their disconnected rule (quota_when_disconnected) meanwhile.
+	Hold          bool `protobuf:"varint,6,opt,name=hold,proto3" json:"hold,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -941,6 +945,13 @@ func (x *QuotaGrants) GetSeq() uint64 {
 		return x.Seq
 	}
 	return 0
+}
+
+func (x *QuotaGrants) GetHold() bool {
+	if x != nil {
+		return x.Hold
+	}
+	return false
 }
 
 // QuotaGrant adds credit to what an edge holds for one key's limit in one window.
@@ -1460,13 +1471,14 @@ const file_berry_v1_edge_proto_rawDesc = "" +
 	"\bconsumed\x18\x04 \x01(\x03R\bconsumed\x12\x16\n" +
 	"\x06demand\x18\x05 \x01(\x03R\x06demand\x12\x18\n" +
 	"\abalance\x18\x06 \x01(\x03R\abalance\x12\x1a\n" +
-	"\breturned\x18\a \x01(\bR\breturned\"\x9f\x01\n" +
+	"\breturned\x18\a \x01(\bR\breturned\"\xb3\x01\n" +
 	"\vQuotaGrants\x12,\n" +
 	"\x06grants\x18\x01 \x03(\v2\x14.berry.v1.QuotaGrantR\x06grants\x12\x1e\n" +
 	"\vnow_unix_ms\x18\x02 \x01(\x03R\tnowUnixMs\x12\x14\n" +
 	"\x05edges\x18\x03 \x01(\rR\x05edges\x12\x1a\n" +
 	"\binstance\x18\x04 \x01(\tR\binstance\x12\x10\n" +
-	"\x03seq\x18\x05 \x01(\x04R\x03seq\"\x86\x01\n" +
+	"\x03seq\x18\x05 \x01(\x04R\x03seq\x12\x12\n" +
+	"\x04hold\x18\x06 \x01(\bR\x04hold\"\x86\x01\n" +
 	"\n" +
 	"QuotaGrant\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x126\n" +
