@@ -110,6 +110,7 @@ func (c *Client) report(ctx context.Context, send func(*berryv1.ObservationBatch
 		// the wire when the stream broke can be lost.
 		if pending != nil && c.Metering != nil {
 			c.Metering.Meter().Merge(pending.GetUsage())
+			c.Metering.Quota().Unreport(pending.GetQuota())
 		}
 	}()
 	for {

@@ -9,8 +9,9 @@
 // Without a grant yet for a key's window (a key first seen, a window just begun) an
 // edge admits one request on credit it does not have; the debt is reported as
 // consumption like any other, so the control plane grants that much less. An edge
-// that has lost the control plane spends its credit, then follows the settings'
-// quota_when_disconnected rule: "share" admits up to the limit divided by the last
+// that has lost the control plane — or whose control plane holds credit back after a
+// restart, until every edge has told it what it consumed — spends its credit, then
+// follows the settings' quota_when_disconnected rule: "share" admits up to the limit divided by the last
 // known number of edges per window, "open" admits, "closed" refuses. A standalone
 // edge (no control plane) grants itself each limit per window.
 package quota
@@ -167,6 +168,9 @@ type Ledger struct {
 	// mode is quota_when_disconnected; self: a standalone edge grants itself.
 	mode string
 	self bool
+	// hold: the control plane said it holds credit (it restarted and has not heard
+	// from every edge yet): the disconnected rule applies meanwhile.
+	hold bool
 }
 
 type keyState struct {
@@ -229,7 +233,7 @@ func (l *Ledger) Admit(key string, lim *Limits, now time.Time, want Amounts) (Ti
 	ks := l.state(key)
 	cp := now.Add(l.offset)
 	t := Ticket{ks: ks, key: key, limits: *lim, reserved: want}
-	disconnected := !l.self && now.Sub(l.lastGrant) > Disconnected
+	disconnected := !l.self && (l.hold || now.Sub(l.lastGrant) > Disconnected)
 	for d := range NumDimensions {
 		if lim[d] <= 0 {
 			continue
@@ -385,6 +389,29 @@ func (l *Ledger) Report(now time.Time) []*berryv1.QuotaReport {
 	return out
 }
 
+// Unreport takes back reports that were never sent (the stream broke first): their
+// consumption and demand go in the next report, so the control plane still counts
+// them once.
+func (l *Ledger) Unreport(reps []*berryv1.QuotaReport) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, r := range reps {
+		d := Dimension(r.GetDimension()) - 1
+		if d < 0 || d >= NumDimensions || r.GetConsumed() == 0 && r.GetDemand() == 0 {
+			continue
+		}
+		ks := l.state(r.GetKey())
+		s := &ks.dims[d]
+		if s.window != r.GetWindow() {
+			ks.pending = append(ks.pending, &berryv1.QuotaReport{Key: r.GetKey(), Dimension: r.GetDimension(),
+				Window: r.GetWindow(), Consumed: r.GetConsumed(), Demand: r.GetDemand()})
+			continue
+		}
+		s.consumed += r.GetConsumed()
+		s.demand += r.GetDemand()
+	}
+}
+
 // Apply adds a grants message's credit. Messages of one control-plane instance are
 // applied once each, in order; a new instance starts over.
 func (l *Ledger) Apply(g *berryv1.QuotaGrants, now time.Time) {
@@ -394,6 +421,7 @@ func (l *Ledger) Apply(g *berryv1.QuotaGrants, now time.Time) {
 		return
 	}
 	l.instance, l.seq, l.lastGrant = g.GetInstance(), g.GetSeq(), now
+	l.hold = g.GetHold()
 	if ms := g.GetNowUnixMs(); ms > 0 {
 		l.offset = time.UnixMilli(ms).Sub(now)
 	}
@@ -422,7 +450,7 @@ func (l *Ledger) Apply(g *berryv1.QuotaGrants, now time.Time) {
 // Disconnected passes without a grant, the edge counts as connected.
 func (l *Ledger) Connected(now time.Time) {
 	l.mu.Lock()
-	l.lastGrant = now
+	l.lastGrant, l.hold = now, false
 	l.mu.Unlock()
 }
 

@@ -191,3 +191,32 @@ func TestAdmitAllocs(t *testing.T) {
 		t.Errorf("Admit+Settle allocate %v times", n)
 	}
 }
+
+func TestUnreportCountsOnce(t *testing.T) {
+	var l Ledger
+	l.Connected(t0)
+	l.Apply(grant(1, t0, "k", RequestsMinute, 10), t0)
+	admitN(&l, "k", rpm(60), t0, 3, Amounts{Requests: 1})
+	lost := l.Report(t0)
+	l.Unreport(lost) // the batch never left
+	admitN(&l, "k", rpm(60), t0, 1, Amounts{Requests: 1})
+	reps := l.Report(t0)
+	if len(reps) != 1 || reps[0].GetConsumed() != 4 {
+		t.Fatalf("after an unsent batch: %v", reps)
+	}
+}
+
+func TestHoldAppliesTheDisconnectedRule(t *testing.T) {
+	var l Ledger
+	l.Connected(t0)
+	g := grant(1, t0, "other", RequestsMinute, 1) // 2 edges
+	g.Hold = true
+	l.Apply(g, t0)
+	if got := admitN(&l, "k", rpm(60), t0, 100, Amounts{Requests: 1}); got != 30 {
+		t.Fatalf("admitted %d while the control plane holds, want 30 (60 ÷ 2 edges)", got)
+	}
+	l.Apply(&berryv1.QuotaGrants{Instance: "cp", Seq: 2, NowUnixMs: t0.UnixMilli()}, t0)
+	if got := admitN(&l, "k", rpm(60), t0, 1, Amounts{Requests: 1}); got != 0 {
+		t.Fatal("admitted without credit once the hold ended")
+	}
+}
