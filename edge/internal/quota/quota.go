@@ -250,6 +250,11 @@ func (l *Ledger) Admit(key string, lim *Limits, now time.Time, want Amounts) (Ti
 		switch {
 		case s.balance >= need || need <= 0:
 			ok = true
+		case d.Kind() != KindRequests && s.balance > 0:
+			// Part of a token or cost reservation on credit: reservations are
+			// estimates, settled to the real usage, and credit split over edges in
+			// pieces smaller than one would otherwise sit unused on each of them.
+			ok = true
 		case !s.granted && s.used == 0 && !disconnected:
 			ok = true // the starting share: one request on credit until a grant comes
 		case disconnected:

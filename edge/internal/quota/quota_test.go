@@ -65,16 +65,22 @@ func TestSettleAndTokens(t *testing.T) {
 	if r.Refused {
 		t.Fatal(r)
 	}
-	// 600 reserved: a second 600 does not fit.
-	if _, r := l.Admit("k", lim, t0, Amounts{Requests: 1, Tokens: 600}); !r.Refused || r.Dimension != TokensMinute {
+	// 400 left: a second 600 is admitted on what is left (credit goes negative)…
+	tk2, r := l.Admit("k", lim, t0, Amounts{Requests: 1, Tokens: 600})
+	if r.Refused {
 		t.Fatalf("second reservation: %+v", r)
 	}
+	// …and a third finds no credit.
+	if _, r := l.Admit("k", lim, t0, Amounts{Requests: 1, Tokens: 600}); !r.Refused || r.Dimension != TokensMinute {
+		t.Fatalf("third reservation: %+v", r)
+	}
 	l.Settle(&tk, Amounts{Requests: 1, Tokens: 100, CostMicroUSD: 3})
+	l.Settle(&tk2, Amounts{Requests: 1, Tokens: 100})
 	if _, r := l.Admit("k", lim, t0, Amounts{Requests: 1, Tokens: 600}); r.Refused {
-		t.Fatalf("after settling to 100 tokens, 600 more should fit: %+v", r)
+		t.Fatalf("after settling both to 100 tokens, 600 more should fit: %+v", r)
 	}
 	for _, rep := range l.Report(t0) {
-		if rep.GetDimension() == TokensMinute.proto() && (rep.GetConsumed() != 700 || rep.GetBalance() != 300) {
+		if rep.GetDimension() == TokensMinute.proto() && (rep.GetConsumed() != 800 || rep.GetBalance() != 200) {
 			t.Errorf("tokens report %v", rep)
 		}
 	}
