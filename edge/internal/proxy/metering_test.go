@@ -3,9 +3,12 @@ package proxy
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/berry-gateway/berry/edge/internal/serving"
 	"github.com/berry-gateway/berry/pkg/upstreamsim"
@@ -245,4 +248,30 @@ budget = { usd_per_day = 12.0 }
 			t.Fatalf("%d %s", r.status, r.body)
 		}
 	})
+}
+
+// An upstream whose usage is malformed: the client gets its answer, the meter an
+// estimate marked as such.
+func TestMalformedUsageIsEstimated(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer := `{"id":"x","object":"chat.completion","model":"up","choices":[{"index":0,"message":{"role":"assistant","content":"fine"},"finish_reason":"stop"}],"usage":{"prompt_tokens":"many","completion_tokens":-2}}`
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		ctx.SetContentType("application/json")
+		ctx.SetBodyString(answer)
+	}}
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(func() { _ = srv.Shutdown() })
+	rt := runtimeFor(t, configTOML("failover", "", backendSpec{id: "a", url: "http://" + lis.Addr().String() + "/v1"}))
+	edge := serveHandler(t, newHandler(rt, Options{}))
+	r := post(t, edge+"/v1/chat/completions", "t", chatBody)
+	if r.status != 200 || r.body != answer {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	n, in, out, est, _ := usageOf(rt, "u")
+	if n != 1 || est != 1 || in == 0 || out == 0 {
+		t.Fatalf("metered %d requests, %d in, %d out, %d estimated", n, in, out, est)
+	}
 }

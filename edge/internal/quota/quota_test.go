@@ -226,3 +226,20 @@ func TestHoldAppliesTheDisconnectedRule(t *testing.T) {
 		t.Fatal("admitted without credit once the hold ended")
 	}
 }
+
+// Windows are the control plane's: an edge whose clock is an hour off still counts
+// the minute the control plane is in.
+func TestWindowsFollowTheControlPlanesClock(t *testing.T) {
+	var l Ledger
+	local := t0.Add(-time.Hour) // this edge's clock is an hour behind
+	l.Apply(grant(1, t0, "k", RequestsMinute, 5), local)
+	if got := admitN(&l, "k", rpm(60), local, 10, Amounts{Requests: 1}); got != 5 {
+		t.Fatalf("admitted %d on 5 credit for the control plane's minute", got)
+	}
+	w, _ := RequestsMinute.Window(t0)
+	for _, r := range l.Report(local) {
+		if r.GetWindow() != w {
+			t.Fatalf("reported window %d, the control plane's is %d", r.GetWindow(), w)
+		}
+	}
+}
