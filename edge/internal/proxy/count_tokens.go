@@ -25,21 +25,15 @@ func (h *Handler) countTokens(r *request) {
 		ctx.Response.Header.Set("Allow", "POST")
 		return
 	}
-	t := h.table(ctx, in)
-	if t == nil {
+	if !h.identify(r) {
 		return
 	}
-	user := authenticate(ctx, t, r.rec.Time, in)
-	if user == nil {
-		return
-	}
-	r.rec.Key = user.ID
-	r.table, r.user, r.op, r.now = t, user, provider.OpChat, r.rec.Time
+	r.op = provider.OpChat
 	if !r.route() {
 		return
 	}
 	for _, b := range r.backends {
-		if !b.Enabled || !b.Provider.Enabled || !user.SeesBackend(b) || !provider.CountsTokens(b.Provider.Adapter) ||
+		if !b.Enabled || !b.Provider.Enabled || !r.user.SeesBackend(b) || !provider.CountsTokens(b.Provider.Adapter) ||
 			!b.State.Available(r.now) {
 			continue
 		}

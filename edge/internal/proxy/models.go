@@ -16,6 +16,7 @@ func (h *Handler) models(r *request) {
 	if len(ctx.Request.Header.Peek("Anthropic-Version")) > 0 {
 		in = inMessages
 	}
+	r.in = in
 	if h.opts.Tracer != nil {
 		h.startRequest(r)
 	}
@@ -24,15 +25,10 @@ func (h *Handler) models(r *request) {
 		ctx.Response.Header.Set("Allow", "GET")
 		return
 	}
-	t := h.table(ctx, in)
-	if t == nil {
+	if !h.identify(r) {
 		return
 	}
-	user := authenticate(ctx, t, r.rec.Time, in)
-	if user == nil {
-		return
-	}
-	r.rec.Key = user.ID
+	t, user := r.table, r.user
 	var names []string
 	for _, name := range t.ModelNames {
 		m := t.ModelByName(name)

@@ -328,6 +328,22 @@ func (h *Handler) table(ctx *fasthttp.RequestCtx, in inbound) *routing.Table {
 	return t
 }
 
+// identify takes the table to serve the request from and the key it comes with, or
+// answers it (503 before the first snapshot, 401) and returns false.
+func (h *Handler) identify(r *request) bool {
+	t := h.table(r.ctx, r.in)
+	if t == nil {
+		return false
+	}
+	user := authenticate(r.ctx, t, r.rec.Time, r.in)
+	if user == nil {
+		return false
+	}
+	r.rec.Key = user.ID
+	r.table, r.user, r.now = t, user, r.rec.Time
+	return true
+}
+
 // authenticate returns the user for the request's Bearer token, or answers 401. On
 // /v1/messages the token may come as x-api-key instead, as Anthropic clients send it.
 func authenticate(ctx *fasthttp.RequestCtx, t *routing.Table, now time.Time, in inbound) *routing.User {
@@ -379,22 +395,15 @@ func (h *Handler) serveOp(r *request, op provider.Op) {
 		ctx.Response.Header.Set("Allow", "POST")
 		return
 	}
-	t := h.table(ctx, in)
-	if t == nil {
+	if !h.identify(r) {
 		return
 	}
-	now := r.rec.Time
-	user := authenticate(ctx, t, now, in)
-	if user == nil {
-		return
-	}
-	r.rec.Key = user.ID
-	if limit := t.Settings.MaxRequestBody; limit > 0 && uint64(len(ctx.PostBody())) > limit {
+	if limit := r.table.Settings.MaxRequestBody; limit > 0 && uint64(len(ctx.PostBody())) > limit {
 		in.writeError(ctx, fasthttp.StatusRequestEntityTooLarge, typeInvalidRequest, "request_too_large",
 			"the request body exceeds the gateway's size limit of "+strconv.FormatUint(limit, 10)+" bytes")
 		return
 	}
-	r.table, r.user, r.op, r.now = t, user, op, now
+	r.op = op
 	if !r.route() {
 		return
 	}

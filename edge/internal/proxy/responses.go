@@ -385,17 +385,9 @@ func (h *Handler) responseCall(r *request, rest []byte) {
 		ctx.Response.Header.Set("Allow", allow)
 		return
 	}
-	t := h.table(ctx, in)
-	if t == nil {
+	if !h.identify(r) {
 		return
 	}
-	r.now = r.rec.Time
-	user := authenticate(ctx, t, r.now, in)
-	if user == nil {
-		return
-	}
-	r.rec.Key = user.ID
-	r.table, r.user = t, user
 	pin, ok := r.resolveResponse(string(idPart), "response")
 	if !ok {
 		return

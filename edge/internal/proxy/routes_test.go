@@ -409,31 +409,7 @@ token = "t"
 func TestCountTokens(t *testing.T) {
 	oa := startSim(t, "oa", upstreamsim.Options{})
 	an := startSim(t, "an", upstreamsim.Options{})
-	doc := fmt.Sprintf(`
-[providers.oa]
-name = "oa"
-base_url = %q
-models = ["gpt-up"]
-[providers.an]
-name = "an"
-base_url = %q
-backend_type = "anthropic"
-models = ["claude-up"]
-[models.o]
-name = "o"
-[[models.o.backends]]
-provider = "oa"
-model = "gpt-up"
-[models.a]
-name = "a"
-[[models.a.backends]]
-provider = "an"
-model = "claude-up"
-[users.u]
-name = "u"
-token = "t"
-`, oa.URL(), strings.TrimSuffix(an.URL(), "/v1"))
-	edge, _ := edgeFor(t, doc)
+	edge, _ := edgeFor(t, meteringDoc(oa.URL(), an.URL())) // model "o" on OpenAI, "a" on Anthropic
 	body := `{"model":"%s","messages":[{"role":"user","content":"` + strings.Repeat("word ", 200) + `"}]}`
 	count := func(model string) (int, bool, result) {
 		r := postWith(t, edge+"/v1/messages/count_tokens", fmt.Sprintf(body, model), map[string]string{"Anthropic-Version": "2023-06-01"})
