@@ -18,11 +18,26 @@ const (
 	DefaultInterval = time.Second
 	// DefaultWarmup bounds how long an edge that connects while the engine starts,
 	// and that it has not heard from, holds up every grant: what it holds (granted by
-	// the previous control-plane process) is unknown until it reports.
+	// the previous control-plane process) and what it consumed while no control plane
+	// ran are unknown until it reports. This covers the edges that are connected;
+	// those the previous process saw and that have not reconnected yet are awaited
+	// for up to DefaultHoldCap (RestoreEdges).
 	DefaultWarmup = 3 * time.Second
-	// startupPeriod is how long after the engine starts a connecting edge may hold
-	// grants up: the edges of the previous process reconnect then. An edge connecting
-	// later is new or was cut off, and holds at most the little it was granted.
+	// DefaultHoldCap bounds how long after the engine starts it holds every grant
+	// while an edge that the previous process saw in the current day (RestoreEdges)
+	// has not reported: such an edge may hold credit granted by that process, and it
+	// admitted requests by its disconnected rule while no control plane ran, which
+	// the store does not know. An edge reconnects with a backoff, 8 to 16 s after an
+	// outage of a dozen seconds; one that stays away longer holds nothing up, and its
+	// consumption counts once it reports, possibly after the engine granted it to
+	// others (the fleet may then exceed the limit by what it admitted unseen).
+	DefaultHoldCap = time.Minute
+	// startupPeriod is how long after the engine starts a connecting edge it has not
+	// heard from may hold grants up (for the warmup): the edges of the previous
+	// process reconnect then, holding credit and consumption the engine does not know
+	// yet. An edge connecting later is new or was cut off, and holds at most the
+	// little it was granted; an edge the previous process saw is awaited by its id
+	// (DefaultHoldCap) whenever it connects.
 	startupPeriod = 10 * DefaultWarmup
 	// DefaultHeartbeat is how often an edge that reports no quota still gets a
 	// (possibly empty) QuotaGrants, so that it learns the clock and the edge count.
@@ -51,7 +66,14 @@ const (
 	maxInstances = 4
 	// edgeExpiry forgets an edge that has been gone this long and holds nothing.
 	edgeExpiry = time.Hour
+	// maxSeenEdges bounds the edge ids seen in the current day that are kept for the
+	// store (TakeEdges); maxSeenID the length of an id kept.
+	maxSeenEdges = 4096
+	maxSeenID    = 512
 )
+
+// seenDim numbers the windows in which edges are seen (TakeEdges): days.
+const seenDim = berryv1.QuotaDimension_QUOTA_DIMENSION_REQUESTS_DAY
 
 // Options tunes New. The zero value is usable.
 type Options struct {
@@ -64,6 +86,8 @@ type Options struct {
 	Warmup time.Duration
 	// Heartbeat: see DefaultHeartbeat.
 	Heartbeat time.Duration
+	// HoldCap: see DefaultHoldCap.
+	HoldCap time.Duration
 	// Instance names this engine's grants to edges (default: random).
 	Instance string
 }
@@ -75,6 +99,14 @@ type Counter struct {
 	Dim      berryv1.QuotaDimension
 	Window   int64
 	Consumed int64
+}
+
+// SeenEdge is an edge id and the day (the window of QUOTA_DIMENSION_REQUESTS_DAY) in
+// which the engine last saw it connected or reporting: what the store keeps, so that
+// a restarted engine waits for that edge's report before it grants (RestoreEdges).
+type SeenEdge struct {
+	ID  string
+	Day int64
 }
 
 // Use is one key's limit in its current window, for GetQuotas.
@@ -103,6 +135,7 @@ type Engine struct {
 	warmup    time.Duration
 	started   time.Time
 	heartbeat time.Duration
+	holdCap   time.Duration
 	instance  string
 
 	mu        sync.Mutex
@@ -116,6 +149,19 @@ type Engine struct {
 	streamSeq uint64
 	stats     Stats
 	scratch   []*share
+	// seen is the day each edge id was last connected or reporting, for the store
+	// (TakeEdges): edges seen in the current day may hold credit or have consumed in
+	// current windows. seenDirty: it changed since the last TakeEdges.
+	seen      map[string]int64
+	seenDay   int64
+	seenDirty bool
+	// awaited are the edges the previous process saw in the current day
+	// (RestoreEdges) that have not reported since this engine started.
+	awaited map[string]struct{}
+	// hold: the last Tick held credit back (holding); holdAway is how many awaited
+	// edges were not connected then, counted in QuotaGrants.edges while holding.
+	hold     bool
+	holdAway int
 }
 
 type ckey struct {
@@ -198,13 +244,15 @@ func New(opts Options) *Engine {
 	e := &Engine{
 		now: opts.Now, interval: cmp.Or(opts.Interval, DefaultInterval),
 		warmup: cmp.Or(opts.Warmup, DefaultWarmup), heartbeat: cmp.Or(opts.Heartbeat, DefaultHeartbeat),
-		instance: opts.Instance,
-		limits:   map[string]Limits{}, counters: map[ckey]*counter{}, edges: map[string]*edge{},
+		holdCap: cmp.Or(opts.HoldCap, DefaultHoldCap), instance: opts.Instance,
+		limits: map[string]Limits{}, counters: map[ckey]*counter{}, edges: map[string]*edge{},
+		seen: map[string]int64{}, awaited: map[string]struct{}{},
 	}
 	if e.now == nil {
 		e.now = time.Now
 	}
 	e.started = e.now()
+	e.seenDay = Window(seenDim, e.started)
 	if e.instance == "" {
 		var b [8]byte
 		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
@@ -245,6 +293,73 @@ func (e *Engine) Restore(cs []Counter) {
 	}
 }
 
+// RestoreEdges takes back the edges the previous process saw (TakeEdges, as the store
+// kept them). Those seen in the current day may hold credit that process granted and
+// have admitted requests while no control plane ran: until each has reported a batch,
+// or DefaultHoldCap has passed since the engine started, nothing is granted (and
+// QuotaGrants say Hold, so edges apply their disconnected rule). They are kept for
+// the store as well, so that a second restart waits for them too.
+func (e *Engine) RestoreEdges(es []SeenEdge) {
+	now := e.now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	day := Window(seenDim, now)
+	for _, s := range es {
+		if s.Day < day || s.ID == "" || len(s.ID) > maxSeenID {
+			e.seenDirty = true // dropped: the stored set changes
+			continue
+		}
+		if _, ok := e.seen[s.ID]; !ok {
+			if !e.makeRoom() {
+				continue
+			}
+			e.seen[s.ID] = day
+		}
+		if ed := e.edges[s.ID]; ed != nil && ed.known {
+			continue // reported already
+		}
+		e.awaited[s.ID] = struct{}{}
+	}
+	if len(e.awaited) > 0 && now.Sub(e.started) < e.holdCap {
+		e.hold = true
+	}
+}
+
+// see records that edge id is connected or reporting now.
+func (e *Engine) see(id string, now time.Time) {
+	day := Window(seenDim, now)
+	old, ok := e.seen[id]
+	switch {
+	case ok && old == day:
+		return
+	case !ok && (len(id) > maxSeenID || !e.makeRoom()):
+		return
+	}
+	e.seen[id] = day
+	e.seenDirty = true
+}
+
+// makeRoom reports whether another edge id may be seen, forgetting a disconnected one
+// seen earliest when there are maxSeenEdges already.
+func (e *Engine) makeRoom() bool {
+	if len(e.seen) < maxSeenEdges {
+		return true
+	}
+	victim, vday := "", int64(math.MaxInt64)
+	for id, d := range e.seen {
+		if ed := e.edges[id]; (ed == nil || ed.streams == 0) && d < vday {
+			victim, vday = id, d
+		}
+	}
+	if victim == "" {
+		return false
+	}
+	delete(e.seen, victim)
+	delete(e.awaited, victim)
+	e.seenDirty = true
+	return true
+}
+
 // Stream is one Sync stream of an edge: its batches are numbered on their own.
 type Stream struct {
 	e    *Engine
@@ -266,6 +381,7 @@ func (e *Engine) Connect(id string) *Stream {
 	}
 	ed.streams++
 	ed.lastSeen = now
+	e.see(id, now)
 	e.streamSeq++
 	return &Stream{e: e, id: id, n: e.streamSeq}
 }
@@ -282,8 +398,10 @@ func (e *Engine) disconnect(id string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	ed := e.edges[id] // an edge with a stream open is never pruned
+	now := e.now()
 	ed.streams--
-	ed.lastSeen = e.now()
+	ed.lastSeen = now
+	e.see(id, now)
 	if ed.streams > 0 {
 		return
 	}
@@ -352,6 +470,10 @@ func (e *Engine) observe(id string, stream uint64, b *berryv1.ObservationBatch) 
 	}
 	e.stats.BatchesApplied++
 	ed.known, ed.lastSeen = true, now
+	// Reported: what it holds and consumed is known from now on, whether or not
+	// the engine is holding (the batch counts in full either way).
+	delete(e.awaited, id)
+	e.see(id, now)
 	if b.GetGrantInstance() == e.instance && b.GetAppliedGrantSeq() > ed.confirmed {
 		ed.confirm(b.GetAppliedGrantSeq())
 	}
@@ -477,12 +599,23 @@ func (e *Engine) report(ed *edge, r *berryv1.QuotaReport, now time.Time) {
 // Tick runs one interval: it updates the demand estimates, rolls windows over, and
 // computes credit for every key and dimension with demand in its current window. It
 // returns the connected edges to send a QuotaGrants to now (Take): those with credit,
-// those that reported quota lately, and the others every heartbeat.
+// those that reported quota lately, and the others every heartbeat. While the engine
+// holds credit back (see holding) it computes none, and every connected edge gets a
+// QuotaGrants that says Hold every interval, and once more when the hold ends.
 func (e *Engine) Tick() []string {
 	now := e.now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	blocked := e.warmingUp(now)
+	wasHeld := e.hold
+	blocked := e.holding(now)
+	e.hold, e.holdAway = blocked, 0
+	if blocked {
+		for id := range e.awaited {
+			if ed := e.edges[id]; ed == nil || ed.streams == 0 {
+				e.holdAway++
+			}
+		}
+	}
 	grace := 2 * e.interval
 	var curs [numDims]int64
 	for _, d := range Dimensions {
@@ -511,12 +644,31 @@ func (e *Engine) Tick() []string {
 	if now.Sub(e.lastPrune) >= time.Minute {
 		e.prune(now)
 	}
+	if day := Window(seenDim, now); day != e.seenDay {
+		e.seenDay = day
+		for id, d := range e.seen {
+			if d < day {
+				delete(e.seen, id)
+				e.seenDirty = true
+			}
+		}
+	}
 	var out []string
 	for id, ed := range e.edges {
 		if ed.streams == 0 {
 			continue
 		}
-		if len(ed.pending) > 0 || now.Sub(ed.lastQuota) < activeFor || now.Sub(ed.lastSent) >= e.heartbeat {
+		e.see(id, now) // a connection that lasts into a new day is seen in it
+		if blocked && len(ed.pending) > 0 {
+			// Computed before the hold began (an edge connected meanwhile): not the
+			// edge's yet, and a held QuotaGrants carries no credit.
+			for _, s := range ed.pending {
+				s.unsent, s.queued = 0, false
+			}
+			clear(ed.pending)
+			ed.pending = ed.pending[:0]
+		}
+		if blocked || wasHeld || len(ed.pending) > 0 || now.Sub(ed.lastQuota) < activeFor || now.Sub(ed.lastSent) >= e.heartbeat {
 			out = append(out, id)
 		}
 	}
@@ -524,9 +676,25 @@ func (e *Engine) Tick() []string {
 	return out
 }
 
+// holding reports whether the engine holds every grant back because what some edges
+// hold and consumed is unknown, which the previous process granted or which they
+// admitted while no control plane ran: granting now could hand out again what they
+// hold or spent. It holds while an edge the previous process saw in the current day
+// has not reported since the start (RestoreEdges), for up to the hold cap since the
+// start, and while warmingUp.
+func (e *Engine) holding(now time.Time) bool {
+	if len(e.awaited) > 0 && now.Sub(e.started) < e.holdCap {
+		return true
+	}
+	return e.warmingUp(now)
+}
+
 // warmingUp reports whether some connected edge has not been heard from since the
 // engine started, connected in the startup period and less than the warmup ago: what
-// it holds is unknown.
+// it holds (granted by the previous process) and what it consumed while that process
+// was gone are unknown. This covers an edge the store did not name (the previous
+// process had not written it, or the file predates that); an edge it named is awaited
+// past the warmup, up to the hold cap (holding).
 func (e *Engine) warmingUp(now time.Time) bool {
 	if now.Sub(e.started) >= startupPeriod+e.warmup {
 		return false
@@ -667,12 +835,19 @@ func (e *Engine) allocate(c *counter, limit int64) {
 // Take returns the QuotaGrants for one edge: every credit computed for it since the
 // last Take, numbered with the next seq of this edge (which the edge confirms in its
 // batches' applied_grant_seq). From now on that credit counts as in flight. It may
-// have no grants (a heartbeat).
+// have no grants (a heartbeat). While the engine holds credit back (as of the last
+// Tick) it has none and says Hold, and its edge count includes the awaited edges that
+// are not connected.
 func (e *Engine) Take(id string) *berryv1.QuotaGrants {
 	now := e.now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	msg := &berryv1.QuotaGrants{NowUnixMs: now.UnixMilli(), Edges: uint32(e.connected), Instance: e.instance}
+	msg := &berryv1.QuotaGrants{NowUnixMs: now.UnixMilli(), Edges: uint32(e.connected), Instance: e.instance, Hold: e.hold}
+	if e.hold {
+		// Edges split the limit by this count meanwhile: the awaited edges admit
+		// their share too.
+		msg.Edges += uint32(e.holdAway)
+	}
 	ed := e.edges[id]
 	if ed == nil {
 		return msg
@@ -731,6 +906,47 @@ func (e *Engine) Redirty(put, del []Counter) {
 		}
 	}
 	e.expired = append(e.expired, del...)
+}
+
+// TakeEdges returns the edges seen in the current day (connected or reporting, or
+// restored by RestoreEdges and still current), sorted by id, when they changed since
+// the last call; changed is false when there is nothing new to write. The store keeps
+// them for RestoreEdges.
+func (e *Engine) TakeEdges() (edges []SeenEdge, changed bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.seenDirty {
+		return nil, false
+	}
+	e.seenDirty = false
+	edges = make([]SeenEdge, 0, len(e.seen))
+	for id, d := range e.seen {
+		edges = append(edges, SeenEdge{ID: id, Day: d})
+	}
+	slices.SortFunc(edges, func(a, b SeenEdge) int { return cmp.Compare(a.ID, b.ID) })
+	return edges, true
+}
+
+// RedirtyEdges is called when writing what TakeEdges returned failed: the next
+// TakeEdges returns the edges again.
+func (e *Engine) RedirtyEdges() {
+	e.mu.Lock()
+	e.seenDirty = true
+	e.mu.Unlock()
+}
+
+// Holding reports whether the last Tick held credit back, and which edges the
+// previous process saw have not reported yet (sorted); past the hold cap they hold
+// nothing up.
+func (e *Engine) Holding() (bool, []string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var ids []string
+	for id := range e.awaited {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return e.hold, ids
 }
 
 // Uses returns how much of key's limits lim (the current config's) is used in their

@@ -462,12 +462,15 @@ func TestTickRecipients(t *testing.T) {
 	eng := New(Options{Now: clk.Now})
 	eng.Connect("quiet")
 	eng.Connect("busy")
+	// Both are heard from (without quota reports): the engine does not hold.
+	observe(eng, "quiet", 1)
+	observe(eng, "busy", 1)
 	if got := eng.Tick(); len(got) != 2 {
 		t.Fatalf("first tick: %v (both never sent)", got)
 	}
 	eng.Take("quiet")
 	eng.Take("busy")
-	observe(eng, "busy", 1, report("k", rpm, clk.Now(), 1, 1, 0))
+	observe(eng, "busy", 2, report("k", rpm, clk.Now(), 1, 1, 0))
 	clk.Advance(time.Second)
 	if got := eng.Tick(); len(got) != 1 || got[0] != "busy" {
 		t.Fatalf("tick: %v", got)
@@ -541,5 +544,174 @@ func TestSparseKeyStandsBy(t *testing.T) {
 	}
 	if got := credits(eng.Take("b")); got != 0 {
 		t.Fatalf("an edge without demand got %d", got)
+	}
+}
+
+// held reports whether g says Hold and carries no credit.
+func held(g *berryv1.QuotaGrants) bool { return g.GetHold() && len(g.GetGrants()) == 0 }
+
+// A restarted engine holds credit back until every edge the previous process saw
+// today has reported: they admitted requests while no control plane ran (here the
+// limit's rest), which only their reports tell. Batches that arrive meanwhile count,
+// the grants say Hold and count the edges still away, and every connected edge gets
+// them every interval.
+func TestRestartAwaitsEdges(t *testing.T) {
+	clk := newClock(t0.Add(10 * time.Second))
+	eng := New(Options{Now: clk.Now})
+	eng.SetLimits(limits("k", rpd, 40))
+	ids := []string{"a", "b", "c", "d"}
+	for _, id := range ids {
+		eng.Connect(id)
+		observe(eng, id, 1, report("k", rpd, clk.Now(), 4, 4, 0))
+	}
+	eng.Tick()
+	put, _ := eng.TakeDirty()
+	seen, changed := eng.TakeEdges()
+	if !changed || len(seen) != 4 || seen[0] != (SeenEdge{"a", Window(rpd, clk.Now())}) || seen[3].ID != "d" {
+		t.Fatalf("edges to store: %v, %v", seen, changed)
+	}
+	if _, changed := eng.TakeEdges(); changed {
+		t.Fatal("edges to store again, unchanged")
+	}
+
+	// 12 s later, the new process; a and b reconnect first.
+	clk.Advance(12 * time.Second)
+	eng = New(Options{Now: clk.Now})
+	eng.SetLimits(limits("k", rpd, 40))
+	eng.Restore(put)
+	eng.RestoreEdges(append(seen, SeenEdge{"old", Window(rpd, clk.Now()) - 1})) // yesterday's: not awaited
+	if h, away := eng.Holding(); !h || len(away) != 4 {
+		t.Fatalf("after restore: holding %v, awaited %v", h, away)
+	}
+	eng.Connect("a")
+	eng.Connect("b")
+	seq := map[string]uint64{}
+	send := func(id string, consumed, demand int64) {
+		seq[id]++
+		observe(eng, id, seq[id], report("k", rpd, clk.Now(), consumed, demand, 0))
+	}
+	send("a", 6, 10)
+	send("b", 6, 10)
+	for range 3 {
+		clk.Advance(time.Second)
+		if got := eng.Tick(); len(got) != 2 {
+			t.Fatalf("held tick: recipients %v, want both connected", got)
+		}
+		for _, id := range []string{"a", "b"} {
+			if g := eng.Take(id); !held(g) || g.GetEdges() != 4 {
+				t.Fatalf("%s got %v while c and d have not reported", id, g)
+			}
+		}
+		send("a", 0, 10)
+	}
+	if u := eng.Uses("k", eng.Limits("k")); u[0].Used != 28 {
+		t.Fatalf("used %d while holding, want 16 restored + 12 reported", u[0].Used)
+	}
+	eng.Connect("c")
+	send("c", 6, 10)
+	clk.Advance(time.Second)
+	eng.Tick()
+	if g := eng.Take("c"); !held(g) || g.GetEdges() != 4 {
+		t.Fatalf("c got %v while d has not reported", g)
+	}
+	// d connects: connected, not yet heard from, it still holds credit back.
+	eng.Connect("d")
+	clk.Advance(time.Second)
+	eng.Tick()
+	if g := eng.Take("d"); !held(g) || g.GetEdges() != 4 {
+		t.Fatalf("d got %v before it reported", g)
+	}
+	send("d", 4, 10)
+	clk.Advance(time.Second)
+	if got := eng.Tick(); len(got) != 4 {
+		t.Fatalf("the tick that ends the hold: recipients %v, want all", got)
+	}
+	if h, away := eng.Holding(); h || len(away) != 0 {
+		t.Fatalf("after every edge reported: holding %v, awaited %v", h, away)
+	}
+	var total int64
+	for _, id := range ids {
+		g := eng.Take(id)
+		if g.GetHold() || g.GetEdges() != 4 {
+			t.Fatalf("%s got %v after the hold", id, g)
+		}
+		total += credits(g)
+	}
+	if u := eng.Uses("k", eng.Limits("k")); u[0].Used != 38 || total != 2 {
+		t.Fatalf("after the hold: used %d, granted %d; want 38 and 2", u[0].Used, total)
+	}
+	// The new process stores the restored edges too (old is gone), and a second
+	// restart awaits them again.
+	seen2, changed := eng.TakeEdges()
+	if !changed || len(seen2) != 4 {
+		t.Fatalf("edges to store after restart: %v, %v", seen2, changed)
+	}
+}
+
+// An edge that stays away holds credit back for the hold cap at most; what it
+// reports later counts.
+func TestHoldCap(t *testing.T) {
+	clk := newClock(t0)
+	eng := New(Options{Now: clk.Now, HoldCap: 10 * time.Second})
+	eng.SetLimits(limits("k", rpd, 100))
+	eng.Restore([]Counter{{Key: "k", Dim: rpd, Window: Window(rpd, clk.Now()), Consumed: 20}})
+	eng.RestoreEdges([]SeenEdge{{"a", Window(rpd, clk.Now())}, {"gone", Window(rpd, clk.Now())}})
+	eng.Connect("a")
+	observe(eng, "a", 1, report("k", rpd, clk.Now(), 5, 10, 0))
+	for range 9 {
+		clk.Advance(time.Second)
+		if got := eng.Tick(); len(got) != 1 {
+			t.Fatalf("held tick: recipients %v", got)
+		}
+		if g := eng.Take("a"); !held(g) || g.GetEdges() != 2 {
+			t.Fatalf("a got %v while gone has not reported", g)
+		}
+	}
+	clk.Advance(time.Second)
+	eng.Tick()
+	g := eng.Take("a")
+	if g.GetHold() || g.GetEdges() != 1 || credits(g) == 0 {
+		t.Fatalf("after the cap a got %v", g)
+	}
+	if h, away := eng.Holding(); h || len(away) != 1 || away[0] != "gone" {
+		t.Fatalf("after the cap: holding %v, awaited %v", h, away)
+	}
+	// It comes back late: its consumption counts, and it holds nothing up.
+	eng.Connect("gone")
+	observe(eng, "gone", 1, report("k", rpd, clk.Now(), 30, 0, 0))
+	if u := eng.Uses("k", eng.Limits("k")); u[0].Used != 55 {
+		t.Fatalf("used %d, want 20 + 5 + 30", u[0].Used)
+	}
+	eng.Tick()
+	if g := eng.Take("a"); g.GetHold() {
+		t.Fatalf("held again: %v", g)
+	}
+}
+
+// An edge connecting in the startup period that has not reported holds credit back
+// for the warmup, as before; credit computed but not sent before then is freed, so
+// that a held QuotaGrants carries none.
+func TestWarmupHolds(t *testing.T) {
+	clk := newClock(t0)
+	eng := New(Options{Now: clk.Now})
+	eng.SetLimits(limits("k", rpd, 100))
+	eng.Connect("a")
+	observe(eng, "a", 1, report("k", rpd, clk.Now(), 0, 10, 0))
+	if got := eng.Tick(); len(got) != 1 {
+		t.Fatalf("recipients %v", got)
+	}
+	eng.Connect("b") // before a's grants were taken
+	clk.Advance(time.Second)
+	eng.Tick()
+	if g := eng.Take("a"); !held(g) || g.GetEdges() != 2 {
+		t.Fatalf("a got %v while b is unknown", g)
+	}
+	if u := eng.Uses("k", eng.Limits("k")); u[0].Outstanding != 0 {
+		t.Fatalf("outstanding %d: the credit not sent was not freed", u[0].Outstanding)
+	}
+	clk.Advance(DefaultWarmup)
+	eng.Tick()
+	if g := eng.Take("a"); g.GetHold() || credits(g) == 0 {
+		t.Fatalf("after the warmup a got %v", g)
 	}
 }

@@ -6,7 +6,9 @@
 //
 // The package is pure: no I/O, an injected clock. The server feeds it the edges'
 // observation batches, calls Tick every interval, sends each edge what Take returns,
-// and persists what TakeDirty returns.
+// and persists what TakeDirty and TakeEdges return; a restarted server hands them
+// back (Restore, RestoreEdges), and the engine holds credit back until the edges the
+// previous process saw have reported what they admitted meanwhile.
 package quota
 
 import (

@@ -51,6 +51,7 @@ type QuotaService struct {
 	sessions uint64
 
 	restored   atomic.Bool // the counters of the current windows were read back
+	held       bool        // the engine held credit back at the last tick (Run's)
 	flushes    atomic.Uint64
 	flushFails atomic.Uint64
 }
@@ -69,7 +70,10 @@ type QuotaOptions struct {
 	Interval, FlushInterval time.Duration
 	// Now is the clock (default time.Now); windows and ledger hours are counted by it.
 	Now func() time.Time
-	Log *slog.Logger
+	// HoldCap bounds how long after the start credit is held back for edges the
+	// previous process saw that have not reported yet (default quota.DefaultHoldCap).
+	HoldCap time.Duration
+	Log     *slog.Logger
 }
 
 // NewQuotaService returns the quota service on st, reading limits and settings from
@@ -84,7 +88,7 @@ func NewQuotaService(st *store.Store, snapshots *cache.Snapshots, opts QuotaOpti
 	if q.now == nil {
 		q.now = time.Now
 	}
-	q.engine = quota.New(quota.Options{Now: q.now, Interval: q.interval})
+	q.engine = quota.New(quota.Options{Now: q.now, Interval: q.interval, HoldCap: opts.HoldCap})
 	return q
 }
 
@@ -160,6 +164,9 @@ func (s *quotaStream) Observed(b *berryv1.ObservationBatch) {
 // counters every flush interval and purges hourly, until ctx ends; then it writes
 // what is left. Until the counters of the current windows have been read back from
 // the store, it grants nothing and writes nothing (consumption is kept in memory).
+// After that it grants nothing either while the edges the previous process saw today
+// have not all reported, for up to the hold cap (quota.DefaultHoldCap): the grants
+// then say Hold, and edges apply their disconnected rule.
 func (q *QuotaService) Run(ctx context.Context) {
 	t := time.NewTicker(q.interval)
 	defer t.Stop()
@@ -186,6 +193,7 @@ func (q *QuotaService) Run(ctx context.Context) {
 		for _, id := range q.engine.Tick() {
 			q.notify(id)
 		}
+		q.logHold()
 		now := q.now()
 		if now.Sub(lastFlush) >= q.flush {
 			lastFlush = now
@@ -198,8 +206,25 @@ func (q *QuotaService) Run(ctx context.Context) {
 	}
 }
 
+// logHold logs when the engine stops holding credit back.
+func (q *QuotaService) logHold() {
+	held, away := q.engine.Holding()
+	switch {
+	case held == q.held:
+	case held:
+		q.log.Info("quota credit held back: edges have not reported yet", "edges", away)
+	case len(away) > 0:
+		q.log.Warn("quota credit granted again although edges have not reported: the hold cap passed; what they admitted meanwhile counts when they report",
+			"edges", away)
+	default:
+		q.log.Info("quota credit granted again: the edges have reported")
+	}
+	q.held = held
+}
+
 // restore reads back the consumption of the current windows, which the engine adds
-// to what edges reported since the start; once.
+// to what edges reported since the start, and the edges the previous process saw in
+// the current day, which the engine waits for before it grants; once.
 func (q *QuotaService) restore(ctx context.Context) bool {
 	if q.restored.Load() {
 		return true
@@ -214,14 +239,25 @@ func (q *QuotaService) restore(ctx context.Context) bool {
 		q.log.Error("reading quota counters; no credit is granted until it succeeds", "err", err)
 		return false
 	}
+	es, err := q.store.QuotaEdges(ctx, quota.Window(berryv1.QuotaDimension_QUOTA_DIMENSION_REQUESTS_DAY, now))
+	if err != nil {
+		q.log.Error("reading quota edges; no credit is granted until it succeeds", "err", err)
+		return false
+	}
 	out := make([]quota.Counter, len(cs))
 	for i, c := range cs {
 		out[i] = quota.Counter{Key: c.Key, Dim: c.Dim, Window: c.Window, Consumed: c.Consumed}
 	}
+	seen := make([]quota.SeenEdge, len(es))
+	for i, e := range es {
+		seen[i] = quota.SeenEdge{ID: e.ID, Day: e.Day}
+	}
 	q.engine.Restore(out)
+	q.engine.RestoreEdges(seen)
 	q.restored.Store(true)
-	if len(out) > 0 {
-		q.log.Info("quota counters restored", "counters", len(out))
+	if len(out)+len(seen) > 0 {
+		_, away := q.engine.Holding()
+		q.log.Info("quota counters restored", "counters", len(out), "edges_awaited", len(away))
 	}
 	return true
 }
@@ -249,7 +285,9 @@ func (q *QuotaService) write(ctx context.Context) {
 	q.usage = map[store.UsageKey]store.UsageCounters{}
 	q.mu.Unlock()
 	put, del := q.engine.TakeDirty()
-	b := &store.UsageBatch{Usage: usage, QuotaPut: storeCounters(put), QuotaDelete: storeCounters(del)}
+	edges, edgesChanged := q.engine.TakeEdges()
+	b := &store.UsageBatch{Usage: usage, QuotaPut: storeCounters(put), QuotaDelete: storeCounters(del),
+		QuotaEdges: storeEdges(edges), ReplaceEdges: edgesChanged}
 	if b.Empty() {
 		return
 	}
@@ -261,6 +299,9 @@ func (q *QuotaService) write(ctx context.Context) {
 	q.flushFails.Add(1)
 	q.log.Error("writing the usage ledger; kept for the next write", "err", err, "rows", len(usage))
 	q.engine.Redirty(put, del)
+	if edgesChanged {
+		q.engine.RedirtyEdges()
+	}
 	q.mu.Lock()
 	for k, c := range usage {
 		cur := q.usage[k]
@@ -277,6 +318,17 @@ func storeCounters(cs []quota.Counter) []store.QuotaCounter {
 	out := make([]store.QuotaCounter, len(cs))
 	for i, c := range cs {
 		out[i] = store.QuotaCounter{Key: c.Key, Dim: c.Dim, Window: c.Window, Consumed: c.Consumed}
+	}
+	return out
+}
+
+func storeEdges(es []quota.SeenEdge) []store.QuotaEdge {
+	if len(es) == 0 {
+		return nil
+	}
+	out := make([]store.QuotaEdge, len(es))
+	for i, e := range es {
+		out[i] = store.QuotaEdge{ID: e.ID, Day: e.Day}
 	}
 	return out
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -251,4 +252,54 @@ func TestQuotaSurvivesRestart(t *testing.T) {
 	if c := g.GetGrants()[0].GetCredit(); c <= 0 || c > 92 {
 		t.Fatalf("credit %d after restart with 8 of 100 used", c)
 	}
+}
+
+// A restarted control plane holds credit back until the edges the previous one saw
+// today have reported: what they admitted while it was down is known only then. Its
+// grants say Hold meanwhile, every interval, and count the edges still away; a batch
+// sent while it holds counts.
+func TestQuotaHoldAfterRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "berry.db")
+	h, stop := startAt(t, path, fastQuotas)
+	h.apply(t, quotaSeed)
+	w := quota.Window(rpd, time.Now())
+	for _, id := range []string{"e1", "e2"} {
+		stream, cancel := openSync(t, h, &berryv1.Hello{EdgeId: id})
+		sendBatch(t, stream, &berryv1.ObservationBatch{Seq: 1, Instance: id,
+			Quota: []*berryv1.QuotaReport{{Key: "alice", Dimension: rpd, Window: w, Consumed: 10, Demand: 10}}})
+		defer cancel()
+	}
+	waitQuota(t, h, "alice", func(u *berryv1.QuotaUse) bool { return u.GetUsed() == 20 })
+	stop()
+
+	h, _ = startAt(t, path, fastQuotas)
+	e2, _ := openSync(t, h, &berryv1.Hello{EdgeId: "e2"})
+	sendBatch(t, e2, &berryv1.ObservationBatch{Seq: 1, Instance: "e2-restarted",
+		Quota: []*berryv1.QuotaReport{{Key: "alice", Dimension: rpd, Window: w, Consumed: 30, Demand: 10}}})
+	waitQuota(t, h, "alice", func(u *berryv1.QuotaUse) bool { return u.GetUsed() == 50 })
+	for range 5 {
+		g := nextGrants(t, e2, func(*berryv1.QuotaGrants) bool { return true })
+		if !g.GetHold() || len(g.GetGrants()) != 0 || g.GetEdges() != 2 {
+			t.Fatalf("grants while e1 has not reported: %v", g)
+		}
+	}
+	if !strings.Contains(h.logs.String(), "quota credit held back") {
+		t.Fatalf("no log of the hold: %s", h.logs.String())
+	}
+	e1, _ := openSync(t, h, &berryv1.Hello{EdgeId: "e1"})
+	sendBatch(t, e1, &berryv1.ObservationBatch{Seq: 1, Instance: "e1-restarted",
+		Quota: []*berryv1.QuotaReport{{Key: "alice", Dimension: rpd, Window: w, Consumed: 25, Demand: 10}}})
+	g := nextGrants(t, e2, func(g *berryv1.QuotaGrants) bool { return !g.GetHold() })
+	if g.GetEdges() != 2 {
+		t.Fatalf("grants after the hold: %v", g)
+	}
+	sendBatch(t, e2, &berryv1.ObservationBatch{Seq: 2, Instance: "e2-restarted",
+		Quota: []*berryv1.QuotaReport{{Key: "alice", Dimension: rpd, Window: w, Demand: 10}}})
+	if len(g.GetGrants()) == 0 {
+		g = nextGrants(t, e2, func(g *berryv1.QuotaGrants) bool { return len(g.GetGrants()) > 0 })
+	}
+	if c := g.GetGrants()[0].GetCredit(); g.GetHold() || c <= 0 || c > 100-75 {
+		t.Fatalf("credit %v with 75 of 100 used", g)
+	}
+	waitQuota(t, h, "alice", func(u *berryv1.QuotaUse) bool { return u.GetUsed() == 75 })
 }

@@ -26,6 +26,12 @@ var (
 	// bucketQuota holds what the fleet consumed of each key's limits: dimension ×
 	// window × key → consumed (8 bytes, big-endian two's complement).
 	bucketQuota = []byte("quota")
+	// bucketQuotaEdges holds the edges the quota engine saw connected or reporting in
+	// the current day: edge id → that day (unix seconds / 86400, 8 bytes big-endian).
+	// A restarted control plane grants nothing until they have reported (or a cap has
+	// passed): they may hold credit, and what they admitted while it was down is not in
+	// the quota counters. Each flush that changes the set replaces it whole.
+	bucketQuotaEdges = []byte("quota_edges")
 )
 
 // UsageKey is one ledger row: an hour (unix seconds / 3600, by the control plane's
@@ -68,21 +74,33 @@ type QuotaCounter struct {
 	Consumed int64
 }
 
-// UsageBatch is one flush: ledger rows to add to, and quota counters to set or to
-// delete (their windows are over).
+// QuotaEdge is an edge the quota engine saw connected or reporting on Day (unix
+// seconds / 86400, by the control plane's clock).
+type QuotaEdge struct {
+	ID  string
+	Day int64
+}
+
+// UsageBatch is one flush: ledger rows to add to, quota counters to set or to delete
+// (their windows are over), and, when ReplaceEdges is set, the edges that replace the
+// ones stored (QuotaEdges; none is a valid set).
 type UsageBatch struct {
-	Usage       map[UsageKey]UsageCounters
-	QuotaPut    []QuotaCounter
-	QuotaDelete []QuotaCounter
+	Usage        map[UsageKey]UsageCounters
+	QuotaPut     []QuotaCounter
+	QuotaDelete  []QuotaCounter
+	QuotaEdges   []QuotaEdge
+	ReplaceEdges bool
 }
 
 // Empty reports whether the batch writes nothing.
 func (b *UsageBatch) Empty() bool {
-	return len(b.Usage) == 0 && len(b.QuotaPut) == 0 && len(b.QuotaDelete) == 0
+	return len(b.Usage) == 0 && len(b.QuotaPut) == 0 && len(b.QuotaDelete) == 0 && !b.ReplaceEdges
 }
 
 // WriteUsage writes one batch in one transaction, fsynced before it returns: the
-// ledger rows' counters are added to what the rows hold, the quota counters set.
+// ledger rows' counters are added to what the rows hold, the quota counters set, and
+// the quota edges replaced when the batch says so. An edge id that cannot be a key
+// (empty, or longer than bbolt allows) is skipped.
 func (s *Store) WriteUsage(ctx context.Context, b *UsageBatch) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -138,8 +156,59 @@ func (s *Store) WriteUsage(ctx context.Context, b *UsageBatch) error {
 				return err
 			}
 		}
+		if b.ReplaceEdges {
+			return replaceQuotaEdges(tx, b.QuotaEdges)
+		}
 		return nil
 	})
+}
+
+func replaceQuotaEdges(tx *bolt.Tx, edges []QuotaEdge) error {
+	if tx.Bucket(bucketQuotaEdges) != nil {
+		if err := tx.DeleteBucket(bucketQuotaEdges); err != nil {
+			return err
+		}
+	}
+	eb, err := tx.CreateBucket(bucketQuotaEdges)
+	if err != nil {
+		return err
+	}
+	for _, e := range edges {
+		if e.ID == "" || len(e.ID) > bolt.MaxKeySize {
+			continue
+		}
+		var v [8]byte
+		binary.BigEndian.PutUint64(v[:], uint64(e.Day))
+		if err := eb.Put([]byte(e.ID), v[:]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// QuotaEdges returns the quota edges stored for day from on (WriteUsage), sorted by
+// id: those a restarted control plane waits for.
+func (s *Store) QuotaEdges(ctx context.Context, from int64) ([]QuotaEdge, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []QuotaEdge
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketQuotaEdges)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			if len(v) != 8 {
+				return fmt.Errorf("quota edge %q: corrupt record", k)
+			}
+			if day := int64(binary.BigEndian.Uint64(v)); day >= from {
+				out = append(out, QuotaEdge{ID: string(k), Day: day})
+			}
+			return nil
+		})
+	})
+	return out, err
 }
 
 // usageKey encodes a ledger row's key: the hour big-endian (so hours are in order),

@@ -163,6 +163,52 @@ func TestQuotaCounters(t *testing.T) {
 	}
 }
 
+// The quota edges are replaced whole by a batch that says so, in the transaction of
+// the counters, and read back from a day on.
+func TestQuotaEdges(t *testing.T) {
+	ctx := context.Background()
+	s, path := openTemp(t)
+	if got, err := s.QuotaEdges(ctx, 0); err != nil || len(got) != 0 {
+		t.Fatalf("no edges yet: %v, %v", got, err)
+	}
+	if (&UsageBatch{ReplaceEdges: true}).Empty() {
+		t.Fatal("a batch replacing the edges with none is not empty")
+	}
+	if err := s.WriteUsage(ctx, &UsageBatch{QuotaPut: []QuotaCounter{{"alice", rpm, 100, 5}},
+		QuotaEdges: []QuotaEdge{{"e1", 200}, {"e2", 200}, {"old", 199}, {"", 200}}, ReplaceEdges: true}); err != nil {
+		t.Fatal(err)
+	}
+	// A batch that does not replace them leaves them.
+	if err := s.WriteUsage(ctx, &UsageBatch{QuotaPut: []QuotaCounter{{"alice", rpm, 100, 6}}, QuotaEdges: []QuotaEdge{{"x", 200}}}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.QuotaEdges(ctx, 200)
+	if want := []QuotaEdge{{"e1", 200}, {"e2", 200}}; err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("edges %+v, %v; want %+v", got, err, want)
+	}
+	if got, _ := s.QuotaEdges(ctx, 0); len(got) != 3 {
+		t.Fatalf("edges from day 0: %+v", got)
+	}
+	if err := s.WriteUsage(ctx, &UsageBatch{QuotaEdges: []QuotaEdge{{"e3", 201}}, ReplaceEdges: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.QuotaEdges(ctx, 0); !reflect.DeepEqual(got, []QuotaEdge{{"e3", 201}}) {
+		t.Fatalf("replaced edges %+v", got)
+	}
+	if err := s.WriteUsage(ctx, &UsageBatch{ReplaceEdges: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.QuotaEdges(ctx, 0); len(got) != 0 {
+		t.Fatalf("edges after replacing with none: %+v", got)
+	}
+}
+
 // A backup carries the ledger and the counters, and a restored file serves them.
 func TestBackupCarriesUsage(t *testing.T) {
 	ctx := context.Background()
