@@ -42,10 +42,8 @@ func (u *Usage) Merge(o Usage) {
 // does not require a validated body: answers come from upstreams, and this walks only
 // the objects named, checking every bound.
 func ScanUsage(body []byte) (u Usage, ok bool) {
-	if len(body) > tailScan {
-		if u, ok := tailUsage(body); ok {
-			return u, true
-		}
+	if u, ok := tailUsage(body); ok {
+		return u, true
 	}
 	obj := answerValue(body, "usage", true)
 	if len(obj) == 0 || obj[0] != '{' {
@@ -89,15 +87,11 @@ func answerValue(body []byte, key string, nested bool) []byte {
 	}
 }
 
-// tailScan is the body size above which ScanUsage looks at the end first: OpenAI's,
-// Anthropic's and the Responses API's answers put their usage last, so a large
-// answer need not be walked from its start.
-const tailScan = 2 << 10
-
 // tailUsage finds the last "usage" key of body that is followed by an object and
-// reads it. Inside JSON strings every quote is escaped, so the quoted key in the raw
-// bytes is a real key; a nested one (a tool schema's property) is ruled out by the
-// counts it must hold.
+// reads it. OpenAI's, Anthropic's and the Responses API's answers put their usage
+// last, so an answer need not be walked from its start. Inside JSON strings every
+// quote is escaped, so the quoted key in the raw bytes is a real key; a nested one (a
+// tool schema's property) is ruled out by the counts it must hold.
 func tailUsage(body []byte) (Usage, bool) {
 	rest := body
 	for {
@@ -109,13 +103,45 @@ func tailUsage(body []byte) (Usage, bool) {
 		if j < len(body) && body[j] == ':' {
 			j = skipWS(body, j+1)
 			if j < len(body) && body[j] == '{' {
-				if e := checkedValue(body, j); e > 0 {
+				if e := checkedValue(body, j); e > 0 && topLevelAfter(body, e) {
 					return usageObject(body[j:e])
 				}
+				return NoUsage, false // nested, or cut: the walk decides
 			}
 		}
 		rest = body[:i]
 	}
+}
+
+// topLevelAfter reports whether what follows offset i of body closes only the
+// top-level object: i is then in a top-level member. It reads backwards from the end,
+// skipping strings, which is short when i is near the end.
+func topLevelAfter(body []byte, i int) bool {
+	closers := 0
+	for k := len(body) - 1; k >= i; k-- {
+		switch body[k] {
+		case '}', ']':
+			closers++
+		case '{', '[':
+			closers--
+		case '"':
+			// Back to the quote that opens this string: one not escaped, i.e. not
+			// preceded by an odd run of backslashes.
+			for k--; k >= i; k-- {
+				if body[k] != '"' {
+					continue
+				}
+				n := 0
+				for b := k - 1; b >= i && body[b] == '\\'; b-- {
+					n++
+				}
+				if n%2 == 0 {
+					break
+				}
+			}
+		}
+	}
+	return closers == 1
 }
 
 func lastIndex(b []byte, s string) int {

@@ -109,3 +109,24 @@ func TestScanUsageTail(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkScanUsage reads the usage of a small and a large chat answer: from their
+// end, where the usage is, rather than walking from the start.
+func BenchmarkScanUsage(b *testing.B) {
+	small := []byte(`{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"up-a","choices":[{"index":0,"message":{"role":"assistant","content":"Load balancers hum; quiet servers share the load; packets find their way."},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":17,"total_tokens":29}}`)
+	large := []byte(`{"id":"chatcmpl-1","choices":[{"message":{"content":"` + strings.Repeat("lorem ipsum dolor ", 450) + `"}}],"usage":{"prompt_tokens":12,"completion_tokens":17,"total_tokens":29},"system_fingerprint":"fp_1"}`)
+	for _, tc := range []struct {
+		name string
+		body []byte
+	}{{"350B", small}, {"8KiB", large}} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(tc.body)))
+			for b.Loop() {
+				if _, ok := ScanUsage(tc.body); !ok {
+					b.Fatal("no usage")
+				}
+			}
+		})
+	}
+}

@@ -320,13 +320,15 @@ func (h *Handler) startRelay(r *request, st *stream) {
 		st.metered.inputEstimate = provider.EstimateTokens(ctx.PostBody())
 	}
 	// What came before the first content: Anthropic's message_start has the input
-	// tokens and the model.
+	// tokens (a translated stream's last chunk carries them again) and the model.
 	st.usage = jsonscan.NoUsage
 	held := st.buf
 	if st.tr != nil {
 		held = st.out
 	}
-	st.scanUsage(held)
+	if st.tr == nil && st.in == inMessages { // Anthropic's own stream
+		st.scanUsage(held)
+	}
 	if st.trace.span != nil {
 		st.scanModel(held)
 	}
@@ -617,7 +619,9 @@ func (st *stream) CloseWithError(err error) error {
 		st.closeUpstream(err)
 		st.endNeutral(backends.Class2xx)
 	}
-	st.scanUsage(st.tailEvents())
+	if st.usage.Input < 0 || st.usage.Output < 0 {
+		st.scanUsage(st.tailEvents()) // unless the usage chunk the edge took out had it all
+	}
 	st.h.settle(&st.metered, st.usage, (st.sent+3)/4)
 	if l := st.h.opts.AccessLog; l != nil || st.trace.span != nil {
 		rec.Status = fasthttp.StatusOK
