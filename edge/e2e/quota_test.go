@@ -167,10 +167,11 @@ func TestFleetRequestLimit(t *testing.T) {
 			if got < 57 || got > 63 {
 				t.Errorf("fleet admitted %d requests in the minute, want 57–63", got)
 			}
-			// One request's tokens (about 20) either way: a request is admitted on its
-			// reservation and settles to what it used.
-			if toks < 270 || toks > 320 {
-				t.Errorf("fleet admitted %d tokens in the minute, want 270–320", toks)
+			// A request is admitted on whatever credit its edge has left and settles
+			// to what it used (about 10 tokens here): each edge may end one request
+			// over; credit left on edges is the shortfall.
+			if toks < 270 || toks > 300+4*10 {
+				t.Errorf("fleet admitted %d tokens in the minute, want 270–340", toks)
 			}
 		})
 	}
@@ -197,13 +198,18 @@ func TestFleetBudgetAndLedger(t *testing.T) {
 	// $0.1 a token; a request uses about 6, reserves about 14.
 	env := startQuotaEnv(t, 3, `budget = { usd_per_day = 5.0 }`)
 	var admitted, tokens int64
-	for i := range 40 {
+	// Until the key has been refused 30 times in a row (3 s): the budget is spent (credit
+	// arriving late only delays that).
+	for i, refused := 0, 0; refused < 30 && i < 300; i++ {
 		st, used := send(t, env.edges[i%3], "quota-key")
 		if st == 200 {
 			admitted++
 			tokens += used
+			refused = 0
+		} else {
+			refused++
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 	spent := float64(tokens) * 0.1
 	t.Logf("budget $5: %d requests admitted, $%.2f spent", admitted, spent)
