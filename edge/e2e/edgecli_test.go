@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -101,5 +103,46 @@ func TestBuildScriptStampsVersion(t *testing.T) {
 		if err != nil || !strings.Contains(string(b), "v9.9.9-test (0123456789ab)") {
 			t.Errorf("%s --version: %v: %q", bin, err, b)
 		}
+	}
+}
+
+// TestPprofListen: both binaries serve runtime profiles on a loopback address when
+// asked, and refuse any other address at start.
+func TestPprofListen(t *testing.T) {
+	_, errOut, code := runEdge(t, nil, "--pprof-listen", "0.0.0.0:6060", "--config", "/nonexistent.toml")
+	if code == 0 || !strings.Contains(errOut, "loopback only") {
+		t.Errorf("edge with --pprof-listen 0.0.0.0:6060: exit %d\n%s", code, errOut)
+	}
+	sim := startSim(t, upstreamsim.Options{})
+	dir := t.TempDir()
+	cfg := writeFile(t, filepath.Join(dir, "c.toml"), configTOML(sim.URL(), sim.URL(), "a"))
+	for _, tc := range []struct {
+		name string
+		args func(pprof string) (string, []string)
+	}{
+		{"edge", func(pprof string) (string, []string) {
+			return "berry-edge", []string{"--listen", freeAddr(t), "--config", cfg, "--pprof-listen", pprof}
+		}},
+		{"control plane", func(pprof string) (string, []string) {
+			return "berry-controlplane", []string{"--data", filepath.Join(dir, "cp.db"), "--grpc-listen", freeAddr(t), "--pprof-listen", pprof}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pprof := freeAddr(t)
+			bin, args := tc.args(pprof)
+			p := startProc(t, tc.name, bin, args...)
+			defer p.stop(t)
+			eventually(t, "profiles served", func() error {
+				resp, err := http.Get("http://" + pprof + "/debug/pprof/heap?debug=1")
+				if err != nil {
+					return err
+				}
+				defer resp.Body.Close()
+				if resp.StatusCode != 200 {
+					return fmt.Errorf("status %d", resp.StatusCode)
+				}
+				return nil
+			})
+		})
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/berry-gateway/berry/pkg/atomicfile"
 	"github.com/berry-gateway/berry/pkg/buildinfo"
 	"github.com/berry-gateway/berry/pkg/grpccreds"
+	"github.com/berry-gateway/berry/pkg/pprofhttp"
 	"github.com/berry-gateway/berry/pkg/procmetrics"
 	"github.com/berry-gateway/berry/pkg/tokenflag"
 	"google.golang.org/grpc"
@@ -120,6 +121,7 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	dataPath := fs.String("data", "berry.db", "bbolt data file (created if missing)")
 	listen := fs.String("grpc-listen", "127.0.0.1:9090", "gRPC listen address for the admin and edge APIs")
 	httpListen := fs.String("http-listen", defaultHTTPListen, "HTTP listen address for /metrics; empty disables it")
+	pprofListen := fs.String("pprof-listen", "", "serve Go's runtime profiles (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6061; empty: off")
 	bootstrap := fs.String("bootstrap", "", "seed-format TOML file imported only when the store is empty")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	roles := []struct {
@@ -241,6 +243,14 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 		defer hl.Close()
 		hs = httpapi.New(httpapi.Options{Metrics: srv.Registry(), MetricsToken: mtok, OpenMetrics: *insecureFlag, Log: log})
 		httpURL = "http://" + hl.Addr().String()
+	}
+	if *pprofListen != "" {
+		ps, err := pprofhttp.Listen(*pprofListen)
+		if err != nil {
+			return fmt.Errorf("--pprof-listen: %w", err)
+		}
+		defer ps.Close()
+		log.Info("serving runtime profiles", "addr", "http://"+ps.Addr()+"/debug/pprof/")
 	}
 	// The score loop runs until Drain ends it, not until the signal: edges keep
 	// getting scores while the control plane drains.

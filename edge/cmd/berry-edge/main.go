@@ -22,6 +22,7 @@ import (
 	"github.com/berry-gateway/berry/edge/internal/status"
 	"github.com/berry-gateway/berry/edge/internal/tracing"
 	"github.com/berry-gateway/berry/pkg/buildinfo"
+	"github.com/berry-gateway/berry/pkg/pprofhttp"
 	"github.com/berry-gateway/berry/pkg/procmetrics"
 	"github.com/berry-gateway/berry/pkg/tokenflag"
 	"github.com/valyala/fasthttp"
@@ -86,6 +87,7 @@ func run(args []string) error {
 	accessLogSample := fs.Float64("access-log-sample-ok", 1, "share of successful requests logged, 0 to 1; errors and failed streams are always logged")
 	shutdownDelay := fs.Duration("shutdown-delay", 5*time.Second, "on SIGTERM, how long /readyz answers 503 while requests are still served, so load balancers stop sending new ones")
 	drainTimeout := fs.Duration("drain-timeout", 120*time.Second, "after --shutdown-delay, how long requests in flight may take to finish; streams still open then end with an error event")
+	pprofListen := fs.String("pprof-listen", "", "serve Go's runtime profiles (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060; empty: off")
 	metricsTokenFlag := tokenflag.Token{Name: "metrics-token", Env: "BERRY_METRICS_TOKEN", FileEnv: "BERRY_METRICS_TOKEN_FILE"}
 	metricsTokenFlag.Register(fs, "Bearer token that GET /metrics requires (without one, /metrics answers loopback clients only)")
 	var source sourceFlags
@@ -151,6 +153,15 @@ func run(args []string) error {
 		}
 		defer al.Close()
 		go reopenOnHUP(ctx, al, log)
+	}
+
+	if *pprofListen != "" {
+		ps, err := pprofhttp.Listen(*pprofListen)
+		if err != nil {
+			return fmt.Errorf("--pprof-listen: %w", err)
+		}
+		defer ps.Close()
+		log.Info("serving runtime profiles", "addr", "http://"+ps.Addr()+"/debug/pprof/")
 	}
 
 	var rt serving.Runtime
