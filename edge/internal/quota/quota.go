@@ -273,7 +273,11 @@ func (l *Ledger) Admit(key string, lim *Limits, now time.Time, want Amounts) (Ti
 					ks.dims[e].lastUse = now
 				}
 			}
-			return Ticket{}, Rejection{Dimension: d, RetryAfter: max(end.Sub(cp), time.Second), Refused: true}
+			retry := max(end.Sub(cp), time.Second)
+			if !s.granted && !disconnected {
+				retry = time.Second // no grant for this window yet: credit is likely on its way
+			}
+			return Ticket{}, Rejection{Dimension: d, RetryAfter: retry, Refused: true}
 		}
 	}
 	for d := range NumDimensions {

@@ -32,9 +32,12 @@ func TestAdmitAgainstCredit(t *testing.T) {
 	var l Ledger
 	l.Connected(t0)
 	one := Amounts{Requests: 1}
-	// The starting share: one request before any grant, then nothing.
+	// The starting share: one request before any grant, then nothing — retry soon.
 	if got := admitN(&l, "k", rpm(60), t0, 3, one); got != 1 {
 		t.Fatalf("admitted %d before any grant, want 1", got)
+	}
+	if _, r := l.Admit("k", rpm(60), t0, one); r.RetryAfter != time.Second {
+		t.Fatalf("Retry-After %v before the first grant, want 1s", r.RetryAfter)
 	}
 	l.Apply(grant(1, t0, "k", RequestsMinute, 5), t0)
 	if got := admitN(&l, "k", rpm(60), t0, 10, one); got != 4 { // 5 credit − 1 debt
