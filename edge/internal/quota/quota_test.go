@@ -48,7 +48,7 @@ func TestAdmitAgainstCredit(t *testing.T) {
 		t.Fatal("a replayed grant was applied twice")
 	}
 	reps := l.Report(t0)
-	if len(reps) != 1 || reps[0].GetConsumed() != 5 || reps[0].GetDemand() != 14 || reps[0].GetBalance() != 0 {
+	if len(reps) != 1 || reps[0].GetConsumed() != 5 || reps[0].GetDemand() != 15 || reps[0].GetBalance() != 0 {
 		t.Fatalf("report %v", reps)
 	}
 	if reps := l.Report(t0); len(reps) != 0 {
