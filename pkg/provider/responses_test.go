@@ -97,7 +97,6 @@ func checkRespStream(t testing.TB, out []byte, complete bool) {
 	if !strings.HasSuffix(s, "\n\n") {
 		t.Fatalf("output does not end with a blank line: %q", s)
 	}
-	type part struct{ open bool }
 	items := map[int]string{} // output_index → item id, while open
 	closed := map[int]bool{}
 	parts := map[[2]int]bool{} // open content parts

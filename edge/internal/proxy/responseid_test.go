@@ -55,3 +55,15 @@ func FuzzParseResponseID(f *testing.F) {
 		}
 	})
 }
+
+func TestAppendReplaced(t *testing.T) {
+	for _, tt := range []struct{ b, old, repl, want string }{
+		{`{"id":"resp_1","x":"resp_1"}`, `"resp_1"`, `"resp_G"`, `{"id":"resp_G","x":"resp_G"}`},
+		{`{"id":"resp_12"}`, `"resp_1"`, `"resp_G"`, `{"id":"resp_12"}`},
+		{`{}`, ``, `"x"`, `{}`},
+	} {
+		if got := string(appendReplaced([]byte("data: "), []byte(tt.b), []byte(tt.old), []byte(tt.repl))); got != "data: "+tt.want {
+			t.Errorf("appendReplaced(%s) = %s", tt.b, got)
+		}
+	}
+}

@@ -272,13 +272,29 @@ func rewriteResponseIDs(body []byte, upstream string, gateway []byte) []byte {
 	if upstream == "" {
 		return body
 	}
-	var q [128]byte
-	old := jsonscan.AppendString(q[:0], upstream)
+	old := jsonscan.AppendString(nil, upstream)
 	if !bytes.Contains(body, old) {
 		return body
 	}
-	repl := append(append([]byte{'"'}, gateway...), '"')
-	return bytes.ReplaceAll(body, old, repl)
+	return appendReplaced(nil, body, old, quoted(gateway))
+}
+
+// quoted is id as a JSON string (ids are base64url: nothing to escape).
+func quoted(id []byte) []byte {
+	return append(append(append(make([]byte, 0, len(id)+2), '"'), id...), '"')
+}
+
+// appendReplaced appends b to dst with every occurrence of old replaced by repl.
+func appendReplaced(dst, b, old, repl []byte) []byte {
+	for len(old) > 0 {
+		i := bytes.Index(b, old)
+		if i < 0 {
+			break
+		}
+		dst = append(append(dst, b[:i]...), repl...)
+		b = b[i+len(old):]
+	}
+	return append(dst, b...)
 }
 
 // responseObjectID reads the id of a Responses API object: a top-level "id", or the
@@ -305,15 +321,18 @@ func responseObjectID(data []byte) string {
 type responseIDStream struct {
 	id       responseID
 	provider *routing.Provider
-	gateway  []byte
-	ended    bool // a terminal event (completed, incomplete, failed, error) was relayed
+	// old and repl are the upstream's id and the gateway's as JSON strings, made once
+	// the first event names the id.
+	old, repl []byte
+	ended     bool // a terminal event (completed, incomplete, failed, error) was relayed
 }
 
 func (s *responseIDStream) Event(name, data, dst []byte) ([]byte, error) {
 	if s.id.upstream == "" && len(data) > 0 && data[0] == '{' {
 		if id := responseObjectID(data); id != "" {
 			s.id.upstream = id
-			s.gateway = appendResponseID(s.gateway[:0], s.id, s.provider)
+			s.old = jsonscan.AppendString(nil, id)
+			s.repl = quoted(appendResponseID(nil, s.id, s.provider))
 		}
 	}
 	if provider.ResponsesEventKind(name, data)&(provider.ResponsesDone|provider.ResponsesError) != 0 {
@@ -323,7 +342,7 @@ func (s *responseIDStream) Event(name, data, dst []byte) ([]byte, error) {
 		dst = append(append(append(dst, "event: "...), name...), '\n')
 	}
 	dst = append(dst, "data: "...)
-	dst = append(dst, rewriteResponseIDs(data, s.id.upstream, s.gateway)...)
+	dst = appendReplaced(dst, data, s.old, s.repl)
 	return append(dst, "\n\n"...), nil
 }
 
@@ -361,16 +380,20 @@ func (h *Handler) responseCall(r *request, rest []byte) {
 	if i := bytes.IndexByte(rest, '/'); i >= 0 {
 		idPart, suffix = rest[:i], string(rest[i:])
 	}
+	allow := ""
 	switch suffix {
 	case "":
+		allow = "GET, DELETE"
 		if ctx.IsGet() || ctx.IsDelete() {
 			method = string(ctx.Method())
 		}
 	case "/cancel":
+		allow = "POST"
 		if ctx.IsPost() {
 			method = fasthttp.MethodPost
 		}
 	case "/input_items":
+		allow = "GET"
 		if ctx.IsGet() {
 			method = fasthttp.MethodGet
 		}
@@ -379,7 +402,6 @@ func (h *Handler) responseCall(r *request, rest []byte) {
 		return
 	}
 	if method == "" {
-		allow := map[string]string{"": "GET, DELETE", "/cancel": "POST", "/input_items": "GET"}[suffix]
 		in.writeError(ctx, fasthttp.StatusMethodNotAllowed, typeInvalidRequest, "method_not_allowed",
 			"use "+allow+" for /v1/responses/{id}"+suffix)
 		ctx.Response.Header.Set("Allow", allow)
