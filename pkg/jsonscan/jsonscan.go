@@ -62,31 +62,35 @@ type Fields struct {
 // not) is refused: the gateway and an upstream must never read different values.
 func Scan(body []byte, f *Fields) error {
 	*f = Fields{MaxTokens: -1}
-	if !json.Valid(body) {
-		return ErrMalformed
-	}
+	// One pass: every member is validated as it is read (value), and what follows
+	// the object may only be whitespace, so a body Scan accepts is one that
+	// encoding/json.Valid accepts.
 	i := skipWS(body, 0)
 	if i >= len(body) || body[i] != '{' {
 		return ErrMalformed
 	}
 	prevEnd := i // the '{' or the ',' before the current member, for member removal
-	i++
+	if i = skipWS(body, i+1); i < len(body) && body[i] == '}' {
+		return end(body, i)
+	}
 	for {
-		i = skipWS(body, i)
-		if body[i] == '}' {
-			return nil
-		}
-		if body[i] == ',' {
-			prevEnd = i
-			i = skipWS(body, i+1)
+		if i >= len(body) || body[i] != '"' {
+			return ErrMalformed
 		}
 		keyStart := i
-		keyEnd := skipString(body, i)
+		keyEnd := str(body, i)
+		if keyEnd < 0 {
+			return ErrMalformed
+		}
 		key := body[keyStart+1 : keyEnd-1]
-		i = skipWS(body, keyEnd)
-		i = skipWS(body, i+1) // ':'
-		valStart := i
-		valEnd := skipValue(body, i)
+		if i = skipWS(body, keyEnd); i >= len(body) || body[i] != ':' {
+			return ErrMalformed
+		}
+		valStart := skipWS(body, i+1)
+		valEnd := value(body, valStart, 1)
+		if valEnd < 0 {
+			return ErrMalformed
+		}
 		if len(key) >= len("max_tokens") && key[0] == 'm' {
 			switch string(key) {
 			case "max_tokens", "max_completion_tokens", "max_output_tokens":
@@ -147,13 +151,32 @@ func Scan(body []byte, f *Fields) error {
 			if prevEnd < len(body) && body[prevEnd] == '{' {
 				// First member: remove it with its trailing comma instead of a leading one.
 				f.BackendMember = Span{keyStart, valEnd}
-				if j := skipWS(body, valEnd); body[j] == ',' {
+				if j := skipWS(body, valEnd); j < len(body) && body[j] == ',' {
 					f.BackendMember.End = skipWS(body, j+1)
 				}
 			}
 		}
-		i = valEnd
+		if i = skipWS(body, valEnd); i >= len(body) {
+			return ErrMalformed
+		}
+		switch body[i] {
+		case ',':
+			prevEnd = i
+			i = skipWS(body, i+1)
+		case '}':
+			return end(body, i)
+		default:
+			return ErrMalformed
+		}
 	}
+}
+
+// end checks that only whitespace follows the object's closing brace at body[i].
+func end(body []byte, i int) error {
+	if skipWS(body, i+1) != len(body) {
+		return ErrMalformed
+	}
+	return nil
 }
 
 // String returns the decoded string value at s (which must span a JSON string).
