@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
@@ -43,7 +44,8 @@ var (
 // Store is the bbolt-backed config history. It is safe for concurrent use.
 type Store struct {
 	db      *bolt.DB
-	lineage string
+	path    string
+	lineage atomic.Pointer[string] // replaced when a replica's state is loaded from a snapshot
 }
 
 // Options tunes Open. The zero value is usable.
@@ -84,7 +86,9 @@ func Open(path string, opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("init %s: %w", path, err)
 	}
-	return &Store{db: db, lineage: lineage}, nil
+	s := &Store{db: db, path: path}
+	s.lineage.Store(&lineage)
+	return s, nil
 }
 
 // maxReopens bounds how often Open follows a path that keeps being replaced.
@@ -146,7 +150,7 @@ func names(path string, f *os.File) (bool, error) {
 // Lineage identifies this data file's version history: version numbers are only
 // comparable between snapshots of one lineage. It is created with the file and
 // renewed by Restore, because a restored file may hold lower versions than edges do.
-func (s *Store) Lineage() string { return s.lineage }
+func (s *Store) Lineage() string { return *s.lineage.Load() }
 
 func newLineage() string {
 	var b [12]byte
@@ -241,41 +245,61 @@ func (s *Store) Update(ctx context.Context, req UpdateRequest) (v *berryv1.Confi
 		return nil, false, err
 	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		cur := current(tx)
-		if req.IfEmpty && cur != 0 {
-			v, err = get(tx, cur)
+		v, created, err = prepare(tx, req)
+		if err != nil || !created {
 			return err
 		}
-		if req.ExpectedVersion != 0 && req.ExpectedVersion != cur {
-			return fmt.Errorf("%w (based on %d, current is %d)", ErrStale, req.ExpectedVersion, cur)
-		}
-		cfg := &berryv1.Config{}
-		if cur != 0 {
-			old, err := get(tx, cur)
-			if err != nil {
-				return err
-			}
-			if old.GetConfig() != nil {
-				cfg = old.GetConfig()
-			}
-		}
-		if err := req.Mutate(cfg); err != nil {
-			return err
-		}
-		v = &berryv1.ConfigVersion{
-			Version: cur + 1, CreatedAt: timestamppb.Now(),
-			Author: req.Author, Message: req.Message, Config: cfg,
-		}
-		if err := put(tx, v); err != nil {
-			return err
-		}
-		created = true
-		return nil
+		return put(tx, v)
 	})
 	if err != nil {
 		return nil, false, err
 	}
 	return v, created, nil
+}
+
+// Prepare computes the version Update would write, without writing it: a replicated
+// control plane's leader proposes it to the log, and every replica then applies it
+// with PutVersion.
+func (s *Store) Prepare(ctx context.Context, req UpdateRequest) (v *berryv1.ConfigVersion, created bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, false, err
+	}
+	err = s.db.View(func(tx *bolt.Tx) error {
+		v, created, err = prepare(tx, req)
+		return err
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return v, created, nil
+}
+
+func prepare(tx *bolt.Tx, req UpdateRequest) (*berryv1.ConfigVersion, bool, error) {
+	cur := current(tx)
+	if req.IfEmpty && cur != 0 {
+		v, err := get(tx, cur)
+		return v, false, err
+	}
+	if req.ExpectedVersion != 0 && req.ExpectedVersion != cur {
+		return nil, false, fmt.Errorf("%w (based on %d, current is %d)", ErrStale, req.ExpectedVersion, cur)
+	}
+	cfg := &berryv1.Config{}
+	if cur != 0 {
+		old, err := get(tx, cur)
+		if err != nil {
+			return nil, false, err
+		}
+		if old.GetConfig() != nil {
+			cfg = old.GetConfig()
+		}
+	}
+	if err := req.Mutate(cfg); err != nil {
+		return nil, false, err
+	}
+	return &berryv1.ConfigVersion{
+		Version: cur + 1, CreatedAt: timestamppb.Now(),
+		Author: req.Author, Message: req.Message, Config: cfg,
+	}, true, nil
 }
 
 func put(tx *bolt.Tx, v *berryv1.ConfigVersion) error {
@@ -400,6 +424,9 @@ func Restore(src, dst string) error {
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil || tx.Bucket(bucketVersions) == nil {
 			return fmt.Errorf("%s is not a Berry data file", src)
+		}
+		if err := meta.Delete(keyApplied); err != nil { // a restored file starts a new log
+			return err
 		}
 		return meta.Put(keyLineage, []byte(newLineage()))
 	})

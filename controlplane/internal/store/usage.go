@@ -90,6 +90,9 @@ type UsageBatch struct {
 	QuotaDelete  []QuotaCounter
 	QuotaEdges   []QuotaEdge
 	ReplaceEdges bool
+	// Index is the log entry carrying the batch on a replicated control plane (0:
+	// none): a batch whose entry the file already holds is skipped.
+	Index uint64
 }
 
 // Empty reports whether the batch writes nothing.
@@ -105,7 +108,7 @@ func (s *Store) WriteUsage(ctx context.Context, b *UsageBatch) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if b.Empty() {
+	if b.Empty() && b.Index == 0 {
 		return nil
 	}
 	type row struct {
@@ -119,6 +122,9 @@ func (s *Store) WriteUsage(ctx context.Context, b *UsageBatch) error {
 	// In key order bbolt's pages fill and split least.
 	slices.SortFunc(rows, func(a, b row) int { return bytes.Compare(a.k, b.k) })
 	return s.db.Update(func(tx *bolt.Tx) error {
+		if fresh, err := markApplied(tx, b.Index); err != nil || !fresh {
+			return err
+		}
 		ub, err := tx.CreateBucketIfNotExists(bucketUsage)
 		if err != nil {
 			return err
