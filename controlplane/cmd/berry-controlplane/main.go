@@ -120,7 +120,7 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("berry-controlplane", flag.ContinueOnError)
 	dataPath := fs.String("data", "berry.db", "bbolt data file (created if missing)")
 	listen := fs.String("grpc-listen", "127.0.0.1:9090", "gRPC listen address for the admin and edge APIs")
-	httpListen := fs.String("http-listen", defaultHTTPListen, "HTTP listen address for /metrics; empty disables it")
+	httpListen := fs.String("http-listen", defaultHTTPListen, "HTTP listen address for /metrics, the admin API (Connect protocol) and the web console (/console/); empty disables it")
 	pprofListen := fs.String("pprof-listen", "", "serve Go's runtime profiles (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6061; empty: off")
 	bootstrap := fs.String("bootstrap", "", "seed-format TOML file imported only when the store is empty")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -256,6 +256,11 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	// getting scores while the control plane drains.
 	srv.Start(context.Background())
 	gs := srv.NewGRPCServer(policy, serverOpts...)
+	if hs != nil {
+		if err := mountConsole(log, hs, *httpListen, gs, policy, *insecureFlag); err != nil {
+			return err
+		}
+	}
 
 	errc := make(chan error, 2)
 	go func() {

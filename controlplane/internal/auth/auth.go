@@ -192,6 +192,15 @@ func (p *Policy) check(ctx context.Context, md metadata.MD, method string) (cont
 	return NewContext(ctx, id), nil
 }
 
+// Authorize checks a call to method (a full method name, /pkg.Service/Method) whose
+// headers are md exactly as the gRPC server does, for a front end that must refuse a
+// call before it reads the request: the HTTP transcoder reads a whole body before the
+// gRPC server sees the call. The gRPC server checks the call again when it arrives.
+func (p *Policy) Authorize(ctx context.Context, md metadata.MD, method string) error {
+	_, err := p.check(ctx, md, method)
+	return err
+}
+
 // admittedKey marks a context Guard admitted; its value is the method admitted.
 type admittedKey struct{}
 
