@@ -134,7 +134,7 @@ func TestAckNackAndVersionsOnlyGoUp(t *testing.T) {
 		{2, true, 2},
 		// 1, older: no answer (the next message is the ACK of the 2 after it), keep
 		// serving 2
-		{2, true, 2}, // same version: ACK, nothing to do
+		{2, true, 2},  // same version: ACK, nothing to do
 		{3, false, 2}, // cannot apply: NACK with reason
 		{4, true, 4},
 	}
