@@ -6,6 +6,8 @@ import {h, table} from './dom.js';
 // A config's TOML is a few hundred lines; beyond this many cells the table would
 // not be readable anyway, and the LCS table would cost too much memory.
 const maxCells = 4e6;
+// Unchanged lines shown around each change.
+const context = 3;
 
 function ops(a, b) {
   const n = a.length;
@@ -39,8 +41,17 @@ export function sideBySide(left, right, leftName, rightName) {
   const rows = [];
   for (let k = 0; k < o.length;) {
     if (o[k][0] === 'same') {
-      const [, i, j] = o[k++];
-      rows.push({class: 'same', cells: [h('td', {class: 'ln'}, i + 1), h('td', {}, h('code', {}, a[i])), h('td', {class: 'ln'}, j + 1), h('td', {}, h('code', {}, b[j]))]});
+      const run = [];
+      while (k < o.length && o[k][0] === 'same') run.push(o[k++]);
+      const head = rows.length === 0 ? 0 : context;
+      const tail = k === o.length ? 0 : context;
+      run.forEach(([, i, j], x) => {
+        if (x >= head && x < run.length - tail) {
+          if (x === head) rows.push({class: 'skip', cells: [h('td', {colspan: 4}, `… ${run.length - head - tail} unchanged lines`)]});
+          return;
+        }
+        rows.push({class: 'same', cells: [h('td', {class: 'ln'}, i + 1), h('td', {}, h('code', {}, a[i])), h('td', {class: 'ln'}, j + 1), h('td', {}, h('code', {}, b[j]))]});
+      });
       continue;
     }
     const dels = [];
