@@ -71,7 +71,7 @@ func run(args []string) error {
 	}
 	defListen := defaultListen()
 	listen := fs.String("listen", defListen, "client-facing HTTP listen address (env BIND_ADDRESS)")
-	cpAddr := fs.String("control-plane", "", "control plane gRPC address, e.g. 127.0.0.1:9090")
+	cpAddr := fs.String("control-plane", "", "control plane gRPC address, e.g. 127.0.0.1:9090; several, comma-separated, or a DNS name with a record per node: the edge connects to one and moves to another when it fails")
 	edgeID := fs.String("edge-id", "", "this edge's id in fleet status (default host name + listen port)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	maxBody := fs.Int("max-request-body-bytes", 8<<20, "largest accepted request body; larger ones get 413 (settings.max_request_body_bytes can lower it per config)")

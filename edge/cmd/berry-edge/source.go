@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/berry-gateway/berry/edge/internal/cpsync"
@@ -41,7 +42,7 @@ func (f *sourceFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.tlsCA, "tls-ca", "", "CA bundle (PEM) to verify the control plane; enables TLS")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "client certificate (PEM) for mTLS to the control plane")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "client key (PEM) for mTLS to the control plane")
-	fs.StringVar(&f.tlsServerName, "tls-server-name", "", "expected name in the control plane's certificate (default: host of --control-plane)")
+	fs.StringVar(&f.tlsServerName, "tls-server-name", "", "expected name in the control plane's certificate (default: the host of the --control-plane address dialled)")
 	fs.DurationVar(&f.reportInterval, "report-interval", 0, "how often backend observations are reported to the control plane for fleet scores (default 1s)")
 	fs.DurationVar(&f.maxSnapshotAge, "max-snapshot-age", 0, "refuse requests once the control plane has been unreachable this long (0: serve the last snapshot for ever)")
 }
@@ -71,6 +72,10 @@ func startSource(ctx context.Context, f sourceFlags, edgeID, listenAddr string, 
 		return source{stop: func() {}}, nil
 	}
 
+	targets, err := cpsync.ParseTargets(f.cpAddr)
+	if err != nil {
+		return source{}, fmt.Errorf("--control-plane: %w", err)
+	}
 	cachePath, err := snapfile.DefaultPath(f.cacheDir, edgeID)
 	if err != nil {
 		return source{}, fmt.Errorf("--cache-dir: %w", err)
@@ -102,16 +107,20 @@ func startSource(ctx context.Context, f sourceFlags, edgeID, listenAddr string, 
 		// Snapshots of large configs exceed gRPC's 4 MiB default.
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)),
 	)
-	conn, err := grpc.NewClient(f.cpAddr, opts...)
-	if err != nil {
-		return source{}, fmt.Errorf("--control-plane: %w", err)
+	dial := func(t cpsync.Target) (*grpc.ClientConn, error) {
+		o := opts
+		if t.Authority != "" {
+			// Dialled by the address a name resolved to; TLS checks the name.
+			o = append(slices.Clip(opts), grpc.WithAuthority(t.Authority))
+		}
+		return grpc.NewClient(t.Addr, o...)
 	}
 	sync := &cpsync.Client{
-		Conn: conn, EdgeID: edgeID, BuildVersion: buildinfo.Get().Version, ListenAddress: listenAddr,
+		Targets: targets, Dial: dial, EdgeID: edgeID, BuildVersion: buildinfo.Get().Version, ListenAddress: listenAddr,
 		Runtime: rt, Fleet: rt, Metering: rt, Disk: disk, ReportInterval: f.reportInterval,
 		MaxSnapshotAge: f.maxSnapshotAge, SnapshotConfirmed: confirmed,
 		Log: log.With("component", "cpsync"),
 	}
 	go func() { _ = sync.Run(ctx) }()
-	return source{controlPlane: sync, stop: func() { conn.Close() }}, nil
+	return source{controlPlane: sync, stop: func() {}}, nil
 }

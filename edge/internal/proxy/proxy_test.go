@@ -141,11 +141,15 @@ func TestNoTableYet(t *testing.T) {
 }
 
 // controlPlane stands for cpsync.Client's connection state.
-type controlPlane struct{ up, stale bool }
+type controlPlane struct {
+	up, stale bool
+	addr      string
+}
 
 func (c controlPlane) Connected() bool       { return c.up }
 func (c controlPlane) MergedBatches() uint64 { return 0 }
 func (c controlPlane) Stale() bool           { return c.stale }
+func (c controlPlane) Address() string       { return c.addr }
 
 func TestReadyz(t *testing.T) {
 	rt := runtimeFor(t, oneBackend("http://127.0.0.1:1/v1"))
@@ -158,7 +162,8 @@ func TestReadyz(t *testing.T) {
 		{"no snapshot", &status.Pages{Runtime: runtimeFor(t, "")}, 503, `"not_ready"`},
 		{"snapshot, standalone", &status.Pages{Runtime: rt}, 200, `{"status":"ready","config_version":1}`},
 		{"snapshot, control plane away", &status.Pages{Runtime: rt, ControlPlane: controlPlane{}}, 200, `"control_plane_connected":false`},
-		{"snapshot, connected", &status.Pages{Runtime: rt, ControlPlane: controlPlane{up: true}}, 200, `"control_plane_connected":true`},
+		{"snapshot, connected", &status.Pages{Runtime: rt, ControlPlane: controlPlane{up: true, addr: "10.0.0.2:9090"}}, 200,
+			`"control_plane_connected":true,"control_plane":"10.0.0.2:9090"}`},
 		{"snapshot, control plane away too long", &status.Pages{Runtime: rt, ControlPlane: controlPlane{stale: true}}, 503, `configuration stale`},
 	}
 	for _, tc := range tests {

@@ -56,6 +56,14 @@ func (p *Pages) writeMetrics(w *metrics.Writer, t *routing.Table, reg *backends.
 		v = float64(t.Version)
 	}
 	w.Sample("berry_config_version", v)
+	if p.ControlPlane != nil {
+		w.Header("berry_control_plane_connected", "gauge", "1 while the control-plane stream is up, labelled with the address it is on; 0 (address \"\") while not.")
+		up := 0.0
+		if p.ControlPlane.Connected() {
+			up = 1
+		}
+		w.Sample("berry_control_plane_connected", up, "address", p.ControlPlane.Address())
+	}
 	var inFlight int64
 	for _, s := range states {
 		inFlight += int64(s.InFlight.Load())

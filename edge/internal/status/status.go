@@ -30,6 +30,8 @@ type ControlPlane interface {
 	MergedBatches() uint64
 	// Stale: the control plane has been away longer than the snapshot may be served.
 	Stale() bool
+	// Address is the control-plane address the stream is on, "" while not connected.
+	Address() string
 }
 
 // Connections counts the client connections (connlimit.Listener).
@@ -193,6 +195,9 @@ func (p *Pages) Ready(ctx *fasthttp.RequestCtx) {
 	if p.ControlPlane != nil {
 		out = append(out, `,"control_plane_connected":`...)
 		out = strconv.AppendBool(out, p.ControlPlane.Connected())
+		if a := p.ControlPlane.Address(); a != "" {
+			out = jsonscan.AppendString(append(out, `,"control_plane":`...), a)
+		}
 	}
 	out = append(out, '}')
 	ctx.Response.SetBodyRaw(out)
