@@ -18,6 +18,7 @@ import (
 	"github.com/berry-gateway/berry/controlplane/internal/cache"
 	"github.com/berry-gateway/berry/controlplane/internal/configdiff"
 	"github.com/berry-gateway/berry/controlplane/internal/fleet"
+	"github.com/berry-gateway/berry/controlplane/internal/scorehistory"
 	"github.com/berry-gateway/berry/controlplane/internal/store"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/pkg/buildinfo"
@@ -54,6 +55,7 @@ var ReadMethods = []string{
 	berryv1.AdminService_GetServerInfo_FullMethodName,
 	berryv1.AdminService_GetUsage_FullMethodName,
 	berryv1.AdminService_GetQuotas_FullMethodName,
+	berryv1.AdminService_GetScoreHistory_FullMethodName,
 }
 
 // errNotFound is wrapped by writes that name an entry that does not exist.
@@ -68,8 +70,9 @@ type AdminService struct {
 	scores    *cache.Scores    // read by GetScores
 	fleet     *fleet.Registry  // read by FleetStatus
 	log       *slog.Logger
-	metrics   *metrics      // nil: not measured
-	quota     *QuotaService // read by GetQuotas; nil: no quota state
+	metrics   *metrics           // nil: not measured
+	quota     *QuotaService      // read by GetQuotas; nil: no quota state
+	history   *scorehistory.Ring // sampled from scores by sampleScores; read by GetScoreHistory
 
 	writeMu sync.Mutex // orders write+publish so edges see versions in order
 
@@ -82,7 +85,8 @@ func NewAdminService(st *store.Store, snapshots *cache.Snapshots, scores *cache.
 	if log == nil {
 		log = slog.Default()
 	}
-	return &AdminService{store: st, snapshots: snapshots, scores: scores, fleet: edges, log: log}
+	return &AdminService{store: st, snapshots: snapshots, scores: scores, fleet: edges, log: log,
+		history: scorehistory.New(scorehistory.DefaultInterval, scorehistory.DefaultSpan)}
 }
 
 // change is one write of the config.
@@ -240,17 +244,7 @@ func (a *AdminService) GetScores(_ context.Context, req *berryv1.GetScoresReques
 	resp.Epoch = latest.GetEpoch()
 	var want map[config.BackendKey]bool
 	if m := req.GetModel(); m != "" {
-		want = map[config.BackendKey]bool{}
-		if snap, _ := a.snapshots.Watch(); snap != nil {
-			for _, mod := range snap.GetConfig().GetModels() {
-				if mod.GetId() != m && mod.GetName() != m {
-					continue
-				}
-				for _, b := range mod.GetBackends() {
-					want[config.BackendKey{Provider: b.GetProvider(), Model: b.GetModel()}] = true
-				}
-			}
-		}
+		want = a.backendsOf(m)
 	}
 	for _, b := range latest.GetBackends() {
 		if want == nil || want[config.BackendKey{Provider: b.GetProvider(), Model: b.GetUpstreamModel()}] {

@@ -16,6 +16,7 @@ import (
 	"github.com/berry-gateway/berry/controlplane/internal/auth"
 	"github.com/berry-gateway/berry/controlplane/internal/cache"
 	"github.com/berry-gateway/berry/controlplane/internal/fleet"
+	"github.com/berry-gateway/berry/controlplane/internal/scorehistory"
 	"github.com/berry-gateway/berry/controlplane/internal/store"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/pkg/config"
@@ -46,6 +47,10 @@ type Options struct {
 	// (default DefaultQuotaInterval); UsageFlushInterval how often the usage ledger
 	// and quota counters are written (default DefaultUsageFlushInterval).
 	QuotaInterval, UsageFlushInterval time.Duration
+	// ScoreHistoryInterval is how often the fleet scores are sampled for
+	// GetScoreHistory, which keeps an hour of them (default
+	// scorehistory.DefaultInterval).
+	ScoreHistoryInterval time.Duration
 }
 
 // DefaultEdgeExpiry is berry-controlplane's default for Options.EdgeExpiry: long
@@ -105,6 +110,7 @@ func New(st *store.Store, opts Options) *Server {
 	s.metrics = newMetrics(s.reg, s)
 	s.reg.MustRegister(quotaCollector{q: quotas, e: s.edge})
 	s.admin.metrics = s.metrics
+	s.admin.history = scorehistory.New(opts.ScoreHistoryInterval, scorehistory.DefaultSpan)
 	return s
 }
 
@@ -112,10 +118,11 @@ func New(st *store.Store, opts Options) *Server {
 // metrics endpoint to gather.
 func (s *Server) Registry() *prometheus.Registry { return s.reg }
 
-// Start runs the fleet-score loop and the quota loop until ctx ends or Shutdown is
-// called: scores are merged and pushed from the start, whether or not an edge has
-// connected yet; quota credit is granted, and usage written, once the quota counters
-// are read back from the store, and what is left is written when the loop stops.
+// Start runs the fleet-score loop, the quota loop and the score history's sampler
+// until ctx ends or Shutdown is called: scores are merged and pushed from the start,
+// whether or not an edge has connected yet; quota credit is granted, and usage
+// written, once the quota counters are read back from the store, and what is left is
+// written when the loop stops.
 func (s *Server) Start(ctx context.Context) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -125,6 +132,7 @@ func (s *Server) Start(ctx context.Context) {
 	ctx, s.cancel = context.WithCancel(ctx)
 	s.loop.Go(func() { s.scoring.Run(ctx) })
 	s.loop.Go(func() { s.quota.Run(ctx) })
+	s.loop.Go(func() { s.admin.sampleScores(ctx) })
 }
 
 // Load publishes the store's current version, if any, to the snapshot cache.

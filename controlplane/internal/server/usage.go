@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"math"
 	"time"
 
 	"github.com/berry-gateway/berry/controlplane/internal/quota"
@@ -76,8 +77,13 @@ func (a *AdminService) GetUsage(ctx context.Context, req *berryv1.GetUsageReques
 
 // GetQuotas implements berryv1.AdminServiceServer: per key with fleet limits (one
 // key when asked, whether or not it has any), each limit of the current config with
-// what the fleet used of it and the credit outstanding in the current window.
+// what the fleet used of it and the credit outstanding in the current window, and
+// the highest share used; with min_used_fraction, only the keys that near a limit.
 func (a *AdminService) GetQuotas(_ context.Context, req *berryv1.GetQuotasRequest) (*berryv1.GetQuotasResponse, error) {
+	near := req.GetMinUsedFraction()
+	if math.IsNaN(near) || math.IsInf(near, 0) || near < 0 {
+		return nil, status.Errorf(codes.InvalidArgument, "min_used_fraction: must be a finite share of at least 0 (e.g. 0.8), got %v", near)
+	}
 	snap, _ := a.snapshots.Watch()
 	users := snap.GetConfig().GetUsers()
 	if id := req.GetKey(); id != "" {
@@ -101,6 +107,12 @@ func (a *AdminService) GetQuotas(_ context.Context, req *berryv1.GetQuotasReques
 		for _, use := range eng.Uses(u.GetId(), lim) {
 			kq.Limits = append(kq.Limits, &berryv1.QuotaUse{Dimension: use.Dim, Limit: use.Limit, Used: use.Used,
 				Outstanding: use.Outstanding, WindowEnd: timestamppb.New(use.WindowEnd)})
+			if use.Limit > 0 {
+				kq.MaxUsedFraction = max(kq.MaxUsedFraction, float64(use.Used)/float64(use.Limit))
+			}
+		}
+		if near > 0 && kq.MaxUsedFraction < near {
+			continue
 		}
 		out.Keys = append(out.Keys, kq)
 	}

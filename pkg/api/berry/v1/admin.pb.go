@@ -9,6 +9,7 @@ package berryv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -3804,9 +3805,13 @@ func (x *UsageRow) GetEstimated() uint64 {
 type GetQuotasRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Empty: every key with a limit or budget.
-	Key           string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// When above 0, only the keys of which some limit is at least this share used
+	// (used / limit, e.g. 0.8 for the keys near a limit; 1 for those at or over one).
+	// Must be finite and not negative.
+	MinUsedFraction float64 `protobuf:"fixed64,2,opt,name=min_used_fraction,json=minUsedFraction,proto3" json:"min_used_fraction,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *GetQuotasRequest) Reset() {
@@ -3844,6 +3849,13 @@ func (x *GetQuotasRequest) GetKey() string {
 		return x.Key
 	}
 	return ""
+}
+
+func (x *GetQuotasRequest) GetMinUsedFraction() float64 {
+	if x != nil {
+		return x.MinUsedFraction
+	}
+	return 0
 }
 
 type GetQuotasResponse struct {
@@ -3892,11 +3904,14 @@ func (x *GetQuotasResponse) GetKeys() []*KeyQuota {
 
 // KeyQuota is one key's fleet limits and what is used of them now.
 type KeyQuota struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	Limits        []*QuotaUse            `protobuf:"bytes,2,rep,name=limits,proto3" json:"limits,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Key    string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Limits []*QuotaUse            `protobuf:"bytes,2,rep,name=limits,proto3" json:"limits,omitempty"`
+	// The highest used / limit of its limits in their current windows (0 without
+	// limits): how near the key is to being refused.
+	MaxUsedFraction float64 `protobuf:"fixed64,3,opt,name=max_used_fraction,json=maxUsedFraction,proto3" json:"max_used_fraction,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *KeyQuota) Reset() {
@@ -3941,6 +3956,13 @@ func (x *KeyQuota) GetLimits() []*QuotaUse {
 		return x.Limits
 	}
 	return nil
+}
+
+func (x *KeyQuota) GetMaxUsedFraction() float64 {
+	if x != nil {
+		return x.MaxUsedFraction
+	}
+	return 0
 }
 
 // QuotaUse is one limit in its current window.
@@ -4023,11 +4045,294 @@ func (x *QuotaUse) GetWindowEnd() *timestamppb.Timestamp {
 	return nil
 }
 
+type GetScoreHistoryRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only the backends of this model, by id or name ("" for all).
+	Model string `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	// Only the samples taken at or after this time; unset: every sample kept.
+	Since         *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=since,proto3" json:"since,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetScoreHistoryRequest) Reset() {
+	*x = GetScoreHistoryRequest{}
+	mi := &file_berry_v1_admin_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetScoreHistoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetScoreHistoryRequest) ProtoMessage() {}
+
+func (x *GetScoreHistoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetScoreHistoryRequest.ProtoReflect.Descriptor instead.
+func (*GetScoreHistoryRequest) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *GetScoreHistoryRequest) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *GetScoreHistoryRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+type GetScoreHistoryResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The time between two samples, and how far back they go at most.
+	Interval *durationpb.Duration `protobuf:"bytes,1,opt,name=interval,proto3" json:"interval,omitempty"`
+	Span     *durationpb.Duration `protobuf:"bytes,2,opt,name=span,proto3" json:"span,omitempty"`
+	// Per backend the fleet scored in any sample kept.
+	Backends      []*BackendScoreHistory `protobuf:"bytes,3,rep,name=backends,proto3" json:"backends,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetScoreHistoryResponse) Reset() {
+	*x = GetScoreHistoryResponse{}
+	mi := &file_berry_v1_admin_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetScoreHistoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetScoreHistoryResponse) ProtoMessage() {}
+
+func (x *GetScoreHistoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetScoreHistoryResponse.ProtoReflect.Descriptor instead.
+func (*GetScoreHistoryResponse) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *GetScoreHistoryResponse) GetInterval() *durationpb.Duration {
+	if x != nil {
+		return x.Interval
+	}
+	return nil
+}
+
+func (x *GetScoreHistoryResponse) GetSpan() *durationpb.Duration {
+	if x != nil {
+		return x.Span
+	}
+	return nil
+}
+
+func (x *GetScoreHistoryResponse) GetBackends() []*BackendScoreHistory {
+	if x != nil {
+		return x.Backends
+	}
+	return nil
+}
+
+// BackendScoreHistory is one backend's fleet scores over time.
+type BackendScoreHistory struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Provider      string                 `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
+	UpstreamModel string                 `protobuf:"bytes,2,opt,name=upstream_model,json=upstreamModel,proto3" json:"upstream_model,omitempty"`
+	// The ids of the current config's models that route to this backend.
+	Models []string `protobuf:"bytes,3,rep,name=models,proto3" json:"models,omitempty"`
+	// Oldest first; a sample taken while the fleet had no score for this backend is
+	// left out.
+	Samples       []*ScoreSample `protobuf:"bytes,4,rep,name=samples,proto3" json:"samples,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackendScoreHistory) Reset() {
+	*x = BackendScoreHistory{}
+	mi := &file_berry_v1_admin_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackendScoreHistory) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackendScoreHistory) ProtoMessage() {}
+
+func (x *BackendScoreHistory) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackendScoreHistory.ProtoReflect.Descriptor instead.
+func (*BackendScoreHistory) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *BackendScoreHistory) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *BackendScoreHistory) GetUpstreamModel() string {
+	if x != nil {
+		return x.UpstreamModel
+	}
+	return ""
+}
+
+func (x *BackendScoreHistory) GetModels() []string {
+	if x != nil {
+		return x.Models
+	}
+	return nil
+}
+
+func (x *BackendScoreHistory) GetSamples() []*ScoreSample {
+	if x != nil {
+		return x.Samples
+	}
+	return nil
+}
+
+// ScoreSample is one backend's merged fleet score at one time (see BackendScore).
+type ScoreSample struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Time           *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
+	LatencySeconds float64                `protobuf:"fixed64,2,opt,name=latency_seconds,json=latencySeconds,proto3" json:"latency_seconds,omitempty"`
+	TtftSeconds    float64                `protobuf:"fixed64,3,opt,name=ttft_seconds,json=ttftSeconds,proto3" json:"ttft_seconds,omitempty"`
+	ErrorRate      float64                `protobuf:"fixed64,4,opt,name=error_rate,json=errorRate,proto3" json:"error_rate,omitempty"`
+	// The fleet's recent (decayed) attempts.
+	Requests float64 `protobuf:"fixed64,5,opt,name=requests,proto3" json:"requests,omitempty"`
+	Down     bool    `protobuf:"varint,6,opt,name=down,proto3" json:"down,omitempty"`
+	// Edges with a live estimate.
+	Edges         uint32 `protobuf:"varint,7,opt,name=edges,proto3" json:"edges,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScoreSample) Reset() {
+	*x = ScoreSample{}
+	mi := &file_berry_v1_admin_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScoreSample) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScoreSample) ProtoMessage() {}
+
+func (x *ScoreSample) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_admin_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScoreSample.ProtoReflect.Descriptor instead.
+func (*ScoreSample) Descriptor() ([]byte, []int) {
+	return file_berry_v1_admin_proto_rawDescGZIP(), []int{76}
+}
+
+func (x *ScoreSample) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *ScoreSample) GetLatencySeconds() float64 {
+	if x != nil {
+		return x.LatencySeconds
+	}
+	return 0
+}
+
+func (x *ScoreSample) GetTtftSeconds() float64 {
+	if x != nil {
+		return x.TtftSeconds
+	}
+	return 0
+}
+
+func (x *ScoreSample) GetErrorRate() float64 {
+	if x != nil {
+		return x.ErrorRate
+	}
+	return 0
+}
+
+func (x *ScoreSample) GetRequests() float64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *ScoreSample) GetDown() bool {
+	if x != nil {
+		return x.Down
+	}
+	return false
+}
+
+func (x *ScoreSample) GetEdges() uint32 {
+	if x != nil {
+		return x.Edges
+	}
+	return 0
+}
+
 var File_berry_v1_admin_proto protoreflect.FileDescriptor
 
 const file_berry_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x14berry/v1/admin.proto\x12\bberry.v1\x1a\x15berry/v1/config.proto\x1a\x13berry/v1/edge.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"n\n" +
+	"\x14berry/v1/admin.proto\x12\bberry.v1\x1a\x15berry/v1/config.proto\x1a\x13berry/v1/edge.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"n\n" +
 	"\x13ImportConfigRequest\x12\x12\n" +
 	"\x04toml\x18\x01 \x01(\tR\x04toml\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12)\n" +
@@ -4255,21 +4560,44 @@ const file_berry_v1_admin_proto_rawDesc = "" +
 	"\x10reasoning_tokens\x18\t \x01(\x04R\x0freasoningTokens\x12\x19\n" +
 	"\bcost_usd\x18\n" +
 	" \x01(\x01R\acostUsd\x12\x1c\n" +
-	"\testimated\x18\v \x01(\x04R\testimated\"$\n" +
+	"\testimated\x18\v \x01(\x04R\testimated\"P\n" +
 	"\x10GetQuotasRequest\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\";\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12*\n" +
+	"\x11min_used_fraction\x18\x02 \x01(\x01R\x0fminUsedFraction\";\n" +
 	"\x11GetQuotasResponse\x12&\n" +
-	"\x04keys\x18\x01 \x03(\v2\x12.berry.v1.KeyQuotaR\x04keys\"H\n" +
+	"\x04keys\x18\x01 \x03(\v2\x12.berry.v1.KeyQuotaR\x04keys\"t\n" +
 	"\bKeyQuota\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12*\n" +
-	"\x06limits\x18\x02 \x03(\v2\x12.berry.v1.QuotaUseR\x06limits\"\xc9\x01\n" +
+	"\x06limits\x18\x02 \x03(\v2\x12.berry.v1.QuotaUseR\x06limits\x12*\n" +
+	"\x11max_used_fraction\x18\x03 \x01(\x01R\x0fmaxUsedFraction\"\xc9\x01\n" +
 	"\bQuotaUse\x126\n" +
 	"\tdimension\x18\x01 \x01(\x0e2\x18.berry.v1.QuotaDimensionR\tdimension\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\x03R\x05limit\x12\x12\n" +
 	"\x04used\x18\x03 \x01(\x03R\x04used\x12 \n" +
 	"\voutstanding\x18\x04 \x01(\x03R\voutstanding\x129\n" +
 	"\n" +
-	"window_end\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\twindowEnd2\xe9\x12\n" +
+	"window_end\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\twindowEnd\"`\n" +
+	"\x16GetScoreHistoryRequest\x12\x14\n" +
+	"\x05model\x18\x01 \x01(\tR\x05model\x120\n" +
+	"\x05since\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\"\xba\x01\n" +
+	"\x17GetScoreHistoryResponse\x125\n" +
+	"\binterval\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\binterval\x12-\n" +
+	"\x04span\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x04span\x129\n" +
+	"\bbackends\x18\x03 \x03(\v2\x1d.berry.v1.BackendScoreHistoryR\bbackends\"\xa1\x01\n" +
+	"\x13BackendScoreHistory\x12\x1a\n" +
+	"\bprovider\x18\x01 \x01(\tR\bprovider\x12%\n" +
+	"\x0eupstream_model\x18\x02 \x01(\tR\rupstreamModel\x12\x16\n" +
+	"\x06models\x18\x03 \x03(\tR\x06models\x12/\n" +
+	"\asamples\x18\x04 \x03(\v2\x15.berry.v1.ScoreSampleR\asamples\"\xee\x01\n" +
+	"\vScoreSample\x12.\n" +
+	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12'\n" +
+	"\x0flatency_seconds\x18\x02 \x01(\x01R\x0elatencySeconds\x12!\n" +
+	"\fttft_seconds\x18\x03 \x01(\x01R\vttftSeconds\x12\x1d\n" +
+	"\n" +
+	"error_rate\x18\x04 \x01(\x01R\terrorRate\x12\x1a\n" +
+	"\brequests\x18\x05 \x01(\x01R\brequests\x12\x12\n" +
+	"\x04down\x18\x06 \x01(\bR\x04down\x12\x14\n" +
+	"\x05edges\x18\a \x01(\rR\x05edges2\xc1\x13\n" +
 	"\fAdminService\x12M\n" +
 	"\fImportConfig\x12\x1d.berry.v1.ImportConfigRequest\x1a\x1e.berry.v1.ImportConfigResponse\x12D\n" +
 	"\tGetConfig\x12\x1a.berry.v1.GetConfigRequest\x1a\x1b.berry.v1.GetConfigResponse\x12\\\n" +
@@ -4305,7 +4633,8 @@ const file_berry_v1_admin_proto_rawDesc = "" +
 	"\x06Backup\x12\x17.berry.v1.BackupRequest\x1a\x18.berry.v1.BackupResponse0\x01\x12P\n" +
 	"\rGetServerInfo\x12\x1e.berry.v1.GetServerInfoRequest\x1a\x1f.berry.v1.GetServerInfoResponse\x12A\n" +
 	"\bGetUsage\x12\x19.berry.v1.GetUsageRequest\x1a\x1a.berry.v1.GetUsageResponse\x12D\n" +
-	"\tGetQuotas\x12\x1a.berry.v1.GetQuotasRequest\x1a\x1b.berry.v1.GetQuotasResponseB9Z7github.com/berry-gateway/berry/pkg/api/berry/v1;berryv1b\x06proto3"
+	"\tGetQuotas\x12\x1a.berry.v1.GetQuotasRequest\x1a\x1b.berry.v1.GetQuotasResponse\x12V\n" +
+	"\x0fGetScoreHistory\x12 .berry.v1.GetScoreHistoryRequest\x1a!.berry.v1.GetScoreHistoryResponseB9Z7github.com/berry-gateway/berry/pkg/api/berry/v1;berryv1b\x06proto3"
 
 var (
 	file_berry_v1_admin_proto_rawDescOnce sync.Once
@@ -4319,7 +4648,7 @@ func file_berry_v1_admin_proto_rawDescGZIP() []byte {
 	return file_berry_v1_admin_proto_rawDescData
 }
 
-var file_berry_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 73)
+var file_berry_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 77)
 var file_berry_v1_admin_proto_goTypes = []any{
 	(*ImportConfigRequest)(nil),       // 0: berry.v1.ImportConfigRequest
 	(*ImportConfigResponse)(nil),      // 1: berry.v1.ImportConfigResponse
@@ -4394,135 +4723,148 @@ var file_berry_v1_admin_proto_goTypes = []any{
 	(*GetQuotasResponse)(nil),         // 70: berry.v1.GetQuotasResponse
 	(*KeyQuota)(nil),                  // 71: berry.v1.KeyQuota
 	(*QuotaUse)(nil),                  // 72: berry.v1.QuotaUse
-	(*Config)(nil),                    // 73: berry.v1.Config
-	(*timestamppb.Timestamp)(nil),     // 74: google.protobuf.Timestamp
-	(*Provider)(nil),                  // 75: berry.v1.Provider
-	(*Model)(nil),                     // 76: berry.v1.Model
-	(*User)(nil),                      // 77: berry.v1.User
-	(*Settings)(nil),                  // 78: berry.v1.Settings
-	(*ConfigVersion)(nil),             // 79: berry.v1.ConfigVersion
-	(*RateLimit)(nil),                 // 80: berry.v1.RateLimit
-	(*Budget)(nil),                    // 81: berry.v1.Budget
-	(*BackendScore)(nil),              // 82: berry.v1.BackendScore
-	(QuotaDimension)(0),               // 83: berry.v1.QuotaDimension
+	(*GetScoreHistoryRequest)(nil),    // 73: berry.v1.GetScoreHistoryRequest
+	(*GetScoreHistoryResponse)(nil),   // 74: berry.v1.GetScoreHistoryResponse
+	(*BackendScoreHistory)(nil),       // 75: berry.v1.BackendScoreHistory
+	(*ScoreSample)(nil),               // 76: berry.v1.ScoreSample
+	(*Config)(nil),                    // 77: berry.v1.Config
+	(*timestamppb.Timestamp)(nil),     // 78: google.protobuf.Timestamp
+	(*Provider)(nil),                  // 79: berry.v1.Provider
+	(*Model)(nil),                     // 80: berry.v1.Model
+	(*User)(nil),                      // 81: berry.v1.User
+	(*Settings)(nil),                  // 82: berry.v1.Settings
+	(*ConfigVersion)(nil),             // 83: berry.v1.ConfigVersion
+	(*RateLimit)(nil),                 // 84: berry.v1.RateLimit
+	(*Budget)(nil),                    // 85: berry.v1.Budget
+	(*BackendScore)(nil),              // 86: berry.v1.BackendScore
+	(QuotaDimension)(0),               // 87: berry.v1.QuotaDimension
+	(*durationpb.Duration)(nil),       // 88: google.protobuf.Duration
 }
 var file_berry_v1_admin_proto_depIdxs = []int32{
-	73, // 0: berry.v1.GetConfigResponse.config:type_name -> berry.v1.Config
-	74, // 1: berry.v1.GetCurrentVersionResponse.created_at:type_name -> google.protobuf.Timestamp
-	73, // 2: berry.v1.ApplyConfigRequest.config:type_name -> berry.v1.Config
+	77, // 0: berry.v1.GetConfigResponse.config:type_name -> berry.v1.Config
+	78, // 1: berry.v1.GetCurrentVersionResponse.created_at:type_name -> google.protobuf.Timestamp
+	77, // 2: berry.v1.ApplyConfigRequest.config:type_name -> berry.v1.Config
 	6,  // 3: berry.v1.ApplyConfigRequest.options:type_name -> berry.v1.WriteOptions
-	73, // 4: berry.v1.ValidateConfigRequest.config:type_name -> berry.v1.Config
+	77, // 4: berry.v1.ValidateConfigRequest.config:type_name -> berry.v1.Config
 	11, // 5: berry.v1.ValidateConfigResponse.errors:type_name -> berry.v1.FieldError
 	49, // 6: berry.v1.ValidateConfigResponse.changes:type_name -> berry.v1.Change
-	75, // 7: berry.v1.ListProvidersResponse.providers:type_name -> berry.v1.Provider
-	75, // 8: berry.v1.GetProviderResponse.provider:type_name -> berry.v1.Provider
-	75, // 9: berry.v1.PutProviderRequest.provider:type_name -> berry.v1.Provider
+	79, // 7: berry.v1.ListProvidersResponse.providers:type_name -> berry.v1.Provider
+	79, // 8: berry.v1.GetProviderResponse.provider:type_name -> berry.v1.Provider
+	79, // 9: berry.v1.PutProviderRequest.provider:type_name -> berry.v1.Provider
 	6,  // 10: berry.v1.PutProviderRequest.options:type_name -> berry.v1.WriteOptions
 	6,  // 11: berry.v1.DeleteProviderRequest.options:type_name -> berry.v1.WriteOptions
-	76, // 12: berry.v1.ListModelsResponse.models:type_name -> berry.v1.Model
-	76, // 13: berry.v1.GetModelResponse.model:type_name -> berry.v1.Model
-	76, // 14: berry.v1.PutModelRequest.model:type_name -> berry.v1.Model
+	80, // 12: berry.v1.ListModelsResponse.models:type_name -> berry.v1.Model
+	80, // 13: berry.v1.GetModelResponse.model:type_name -> berry.v1.Model
+	80, // 14: berry.v1.PutModelRequest.model:type_name -> berry.v1.Model
 	6,  // 15: berry.v1.PutModelRequest.options:type_name -> berry.v1.WriteOptions
 	6,  // 16: berry.v1.DeleteModelRequest.options:type_name -> berry.v1.WriteOptions
-	77, // 17: berry.v1.ListUsersResponse.users:type_name -> berry.v1.User
-	77, // 18: berry.v1.GetUserResponse.user:type_name -> berry.v1.User
-	77, // 19: berry.v1.PutUserRequest.user:type_name -> berry.v1.User
+	81, // 17: berry.v1.ListUsersResponse.users:type_name -> berry.v1.User
+	81, // 18: berry.v1.GetUserResponse.user:type_name -> berry.v1.User
+	81, // 19: berry.v1.PutUserRequest.user:type_name -> berry.v1.User
 	6,  // 20: berry.v1.PutUserRequest.options:type_name -> berry.v1.WriteOptions
 	6,  // 21: berry.v1.DeleteUserRequest.options:type_name -> berry.v1.WriteOptions
-	78, // 22: berry.v1.GetSettingsResponse.settings:type_name -> berry.v1.Settings
-	78, // 23: berry.v1.UpdateSettingsRequest.settings:type_name -> berry.v1.Settings
+	82, // 22: berry.v1.GetSettingsResponse.settings:type_name -> berry.v1.Settings
+	82, // 23: berry.v1.UpdateSettingsRequest.settings:type_name -> berry.v1.Settings
 	6,  // 24: berry.v1.UpdateSettingsRequest.options:type_name -> berry.v1.WriteOptions
-	74, // 25: berry.v1.VersionInfo.created_at:type_name -> google.protobuf.Timestamp
+	78, // 25: berry.v1.VersionInfo.created_at:type_name -> google.protobuf.Timestamp
 	43, // 26: berry.v1.ListVersionsResponse.versions:type_name -> berry.v1.VersionInfo
-	79, // 27: berry.v1.GetVersionResponse.version:type_name -> berry.v1.ConfigVersion
+	83, // 27: berry.v1.GetVersionResponse.version:type_name -> berry.v1.ConfigVersion
 	49, // 28: berry.v1.DiffVersionsResponse.changes:type_name -> berry.v1.Change
 	6,  // 29: berry.v1.RollbackRequest.options:type_name -> berry.v1.WriteOptions
-	80, // 30: berry.v1.CreateKeyRequest.rate_limit:type_name -> berry.v1.RateLimit
-	74, // 31: berry.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	84, // 30: berry.v1.CreateKeyRequest.rate_limit:type_name -> berry.v1.RateLimit
+	78, // 31: berry.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
 	6,  // 32: berry.v1.CreateKeyRequest.options:type_name -> berry.v1.WriteOptions
-	81, // 33: berry.v1.CreateKeyRequest.budget:type_name -> berry.v1.Budget
+	85, // 33: berry.v1.CreateKeyRequest.budget:type_name -> berry.v1.Budget
 	6,  // 34: berry.v1.SetKeyEnabledRequest.options:type_name -> berry.v1.WriteOptions
-	74, // 35: berry.v1.EdgeStatus.connected_since:type_name -> google.protobuf.Timestamp
-	74, // 36: berry.v1.EdgeStatus.last_seen:type_name -> google.protobuf.Timestamp
+	78, // 35: berry.v1.EdgeStatus.connected_since:type_name -> google.protobuf.Timestamp
+	78, // 36: berry.v1.EdgeStatus.last_seen:type_name -> google.protobuf.Timestamp
 	58, // 37: berry.v1.FleetStatusResponse.edges:type_name -> berry.v1.EdgeStatus
-	82, // 38: berry.v1.GetScoresResponse.backends:type_name -> berry.v1.BackendScore
-	74, // 39: berry.v1.GetUsageRequest.since:type_name -> google.protobuf.Timestamp
-	74, // 40: berry.v1.GetUsageRequest.until:type_name -> google.protobuf.Timestamp
+	86, // 38: berry.v1.GetScoresResponse.backends:type_name -> berry.v1.BackendScore
+	78, // 39: berry.v1.GetUsageRequest.since:type_name -> google.protobuf.Timestamp
+	78, // 40: berry.v1.GetUsageRequest.until:type_name -> google.protobuf.Timestamp
 	68, // 41: berry.v1.GetUsageResponse.rows:type_name -> berry.v1.UsageRow
-	74, // 42: berry.v1.UsageRow.hour:type_name -> google.protobuf.Timestamp
+	78, // 42: berry.v1.UsageRow.hour:type_name -> google.protobuf.Timestamp
 	71, // 43: berry.v1.GetQuotasResponse.keys:type_name -> berry.v1.KeyQuota
 	72, // 44: berry.v1.KeyQuota.limits:type_name -> berry.v1.QuotaUse
-	83, // 45: berry.v1.QuotaUse.dimension:type_name -> berry.v1.QuotaDimension
-	74, // 46: berry.v1.QuotaUse.window_end:type_name -> google.protobuf.Timestamp
-	0,  // 47: berry.v1.AdminService.ImportConfig:input_type -> berry.v1.ImportConfigRequest
-	2,  // 48: berry.v1.AdminService.GetConfig:input_type -> berry.v1.GetConfigRequest
-	4,  // 49: berry.v1.AdminService.GetCurrentVersion:input_type -> berry.v1.GetCurrentVersionRequest
-	8,  // 50: berry.v1.AdminService.ApplyConfig:input_type -> berry.v1.ApplyConfigRequest
-	10, // 51: berry.v1.AdminService.ValidateConfig:input_type -> berry.v1.ValidateConfigRequest
-	13, // 52: berry.v1.AdminService.ExportConfig:input_type -> berry.v1.ExportConfigRequest
-	15, // 53: berry.v1.AdminService.ListProviders:input_type -> berry.v1.ListProvidersRequest
-	17, // 54: berry.v1.AdminService.GetProvider:input_type -> berry.v1.GetProviderRequest
-	19, // 55: berry.v1.AdminService.PutProvider:input_type -> berry.v1.PutProviderRequest
-	21, // 56: berry.v1.AdminService.DeleteProvider:input_type -> berry.v1.DeleteProviderRequest
-	23, // 57: berry.v1.AdminService.ListModels:input_type -> berry.v1.ListModelsRequest
-	25, // 58: berry.v1.AdminService.GetModel:input_type -> berry.v1.GetModelRequest
-	27, // 59: berry.v1.AdminService.PutModel:input_type -> berry.v1.PutModelRequest
-	29, // 60: berry.v1.AdminService.DeleteModel:input_type -> berry.v1.DeleteModelRequest
-	31, // 61: berry.v1.AdminService.ListUsers:input_type -> berry.v1.ListUsersRequest
-	33, // 62: berry.v1.AdminService.GetUser:input_type -> berry.v1.GetUserRequest
-	35, // 63: berry.v1.AdminService.PutUser:input_type -> berry.v1.PutUserRequest
-	37, // 64: berry.v1.AdminService.DeleteUser:input_type -> berry.v1.DeleteUserRequest
-	39, // 65: berry.v1.AdminService.GetSettings:input_type -> berry.v1.GetSettingsRequest
-	41, // 66: berry.v1.AdminService.UpdateSettings:input_type -> berry.v1.UpdateSettingsRequest
-	44, // 67: berry.v1.AdminService.ListVersions:input_type -> berry.v1.ListVersionsRequest
-	46, // 68: berry.v1.AdminService.GetVersion:input_type -> berry.v1.GetVersionRequest
-	48, // 69: berry.v1.AdminService.DiffVersions:input_type -> berry.v1.DiffVersionsRequest
-	51, // 70: berry.v1.AdminService.Rollback:input_type -> berry.v1.RollbackRequest
-	53, // 71: berry.v1.AdminService.CreateKey:input_type -> berry.v1.CreateKeyRequest
-	55, // 72: berry.v1.AdminService.SetKeyEnabled:input_type -> berry.v1.SetKeyEnabledRequest
-	57, // 73: berry.v1.AdminService.FleetStatus:input_type -> berry.v1.FleetStatusRequest
-	64, // 74: berry.v1.AdminService.GetScores:input_type -> berry.v1.GetScoresRequest
-	60, // 75: berry.v1.AdminService.Backup:input_type -> berry.v1.BackupRequest
-	62, // 76: berry.v1.AdminService.GetServerInfo:input_type -> berry.v1.GetServerInfoRequest
-	66, // 77: berry.v1.AdminService.GetUsage:input_type -> berry.v1.GetUsageRequest
-	69, // 78: berry.v1.AdminService.GetQuotas:input_type -> berry.v1.GetQuotasRequest
-	1,  // 79: berry.v1.AdminService.ImportConfig:output_type -> berry.v1.ImportConfigResponse
-	3,  // 80: berry.v1.AdminService.GetConfig:output_type -> berry.v1.GetConfigResponse
-	5,  // 81: berry.v1.AdminService.GetCurrentVersion:output_type -> berry.v1.GetCurrentVersionResponse
-	9,  // 82: berry.v1.AdminService.ApplyConfig:output_type -> berry.v1.ApplyConfigResponse
-	12, // 83: berry.v1.AdminService.ValidateConfig:output_type -> berry.v1.ValidateConfigResponse
-	14, // 84: berry.v1.AdminService.ExportConfig:output_type -> berry.v1.ExportConfigResponse
-	16, // 85: berry.v1.AdminService.ListProviders:output_type -> berry.v1.ListProvidersResponse
-	18, // 86: berry.v1.AdminService.GetProvider:output_type -> berry.v1.GetProviderResponse
-	20, // 87: berry.v1.AdminService.PutProvider:output_type -> berry.v1.PutProviderResponse
-	22, // 88: berry.v1.AdminService.DeleteProvider:output_type -> berry.v1.DeleteProviderResponse
-	24, // 89: berry.v1.AdminService.ListModels:output_type -> berry.v1.ListModelsResponse
-	26, // 90: berry.v1.AdminService.GetModel:output_type -> berry.v1.GetModelResponse
-	28, // 91: berry.v1.AdminService.PutModel:output_type -> berry.v1.PutModelResponse
-	30, // 92: berry.v1.AdminService.DeleteModel:output_type -> berry.v1.DeleteModelResponse
-	32, // 93: berry.v1.AdminService.ListUsers:output_type -> berry.v1.ListUsersResponse
-	34, // 94: berry.v1.AdminService.GetUser:output_type -> berry.v1.GetUserResponse
-	36, // 95: berry.v1.AdminService.PutUser:output_type -> berry.v1.PutUserResponse
-	38, // 96: berry.v1.AdminService.DeleteUser:output_type -> berry.v1.DeleteUserResponse
-	40, // 97: berry.v1.AdminService.GetSettings:output_type -> berry.v1.GetSettingsResponse
-	42, // 98: berry.v1.AdminService.UpdateSettings:output_type -> berry.v1.UpdateSettingsResponse
-	45, // 99: berry.v1.AdminService.ListVersions:output_type -> berry.v1.ListVersionsResponse
-	47, // 100: berry.v1.AdminService.GetVersion:output_type -> berry.v1.GetVersionResponse
-	50, // 101: berry.v1.AdminService.DiffVersions:output_type -> berry.v1.DiffVersionsResponse
-	52, // 102: berry.v1.AdminService.Rollback:output_type -> berry.v1.RollbackResponse
-	54, // 103: berry.v1.AdminService.CreateKey:output_type -> berry.v1.CreateKeyResponse
-	56, // 104: berry.v1.AdminService.SetKeyEnabled:output_type -> berry.v1.SetKeyEnabledResponse
-	59, // 105: berry.v1.AdminService.FleetStatus:output_type -> berry.v1.FleetStatusResponse
-	65, // 106: berry.v1.AdminService.GetScores:output_type -> berry.v1.GetScoresResponse
-	61, // 107: berry.v1.AdminService.Backup:output_type -> berry.v1.BackupResponse
-	63, // 108: berry.v1.AdminService.GetServerInfo:output_type -> berry.v1.GetServerInfoResponse
-	67, // 109: berry.v1.AdminService.GetUsage:output_type -> berry.v1.GetUsageResponse
-	70, // 110: berry.v1.AdminService.GetQuotas:output_type -> berry.v1.GetQuotasResponse
-	79, // [79:111] is the sub-list for method output_type
-	47, // [47:79] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	87, // 45: berry.v1.QuotaUse.dimension:type_name -> berry.v1.QuotaDimension
+	78, // 46: berry.v1.QuotaUse.window_end:type_name -> google.protobuf.Timestamp
+	78, // 47: berry.v1.GetScoreHistoryRequest.since:type_name -> google.protobuf.Timestamp
+	88, // 48: berry.v1.GetScoreHistoryResponse.interval:type_name -> google.protobuf.Duration
+	88, // 49: berry.v1.GetScoreHistoryResponse.span:type_name -> google.protobuf.Duration
+	75, // 50: berry.v1.GetScoreHistoryResponse.backends:type_name -> berry.v1.BackendScoreHistory
+	76, // 51: berry.v1.BackendScoreHistory.samples:type_name -> berry.v1.ScoreSample
+	78, // 52: berry.v1.ScoreSample.time:type_name -> google.protobuf.Timestamp
+	0,  // 53: berry.v1.AdminService.ImportConfig:input_type -> berry.v1.ImportConfigRequest
+	2,  // 54: berry.v1.AdminService.GetConfig:input_type -> berry.v1.GetConfigRequest
+	4,  // 55: berry.v1.AdminService.GetCurrentVersion:input_type -> berry.v1.GetCurrentVersionRequest
+	8,  // 56: berry.v1.AdminService.ApplyConfig:input_type -> berry.v1.ApplyConfigRequest
+	10, // 57: berry.v1.AdminService.ValidateConfig:input_type -> berry.v1.ValidateConfigRequest
+	13, // 58: berry.v1.AdminService.ExportConfig:input_type -> berry.v1.ExportConfigRequest
+	15, // 59: berry.v1.AdminService.ListProviders:input_type -> berry.v1.ListProvidersRequest
+	17, // 60: berry.v1.AdminService.GetProvider:input_type -> berry.v1.GetProviderRequest
+	19, // 61: berry.v1.AdminService.PutProvider:input_type -> berry.v1.PutProviderRequest
+	21, // 62: berry.v1.AdminService.DeleteProvider:input_type -> berry.v1.DeleteProviderRequest
+	23, // 63: berry.v1.AdminService.ListModels:input_type -> berry.v1.ListModelsRequest
+	25, // 64: berry.v1.AdminService.GetModel:input_type -> berry.v1.GetModelRequest
+	27, // 65: berry.v1.AdminService.PutModel:input_type -> berry.v1.PutModelRequest
+	29, // 66: berry.v1.AdminService.DeleteModel:input_type -> berry.v1.DeleteModelRequest
+	31, // 67: berry.v1.AdminService.ListUsers:input_type -> berry.v1.ListUsersRequest
+	33, // 68: berry.v1.AdminService.GetUser:input_type -> berry.v1.GetUserRequest
+	35, // 69: berry.v1.AdminService.PutUser:input_type -> berry.v1.PutUserRequest
+	37, // 70: berry.v1.AdminService.DeleteUser:input_type -> berry.v1.DeleteUserRequest
+	39, // 71: berry.v1.AdminService.GetSettings:input_type -> berry.v1.GetSettingsRequest
+	41, // 72: berry.v1.AdminService.UpdateSettings:input_type -> berry.v1.UpdateSettingsRequest
+	44, // 73: berry.v1.AdminService.ListVersions:input_type -> berry.v1.ListVersionsRequest
+	46, // 74: berry.v1.AdminService.GetVersion:input_type -> berry.v1.GetVersionRequest
+	48, // 75: berry.v1.AdminService.DiffVersions:input_type -> berry.v1.DiffVersionsRequest
+	51, // 76: berry.v1.AdminService.Rollback:input_type -> berry.v1.RollbackRequest
+	53, // 77: berry.v1.AdminService.CreateKey:input_type -> berry.v1.CreateKeyRequest
+	55, // 78: berry.v1.AdminService.SetKeyEnabled:input_type -> berry.v1.SetKeyEnabledRequest
+	57, // 79: berry.v1.AdminService.FleetStatus:input_type -> berry.v1.FleetStatusRequest
+	64, // 80: berry.v1.AdminService.GetScores:input_type -> berry.v1.GetScoresRequest
+	60, // 81: berry.v1.AdminService.Backup:input_type -> berry.v1.BackupRequest
+	62, // 82: berry.v1.AdminService.GetServerInfo:input_type -> berry.v1.GetServerInfoRequest
+	66, // 83: berry.v1.AdminService.GetUsage:input_type -> berry.v1.GetUsageRequest
+	69, // 84: berry.v1.AdminService.GetQuotas:input_type -> berry.v1.GetQuotasRequest
+	73, // 85: berry.v1.AdminService.GetScoreHistory:input_type -> berry.v1.GetScoreHistoryRequest
+	1,  // 86: berry.v1.AdminService.ImportConfig:output_type -> berry.v1.ImportConfigResponse
+	3,  // 87: berry.v1.AdminService.GetConfig:output_type -> berry.v1.GetConfigResponse
+	5,  // 88: berry.v1.AdminService.GetCurrentVersion:output_type -> berry.v1.GetCurrentVersionResponse
+	9,  // 89: berry.v1.AdminService.ApplyConfig:output_type -> berry.v1.ApplyConfigResponse
+	12, // 90: berry.v1.AdminService.ValidateConfig:output_type -> berry.v1.ValidateConfigResponse
+	14, // 91: berry.v1.AdminService.ExportConfig:output_type -> berry.v1.ExportConfigResponse
+	16, // 92: berry.v1.AdminService.ListProviders:output_type -> berry.v1.ListProvidersResponse
+	18, // 93: berry.v1.AdminService.GetProvider:output_type -> berry.v1.GetProviderResponse
+	20, // 94: berry.v1.AdminService.PutProvider:output_type -> berry.v1.PutProviderResponse
+	22, // 95: berry.v1.AdminService.DeleteProvider:output_type -> berry.v1.DeleteProviderResponse
+	24, // 96: berry.v1.AdminService.ListModels:output_type -> berry.v1.ListModelsResponse
+	26, // 97: berry.v1.AdminService.GetModel:output_type -> berry.v1.GetModelResponse
+	28, // 98: berry.v1.AdminService.PutModel:output_type -> berry.v1.PutModelResponse
+	30, // 99: berry.v1.AdminService.DeleteModel:output_type -> berry.v1.DeleteModelResponse
+	32, // 100: berry.v1.AdminService.ListUsers:output_type -> berry.v1.ListUsersResponse
+	34, // 101: berry.v1.AdminService.GetUser:output_type -> berry.v1.GetUserResponse
+	36, // 102: berry.v1.AdminService.PutUser:output_type -> berry.v1.PutUserResponse
+	38, // 103: berry.v1.AdminService.DeleteUser:output_type -> berry.v1.DeleteUserResponse
+	40, // 104: berry.v1.AdminService.GetSettings:output_type -> berry.v1.GetSettingsResponse
+	42, // 105: berry.v1.AdminService.UpdateSettings:output_type -> berry.v1.UpdateSettingsResponse
+	45, // 106: berry.v1.AdminService.ListVersions:output_type -> berry.v1.ListVersionsResponse
+	47, // 107: berry.v1.AdminService.GetVersion:output_type -> berry.v1.GetVersionResponse
+	50, // 108: berry.v1.AdminService.DiffVersions:output_type -> berry.v1.DiffVersionsResponse
+	52, // 109: berry.v1.AdminService.Rollback:output_type -> berry.v1.RollbackResponse
+	54, // 110: berry.v1.AdminService.CreateKey:output_type -> berry.v1.CreateKeyResponse
+	56, // 111: berry.v1.AdminService.SetKeyEnabled:output_type -> berry.v1.SetKeyEnabledResponse
+	59, // 112: berry.v1.AdminService.FleetStatus:output_type -> berry.v1.FleetStatusResponse
+	65, // 113: berry.v1.AdminService.GetScores:output_type -> berry.v1.GetScoresResponse
+	61, // 114: berry.v1.AdminService.Backup:output_type -> berry.v1.BackupResponse
+	63, // 115: berry.v1.AdminService.GetServerInfo:output_type -> berry.v1.GetServerInfoResponse
+	67, // 116: berry.v1.AdminService.GetUsage:output_type -> berry.v1.GetUsageResponse
+	70, // 117: berry.v1.AdminService.GetQuotas:output_type -> berry.v1.GetQuotasResponse
+	74, // 118: berry.v1.AdminService.GetScoreHistory:output_type -> berry.v1.GetScoreHistoryResponse
+	86, // [86:119] is the sub-list for method output_type
+	53, // [53:86] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_berry_v1_admin_proto_init() }
@@ -4546,7 +4888,7 @@ func file_berry_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berry_v1_admin_proto_rawDesc), len(file_berry_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   73,
+			NumMessages:   77,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

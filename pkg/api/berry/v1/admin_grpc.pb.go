@@ -51,6 +51,7 @@ const (
 	AdminService_GetServerInfo_FullMethodName     = "/berry.v1.AdminService/GetServerInfo"
 	AdminService_GetUsage_FullMethodName          = "/berry.v1.AdminService/GetUsage"
 	AdminService_GetQuotas_FullMethodName         = "/berry.v1.AdminService/GetQuotas"
+	AdminService_GetScoreHistory_FullMethodName   = "/berry.v1.AdminService/GetScoreHistory"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -118,6 +119,11 @@ type AdminServiceClient interface {
 	// GetQuotas says, per key with fleet limits or budgets, what it has used of each in
 	// the current windows. Read role.
 	GetQuotas(ctx context.Context, in *GetQuotasRequest, opts ...grpc.CallOption) (*GetQuotasResponse, error)
+	// GetScoreHistory returns the fleet scores of every backend over the last hour,
+	// sampled at a fixed interval, oldest first: what the console draws as sparklines.
+	// The control plane keeps the samples in memory only; a restart starts them anew.
+	// Read role.
+	GetScoreHistory(ctx context.Context, in *GetScoreHistoryRequest, opts ...grpc.CallOption) (*GetScoreHistoryResponse, error)
 }
 
 type adminServiceClient struct {
@@ -457,6 +463,16 @@ func (c *adminServiceClient) GetQuotas(ctx context.Context, in *GetQuotasRequest
 	return out, nil
 }
 
+func (c *adminServiceClient) GetScoreHistory(ctx context.Context, in *GetScoreHistoryRequest, opts ...grpc.CallOption) (*GetScoreHistoryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetScoreHistoryResponse)
+	err := c.cc.Invoke(ctx, AdminService_GetScoreHistory_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -522,6 +538,11 @@ type AdminServiceServer interface {
 	// GetQuotas says, per key with fleet limits or budgets, what it has used of each in
 	// the current windows. Read role.
 	GetQuotas(context.Context, *GetQuotasRequest) (*GetQuotasResponse, error)
+	// GetScoreHistory returns the fleet scores of every backend over the last hour,
+	// sampled at a fixed interval, oldest first: what the console draws as sparklines.
+	// The control plane keeps the samples in memory only; a restart starts them anew.
+	// Read role.
+	GetScoreHistory(context.Context, *GetScoreHistoryRequest) (*GetScoreHistoryResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -627,6 +648,9 @@ func (UnimplementedAdminServiceServer) GetUsage(context.Context, *GetUsageReques
 }
 func (UnimplementedAdminServiceServer) GetQuotas(context.Context, *GetQuotasRequest) (*GetQuotasResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetQuotas not implemented")
+}
+func (UnimplementedAdminServiceServer) GetScoreHistory(context.Context, *GetScoreHistoryRequest) (*GetScoreHistoryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetScoreHistory not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -1218,6 +1242,24 @@ func _AdminService_GetQuotas_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_GetScoreHistory_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetScoreHistoryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetScoreHistory(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetScoreHistory_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetScoreHistory(ctx, req.(*GetScoreHistoryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1348,6 +1390,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetQuotas",
 			Handler:    _AdminService_GetQuotas_Handler,
+		},
+		{
+			MethodName: "GetScoreHistory",
+			Handler:    _AdminService_GetScoreHistory_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
