@@ -56,6 +56,7 @@ var ReadMethods = []string{
 	berryv1.AdminService_GetUsage_FullMethodName,
 	berryv1.AdminService_GetQuotas_FullMethodName,
 	berryv1.AdminService_GetScoreHistory_FullMethodName,
+	berryv1.ClusterService_ClusterStatus_FullMethodName,
 }
 
 // errNotFound is wrapped by writes that name an entry that does not exist.
@@ -73,6 +74,7 @@ type AdminService struct {
 	metrics   *metrics           // nil: not measured
 	quota     *QuotaService      // read by GetQuotas; nil: no quota state
 	history   *scorehistory.Ring // sampled from scores by sampleScores; read by GetScoreHistory
+	cluster   *clusterState      // nil: one node, writes go to the store
 
 	writeMu sync.Mutex // orders write+publish so edges see versions in order
 
@@ -111,7 +113,7 @@ func (a *AdminService) write(ctx context.Context, c change) (v *berryv1.ConfigVe
 	defer a.writeMu.Unlock()
 	author := auth.FromContext(ctx).Name
 	start := time.Now()
-	v, created, err = a.store.Update(ctx, store.UpdateRequest{
+	req := store.UpdateRequest{
 		Mutate: func(cfg *berryv1.Config) error {
 			if err := c.mutate(cfg); err != nil {
 				return err
@@ -120,7 +122,12 @@ func (a *AdminService) write(ctx context.Context, c change) (v *berryv1.ConfigVe
 		},
 		Author: author, Message: cmp.Or(c.opts.GetMessage(), c.what),
 		ExpectedVersion: c.opts.GetExpectedVersion(), IfEmpty: c.ifEmpty,
-	})
+	}
+	if a.cluster == nil {
+		v, created, err = a.store.Update(ctx, req)
+	} else {
+		v, created, err = a.replicate(ctx, req)
+	}
 	a.metrics.observeUpdate(updateResult(created, err), time.Since(start))
 	if err != nil {
 		a.logFailed(c, author, err)
@@ -131,6 +138,24 @@ func (a *AdminService) write(ctx context.Context, c change) (v *berryv1.ConfigVe
 	}
 	a.publish(v)
 	a.log.Info("config changed", "version", v.Version, "author", v.Author, "change", c.what)
+	return v, true, nil
+}
+
+// replicate is write's path on a cluster: the leader prepares the next version from
+// its applied state (which holds every committed entry: see cluster.Node) and
+// proposes it; it is stored, on every member, once a majority holds it. A member
+// that does not lead has the call forwarded to the leader.
+func (a *AdminService) replicate(ctx context.Context, req store.UpdateRequest) (*berryv1.ConfigVersion, bool, error) {
+	if !a.cluster.replica.Leading() {
+		return nil, false, a.cluster.notLeader(ctx)
+	}
+	v, created, err := a.store.Prepare(ctx, req)
+	if err != nil || !created {
+		return v, created, err
+	}
+	if err := a.cluster.replica.Apply(ctx, &berryv1.RaftEntry{Entry: &berryv1.RaftEntry_Version{Version: v}}); err != nil {
+		return nil, false, err
+	}
 	return v, true, nil
 }
 
@@ -700,6 +725,9 @@ func (a *AdminService) FleetStatus(ctx context.Context, _ *berryv1.FleetStatusRe
 			ConnectedSince: timestamppb.New(e.ConnectedSince), LastSeen: timestamppb.New(e.LastSeen),
 			LastAckVersion: e.LastAckVersion, LastNack: e.LastNack,
 		})
+	}
+	if a.cluster != nil {
+		a.cluster.gatherFleet(ctx, out)
 	}
 	return out, nil
 }

@@ -34,7 +34,7 @@ type EdgeCallbacks interface {
 // the edge's ACKs and NACKs (recorded in the fleet registry) and its observations
 // (handed to the callbacks).
 type EdgeService struct {
-	lineage   string
+	lineage   func() string // the store's: a cluster member's is set by the log
 	snapshots *cache.Snapshots
 	scores    *cache.Scores
 	fleet     *fleet.Registry
@@ -58,7 +58,7 @@ type EdgeService struct {
 // NewEdgeService returns the edge service for a store of the given lineage, streaming
 // what snapshots and scores hold, recording edges in edges and telling callbacks (which
 // may be nil) of streams and observations.
-func NewEdgeService(lineage string, snapshots *cache.Snapshots, scores *cache.Scores, edges *fleet.Registry, callbacks EdgeCallbacks, log *slog.Logger) *EdgeService {
+func NewEdgeService(lineage func() string, snapshots *cache.Snapshots, scores *cache.Scores, edges *fleet.Registry, callbacks EdgeCallbacks, log *slog.Logger) *EdgeService {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -107,9 +107,10 @@ func (e *EdgeService) Sync(stream grpc.BidiStreamingServer[berryv1.SyncRequest, 
 	if hello == nil || hello.GetEdgeId() == "" {
 		return status.Error(codes.InvalidArgument, "the first message on a Sync stream must be a Hello with an edge_id")
 	}
+	lineage := e.lineage()
 	// Headers tell the edge its hello was accepted, before any snapshot (there may be
 	// none when it is up to date).
-	if err := stream.SendHeader(metadata.Pairs("berry-lineage", e.lineage)); err != nil {
+	if err := stream.SendHeader(metadata.Pairs("berry-lineage", lineage)); err != nil {
 		return err
 	}
 	id := hello.GetEdgeId()
@@ -125,7 +126,7 @@ func (e *EdgeService) Sync(stream grpc.BidiStreamingServer[berryv1.SyncRequest, 
 	// this file's (the file was put back by other means than restore: the same number
 	// with other content, or a number this file has not reached). Such an edge is sent
 	// the current snapshot too, and applies it or says why not.
-	if hello.GetAppliedLineage() == e.lineage && e.holdsCurrent(hello, log) {
+	if hello.GetAppliedLineage() == lineage && e.holdsCurrent(hello, log) {
 		edge.AppliedVersion, edge.LastAckVersion = hello.GetAppliedVersion(), hello.GetAppliedVersion()
 	}
 	disconnect := e.fleet.Connect(edge)

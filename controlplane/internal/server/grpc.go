@@ -35,7 +35,7 @@ const (
 // load balancers) and server reflection (for grpcurl and other generic clients).
 func (s *Server) NewGRPCServer(p *auth.Policy, opts ...grpc.ServerOption) *grpc.Server {
 	gs := grpc.NewServer(append([]grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(p.Unary),
+		grpc.ChainUnaryInterceptor(p.Unary, s.forward),
 		grpc.ChainStreamInterceptor(p.Stream),
 		// grpc-go has one receive limit per server, and the configs need it.
 		grpc.MaxRecvMsgSize(MaxConfigMessageSize),
@@ -45,6 +45,7 @@ func (s *Server) NewGRPCServer(p *auth.Policy, opts ...grpc.ServerOption) *grpc.
 	}, opts...)...)
 	gs.RegisterService(p.Guard(&berryv1.AdminService_ServiceDesc), s.admin)
 	gs.RegisterService(p.Guard(&berryv1.EdgeService_ServiceDesc), s.edge)
+	gs.RegisterService(p.Guard(&berryv1.ClusterService_ServiceDesc), s.clusterSvc)
 	healthpb.RegisterHealthServer(gs, s.health)
 	reflection.Register(gs)
 	s.metrics.learnMethods(gs)

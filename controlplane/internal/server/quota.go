@@ -36,7 +36,12 @@ const (
 // edge service sends down that edge's stream. The quota engine owns the lease state;
 // this service owns the ledger not yet written and the edges' mailboxes.
 type QuotaService struct {
-	engine    *quota.Engine
+	engine    *quota.Engine // replaced when this member becomes a cluster's leader (engineMu)
+	engineMu  sync.RWMutex
+	engineGen uint64
+	opts      QuotaOptions
+	cluster   *clusterState // nil: one node
+	newTerm   atomic.Bool   // became the leader: start a new engine from the store
 	store     *store.Store
 	snapshots *cache.Snapshots // the config: limits, retention
 	log       *slog.Logger
@@ -83,13 +88,45 @@ func NewQuotaService(st *store.Store, snapshots *cache.Snapshots, opts QuotaOpti
 		store: st, snapshots: snapshots, log: cmp.Or(opts.Log, slog.Default()),
 		interval: cmp.Or(opts.Interval, DefaultQuotaInterval), flush: cmp.Or(opts.FlushInterval, DefaultUsageFlushInterval),
 		now:   opts.Now,
-		usage: map[store.UsageKey]store.UsageCounters{}, boxes: map[string]*mailbox{},
+		usage: map[store.UsageKey]store.UsageCounters{}, boxes: map[string]*mailbox{}, opts: opts,
 	}
 	if q.now == nil {
 		q.now = time.Now
 	}
 	q.engine = quota.New(quota.Options{Now: q.now, Interval: q.interval, HoldCap: opts.HoldCap})
 	return q
+}
+
+// eng returns the current engine and its generation.
+func (q *QuotaService) eng() (*quota.Engine, uint64) {
+	q.engineMu.RLock()
+	defer q.engineMu.RUnlock()
+	return q.engine, q.engineGen
+}
+
+// leaderChanged is told when this member of a cluster gains or loses the leadership.
+// A new leader starts a new engine, restored from the replicated counters like a
+// restarted control plane: it holds credit until the edges the previous leader saw
+// have reported, so credit the old leader granted is never granted again.
+func (q *QuotaService) leaderChanged(leading bool) {
+	if leading {
+		q.newTerm.Store(true)
+	}
+}
+
+// granting reports whether this control plane computes quota credit: always on one
+// node; on a cluster, only the leader.
+func (q *QuotaService) granting() bool {
+	return q.cluster == nil || q.cluster.replica.Leading()
+}
+
+// renew replaces the engine by a new one, to be restored from the store.
+func (q *QuotaService) renew() {
+	q.engineMu.Lock()
+	q.engine = quota.New(quota.Options{Now: q.now, Interval: q.interval, HoldCap: q.opts.HoldCap})
+	q.engineGen++
+	q.engineMu.Unlock()
+	q.restored.Store(false)
 }
 
 // QuotaStreams is told of every edge Sync stream (EdgeService.quotas).
@@ -112,27 +149,49 @@ type QuotaStream interface {
 
 // quotaStream is one Sync stream's side of the quota service.
 type quotaStream struct {
-	q      *QuotaService
-	edge   string
+	q    *QuotaService
+	edge string
+	box  *mailbox
+
+	mu     sync.Mutex // the receiving and the sending goroutine both use the stream
+	engine *quota.Engine
 	stream *quota.Stream
-	box    *mailbox
+	gen    uint64
+	closed bool
 }
 
 // OpenStream implements QuotaStreams: the stream becomes the one its edge's grants
 // go down (a reconnecting edge's newer stream takes over from the old one).
 func (q *QuotaService) OpenStream(edgeID string) QuotaStream {
-	st := q.engine.Connect(edgeID)
+	e, gen := q.eng()
+	st := e.Connect(edgeID)
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.sessions++
 	box := &mailbox{ready: make(chan struct{}, 1), session: q.sessions}
 	q.boxes[edgeID] = box
-	return &quotaStream{q: q, edge: edgeID, stream: st, box: box}
+	return &quotaStream{q: q, edge: edgeID, stream: st, gen: gen, engine: e, box: box}
 }
 
 func (s *quotaStream) Ready() <-chan struct{} { return s.box.ready }
 
-func (s *quotaStream) Take() *berryv1.QuotaGrants { return s.q.engine.Take(s.edge) }
+func (s *quotaStream) Take() *berryv1.QuotaGrants {
+	e, st := s.current()
+	_ = st
+	return e.Take(s.edge)
+}
+
+// current returns the engine the stream is connected to, connecting it to a new
+// one (a new leader's) first.
+func (s *quotaStream) current() (*quota.Engine, *quota.Stream) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, gen := s.q.eng(); gen != s.gen && !s.closed {
+		s.stream.Close()
+		s.engine, s.gen, s.stream = e, gen, e.Connect(s.edge)
+	}
+	return s.engine, s.stream
+}
 
 func (s *quotaStream) Close() {
 	s.q.mu.Lock()
@@ -140,13 +199,16 @@ func (s *quotaStream) Close() {
 		delete(s.q.boxes, s.edge)
 	}
 	s.q.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
 	s.stream.Close()
 }
 
 // Observed takes a batch's quota reports and usage, once per batch: a batch the
 // engine has seen (same edge, process, stream and seq) is ignored.
 func (s *quotaStream) Observed(b *berryv1.ObservationBatch) {
-	if !s.stream.Observe(b) || len(b.GetUsage()) == 0 {
+	if _, st := s.current(); !st.Observe(b) || len(b.GetUsage()) == 0 {
 		return
 	}
 	hour := s.q.now().Unix() / 3600
@@ -172,12 +234,19 @@ func (q *QuotaService) Run(ctx context.Context) {
 	defer t.Stop()
 	var lastFlush, lastPurge time.Time
 	var applied *berryv1.Snapshot
-	q.restore(ctx)
+	var appliedGen uint64
+	if q.granting() {
+		q.restore(ctx)
+	}
 	for {
+		if q.newTerm.Swap(false) {
+			q.renew()
+		}
 		snap, changed := q.snapshots.Watch()
-		if snap != applied {
-			applied = snap
-			q.engine.SetLimits(quota.LimitsFromConfig(snap.GetConfig()))
+		engine, gen := q.eng()
+		if snap != applied || gen != appliedGen {
+			applied, appliedGen = snap, gen
+			engine.SetLimits(quota.LimitsFromConfig(snap.GetConfig()))
 		}
 		select {
 		case <-ctx.Done():
@@ -187,10 +256,19 @@ func (q *QuotaService) Run(ctx context.Context) {
 			continue
 		case <-t.C:
 		}
+		if !q.granting() {
+			// A follower grants nothing (its edges apply their disconnected rule) and
+			// hands its edges' ledger rows to the leader.
+			if now := q.now(); now.Sub(lastFlush) >= q.flush {
+				lastFlush = now
+				q.write(ctx)
+			}
+			continue
+		}
 		if !q.restored.Load() && !q.restore(ctx) {
 			continue
 		}
-		for _, id := range q.engine.Tick() {
+		for _, id := range engine.Tick() {
 			q.notify(id)
 		}
 		q.logHold()
@@ -208,7 +286,8 @@ func (q *QuotaService) Run(ctx context.Context) {
 
 // logHold logs when the engine stops holding credit back.
 func (q *QuotaService) logHold() {
-	held, away := q.engine.Holding()
+	e, _ := q.eng()
+	held, away := e.Holding()
 	switch {
 	case held == q.held:
 	case held:
@@ -252,11 +331,12 @@ func (q *QuotaService) restore(ctx context.Context) bool {
 	for i, e := range es {
 		seen[i] = quota.SeenEdge{ID: e.ID, Day: e.Day}
 	}
-	q.engine.Restore(out)
-	q.engine.RestoreEdges(seen)
+	e, _ := q.eng()
+	e.Restore(out)
+	e.RestoreEdges(seen)
 	q.restored.Store(true)
 	if len(out)+len(seen) > 0 {
-		_, away := q.engine.Holding()
+		_, away := e.Holding()
 		q.log.Info("quota counters restored", "counters", len(out), "edges_awaited", len(away))
 	}
 	return true
@@ -284,23 +364,28 @@ func (q *QuotaService) write(ctx context.Context) {
 	usage := q.usage
 	q.usage = map[store.UsageKey]store.UsageCounters{}
 	q.mu.Unlock()
-	put, del := q.engine.TakeDirty()
-	edges, edgesChanged := q.engine.TakeEdges()
+	engine, _ := q.eng()
+	put, del := engine.TakeDirty()
+	edges, edgesChanged := engine.TakeEdges()
+	if !q.granting() {
+		// A follower's counters are its own edges' only, not the fleet's.
+		put, del, edges, edgesChanged = nil, nil, nil, false
+	}
 	b := &store.UsageBatch{Usage: usage, QuotaPut: storeCounters(put), QuotaDelete: storeCounters(del),
 		QuotaEdges: storeEdges(edges), ReplaceEdges: edgesChanged}
 	if b.Empty() {
 		return
 	}
-	err := q.store.WriteUsage(ctx, b)
+	err := q.writeUsage(ctx, b)
 	if err == nil {
 		q.flushes.Add(1)
 		return
 	}
 	q.flushFails.Add(1)
 	q.log.Error("writing the usage ledger; kept for the next write", "err", err, "rows", len(usage))
-	q.engine.Redirty(put, del)
+	engine.Redirty(put, del)
 	if edgesChanged {
-		q.engine.RedirtyEdges()
+		engine.RedirtyEdges()
 	}
 	q.mu.Lock()
 	for k, c := range usage {
@@ -338,7 +423,7 @@ func storeEdges(es []quota.SeenEdge) []store.QuotaEdge {
 func (q *QuotaService) finalFlush() {
 	ctx, cancel := context.WithTimeout(context.Background(), finalFlushTimeout)
 	defer cancel()
-	if !q.restore(ctx) {
+	if !q.granting() || !q.restore(ctx) {
 		// Consumption counted since the start has not been added to the stored
 		// counters: writing them would lose the stored part. The ledger is additive.
 		q.mu.Lock()
@@ -348,7 +433,7 @@ func (q *QuotaService) finalFlush() {
 		if len(usage) == 0 {
 			return
 		}
-		if err := q.store.WriteUsage(ctx, &store.UsageBatch{Usage: usage}); err != nil {
+		if err := q.writeUsage(ctx, &store.UsageBatch{Usage: usage}); err != nil {
 			q.log.Error("writing the usage ledger on shutdown", "err", err, "rows", len(usage))
 		}
 		return
@@ -370,6 +455,10 @@ func (q *QuotaService) purge(ctx context.Context) {
 	for _, d := range quota.Dimensions {
 		windows[d] = quota.Window(d, now) - 1
 	}
+	if q.cluster != nil {
+		q.purgeReplicated(ctx, before, windows)
+		return
+	}
 	rows, counters, err := q.store.PurgeUsage(ctx, before, windows)
 	if err != nil {
 		q.log.Error("purging the usage ledger", "err", err)
@@ -380,10 +469,25 @@ func (q *QuotaService) purge(ctx context.Context) {
 	}
 }
 
+// purgeReplicated deletes what is past retention on every member, through the log;
+// only the leader proposes it.
+func (q *QuotaService) purgeReplicated(ctx context.Context, before time.Time, windows map[berryv1.QuotaDimension]int64) {
+	if !q.cluster.replica.Leading() {
+		return
+	}
+	p := &berryv1.PurgeEntry{BeforeHour: before.Unix() / 3600}
+	for d, w := range windows {
+		p.WindowsBefore = append(p.WindowsBefore, &berryv1.QuotaCounterEntry{Dimension: d, Window: w})
+	}
+	if err := q.cluster.replica.Apply(ctx, &berryv1.RaftEntry{Entry: &berryv1.RaftEntry_Purge{Purge: p}}); err != nil {
+		q.log.Error("purging the usage ledger", "err", err)
+	}
+}
+
 // Flush writes the ledger and the counters now (for tests and admin reads that must
 // see the last second).
 func (q *QuotaService) Flush(ctx context.Context) {
-	if q.restored.Load() {
+	if q.restored.Load() || !q.granting() {
 		q.write(ctx)
 	}
 }
@@ -417,7 +521,8 @@ func (c quotaCollector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c quotaCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.q.engine.Stats()
+	e, _ := c.q.eng()
+	st := e.Stats()
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}

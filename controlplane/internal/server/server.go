@@ -15,6 +15,7 @@ import (
 
 	"github.com/berry-gateway/berry/controlplane/internal/auth"
 	"github.com/berry-gateway/berry/controlplane/internal/cache"
+	"github.com/berry-gateway/berry/controlplane/internal/cluster"
 	"github.com/berry-gateway/berry/controlplane/internal/fleet"
 	"github.com/berry-gateway/berry/controlplane/internal/scorehistory"
 	"github.com/berry-gateway/berry/controlplane/internal/store"
@@ -61,14 +62,16 @@ const DefaultEdgeExpiry = 24 * time.Hour
 // Server is the control plane: the admin, edge and fleet-score services over one
 // store, wired through the snapshot and score caches.
 type Server struct {
-	admin   *AdminService
-	edge    *EdgeService
-	scoring *ScoreService
-	quota   *QuotaService
-	health  *health.Server
-	log     *slog.Logger
-	reg     *prometheus.Registry
-	metrics *metrics
+	cluster    *clusterState // nil: one node
+	clusterSvc *ClusterService
+	admin      *AdminService
+	edge       *EdgeService
+	scoring    *ScoreService
+	quota      *QuotaService
+	health     *health.Server
+	log        *slog.Logger
+	reg        *prometheus.Registry
+	metrics    *metrics
 
 	mu     sync.Mutex
 	cancel context.CancelFunc // stops the score loop
@@ -95,7 +98,7 @@ func New(st *store.Store, opts Options) *Server {
 	quotas := NewQuotaService(st, &snapshots, QuotaOptions{Interval: opts.QuotaInterval, FlushInterval: opts.UsageFlushInterval, Log: log})
 	s := &Server{
 		admin:   NewAdminService(st, &snapshots, &scores, edges, log),
-		edge:    NewEdgeService(st.Lineage(), &snapshots, &scores, edges, scoring, log),
+		edge:    NewEdgeService(st.Lineage, &snapshots, &scores, edges, scoring, log),
 		scoring: scoring,
 		quota:   quotas,
 		health:  h,
@@ -104,6 +107,7 @@ func New(st *store.Store, opts Options) *Server {
 	}
 	s.edge.quotas = quotas
 	s.admin.quota = quotas
+	s.clusterSvc = &ClusterService{quota: quotas}
 	if s.reg == nil {
 		s.reg = prometheus.NewRegistry()
 	}
@@ -223,6 +227,9 @@ func (s *Server) Shutdown() {
 	}
 	s.mu.Unlock()
 	s.loop.Wait()
+	if s.cluster != nil {
+		s.cluster.close()
+	}
 }
 
 // toStatus turns an error of the store or of a change into the status an RPC
@@ -235,6 +242,8 @@ func toStatus(err error) error {
 	switch {
 	case errors.Is(err, config.ErrInvalid):
 		code = codes.InvalidArgument
+	case errors.Is(err, cluster.ErrNotLeader), errors.Is(err, cluster.ErrLeadershipLost):
+		code = codes.Unavailable
 	case errors.Is(err, store.ErrStale):
 		code = codes.FailedPrecondition
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, errNotFound):

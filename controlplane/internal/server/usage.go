@@ -79,7 +79,11 @@ func (a *AdminService) GetUsage(ctx context.Context, req *berryv1.GetUsageReques
 // key when asked, whether or not it has any), each limit of the current config with
 // what the fleet used of it and the credit outstanding in the current window, and
 // the highest share used; with min_used_fraction, only the keys that near a limit.
-func (a *AdminService) GetQuotas(_ context.Context, req *berryv1.GetQuotasRequest) (*berryv1.GetQuotasResponse, error) {
+func (a *AdminService) GetQuotas(ctx context.Context, req *berryv1.GetQuotasRequest) (*berryv1.GetQuotasResponse, error) {
+	if a.cluster != nil && !a.cluster.replica.Leading() {
+		// The leases are the leader's: a follower holds none.
+		return nil, toStatus(a.cluster.notLeader(ctx))
+	}
 	near := req.GetMinUsedFraction()
 	if math.IsNaN(near) || math.IsInf(near, 0) || near < 0 {
 		return nil, status.Errorf(codes.InvalidArgument, "min_used_fraction: must be a finite share of at least 0 (e.g. 0.8), got %v", near)
@@ -102,7 +106,7 @@ func (a *AdminService) GetQuotas(_ context.Context, req *berryv1.GetQuotasReques
 		kq := &berryv1.KeyQuota{Key: u.GetId()}
 		eng := noQuotas
 		if a.quota != nil {
-			eng = a.quota.engine
+			eng, _ = a.quota.eng()
 		}
 		for _, use := range eng.Uses(u.GetId(), lim) {
 			kq.Limits = append(kq.Limits, &berryv1.QuotaUse{Dimension: use.Dim, Limit: use.Limit, Used: use.Used,
