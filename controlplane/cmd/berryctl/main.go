@@ -9,9 +9,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
@@ -21,6 +23,8 @@ import (
 	"github.com/berry-gateway/berry/pkg/tokenflag"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/status"
 )
 
@@ -61,7 +65,8 @@ Commands:
   version [--client]          this berryctl's version and the control plane's
 
 Global flags (anywhere on the line):
-  --server ADDR     control plane address (env BERRY_SERVER, default 127.0.0.1:9090)
+  --server ADDR     control plane address (env BERRY_SERVER, default 127.0.0.1:9090);
+                    a cluster's nodes comma-separated (a,b,c): tried in turn until one answers
   --token T         bearer token (env BERRY_TOKEN); visible in the process list
   --token-file F    file holding the bearer token (env BERRY_TOKEN_FILE)
   --tls-ca FILE     verify the server with this CA (enables TLS); --tls-cert/--tls-key for mTLS
@@ -226,17 +231,62 @@ func run(args []string, out io.Writer) error {
 }
 
 func dial(o *opts) (*grpc.ClientConn, error) {
+	servers, err := serverList(o.server)
+	if err != nil {
+		return nil, fmt.Errorf("--server %s: %w", o.server, err)
+	}
 	creds := grpccreds.Client{Token: o.token, CA: o.tlsCA, Cert: o.tlsCert, Key: o.tlsKey}
 	dopts, err := creds.DialOptions()
 	if err != nil {
 		return nil, err
 	}
 	dopts = append(dopts, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
-	conn, err := grpc.NewClient(o.server, dopts...)
+	target := servers[0]
+	if len(servers) > 1 {
+		// Every address is given to gRPC's pick_first, which connects to them in turn
+		// until one answers; a call waits for that and is sent once, so a write is
+		// never sent twice. A single name with several DNS records gets the same from
+		// gRPC's own resolver.
+		addrs := make([]resolver.Address, len(servers))
+		for i, a := range servers {
+			addrs[i] = resolver.Address{Addr: a, ServerName: a} // TLS checks each node's own name
+		}
+		r := manual.NewBuilderWithScheme("berryctl")
+		r.InitialState(resolver.State{Addresses: addrs})
+		dopts = append(dopts, grpc.WithResolvers(r))
+		target = r.Scheme() + ":///control-plane"
+	}
+	conn, err := grpc.NewClient(target, dopts...)
 	if err != nil {
 		return nil, fmt.Errorf("--server %s: %w", o.server, err)
 	}
 	return conn, nil
+}
+
+// serverList reads --server (or BERRY_SERVER): one address, or several separated by
+// commas (the nodes of a cluster), each host:port.
+func serverList(s string) ([]string, error) {
+	if !strings.Contains(s, ",") {
+		if strings.TrimSpace(s) == "" {
+			return nil, errors.New("no address")
+		}
+		return []string{strings.TrimSpace(s)}, nil
+	}
+	var out []string
+	for i, a := range strings.Split(s, ",") {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			return nil, fmt.Errorf("address %d is empty", i+1)
+		}
+		if host, port, err := net.SplitHostPort(a); err != nil || host == "" || port == "" {
+			return nil, fmt.Errorf("address %q: want host:port", a)
+		}
+		if slices.Contains(out, a) {
+			return nil, fmt.Errorf("address %q is listed twice", a)
+		}
+		out = append(out, a)
+	}
+	return out, nil
 }
 
 // oneLine turns any error into the one line berryctl prints, saying what kind of
