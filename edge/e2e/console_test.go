@@ -328,7 +328,11 @@ func (b *browser) setSelect(sel, value string) {
 // fill replaces the value of the input sel, typing like a user.
 func (b *browser) fill(sel, value string) {
 	b.t.Helper()
-	b.do("fill "+sel, chromedp.Clear(chromedp.CSS(sel)), chromedp.SendKeys(chromedp.CSS(sel), value))
+	if !eval[bool](b, fmt.Sprintf(`(() => { const e = document.querySelector(%q); if (!e) return false; e.value = ''; return true; })()`, sel)) {
+		b.shot("failed-fill")
+		b.t.Fatalf("no %s to fill", sel)
+	}
+	b.do("fill "+sel, chromedp.SendKeys(chromedp.CSS(sel), value))
 }
 
 func (b *browser) login(url, token string) {

@@ -245,9 +245,16 @@ export function settingsForm(st) {
 
 // ---- dry run, write and roll-out ----
 
-// A stand-in for the token hashes a redacted read leaves out: the dry run needs a
+// Stand-ins for the token hashes a redacted read leaves out: the dry run needs a
 // complete config, and ValidateConfig has no "keep the stored secret" rule of its own.
-const placeholderHash = btoa(String.fromCharCode(...new Array(32).fill(0)));
+// Each user gets its own, as no two keys may share a token.
+function placeholderHash(i) {
+  const b = new Array(32).fill(0xb5);
+  b[0] = i & 0xff;
+  b[1] = (i >> 8) & 0xff;
+  b[2] = (i >> 16) & 0xff;
+  return btoa(String.fromCharCode(...b));
+}
 
 const secretPath = /\.(api_key|token|token_sha256)$/;
 
@@ -263,9 +270,9 @@ export async function dryRun(mutate, newSecret) {
   const cur = await api.call('GetConfig');
   const cfg = structuredClone(cur.config || {});
   mutate(cfg);
-  for (const u of cfg.users || []) {
-    if (!u.token && !u.tokenSha256) u.tokenSha256 = placeholderHash;
-  }
+  (cfg.users || []).forEach((u, i) => {
+    if (!u.token && !u.tokenSha256) u.tokenSha256 = placeholderHash(i);
+  });
   const r = await api.call('ValidateConfig', {config: cfg, expectedVersion: cur.version});
   return {
     version: r.currentVersion,

@@ -135,22 +135,32 @@ function editorSection(signal, params, onChanged) {
   const entryField = field('Entry', entrySel);
   let cfg = null;
 
-  const build = () => {
+  // build shows the form of the chosen entry; keepOut keeps what the review area
+  // says (a write's roll-out, after which the form is rebuilt from the new config).
+  const build = (keepOut) => {
     const kind = kindSel.value;
     const k = kinds[kind];
     const ctx = {providers: cfg.providers || [], models: cfg.models || []};
-    replace(out);
+    if (!keepOut) replace(out);
     let f;
     let id = null;
     if (kind === 'settings') {
       entryField.hidden = true;
       deleteBtn.hidden = true;
+      reviewBtn.hidden = false;
       f = forms.settingsForm(cfg.settings);
     } else {
       entryField.hidden = false;
       id = entrySel.value;
       const entry = (cfg[k.list] || []).find((e) => e.id === id);
       deleteBtn.hidden = !entry;
+      if (!entry && kind === 'user') {
+        // A new key needs its secret made and shown once: that is the Keys page's.
+        reviewBtn.hidden = true;
+        replace(formBox, message('status', 'New keys are created on the ', h('a', {href: '#/keys'}, 'Keys page'), ', which shows the key once.'));
+        return {f: null, kind, id};
+      }
+      reviewBtn.hidden = false;
       f = k.form(entry ? structuredClone(entry) : null, !entry, ctx);
     }
     replace(formBox, f.el);
@@ -166,7 +176,7 @@ function editorSection(signal, params, onChanged) {
     replace(entrySel, list.map((e) => h('option', {value: e.id, selected: e.id === want}, e.name && e.name !== e.id ? `${e.id} (${e.name})` : e.id)),
       h('option', {value: '', selected: want === ''}, `New ${k.label.toLowerCase()}…`));
   };
-  const load = async (want) => {
+  const load = async (want, keepOut) => {
     try {
       cfg = (await api.call('GetConfig', {}, signal)).config || {};
     } catch (err) {
@@ -174,7 +184,7 @@ function editorSection(signal, params, onChanged) {
       return;
     }
     fillEntries(want);
-    current = build();
+    current = build(keepOut);
   };
   kindSel.addEventListener('change', () => {
     fillEntries();
@@ -208,7 +218,7 @@ function editorSection(signal, params, onChanged) {
   };
   const written = () => {
     onChanged();
-    load(current.kind === 'settings' ? undefined : current.f.read().id);
+    load(current.kind === 'settings' ? undefined : current.f.read().id, true);
   };
   forms.reviewFlow({reviewBtn, out, mutate, write, signal, messageInput: msg, newSecret: () => current.f.newSecret(), onWritten: written});
   forms.reviewFlow({reviewBtn: deleteBtn, out, signal, messageInput: msg, applyLabel: 'Delete',
@@ -219,7 +229,7 @@ function editorSection(signal, params, onChanged) {
     write: (options) => api.call(kinds[current.kind].del, {id: current.id, options}),
     onWritten: () => {
       onChanged();
-      load();
+      load(undefined, true);
     }});
 
   const want = params.get('edit');
