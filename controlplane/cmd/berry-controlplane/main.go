@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/berry-gateway/berry/controlplane/internal/auth"
+	"github.com/berry-gateway/berry/controlplane/internal/cluster"
 	"github.com/berry-gateway/berry/controlplane/internal/httpapi"
 	"github.com/berry-gateway/berry/controlplane/internal/server"
 	"github.com/berry-gateway/berry/controlplane/internal/store"
@@ -147,6 +148,7 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	edgeExpiry := fs.Duration("edge-expiry", server.DefaultEdgeExpiry, "how long fleet status lists an edge after it disconnected; 0 keeps every edge")
 	shutdownDelay := fs.Duration("shutdown-delay", defaultShutdownDelay, "on SIGTERM/SIGINT, how long to go on serving while health reports NOT_SERVING, before ending the edge streams; 0 skips it")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	clusterOpts := registerClusterFlags(fs)
 	if err := parseFlags(fs, args, stdout, usage); err != nil {
 		return err
 	}
@@ -182,7 +184,13 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 
+	if err := clusterOpts.load(log); err != nil {
+		return err
+	}
 	policy := auth.NewPolicy(creds, server.ReadMethods)
+	if policy.Enabled() {
+		policy = auth.NewPolicy(append(creds, clusterOpts.credential(true)...), server.ReadMethods)
+	}
 	tlsOn := *tlsCert != "" || *tlsKey != "" || *tlsClientCA != ""
 	if err := checkExposure(log, *listen, policy.Enabled(), tlsOn, *insecureFlag); err != nil {
 		return err
@@ -213,12 +221,22 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	defer st.Close()
 
 	srv := server.New(st, server.Options{Log: log, ScoreInterval: *scoreInterval, EdgeExpiry: *edgeExpiry, Registry: procmetrics.NewRegistry()})
+	var node *cluster.Node
+	if clusterOpts.enabled() {
+		peerTLS := grpccreds.Client{CA: *tlsClientCA, Cert: *tlsCert, Key: *tlsKey}
+		if node, err = clusterOpts.start(ctx, log, st, srv, *dataPath, *listen, policy.Enabled(), peerTLS); err != nil {
+			return err
+		}
+		defer node.Shutdown()
+	}
 	if *bootstrap != "" {
 		doc, err := os.ReadFile(*bootstrap)
 		if err != nil {
 			return fmt.Errorf("--bootstrap: %w", err)
 		}
-		if err := srv.Bootstrap(ctx, doc, *bootstrap); err != nil {
+		if node != nil {
+			bootstrapLeader(ctx, log, node, srv, doc, *bootstrap)
+		} else if err := srv.Bootstrap(ctx, doc, *bootstrap); err != nil {
 			return err
 		}
 	}

@@ -162,10 +162,14 @@ func (s *Server) forward(ctx context.Context, req any, info *grpc.UnaryServerInf
 	if c == nil {
 		return handler(ctx, req)
 	}
-	slot := &forwardSlot{}
-	resp, err := handler(context.WithValue(ctx, forwardKey{}, slot), req)
-	if !slot.toLeader {
-		return resp, err
+	// A write RPC goes to the leader whole, before this member reads anything for
+	// it: what a follower has applied may lag the leader by a heartbeat.
+	if !writeMethod(info.FullMethod) || c.replica.Leading() {
+		slot := &forwardSlot{}
+		resp, err := handler(context.WithValue(ctx, forwardKey{}, slot), req)
+		if !slot.toLeader {
+			return resp, err
+		}
 	}
 	in, _ := metadata.FromIncomingContext(ctx)
 	if len(in.Get(mdForwardedBy)) > 0 {
@@ -191,6 +195,21 @@ func (s *Server) forward(ctx context.Context, req any, info *grpc.UnaryServerInf
 		return nil, err
 	}
 	return out, nil
+}
+
+var readMethods = func() map[string]bool {
+	m := map[string]bool{}
+	for _, r := range ReadMethods {
+		m[r] = true
+	}
+	return m
+}()
+
+// writeMethod reports whether a method may change the store: every admin and
+// cluster RPC but the read role's.
+func writeMethod(full string) bool {
+	svc, _, _ := splitMethod(full)
+	return (svc == berryv1.AdminService_ServiceDesc.ServiceName || svc == berryv1.ClusterService_ServiceDesc.ServiceName) && !readMethods[full]
 }
 
 // newResponse returns an empty response message of a unary method.
