@@ -28,9 +28,10 @@ import (
 )
 
 type cli struct {
-	o     *opts
-	admin berryv1.AdminServiceClient
-	out   io.Writer
+	o       *opts
+	admin   berryv1.AdminServiceClient
+	members berryv1.ClusterServiceClient
+	out     io.Writer
 }
 
 func (c *cli) dispatch(ctx context.Context, pos []string) error {
@@ -128,6 +129,8 @@ func (c *cli) dispatch(ctx context.Context, pos []string) error {
 		return c.usage(ctx, args)
 	case "quotas":
 		return c.quotas(ctx, args)
+	case "cluster":
+		return c.cluster(ctx, args)
 	case "help":
 		_, err := io.WriteString(c.out, usage)
 		return err

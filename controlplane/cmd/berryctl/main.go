@@ -63,6 +63,9 @@ Commands:
   quotas [--key ID]           each key's fleet limits and budgets: used, outstanding
                               credit and what is left in the current windows
   version [--client]          this berryctl's version and the control plane's
+  cluster status              a replicated control plane's members, leader and log
+  cluster add ID RAFT_ADDR    add a member (started with --raft-listen, no --peers)
+  cluster remove ID           remove a member (any member forwards to the leader)
 
 Global flags (anywhere on the line):
   --server ADDR     control plane address (env BERRY_SERVER, default 127.0.0.1:9090);
@@ -220,7 +223,7 @@ func run(args []string, out io.Writer) error {
 		return err
 	}
 	defer conn.Close()
-	c := &cli{o: o, admin: berryv1.NewAdminServiceClient(conn), out: out}
+	c := &cli{o: o, admin: berryv1.NewAdminServiceClient(conn), members: berryv1.NewClusterServiceClient(conn), out: out}
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
 	err = c.dispatch(ctx, pos)
