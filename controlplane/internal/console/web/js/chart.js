@@ -21,6 +21,16 @@ function niceMax(v) {
   return 10 * p;
 }
 
+// timeStep is the spacing of the time axis's ticks: a whole number of hours (or
+// days) that gives about six of them.
+function timeStep(span) {
+  const hour = 3600 * 1000;
+  for (const h of [1, 2, 3, 4, 6, 12, 24, 48, 96, 168]) {
+    if (span / (h * hour) <= 7) return h * hour;
+  }
+  return 336 * hour;
+}
+
 function pathOf(points, x, y) {
   return points.map((p, i) => `${i ? 'L' : 'M'}${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`).join(' ');
 }
@@ -48,7 +58,7 @@ export function sparkline(points, {from, to, label, width = 140, height = 30, ma
 // axis formatted by fmtY and time ticks by fmtX; under it, a legend, and the same
 // numbers as a table for whoever cannot see the chart.
 export function lineChart(series, {from, to, title, fmtY = String, fmtX, width = 760, height = 260}) {
-  const m = {l: 64, r: 12, t: 12, b: 28};
+  const m = {l: 64, r: 28, t: 12, b: 28};
   const top = niceMax(Math.max(0, ...series.flatMap((sr) => sr.points.map((p) => p.v))));
   const x = scale(from, to, m.l, width - m.r);
   const y = scale(0, top, height - m.b, m.t);
@@ -59,10 +69,10 @@ export function lineChart(series, {from, to, title, fmtY = String, fmtX, width =
     svg.appendChild(s('line', {class: 'grid', x1: m.l, x2: width - m.r, y1: y(v), y2: y(v)}));
     svg.appendChild(s('text', {class: 'tick', x: m.l - 6, y: y(v) + 4, 'text-anchor': 'end'}, fmtY(v)));
   }
-  const ticks = 6;
-  for (let i = 0; i <= ticks; i++) {
-    const t = from + ((to - from) * i) / ticks;
-    svg.appendChild(s('text', {class: 'tick', x: x(t), y: height - 8, 'text-anchor': i === 0 ? 'start' : i === ticks ? 'end' : 'middle'}, fmtX(t)));
+  const step = timeStep(to - from);
+  for (let t = Math.ceil(from / step) * step; t <= to; t += step) {
+    svg.appendChild(s('line', {class: 'grid', x1: x(t), x2: x(t), y1: height - m.b, y2: height - m.b + 4}));
+    svg.appendChild(s('text', {class: 'tick', x: x(t), y: height - 8, 'text-anchor': 'middle'}, fmtX(t)));
   }
   series.forEach((sr, i) => {
     const cls = `series-${i % seriesClasses}`;
