@@ -6,6 +6,10 @@
 const tokenKey = 'berry.console.token';
 const service = '/berry.v1.AdminService/';
 
+// noToken stands, as the session's token, for a control plane that has no tokens
+// at all (it then serves loopback clients only): no Authorization header is sent.
+export const noToken = '(none)';
+
 export function token() {
   return sessionStorage.getItem(tokenKey) || '';
 }
@@ -38,7 +42,7 @@ export async function call(method, req = {}, signal) {
   try {
     resp = await fetch(service + method, {
       method: 'POST',
-      headers: {'Content-Type': 'application/json', 'Authorization': 'Bearer ' + token()},
+      headers: token() && token() !== noToken ? {'Content-Type': 'application/json', 'Authorization': 'Bearer ' + token()} : {'Content-Type': 'application/json'},
       body: JSON.stringify(req),
       credentials: 'omit',
       cache: 'no-store',

@@ -74,20 +74,35 @@ async function showServer() {
   try {
     const info = await api.call('GetServerInfo');
     const rev = info.revision ? ` (${info.revision.slice(0, 12)}${info.modified ? ', modified' : ''})` : '';
-    serverEl.textContent = `control plane ${info.version || 'dev'}${rev}`;
+    serverEl.textContent = `control plane ${info.version || 'dev'}${rev}` + (api.token() === api.noToken ? ', no tokens (loopback only)' : '');
   } catch {
     serverEl.textContent = '';
   }
 }
 
-function route(focus) {
+// openControlPlane asks, with no token, whether the control plane has none (a local
+// one, serving loopback clients only): then there is nothing to log in with.
+async function openControlPlane() {
+  loggingIn = true;
+  try {
+    await api.call('GetServerInfo');
+    api.setToken(api.noToken);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    loggingIn = false;
+  }
+}
+
+async function route(focus) {
   leavePage();
-  if (!api.token()) {
+  if (!api.token() && !(await openControlPlane())) {
     showLogin();
     return;
   }
   nav.hidden = false;
-  logoutBtn.hidden = false;
+  logoutBtn.hidden = api.token() === api.noToken;
   const [name, query] = location.hash.replace(/^#\/?/, '').split('?');
   const page = pages.find((p) => p.id === name) || pages[0];
   for (const a of nav.querySelectorAll('a')) {
