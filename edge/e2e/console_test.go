@@ -19,6 +19,7 @@ import (
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/pkg/upstreamsim"
@@ -314,6 +315,20 @@ func (b *browser) shot(name string) {
 	}
 }
 
+// checkLabels fails the test for any visible form control a screen reader could
+// not name (no label, no aria-label), and for any image without a text equivalent.
+func (b *browser) checkLabels(page string) {
+	b.t.Helper()
+	unnamed := eval[[]string](b, `[...document.querySelectorAll('input, select, textarea, button, svg[role=img], img')]
+		.filter(e => e.checkVisibility() && e.type !== 'hidden')
+		.filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby') &&
+			!(e.tagName === 'BUTTON' && e.innerText.trim()) && !(e.tagName === 'IMG' && e.hasAttribute('alt')))
+		.map(e => e.outerHTML.slice(0, 120))`)
+	for _, u := range unnamed {
+		b.t.Errorf("%s: a control or image without an accessible name: %s", page, u)
+	}
+}
+
 // setSelect picks value in a <select> and tells the page, as a user's pick would.
 func (b *browser) setSelect(sel, value string) {
 	b.t.Helper()
@@ -395,10 +410,11 @@ func TestConsoleLoginAndFleet(t *testing.T) {
 	if tok := eval[string](b, `sessionStorage.getItem('berry.console.token') || ''`); tok != "" {
 		t.Fatalf("a refused token stays in session storage: %q", tok)
 	}
+	b.checkLabels("login")
 	b.shot("login-refused")
 
-	b.fill("#token", adminToken)
-	b.do("log in", chromedp.Click(chromedp.CSS("#login-submit")))
+	// By keyboard: the token, then Enter.
+	b.fill("#token", adminToken+kb.Enter)
 	v := fmt.Sprint(env.currentVersion(t))
 	b.waitText("the fleet is rolled out", "#rollout", "Version "+v+" is rolled out", "all 2 connected edges")
 	text := b.waitText("both edges listed", "#edge-table", "console-a", "console-b")
@@ -411,6 +427,7 @@ func TestConsoleLoginAndFleet(t *testing.T) {
 	if c := eval[int](b, `document.cookie.length`); c != 0 {
 		t.Fatalf("the console set a cookie: %q", eval[string](b, `document.cookie`))
 	}
+	b.checkLabels("fleet")
 	b.shot("fleet")
 
 	// An edge that stops is shown disconnected; the roll-out counts the others.
@@ -494,6 +511,7 @@ func TestConsoleBackendsAndUsage(t *testing.T) {
 	if n := eval[int](b, `document.querySelectorAll('tr[data-backend="sim-slow/up-s"] svg.spark path.line').length`); n != 2 {
 		t.Fatalf("sim-slow's sparklines: %d drawn, want 2", n)
 	}
+	b.checkLabels("backends")
 	b.shot("backends-slow")
 
 	// Bob uses 9 of his 10 requests of the day: near his limit. The edge admits
@@ -525,6 +543,7 @@ func TestConsoleBackendsAndUsage(t *testing.T) {
 	if n := eval[int](b, `document.querySelectorAll('#usage-chart svg.chart path.line, #usage-chart svg.chart circle.pt').length`); n == 0 {
 		t.Fatal("the usage chart draws nothing")
 	}
+	b.checkLabels("usage")
 	b.shot("usage")
 }
 
@@ -546,6 +565,7 @@ func TestConsoleKeys(t *testing.T) {
 	if !strings.HasPrefix(key, "sk-") && len(key) < 20 {
 		t.Fatalf("the key shown is %q", key)
 	}
+	b.checkLabels("keys")
 	b.shot("keys-created")
 	v := env.currentVersion(t)
 	for _, e := range env.edges {
@@ -629,6 +649,7 @@ func TestConsoleConfigEditDiffRollback(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#diff-button")))
 	b.waitText("the field diff", "#diff-fields", "providers.sim-fast.name", `"fast"`, `"fast simulator, renamed"`)
 	b.waitText("the side-by-side diff", "#diff-side-by-side", `name = "fast"`, `name = "fast simulator, renamed"`)
+	b.checkLabels("config")
 	b.shot("config-diff")
 
 	// Roll back, with confirmation.
@@ -637,6 +658,7 @@ func TestConsoleConfigEditDiffRollback(t *testing.T) {
 	if got := env.currentVersion(t); got != before+1 {
 		t.Fatalf("asking for a rollback wrote version %d before it was confirmed", got)
 	}
+	b.checkLabels("rollback confirmation")
 	b.shot("config-rollback-confirm")
 	b.do("confirm", chromedp.Click(chromedp.CSS("#rollback-confirm")))
 	b.waitText("the rollback rolls out", "#rollout-status", fmt.Sprintf("Version %d is rolled out", before+2))

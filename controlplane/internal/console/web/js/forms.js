@@ -83,7 +83,7 @@ export function providerForm(p, isNew) {
     name: text('Name', p.name),
     backendType: choice('Kind', backendTypes, p.backendType || 'openai'),
     baseUrl: text('Base URL', p.baseUrl, {type: 'url', required: true}),
-    apiKey: {...text('API key', '', {type: 'password', placeholder: p.apiKeySet ? 'set: leave empty to keep it' : 'none'}, p.apiKeySet ? 'A key is set; type a new one only to replace it.' : null)},
+    apiKey: {...text('API key', '', {id: 'provider-api-key', type: 'password', placeholder: p.apiKeySet ? 'set: leave empty to keep it' : 'none'}, p.apiKeySet ? 'A key is set; type a new one only to replace it.' : null)},
     models: list('Upstream models', p.models),
     enabled: check('Enabled', p.enabled),
     timeoutSeconds: number('Timeout (s)', p.timeoutSeconds, '0: the settings\' request timeout.'),
@@ -93,7 +93,6 @@ export function providerForm(p, isNew) {
     streamUsage: choice('Stream usage', [['', 'ask (default)'], ['ask', 'ask'], ['off', 'off']], p.streamUsage),
     headers: lines('Extra headers', p.headers, ': ', 'One "Name: value" per line; REDACTED keeps a stored secret.'),
   };
-  f.apiKey.input.id = 'provider-api-key';
   const el = h('div', {class: 'form-grid'},
     group('Provider', f.id, f.name, f.backendType, f.baseUrl, f.apiKey, f.enabled),
     group('Models and limits', f.models, f.timeoutSeconds, f.maxRetries),
