@@ -235,7 +235,7 @@ func jittered(backoff, minB time.Duration) time.Duration {
 // attempt runs one session, on Conn or on a connection to the next target.
 func (c *Client) attempt(ctx context.Context, log *slog.Logger) error {
 	if c.Conn != nil {
-		return c.session(ctx, c.Conn, log)
+		return c.session(ctx, c.Conn, false, log)
 	}
 	rctx, cancel := context.WithTimeout(ctx, c.handshakeTimeout())
 	targets, err := c.Targets.Resolve(rctx)
@@ -254,7 +254,7 @@ func (c *Client) attempt(ctx context.Context, log *slog.Logger) error {
 		return fmt.Errorf("%s: %w", t.Addr, err)
 	}
 	defer conn.Close()
-	if err := c.session(ctx, conn, log.With("control_plane", t.Addr)); err != nil {
+	if err := c.session(ctx, conn, len(targets) > 1, log.With("control_plane", t.Addr)); err != nil {
 		return fmt.Errorf("%s: %w", t.Addr, err)
 	}
 	return nil
@@ -274,7 +274,10 @@ func (c *Client) lagWait() time.Duration {
 	return 10 * time.Second
 }
 
-func (c *Client) session(ctx context.Context, conn grpc.ClientConnInterface, log *slog.Logger) error {
+// session runs one stream on conn. With alternatives (other addresses to try), a node
+// that stays behind the version served for LagWait is left; without, the edge waits
+// on it for as long as it takes.
+func (c *Client) session(ctx context.Context, conn grpc.ClientConnInterface, alternatives bool, log *slog.Logger) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	handshake := time.AfterFunc(c.handshakeTimeout(), func() { cancel(errHandshake) })
@@ -370,8 +373,12 @@ func (c *Client) session(ctx context.Context, conn grpc.ClientConnInterface, log
 			// catching up): nothing to apply and nothing wrong with the snapshot. Wait
 			// for the node to send the version again, or move on.
 			serving, _ := c.Runtime.Applied()
-			if behind == nil {
+			switch {
+			case !alternatives:
 				log.Warn("control plane is behind the version this edge serves; waiting for it to catch up",
+					"its_version", snap.GetVersion(), "serving", serving)
+			case behind == nil:
+				log.Warn("control plane is behind the version this edge serves; waiting for it to catch up, then trying another address",
 					"its_version", snap.GetVersion(), "serving", serving, "wait", c.lagWait())
 				behind = time.AfterFunc(c.lagWait(), func() { cancel(errBehind) })
 			}

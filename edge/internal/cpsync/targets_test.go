@@ -322,3 +322,33 @@ func freeLoopback(t *testing.T) string {
 	defer l.Close()
 	return l.Addr().String()
 }
+
+// TestOneAddressWaitsForALaggingNode: with no other address to try, the edge stays
+// on a node behind its version rather than reconnecting to it over and over.
+func TestOneAddressWaitsForALaggingNode(t *testing.T) {
+	lagging := &nodeServer{snap: validSnap(2, "l")}
+	addr, _ := serveNode(t, lagging)
+	var rt serving.Runtime
+	if err := rt.Apply(validSnap(4, "l")); err != nil {
+		t.Fatal(err)
+	}
+	c := &Client{
+		Targets: Static{{Addr: addr}}, Dial: insecureDial, EdgeID: "e", Runtime: &rt,
+		MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond, LagWait: 20 * time.Millisecond,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	waitFor(t, "connected", func() bool { return c.Address() == addr })
+	// Many lag waits long: a client that left would have come back by now.
+	time.Sleep(300 * time.Millisecond)
+	if n, acks, nacks := lagging.counts(); n != 1 || len(acks) != 0 || nacks != 0 {
+		t.Fatalf("%d streams, ACKs %v, %d NACKs; want one stream and no answer", n, acks, nacks)
+	}
+	if v, _ := rt.Applied(); v != 4 {
+		t.Fatalf("serving %d, want 4", v)
+	}
+	cancel()
+	<-done
+}
