@@ -267,3 +267,19 @@ func waitUntil(t *testing.T, d time.Duration, what string, f func() error) {
 	}
 	t.Fatalf("%s: still failing after %v: %v", what, d, err)
 }
+
+// TestEdgeRefusesAMalformedControlPlaneList: a bad --control-plane stops the edge at
+// start with a line naming the flag and the entry.
+func TestEdgeRefusesAMalformedControlPlaneList(t *testing.T) {
+	tests := []struct{ value, want string }{
+		{"127.0.0.1:9090,,127.0.0.1:9091", `--control-plane: address 2 of "127.0.0.1:9090,,127.0.0.1:9091" is empty`},
+		{"127.0.0.1:9090,127.0.0.1", `--control-plane: address "127.0.0.1": want host:port`},
+		{"127.0.0.1:9090,127.0.0.1:9090", `--control-plane: address "127.0.0.1:9090" is listed twice`},
+	}
+	for _, tc := range tests {
+		_, errOut, code := runEdge(t, nil, "--listen", freeAddr(t), "--cache-dir", t.TempDir(), "--control-plane", tc.value)
+		if code == 0 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("--control-plane %s: exit %d, want an error with %q:\n%s", tc.value, code, tc.want, errOut)
+		}
+	}
+}
