@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -24,6 +25,7 @@ import (
 // cpMember is one berry-controlplane of a Raft cluster, run as a real process.
 type cpMember struct {
 	id, grpcAddr, raftAddr, dir string
+	join                        bool // started without --peers, to be added
 	p                           *proc
 	admin                       berryv1.AdminServiceClient
 	members                     berryv1.ClusterServiceClient
@@ -57,10 +59,13 @@ func startCPCluster(t *testing.T, n int) *cpCluster {
 
 func (c *cpCluster) start(t *testing.T, m *cpMember) {
 	t.Helper()
-	m.p = startProc(t, "controlplane "+m.id, "berry-controlplane", "--data", filepath.Join(m.dir, "berry.db"),
-		"--grpc-listen", m.grpcAddr, "--node-id", m.id, "--raft-listen", m.raftAddr, "--peers", c.peers,
-		"--raft-secret-file", c.secret,
-		"--admin-token", adminToken, "--read-token", readToken, "--edge-token", edgeToken)
+	args := []string{"--data", filepath.Join(m.dir, "berry.db"),
+		"--grpc-listen", m.grpcAddr, "--node-id", m.id, "--raft-listen", m.raftAddr, "--raft-secret-file", c.secret,
+		"--admin-token", adminToken, "--read-token", readToken, "--edge-token", edgeToken}
+	if !m.join {
+		args = append(args, "--peers", c.peers)
+	}
+	m.p = startProc(t, "controlplane "+m.id, "berry-controlplane", args...)
 	conn, err := grpc.NewClient(m.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithPerRPCCredentials(bearerCreds(adminToken)))
 	if err != nil {
@@ -440,6 +445,159 @@ func TestClusterWriteLatency(t *testing.T) {
 			p50, p99 = measure(m.admin)
 			t.Logf("3-member cluster, sent to a follower (forwarded): %d writes, p50 %v, p99 %v", writes, p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond))
 			break
+		}
+	}
+}
+
+func (m *cpMember) lineage(t *testing.T) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	r, err := m.admin.GetServerInfo(ctx, &berryv1.GetServerInfoRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.GetLineage()
+}
+
+// TestClusterUpgradeInPlace turns a one-node control plane's data file into a
+// one-node cluster, adds two members with berryctl (one add sent to a follower), and
+// checks that nothing was lost and the lineage is kept (edges keep their snapshot).
+// Usage an edge reports to a follower reaches the ledger on every member. Then a
+// backup taken from a member is restored as a new cluster.
+func TestClusterUpgradeInPlace(t *testing.T) {
+	sim := startSim(t, upstreamsim.Options{Name: "sim-a", APIKey: "sk-sim-a-secret"})
+	env := []string{"BERRY_TOKEN=" + adminToken}
+	n1 := &cpMember{id: "n1", grpcAddr: freeAddr(t), raftAddr: freeAddr(t), dir: t.TempDir()}
+	single := startSecuredCP(t, filepath.Join(n1.dir, "berry.db"), n1.grpcAddr)
+	base := writeFile(t, filepath.Join(t.TempDir(), "base.toml"), configTOML(sim.URL(), sim.URL(), "a"))
+	if code, _, stderr := berryctl(t, env, "--server", single.addr, "import", base); code != 0 {
+		t.Fatalf("import: %s", stderr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	info, err := single.admin.GetServerInfo(ctx, &berryv1.GetServerInfoRequest{})
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	single.stop(t)
+
+	c := &cpCluster{secret: writeFile(t, filepath.Join(t.TempDir(), "raft-secret"), "e2e-cluster-secret-0123456789abcdef\n"),
+		peers: "n1=" + n1.raftAddr, members: []*cpMember{n1}}
+	c.start(t, n1)
+	c.leader(t)
+	if l := n1.lineage(t); l != info.GetLineage() {
+		t.Fatalf("lineage %s after the upgrade, want %s (kept)", l, info.GetLineage())
+	}
+	n2 := &cpMember{id: "n2", grpcAddr: freeAddr(t), raftAddr: freeAddr(t), dir: t.TempDir(), join: true}
+	n3 := &cpMember{id: "n3", grpcAddr: freeAddr(t), raftAddr: freeAddr(t), dir: t.TempDir(), join: true}
+	for _, m := range []*cpMember{n2, n3} {
+		c.members = append(c.members, m)
+		c.start(t, m)
+	}
+	if code, out, stderr := berryctl(t, env, "--server", n1.grpcAddr, "cluster", "add", "n2", n2.raftAddr); code != 0 {
+		t.Fatalf("cluster add n2: %s %s", out, stderr)
+	}
+	eventually(t, "n2 follows", func() error {
+		st, err := n2.status()
+		if err == nil && st.GetLeaderId() == "" {
+			err = errors.New("no leader yet")
+		}
+		return err
+	})
+	// Sent to a follower: forwarded to the leader.
+	if code, out, stderr := berryctl(t, env, "--server", n2.grpcAddr, "cluster", "add", "n3", n3.raftAddr); code != 0 {
+		t.Fatalf("cluster add n3 via n2: %s %s", out, stderr)
+	}
+	if n := sameHistory(t, c.members); n != 1 {
+		t.Fatalf("%d versions after the upgrade, want 1", n)
+	}
+	for _, m := range c.members {
+		if l := m.lineage(t); l != info.GetLineage() {
+			t.Fatalf("%s lineage %s, want %s", m.id, l, info.GetLineage())
+		}
+	}
+	code, out, _ := berryctl(t, env, "--server", n3.grpcAddr, "cluster", "status")
+	if code != 0 || !strings.Contains(out, "n1") || !strings.Contains(out, "n2") || !strings.Contains(out, "n3") || !strings.Contains(out, "leader") {
+		t.Fatalf("cluster status from n3: %q", out)
+	}
+
+	// Usage reported to a follower reaches the ledger of every member.
+	var follower *cpMember
+	for _, m := range c.members {
+		if st, err := m.status(); err == nil && st.GetState() == "Follower" {
+			follower = m
+			break
+		}
+	}
+	e := startCachedEdge(t, follower.grpcAddr, "e-usage", t.TempDir())
+	e.waitVersion(t, 1)
+	for range 3 {
+		if r := chat(t, e.url, userToken, `{"model":"chat","messages":[{"role":"user","content":"hi"}]}`); r.status != http.StatusOK {
+			t.Fatalf("chat: %d %s", r.status, r.body)
+		}
+	}
+	for _, m := range c.members {
+		eventually(t, "the usage on "+m.id, func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			r, err := m.admin.GetUsage(ctx, &berryv1.GetUsageRequest{})
+			if err != nil {
+				return err
+			}
+			var n uint64
+			for _, row := range r.GetRows() {
+				n += row.GetRequests()
+			}
+			if n != 3 {
+				return fmt.Errorf("%d requests in the ledger, want 3", n)
+			}
+			return nil
+		})
+	}
+
+	// Backup from a member, one more write, then restore the backup as a new cluster.
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	run := func(args ...string) {
+		t.Helper()
+		out, err := exec.Command(filepath.Join(binDir, "berry-controlplane"), args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("berry-controlplane %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	run("backup", "--out", backup, "--server", n3.grpcAddr, "--token", adminToken)
+	if code, _, stderr := berryctl(t, env, "--server", c.servers(), "rollback", "1"); code != 0 {
+		t.Fatalf("write: %s", stderr)
+	}
+	e.stop(t)
+	for _, m := range c.members {
+		m.p.stop(t)
+	}
+	run("restore", "--from", backup, "--data", filepath.Join(n1.dir, "berry.db"))
+	if err := os.RemoveAll(filepath.Join(n1.dir, "berry.db.raft")); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*cpMember{n2, n3} {
+		m.dir = t.TempDir()
+	}
+	c.start(t, n1)
+	c.leader(t)
+	for _, m := range []*cpMember{n2, n3} {
+		c.start(t, m)
+		if code, out, stderr := berryctl(t, env, "--server", n1.grpcAddr, "cluster", "add", m.id, m.raftAddr); code != 0 {
+			t.Fatalf("cluster add %s: %s %s", m.id, out, stderr)
+		}
+	}
+	if n := sameHistory(t, c.members); n != 1 {
+		t.Fatalf("%d versions after the restore, want the backup's 1", n)
+	}
+	restored := n1.lineage(t)
+	if restored == info.GetLineage() {
+		t.Fatal("the restored cluster kept the old lineage; edges would not take its versions")
+	}
+	for _, m := range c.members {
+		if l := m.lineage(t); l != restored {
+			t.Fatalf("%s lineage %s, want the restored cluster's %s", m.id, l, restored)
 		}
 	}
 }

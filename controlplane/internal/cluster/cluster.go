@@ -300,7 +300,32 @@ func (n *Node) ensureLineage() error {
 	if err != nil || l != "" {
 		return err
 	}
-	return n.propose(&berryv1.RaftEntry{Entry: &berryv1.RaftEntry_Lineage{Lineage: n.cfg.Store.Lineage()}}, 30*time.Second)
+	if err := n.propose(&berryv1.RaftEntry{Entry: &berryv1.RaftEntry_Lineage{Lineage: n.cfg.Store.Lineage()}}, 30*time.Second); err != nil {
+		return err
+	}
+	return n.compact()
+}
+
+// compact takes a snapshot and drops the whole log before it. A log that starts
+// with the lineage entry is new for this file, and the file may hold what no entry
+// does (a one-node file upgraded in place, a restored backup): members added later
+// must get the state from a snapshot, not by replaying a log that lacks it.
+func (n *Node) compact() error {
+	rc := n.raft.ReloadableConfig()
+	trailing := rc.TrailingLogs
+	rc.TrailingLogs = 0
+	if err := n.raft.ReloadConfig(rc); err != nil {
+		return err
+	}
+	err := n.raft.Snapshot().Error()
+	rc.TrailingLogs = trailing
+	if rerr := n.raft.ReloadConfig(rc); err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return fmt.Errorf("snapshot of the new log: %w", err)
+	}
+	return nil
 }
 
 func (n *Node) setReady(v bool) {
