@@ -17,8 +17,9 @@ const hourMs = 3600 * 1000;
 const slowFactor = 2;
 const slowMargin = 0.2;
 
-// Samples the page has seen, per backend, kept for the hour; they fill the sparkline
-// where the control plane keeps no history of its own.
+// The control plane keeps an hour of fleet scores, sampled every 30 s or so
+// (GetScoreHistory); the page adds the scores it reads between two samples, so a
+// sparkline ends at the current value. seen holds those, per backend.
 const seen = new Map();
 
 function keyOf(provider, model) {
@@ -33,6 +34,23 @@ function remember(scores, now) {
     while (list.length && list[0].t < now - hourMs) list.shift();
     seen.set(k, list);
   }
+}
+
+// histories merges the control plane's samples with the page's newer ones.
+function histories(history, now) {
+  const out = new Map();
+  for (const b of history.backends || []) {
+    const pts = (b.samples || []).filter((p) => Number(p.latencySeconds) > 0)
+      .map((p) => ({t: new Date(p.time).getTime(), v: Number(p.latencySeconds)}))
+      .filter((p) => p.t >= now - hourMs);
+    out.set(keyOf(b.provider, b.upstreamModel), pts);
+  }
+  for (const [k, pts] of seen) {
+    const list = out.get(k) || [];
+    const last = list.length ? list[list.length - 1].t : 0;
+    out.set(k, list.concat(pts.filter((p) => p.t > last)));
+  }
+  return out;
 }
 
 function median(values) {
@@ -105,9 +123,15 @@ export default function backends(el, {signal}) {
       'Down: the fleet takes it out of rotation. Slow: twice as slow as the fastest backend of its model, or as its own last hour.'),
     body, updated);
   every(refreshMs, async () => {
-    let models, scores;
+    let models, scores, history;
+    const since = new Date(Date.now() - hourMs).toISOString();
     try {
-      [models, scores] = await Promise.all([api.call('ListModels', {}, signal), api.call('GetScores', {}, signal)]);
+      [models, scores, history] = await Promise.all([api.call('ListModels', {}, signal), api.call('GetScores', {}, signal),
+        api.call('GetScoreHistory', {since}, signal).catch((err) => {
+          // A control plane older than the history: the page's own samples only.
+          if (err.code === 'unimplemented') return {};
+          throw err;
+        })]);
     } catch (err) {
       if (err.name === 'AbortError') return;
       replace(updated, message('error', `Could not refresh: ${api.describe(err)}`));
@@ -116,11 +140,12 @@ export default function backends(el, {signal}) {
     const now = Date.now();
     const list = scores.backends || [];
     remember(list, now);
+    const hist = histories(history, now);
     const byKey = new Map(list.map((b) => [keyOf(b.provider, b.upstreamModel), b]));
-    const st = states(models.models || [], byKey, seen);
+    const st = states(models.models || [], byKey, hist);
     const heads = ['Backend', 'Fleet state', 'Latency', 'TTFT', 'Latency, last hour', 'Error rate', 'Recent requests', 'Edges measuring', 'Probe owner'];
     const tables = (models.models || []).map((m) => {
-      const rows = (m.backends || []).map((b) => backendRow(m, b, byKey.get(keyOf(b.provider, b.model)), st.get(keyOf(b.provider, b.model)), seen, now));
+      const rows = (m.backends || []).map((b) => backendRow(m, b, byKey.get(keyOf(b.provider, b.model)), st.get(keyOf(b.provider, b.model)), hist, now));
       const cap = h('span', {}, `Model ${m.name}`, m.name !== m.id ? ` (${m.id})` : '', ` · ${m.strategy || 'weighted_random'}`,
         m.enabled === false ? ' · disabled' : '', rows.length === 0 ? ' · wildcard, backends named by clients' : '');
       return h('section', {class: 'model', 'data-model': m.id}, table(cap, heads, rows, {class: 'data'}));

@@ -120,7 +120,7 @@ export default function usage(el, {signal, params}) {
       [hourly, keyModel, quotas] = await Promise.all([
         api.call('GetUsage', {...span, groupBy: ['key', 'hour']}, signal),
         api.call('GetUsage', {...span, groupBy: ['key', 'model']}, signal),
-        api.call('GetQuotas', {}, signal),
+        api.call('GetQuotas', {minUsedFraction: nearShare}, signal),
       ]);
     } catch (err) {
       if (err.name === 'AbortError') return;
@@ -130,12 +130,13 @@ export default function usage(el, {signal, params}) {
     last = {hourly: hourly.rows || [], from, to};
     draw();
 
+    // The keys with a limit at nearShare or more (the control plane filters), each
+    // with all its limits, the nearest first.
     const qrows = quotaRows(quotas);
     const nearRows = qrows.filter((r) => r.share >= nearShare);
     replace(near,
-      qrows.length === 0 ? message('status', 'No key has a fleet limit or budget.') :
-        nearRows.length ? message('warn', `${nearRows.length} limit${nearRows.length === 1 ? '' : 's'} at ${fmt.pct(nearShare)} or more of the window.`) :
-          message('ok', `Every key is below ${fmt.pct(nearShare)} of its limits.`),
+      nearRows.length === 0 ? message('ok', `No key has used ${fmt.pct(nearShare)} or more of a fleet limit or budget.`) :
+        message('warn', `${nearRows.length} limit${nearRows.length === 1 ? '' : 's'} at ${fmt.pct(nearShare)} or more of the window.`),
       qrows.length ? table(null, ['Key', 'Limit', 'Used', 'Share', 'Granted to edges, not yet used', 'Window ends'],
         qrows.map((r) => ({cells: r.cells, class: r.share >= nearShare ? 'row-warn' : '', attrs: {'data-key': r.key}})), {class: 'data', id: 'quota-table'}) : null);
 
