@@ -543,6 +543,9 @@ func TestConsoleBackendsAndUsage(t *testing.T) {
 	if n := eval[int](b, `document.querySelectorAll('#usage-chart svg.chart path.line, #usage-chart svg.chart circle.pt').length`); n == 0 {
 		t.Fatal("the usage chart draws nothing")
 	}
+	b.setSelect("#usage-by", "model")
+	b.waitText("the chart per model", "#usage-chart", "mixed", "pin")
+	b.setSelect("#usage-by", "key")
 	b.checkLabels("usage")
 	b.shot("usage")
 }

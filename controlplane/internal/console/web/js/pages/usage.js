@@ -12,7 +12,7 @@ const refreshMs = 15000;
 const hourMs = 3600 * 1000;
 // A key is near a limit once it has used this share of it.
 const nearShare = 0.8;
-// The chart draws this many keys; the rest are summed as "other keys".
+// The chart draws this many keys (or models); the rest are summed as "other keys".
 const chartKeys = 7;
 
 const ranges = [
@@ -33,14 +33,16 @@ const dims = {
 
 const tokens = (r) => Number(r.promptTokens || 0) + Number(r.completionTokens || 0);
 
-function chartOf(hourly, from, to, metric) {
+// chartOf draws metric per hour, one series per value of the row field by ("key"
+// or "model").
+function chartOf(hourly, by, from, to, metric) {
   const totals = new Map();
-  for (const r of hourly) totals.set(r.key, (totals.get(r.key) || 0) + metric.of(r));
+  for (const r of hourly) totals.set(r[by], (totals.get(r[by]) || 0) + metric.of(r));
   const top = [...totals.entries()].sort((a, b) => b[1] - a[1]).slice(0, chartKeys).map(([k]) => k);
   const series = new Map(top.map((k) => [k, new Map()]));
   let other = null;
   for (const r of hourly) {
-    let s = series.get(r.key);
+    let s = series.get(r[by]);
     if (!s) {
       other = other || new Map();
       s = other;
@@ -49,8 +51,8 @@ function chartOf(hourly, from, to, metric) {
     s.set(t, (s.get(t) || 0) + metric.of(r));
   }
   const list = top.map((k) => ({name: k, points: [...series.get(k)].sort((a, b) => a[0] - b[0]).map(([t, v]) => ({t, v}))}));
-  if (other) list.push({name: 'other keys', points: [...other].sort((a, b) => a[0] - b[0]).map(([t, v]) => ({t, v}))});
-  return lineChart(list, {from, to, title: `${metric.label} per key and hour`, fmtY: metric.fmt,
+  if (other) list.push({name: `other ${by}s`, points: [...other].sort((a, b) => a[0] - b[0]).map(([t, v]) => ({t, v}))});
+  return lineChart(list, {from, to, title: `${metric.label} per ${by} and hour`, fmtY: metric.fmt,
     fmtX: (t) => to - from > 2 * 86400 * 1000 ? new Date(t).toLocaleDateString([], {month: 'short', day: 'numeric'}) : new Date(t).toLocaleTimeString([], {hour: '2-digit', minute: '2-digit'})});
 }
 
@@ -81,6 +83,7 @@ export default function usage(el, {signal, params}) {
   const range = ranges.find((r) => r.id === params.get('range')) || ranges[0];
   const metricSel = h('select', {id: 'usage-metric'},
     h('option', {value: 'tokens'}, 'Tokens'), h('option', {value: 'cost'}, 'Cost (USD)'), h('option', {value: 'requests'}, 'Requests'));
+  const bySel = h('select', {id: 'usage-by'}, h('option', {value: 'key'}, 'Per key'), h('option', {value: 'model'}, 'Per model'));
   const rangeSel = h('select', {id: 'usage-range'}, ranges.map((r) => h('option', {value: r.id, selected: r === range}, r.label)));
   rangeSel.addEventListener('change', () => {
     location.hash = `#/usage?range=${rangeSel.value}`;
@@ -92,7 +95,7 @@ export default function usage(el, {signal, params}) {
   const updated = h('p', {class: 'updated'});
   replace(el,
     h('h1', {}, 'Usage'),
-    h('form', {class: 'controls', onsubmit: (e) => e.preventDefault()}, field('Period', rangeSel), field('Chart', metricSel)),
+    h('form', {class: 'controls', onsubmit: (e) => e.preventDefault()}, field('Period', rangeSel), field('Chart', metricSel), field('Lines', bySel)),
     h('section', {}, h('h2', {}, 'Over time'), chart),
     h('section', {}, h('h2', {}, 'Keys near a limit or budget'), near),
     h('div', {class: 'cols'},
@@ -107,18 +110,21 @@ export default function usage(el, {signal, params}) {
   };
   const draw = () => {
     if (!last) return;
-    const {hourly, from, to} = last;
-    replace(chart, hourly.length ? chartOf(hourly, from, to, metrics[metricSel.value]) : message('status', 'No usage recorded in this period.'));
+    const {from, to} = last;
+    const rows = last[bySel.value];
+    replace(chart, rows.length ? chartOf(rows, bySel.value, from, to, metrics[metricSel.value]) : message('status', 'No usage recorded in this period.'));
   };
   metricSel.addEventListener('change', draw);
+  bySel.addEventListener('change', draw);
   every(refreshMs, async () => {
     const to = Date.now();
     const from = Math.floor((to - range.hours * hourMs) / hourMs) * hourMs;
     const span = {since: new Date(from).toISOString(), until: new Date(to).toISOString()};
-    let hourly, keyModel, quotas;
+    let hourly, modelHourly, keyModel, quotas;
     try {
-      [hourly, keyModel, quotas] = await Promise.all([
+      [hourly, modelHourly, keyModel, quotas] = await Promise.all([
         api.call('GetUsage', {...span, groupBy: ['key', 'hour']}, signal),
+        api.call('GetUsage', {...span, groupBy: ['model', 'hour']}, signal),
         api.call('GetUsage', {...span, groupBy: ['key', 'model']}, signal),
         api.call('GetQuotas', {minUsedFraction: nearShare}, signal),
       ]);
@@ -127,7 +133,7 @@ export default function usage(el, {signal, params}) {
       replace(updated, message('error', `Could not refresh: ${api.describe(err)}`));
       return;
     }
-    last = {hourly: hourly.rows || [], from, to};
+    last = {key: hourly.rows || [], model: modelHourly.rows || [], from, to};
     draw();
 
     // The keys with a limit at nearShare or more (the control plane filters), each
