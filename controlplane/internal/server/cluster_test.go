@@ -1,0 +1,197 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berry-gateway/berry/controlplane/internal/auth"
+	"github.com/berry-gateway/berry/controlplane/internal/cluster"
+	"github.com/berry-gateway/berry/controlplane/internal/store"
+	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+const memberTok = "member-token"
+
+// startMembers runs n control planes as one Raft cluster in this process, each with
+// its own store, Raft transport and gRPC server on loopback.
+func startMembers(t *testing.T, n int) []*harness {
+	t.Helper()
+	type member struct {
+		lis      net.Listener
+		raftAddr string
+	}
+	ms := make([]member, n)
+	var peers []cluster.Peer
+	for i := range ms {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rl, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms[i] = member{lis: lis, raftAddr: rl.Addr().String()}
+		rl.Close()
+		peers = append(peers, cluster.Peer{ID: fmt.Sprint("n", i+1), Addr: ms[i].raftAddr})
+	}
+	var hs []*harness
+	for i, m := range ms {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "berry.db")
+		st, err := store.Open(path, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs := &syncBuffer{}
+		log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		srv := New(st, Options{Log: log})
+		node, err := cluster.Start(context.Background(), cluster.Config{
+			NodeID: peers[i].ID, RaftAddress: m.raftAddr, GRPCAddress: m.lis.Addr().String(), Peers: peers,
+			Secret: []byte("a cluster secret of some length"), Dir: filepath.Join(dir, "raft"), Store: st, Log: log,
+			OnVersion: srv.ApplyVersion, OnLeader: srv.LeaderChanged,
+			HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.AttachCluster(node, ClusterOptions{Token: memberTok})
+		if err := srv.Load(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		srv.Start(context.Background())
+		policy := auth.NewPolicy([]auth.Credential{
+			{Name: "admin", Role: auth.RoleAdmin, Token: adminTok},
+			{Name: "read", Role: auth.RoleRead, Token: readTok},
+			{Name: "edge", Role: auth.RoleEdge, Token: edgeTok},
+			{Name: "cluster", Role: auth.RoleAdmin, Token: memberTok},
+		}, ReadMethods)
+		gs := srv.NewGRPCServer(policy)
+		go func() { _ = gs.Serve(m.lis) }()
+		t.Cleanup(func() {
+			srv.Shutdown()
+			gs.Stop()
+			_ = node.Shutdown()
+			st.Close()
+		})
+		hs = append(hs, &harness{srv: srv, gs: gs, addr: m.lis.Addr().String(), logs: logs, path: path})
+	}
+	return hs
+}
+
+// leading returns the harness whose member leads.
+func leading(t *testing.T, hs []*harness) (*harness, []*harness) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		for i, h := range hs {
+			if h.srv.cluster.replica.Leading() {
+				var rest []*harness
+				rest = append(rest, hs[:i]...)
+				return h, append(rest, hs[i+1:]...)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("no leader")
+	return nil, nil
+}
+
+// TestClusterForwarding: a write sent to a follower is made by the leader with the
+// caller's identity (its author) and role (a read token may not write through a
+// follower either); every member then serves it; reads stay local; the leases'
+// view (GetQuotas) is the leader's; fleet status lists the edges of every member.
+func TestClusterForwarding(t *testing.T) {
+	hs := startMembers(t, 3)
+	leader, followers := leading(t, hs)
+	f := followers[0]
+
+	_, err := f.admin(t, readTok).UpdateSettings(ctxT(t), &berryv1.UpdateSettingsRequest{Settings: &berryv1.Settings{MaxRetries: 2}})
+	wantCode(t, "write with the read token on a follower", err, codes.PermissionDenied)
+
+	r, err := f.admin(t, adminTok).ApplyConfig(ctxT(t), &berryv1.ApplyConfigRequest{
+		Source: &berryv1.ApplyConfigRequest_Toml{Toml: seed}, Options: &berryv1.WriteOptions{Message: "via a follower"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hs {
+		waitFor(t, "version on every member", func() bool {
+			v, err := h.admin(t, readTok).GetCurrentVersion(ctxT(t), &berryv1.GetCurrentVersionRequest{})
+			return err == nil && v.GetVersion() == r.GetVersion()
+		})
+		v, err := h.admin(t, readTok).GetCurrentVersion(ctxT(t), &berryv1.GetCurrentVersionRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.GetAuthor() != "admin" || v.GetMessage() != "via a follower" {
+			t.Fatalf("%s: version %d by %q (%q), want the caller admin", h.addr, v.GetVersion(), v.GetAuthor(), v.GetMessage())
+		}
+	}
+	if !strings.Contains(leader.logs.String(), "config changed") || strings.Contains(f.logs.String(), "config changed") {
+		t.Fatal("the write was not made by the leader")
+	}
+
+	// Stale writes are refused by the leader for the follower's caller too.
+	_, err = f.admin(t, adminTok).UpdateSettings(ctxT(t), &berryv1.UpdateSettingsRequest{
+		Settings: &berryv1.Settings{MaxRetries: 2}, Options: &berryv1.WriteOptions{ExpectedVersion: 99}})
+	wantCode(t, "stale write via a follower", err, codes.FailedPrecondition)
+
+	if _, err := f.admin(t, readTok).GetQuotas(ctxT(t), &berryv1.GetQuotasRequest{}); err != nil {
+		t.Fatalf("GetQuotas on a follower: %v", err)
+	}
+	st, err := berryv1.NewClusterServiceClient(f.conn(t, readTok)).ClusterStatus(ctxT(t), &berryv1.ClusterStatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.GetState() != "Follower" || st.GetLeaderGrpcAddress() != leader.addr || len(st.GetMembers()) != 3 {
+		t.Fatalf("status from a follower: %v", st)
+	}
+
+	// One edge on each member: every member's fleet status lists the three.
+	for i, h := range hs {
+		stream, err := berryv1.NewEdgeServiceClient(h.conn(t, edgeTok)).Sync(ctxT(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := stream.Send(&berryv1.SyncRequest{Kind: &berryv1.SyncRequest_Hello{Hello: &berryv1.Hello{EdgeId: fmt.Sprint("edge-", i)}}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stream.Header(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, h := range hs {
+		waitFor(t, "every edge in fleet status", func() bool {
+			fs, err := h.admin(t, readTok).FleetStatus(ctxT(t), &berryv1.FleetStatusRequest{})
+			return err == nil && len(fs.GetEdges()) == 3
+		})
+	}
+}
+
+// TestClusterOneNode: without a cluster the cluster RPCs say so.
+func TestClusterOneNode(t *testing.T) {
+	h := start(t)
+	_, err := berryv1.NewClusterServiceClient(h.conn(t, adminTok)).ClusterStatus(ctxT(t), &berryv1.ClusterStatusRequest{})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "one node") {
+		t.Fatalf("ClusterStatus on one node: %v", err)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
