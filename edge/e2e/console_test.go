@@ -329,6 +329,18 @@ func (b *browser) checkLabels(page string) {
 	}
 }
 
+// control returns a selector for the form control labelled label within scope.
+func (b *browser) control(scope, label string) string {
+	b.t.Helper()
+	id := eval[string](b, fmt.Sprintf(`(() => { const l = [...document.querySelectorAll(%q)].find(l => l.innerText.trim() === %q);
+		return l ? l.htmlFor : ''; })()`, scope+" label", label))
+	if id == "" {
+		b.shot("failed-control")
+		b.t.Fatalf("no control labelled %q in %s", label, scope)
+	}
+	return "#" + id
+}
+
 // setSelect picks value in a <select> and tells the page, as a user's pick would.
 func (b *browser) setSelect(sel, value string) {
 	b.t.Helper()
@@ -582,6 +594,15 @@ func TestConsoleKeys(t *testing.T) {
 	}
 	b.waitText("the new key is listed", "#key-table", "browser-key", "made in the browser")
 
+	// Bob's daily limit raised through his form.
+	b.do("edit bob", chromedp.Click(chromedp.CSS(`tr[data-key="bob"] button[data-action="edit"]`)))
+	b.fill(b.control("#key-edit", "Requests per day"), "25")
+	b.do("review", chromedp.Click(chromedp.CSS("#key-review")))
+	b.waitText("bob's dry run", "#review-changes", "users.bob.rate_limit", "requests_per_day", "25")
+	b.do("apply", chromedp.Click(chromedp.CSS("#apply")))
+	b.waitText("bob's change rolls out", "#apply-result", "is rolled out")
+	b.waitText("the table shows the new limit", `tr[data-key="bob"]`, "25 req/day")
+
 	b.do("disable it", chromedp.Click(chromedp.CSS(`tr[data-key="browser-key"] button[data-action="disable"]`)))
 	b.waitText("disabled and rolled out", "#key-status", "Key browser-key disabled", "is rolled out")
 	for _, e := range env.edges {
@@ -673,6 +694,32 @@ func TestConsoleConfigEditDiffRollback(t *testing.T) {
 	}
 	b.waitText("the history shows the rollback", "#version-table", fmt.Sprintf("roll back to version %d", before))
 	b.shot("config")
+
+	// The model form: a strategy and a backend's weight changed, reviewed, applied.
+	b.setSelect("#edit-kind", "model")
+	b.setSelect("#edit-entry", "mixed")
+	b.waitText("the model form", "#edit-form", "Backend 1", "Backend 2")
+	b.setSelect(b.control("#edit-form", "Strategy"), "least_latency")
+	b.fill(b.control("#edit-form fieldset.backend:nth-of-type(2)", "Weight"), "3")
+	b.fill("#edit-message", "prefer the fast one")
+	b.do("review", chromedp.Click(chromedp.CSS("#review-button")))
+	b.waitText("the model's dry run", "#review-changes", "models.mixed.strategy", "models.mixed.backends[1].weight")
+	if n := eval[int](b, `document.querySelectorAll('#review-changes tbody tr').length`); n != 2 {
+		t.Fatalf("the dry run lists %d changes for two edited fields:\n%s", n, eval[string](b, `document.querySelector('#review-changes').innerText`))
+	}
+	b.checkLabels("model form")
+	b.shot("config-model-review")
+	b.do("apply", chromedp.Click(chromedp.CSS("#apply")))
+	b.waitText("the model change rolls out", "#apply-result", fmt.Sprintf("Version %d is rolled out", before+3))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	m, err := env.cp.admin.GetModel(ctx, &berryv1.GetModelRequest{Id: "mixed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.GetModel().GetStrategy() != "least_latency" || m.GetModel().GetBackends()[1].GetWeight() != 3 || m.GetModel().GetBackends()[0].GetPrice().GetInputPerMtok() != 2 {
+		t.Fatalf("after the model form's write: %v", m.GetModel())
+	}
 }
 
 // A read token sees the pages but cannot write: the write is refused with the
