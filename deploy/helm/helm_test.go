@@ -380,3 +380,49 @@ func TestChartMatchesKubernetesSchemas(t *testing.T) {
 		}
 	})
 }
+
+// TestChartFlagsExist gives Berry's binaries, built from this tree, the command lines
+// the chart renders, with --help at the end: the binary parses every flag before it
+// and fails on one it does not know, so a renamed or mistyped flag fails here rather
+// than in a pod.
+func TestChartFlagsExist(t *testing.T) {
+	helm := tool(t, "helm")
+	bin := t.TempDir()
+	build := exec.Command("go", "build", "-o", bin+string(filepath.Separator),
+		"github.com/berry-gateway/berry/controlplane/cmd/berry-controlplane",
+		"github.com/berry-gateway/berry/edge/cmd/berry-edge")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	for _, r := range renders {
+		t.Run(r.name, func(t *testing.T) {
+			_, objs := template(t, helm, r.set)
+			checked := 0
+			for _, o := range objs {
+				if k := o.kind(); k != "StatefulSet" && k != "Deployment" {
+					continue
+				}
+				containers, _ := o.get("spec", "template", "spec", "containers").([]any)
+				for i := range containers {
+					c := object(containers[i].(map[string]any))
+					cmd := strs(c.get("command"))
+					if len(cmd) != 1 {
+						t.Fatalf("%s %s: command %v, want one of Berry's binaries", o.kind(), o.name(), cmd)
+					}
+					// Kubernetes expands $(POD_NAME) from the container's environment.
+					args := strings.ReplaceAll(strings.Join(strs(c.get("args")), "\x00"), "$(POD_NAME)", "pod-0")
+					out, err := exec.Command(filepath.Join(bin, cmd[0]), append(strings.Split(args, "\x00"), "--help")...).CombinedOutput()
+					if err != nil {
+						t.Errorf("%s %s: %v\n%s", o.kind(), o.name(), err, out)
+					} else if !strings.Contains(strings.ToLower(string(out)), "usage") {
+						t.Errorf("%s %s: --help printed no usage:\n%s", o.kind(), o.name(), out)
+					}
+					checked++
+				}
+			}
+			if checked != 2 {
+				t.Fatalf("checked %d containers, want the control plane's and the edge's", checked)
+			}
+		})
+	}
+}

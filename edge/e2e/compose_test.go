@@ -2,8 +2,12 @@ package e2e
 
 import (
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // TestComposeFileValidates runs docker-compose's own check of docker-compose.yml (no
@@ -51,6 +55,37 @@ func TestComposeFileValidates(t *testing.T) {
 					t.Errorf("the resolved compose file lacks %q:\n%s", want, cfg)
 				}
 			}
+			checkComposeFlags(t, out)
 		})
+	}
+}
+
+// checkComposeFlags gives the binaries built from this tree each Berry service's
+// command line with --help at the end: every flag before it is parsed, so one the
+// binary does not know fails here rather than in a container.
+func checkComposeFlags(t *testing.T, resolved []byte) {
+	t.Helper()
+	var cfg struct {
+		Services map[string]struct {
+			Entrypoint []string
+			Command    []string
+		}
+	}
+	if err := yaml.Unmarshal(resolved, &cfg); err != nil {
+		t.Fatalf("the resolved compose file is not YAML: %v", err)
+	}
+	checked := 0
+	for name, svc := range cfg.Services {
+		if len(svc.Entrypoint) != 1 || (svc.Entrypoint[0] != "berry-edge" && svc.Entrypoint[0] != "berry-controlplane") {
+			continue
+		}
+		out, err := exec.Command(filepath.Join(binDir, svc.Entrypoint[0]), append(slices.Clone(svc.Command), "--help")...).CombinedOutput()
+		if err != nil {
+			t.Errorf("service %s: %s %v: %v\n%s", name, svc.Entrypoint[0], svc.Command, err, out)
+		}
+		checked++
+	}
+	if checked == 0 {
+		t.Fatal("no service runs berry-edge or berry-controlplane")
 	}
 }
