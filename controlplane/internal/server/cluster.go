@@ -280,6 +280,7 @@ func (c *ClusterService) ClusterStatus(ctx context.Context, _ *berryv1.ClusterSt
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	c.cluster.fillFromLeader(ctx, st)
 	return st, nil
 }
 
@@ -367,6 +368,9 @@ func (c *clusterState) gatherFleet(ctx context.Context, out *berryv1.FleetStatus
 	if in, _ := metadata.FromIncomingContext(ctx); len(in.Get(mdLocal)) > 0 {
 		return
 	}
+	if !c.replica.Leading() && c.fleetFromLeader(ctx, out) {
+		return
+	}
 	members, err := c.replica.Members()
 	if err != nil {
 		return
@@ -415,6 +419,56 @@ func (c *clusterState) gatherFleet(ctx context.Context, out *berryv1.FleetStatus
 				(e.GetConnected() == cur.GetConnected() && e.GetLastSeen().AsTime().After(cur.GetLastSeen().AsTime())) {
 				out.Edges[i] = e
 			}
+		}
+	}
+}
+
+// fleetFromLeader replaces out by the leader's fleet status: a follower may not know
+// every member's address, the leader does (it connects to each). It reports whether
+// the leader answered.
+func (c *clusterState) fleetFromLeader(ctx context.Context, out *berryv1.FleetStatusResponse) bool {
+	cc, _, err := c.leaderConn()
+	if err != nil {
+		return false
+	}
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	r, err := berryv1.NewAdminServiceClient(cc).FleetStatus(c.memberContext(cctx), &berryv1.FleetStatusRequest{})
+	if err != nil {
+		return false
+	}
+	proto.Reset(out)
+	proto.Merge(out, r)
+	return true
+}
+
+// fillFromLeader completes a follower's status with the members' gRPC addresses the
+// leader knows.
+func (c *clusterState) fillFromLeader(ctx context.Context, st *berryv1.ClusterStatusResponse) {
+	missing := false
+	for _, m := range st.GetMembers() {
+		missing = missing || m.GetGrpcAddress() == ""
+	}
+	if !missing || st.GetState() == "Leader" {
+		return
+	}
+	cc, _, err := c.leaderConn()
+	if err != nil {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	r, err := berryv1.NewClusterServiceClient(cc).ClusterStatus(c.memberContext(cctx), &berryv1.ClusterStatusRequest{})
+	if err != nil {
+		return
+	}
+	addrs := map[string]string{}
+	for _, m := range r.GetMembers() {
+		addrs[m.GetId()] = m.GetGrpcAddress()
+	}
+	for _, m := range st.GetMembers() {
+		if m.GetGrpcAddress() == "" {
+			m.GrpcAddress = addrs[m.GetId()]
 		}
 	}
 }

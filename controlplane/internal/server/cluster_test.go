@@ -154,6 +154,11 @@ func TestClusterForwarding(t *testing.T) {
 	if st.GetState() != "Follower" || st.GetLeaderGrpcAddress() != leader.addr || len(st.GetMembers()) != 3 {
 		t.Fatalf("status from a follower: %v", st)
 	}
+	for _, m := range st.GetMembers() {
+		if m.GetGrpcAddress() == "" {
+			t.Fatalf("status from a follower lacks %s's gRPC address", m.GetId())
+		}
+	}
 
 	// One edge on each member: every member's fleet status lists the three.
 	for i, h := range hs {
