@@ -41,7 +41,8 @@ type APIOptions struct {
 	// Auth refuses a call before any of its body is read.
 	Auth Authorizer
 	// MaxBodyBytes bounds a request body; the gRPC server's per-message limits
-	// apply after transcoding as well.
+	// apply after transcoding as well. (Answers are not bounded here: they come from
+	// the control plane itself, and a whole config may be large.)
 	MaxBodyBytes int64
 	// Open serves every client when Auth has no credentials (--insecure). Without
 	// credentials and not open, only loopback clients that name a loopback host are
@@ -90,7 +91,6 @@ func (s *Server) MountAPI(opts APIOptions) error {
 		services = append(services, vanguard.NewServiceWithSchema(sd, opts.GRPC,
 			vanguard.WithTargetProtocols(vanguard.ProtocolGRPC),
 			vanguard.WithTargetCodecs(vanguard.CodecProto),
-			vanguard.WithMaxMessageBufferBytes(uint32(opts.MaxBodyBytes)),
 		))
 	}
 	tc, err := vanguard.NewTranscoder(services, vanguard.WithCodec(jsonCodec))
@@ -138,34 +138,7 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Answers carry config and usage: never cached, never sniffed into something else.
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
-	if r.Method != http.MethodPost {
-		h.Set("Allow", http.MethodPost)
-		writeJSONError(w, http.StatusMethodNotAllowed, connect.CodeUnimplemented,
-			fmt.Sprintf("%s %s: the API takes POST requests (Connect protocol)", r.Method, r.URL.Path))
-		return
-	}
-	ct := r.Header.Get("Content-Type")
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil || !connectTypes[mt] {
-		h.Set("Accept-Post", acceptPost)
-		writeJSONError(w, http.StatusUnsupportedMediaType, connect.CodeInvalidArgument,
-			fmt.Sprintf("Content-Type %q is not served: send Content-Type: application/json (or application/proto; application/connect+json for streams)", ct))
-		return
-	}
-	if !a.methods[r.URL.Path] {
-		a.write(w, r, status.Errorf(codes.Unimplemented, "no method %s", r.URL.Path))
-		return
-	}
-	if !a.opts.Auth.Enabled() && !a.opts.Open && !(loopback(r.RemoteAddr) && loopbackHost(r.Host)) {
-		a.write(w, r, status.Error(codes.PermissionDenied, "the control plane has no tokens: its API answers only loopback clients that address it by a loopback host"))
-		return
-	}
-	md := metadata.MD{"authorization": r.Header.Values("Authorization")}
-	if err := a.opts.Auth.Authorize(r.Context(), md, r.URL.Path); err != nil {
-		if status.Code(err) == codes.Unauthenticated {
-			h.Set("WWW-Authenticate", `Bearer realm="berry-controlplane"`)
-		}
-		a.write(w, r, err)
+	if !a.admit(w, r) {
 		return
 	}
 	// The path speaks only Connect, so a unary call is one whether or not it says so;
@@ -175,6 +148,51 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, a.opts.MaxBodyBytes)
 	a.transcoder.ServeHTTP(w, r)
+}
+
+// admit answers a call that is refused before its body is read, and reports whether
+// the call goes on. A refusal closes the connection: otherwise the HTTP server would
+// read what is left of the body, up to 256 KiB, before it answers.
+func (a *api) admit(w http.ResponseWriter, r *http.Request) bool {
+	h := w.Header()
+	h.Set("Connection", "close")
+	if r.Method != http.MethodPost {
+		h.Set("Allow", http.MethodPost)
+		writeJSONError(w, http.StatusMethodNotAllowed, connect.CodeUnimplemented,
+			fmt.Sprintf("%s %s: the API takes POST requests (Connect protocol)", r.Method, r.URL.Path))
+		return false
+	}
+	ct := r.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil || !connectTypes[mt] {
+		h.Set("Accept-Post", acceptPost)
+		writeJSONError(w, http.StatusUnsupportedMediaType, connect.CodeInvalidArgument,
+			fmt.Sprintf("Content-Type %q is not served: send Content-Type: application/json (or application/proto; application/connect+json for streams)", ct))
+		return false
+	}
+	if !a.methods[r.URL.Path] {
+		a.write(w, r, status.Errorf(codes.Unimplemented, "no method %s", r.URL.Path))
+		return false
+	}
+	if !a.opts.Auth.Enabled() && !a.opts.Open && !(loopback(r.RemoteAddr) && loopbackHost(r.Host)) {
+		a.write(w, r, status.Error(codes.PermissionDenied, "the control plane has no tokens: its API answers only loopback clients that address it by a loopback host"))
+		return false
+	}
+	md := metadata.MD{"authorization": r.Header.Values("Authorization")}
+	if err := a.opts.Auth.Authorize(r.Context(), md, r.URL.Path); err != nil {
+		if status.Code(err) == codes.Unauthenticated {
+			h.Set("WWW-Authenticate", `Bearer realm="berry-controlplane"`)
+		}
+		a.write(w, r, err)
+		return false
+	}
+	// A body without a length is cut by MaxBytesReader as it is read.
+	if r.ContentLength > a.opts.MaxBodyBytes {
+		a.write(w, r, status.Errorf(codes.ResourceExhausted, "request body of %d bytes is over the limit of %d bytes", r.ContentLength, a.opts.MaxBodyBytes))
+		return false
+	}
+	h.Del("Connection")
+	return true
 }
 
 // write answers err, a gRPC status, as a Connect error in the request's form.
