@@ -191,6 +191,7 @@ func TestEdgeMovesBetweenControlPlanes(t *testing.T) {
 	// by way of the lagging one (which it leaves after --control-plane's lag wait).
 	other := map[string]string{"a": "b", "b": "a"}[on]
 	nodes[on].kill9()
+	killed := time.Now()
 	waitUntil(t, 60*time.Second, "edge on "+other, func() error {
 		s, err := e.state()
 		if err != nil {
@@ -201,6 +202,8 @@ func TestEdgeMovesBetweenControlPlanes(t *testing.T) {
 		}
 		return nil
 	})
+
+	moved := time.Since(killed)
 
 	// Kill that one too: only the lagging node is left. The edge stays on version 2,
 	// connected to it or moving between it and the dead addresses.
@@ -251,7 +254,8 @@ func TestEdgeMovesBetweenControlPlanes(t *testing.T) {
 		failures.Range(func(k, _ any) bool { seen = append(seen, k.(string)); return true })
 		t.Errorf("%d of %d client requests failed: %v", n, sent.Load(), seen)
 	}
-	t.Logf("%d client requests, none failed, while the edge moved from %s to %s to c", sent.Load(), on, other)
+	t.Logf("%d client requests, none failed, while the edge moved from %s to %s to c; on %s %v after %s was killed (a detour by c costs its 10 s lag wait)",
+		sent.Load(), on, other, other, moved.Round(time.Millisecond), on)
 }
 
 // waitUntil polls f until it succeeds or d has passed.
