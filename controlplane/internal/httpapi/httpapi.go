@@ -1,7 +1,7 @@
 // Package httpapi serves the control plane's HTTP address (--http-listen): the
-// Prometheus metrics at GET /metrics today. It is one http.ServeMux, so that what
-// operators will reach over plain HTTP later (a web console, a Connect/gRPC
-// transcoder) mounts beside the metrics with Handle.
+// Prometheus metrics at GET /metrics, the admin API in the Connect protocol for
+// browsers and other HTTP clients (MountAPI), and whatever else mounts beside them
+// with Handle (the web console). It is one http.ServeMux.
 package httpapi
 
 import (
