@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -81,14 +82,15 @@ func (c *clusterFlags) load(log *slog.Logger) error {
 	return nil
 }
 
-// credential returns the token members present to each other's gRPC API: derived
-// from the secret, so it needs no flag of its own. None when the control plane
-// checks no tokens (anyone may call it).
-func (c *clusterFlags) credential(tokensOn bool) []auth.Credential {
-	if !c.enabled() || !tokensOn {
-		return nil
+// credentials returns creds with the credential members present to each other's
+// gRPC API: a token derived from the secret, so it needs no flag of its own. creds
+// are returned as they are on one node, and when none has a token (the control plane
+// checks no tokens: anyone may call it).
+func (c *clusterFlags) credentials(creds []auth.Credential) []auth.Credential {
+	if !c.enabled() || !slices.ContainsFunc(creds, func(cr auth.Credential) bool { return cr.Token != "" }) {
+		return creds
 	}
-	return []auth.Credential{{Name: "cluster", Role: auth.RoleAdmin, Token: c.token()}}
+	return append(creds, auth.Credential{Name: "cluster", Role: auth.RoleAdmin, Token: c.token()})
 }
 
 func (c *clusterFlags) token() string {

@@ -187,10 +187,7 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := clusterOpts.load(log); err != nil {
 		return err
 	}
-	policy := auth.NewPolicy(creds, server.ReadMethods)
-	if policy.Enabled() {
-		policy = auth.NewPolicy(append(creds, clusterOpts.credential(true)...), server.ReadMethods)
-	}
+	policy := auth.NewPolicy(clusterOpts.credentials(creds), server.ReadMethods)
 	tlsOn := *tlsCert != "" || *tlsKey != "" || *tlsClientCA != ""
 	if err := checkExposure(log, *listen, policy.Enabled(), tlsOn, *insecureFlag); err != nil {
 		return err
