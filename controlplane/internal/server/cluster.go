@@ -128,7 +128,7 @@ func (c *clusterState) leaderConn() (*grpc.ClientConn, string, error) {
 			cluster.ErrNotLeader, c.replica.ID())
 	}
 	if addr == "" {
-		return nil, "", status.Errorf(codes.Unavailable, "%s: the leader is %s, whose gRPC address %s has not learnt yet; retry", cluster.ErrNotLeader, id, c.replica.ID())
+		return nil, "", status.Errorf(codes.Unavailable, "%s: the leader is %s, whose gRPC address this member (%s) has not learnt yet; retry", cluster.ErrNotLeader, id, c.replica.ID())
 	}
 	cc, err := c.conn(addr)
 	if err != nil {
