@@ -563,7 +563,11 @@ func (w logWriter) Write(p []byte) (int, error) {
 	case strings.HasPrefix(line, "[DEBUG]"), strings.HasPrefix(line, "[TRACE]"):
 		level = slog.LevelDebug
 	}
-	w.log.Log(context.Background(), level, "raft: "+line)
+	// hclog writes "[LEVEL] raft: message": the level becomes the record's.
+	if i := strings.IndexByte(line, ']'); strings.HasPrefix(line, "[") && i > 0 {
+		line = strings.TrimSpace(line[i+1:])
+	}
+	w.log.Log(context.Background(), level, line)
 	return len(p), nil
 }
 
