@@ -12,13 +12,13 @@ import (
 	"google.golang.org/grpc"
 )
 
-// mountConsole serves, on the HTTP address, the admin API in the Connect protocol
-// (through gs, so with its authorization, codecs and limits) and the web console
-// that calls it.
+// mountConsole serves, on the HTTP address, the admin and cluster APIs in the
+// Connect protocol (through gs, so with its authorization, codecs and limits) and
+// the web console that calls them. The edge stream stays on the gRPC port.
 func mountConsole(log *slog.Logger, hs *httpapi.Server, httpListen string, gs *grpc.Server, policy *auth.Policy, insecure bool) error {
 	err := hs.MountAPI(httpapi.APIOptions{
 		GRPC:         gs,
-		Services:     []string{berryv1.AdminService_ServiceDesc.ServiceName},
+		Services:     []string{berryv1.AdminService_ServiceDesc.ServiceName, berryv1.ClusterService_ServiceDesc.ServiceName},
 		Auth:         policy,
 		MaxBodyBytes: server.MaxConfigMessageSize,
 		Open:         insecure,

@@ -93,7 +93,7 @@ func controlPlane(t *testing.T, withTokens bool, mod func(*APIOptions)) string {
 	}
 	policy := auth.NewPolicy(creds, server.ReadMethods)
 	gs := srv.NewGRPCServer(policy)
-	opts := APIOptions{GRPC: gs, Services: []string{berryv1.AdminService_ServiceDesc.ServiceName}, Auth: policy,
+	opts := APIOptions{GRPC: gs, Services: []string{berryv1.AdminService_ServiceDesc.ServiceName, berryv1.ClusterService_ServiceDesc.ServiceName}, Auth: policy,
 		MaxBodyBytes: server.MaxConfigMessageSize}
 	if mod != nil {
 		mod(&opts)
@@ -148,9 +148,15 @@ func (a answer) err(t *testing.T) connectError {
 // empty, the bearer token.
 func call(t *testing.T, base, method, contentType, token string, body []byte) answer {
 	t.Helper()
+	return callPath(t, base+"/berry.v1.AdminService/"+method, contentType, token, body)
+}
+
+// callPath posts body to url.
+func callPath(t *testing.T, url, contentType, token string, body []byte) answer {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/berry.v1.AdminService/"+method, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -593,5 +599,47 @@ func TestMountAPIRefusesBadOptions(t *testing.T) {
 	p := auth.NewPolicy(nil, nil)
 	if err := s.MountAPI(APIOptions{GRPC: http.NotFoundHandler(), Auth: p, Services: []string{"berry.v1.NoSuchService"}, MaxBodyBytes: 1}); err == nil {
 		t.Fatal("MountAPI of an unknown service succeeded")
+	}
+}
+
+// The cluster API is served beside the admin API, with the same roles: on a
+// control plane of one node its calls are admitted and then refused as the gRPC API
+// refuses them.
+func TestClusterServiceOverHTTP(t *testing.T) {
+	base := controlPlane(t, true, nil)
+	desc := berryv1.ClusterService_ServiceDesc
+	read := map[string]bool{}
+	for _, m := range server.ReadMethods {
+		read[m] = true
+	}
+	bodies := map[string]string{
+		"ClusterStatus": `{}`,
+		"AddMember":     `{"id":"n2","raftAddress":"127.0.0.1:1"}`,
+		"RemoveMember":  `{"id":"n2"}`,
+		"ForwardUsage":  `{}`,
+	}
+	for _, m := range desc.Methods {
+		t.Run(m.MethodName, func(t *testing.T) {
+			body, ok := bodies[m.MethodName]
+			if !ok {
+				t.Fatalf("ClusterService.%s is not in the test's table", m.MethodName)
+			}
+			url := base + "/" + desc.ServiceName + "/" + m.MethodName
+			if a := callPath(t, url, "application/json", "", []byte(body)); a.status != http.StatusUnauthorized || a.err(t).Code != "unauthenticated" {
+				t.Errorf("no token: %d %s", a.status, a.body)
+			}
+			a := callPath(t, url, "application/json", readTok, []byte(body))
+			if full := "/" + desc.ServiceName + "/" + m.MethodName; !read[full] {
+				if a.status != http.StatusForbidden || a.err(t).Code != "permission_denied" {
+					t.Errorf("read role: %d %s", a.status, a.body)
+				}
+			} else if a.status == http.StatusUnauthorized || a.status == http.StatusForbidden {
+				t.Errorf("read role refused a read: %d %s", a.status, a.body)
+			}
+			a = callPath(t, url, "application/json", adminTok, []byte(body))
+			if a.status == http.StatusUnauthorized || a.status == http.StatusForbidden || a.status == http.StatusNotImplemented {
+				t.Errorf("admin: %d %s", a.status, a.body)
+			}
+		})
 	}
 }
