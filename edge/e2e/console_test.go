@@ -560,6 +560,24 @@ func TestConsoleBackendsAndUsage(t *testing.T) {
 	b.setSelect("#usage-by", "key")
 	b.checkLabels("usage")
 	b.shot("usage")
+
+	// The slowed simulator now fails every request. Whether the fleet marks it down
+	// depends on how many attempts the edges make before their own breakers open;
+	// the page shows it failing either way.
+	env.slow.SetOptions(upstreamsim.Options{Name: "slow", APIKey: "key-s", FailStatus: http.StatusInternalServerError})
+	b.do("open Backends", chromedp.Click(chromedp.CSS(`nav a[data-page="backends"]`)))
+	shown := b.waitFor("the failing simulator stands out", 60*time.Second, func() (string, error) {
+		s, err := state("sim-slow/up-s")
+		if err == nil && s != "down,down" && s != "failing,failing" {
+			err = fmt.Errorf("sim-slow/up-s shows %q", s)
+		}
+		return s, err
+	})
+	b.waitText("the summary names it", "#backends", "sim-slow/up-s ("+strings.Split(shown, ",")[0]+")")
+	if n := eval[int](b, `document.querySelectorAll('tr.row-bad[data-backend="sim-slow/up-s"]').length`); n != 2 {
+		t.Fatalf("%d of sim-slow's 2 rows are marked bad", n)
+	}
+	b.shot("backends-failing")
 }
 
 // Keys: a key created in the console works at an edge once the version reaches it,

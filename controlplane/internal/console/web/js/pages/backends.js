@@ -16,6 +16,10 @@ const hourMs = 3600 * 1000;
 // last hour.
 const slowFactor = 2;
 const slowMargin = 0.2;
+// A backend is failing when this share of its recent attempts that speak to its
+// health failed, whether or not there were enough of them for the fleet to mark it
+// down (which it does at 50%).
+const failingRate = 0.25;
 
 // The control plane keeps an hour of fleet scores, sampled every 30 s or so
 // (GetScoreHistory); the page adds the scores it reads between two samples, so a
@@ -64,8 +68,8 @@ function isSlow(lat, fastest, usual) {
   return lat > 0 && (over(fastest) || over(usual));
 }
 
-// states decides, per backend, the state the page shows: down, slow, probe failing,
-// ok or no data.
+// states decides, per backend, the state the page shows: down, failing, slow, probe
+// failing, ok or no data (the first that applies).
 function states(models, byKey, history) {
   const slow = new Set();
   for (const m of models) {
@@ -81,6 +85,7 @@ function states(models, byKey, history) {
   const out = new Map();
   for (const [k, sc] of byKey) {
     if (sc.down) out.set(k, 'down');
+    else if (Number(sc.errorRate) >= failingRate) out.set(k, 'failing');
     else if (slow.has(k)) out.set(k, 'slow');
     else if (sc.probed && !sc.probeHealthy) out.set(k, 'probe failing');
     else if (!(Number(sc.latencySeconds) > 0) && !(Number(sc.requests) > 0)) out.set(k, 'no data');
@@ -89,7 +94,7 @@ function states(models, byKey, history) {
   return out;
 }
 
-const stateClass = {'down': 'bad', 'slow': 'warn', 'probe failing': 'warn', 'ok': 'ok', 'no data': ''};
+const stateClass = {'down': 'bad', 'failing': 'bad', 'slow': 'warn', 'probe failing': 'warn', 'ok': 'ok', 'no data': ''};
 
 function backendRow(model, b, sc, state, history, now) {
   const k = keyOf(b.provider, b.model);
@@ -120,7 +125,8 @@ export default function backends(el, {signal}) {
   replace(el,
     h('h1', {}, 'Backends'),
     h('p', {class: 'lead'}, 'The fleet\'s view of each backend, merged from every edge\'s measurements. ' +
-      'Down: the fleet takes it out of rotation. Slow: twice as slow as the fastest backend of its model, or as its own last hour.'),
+      'Down: the fleet takes it out of rotation. Failing: a quarter or more of its recent attempts failed. ' +
+      'Slow: twice as slow as the fastest backend of its model, or as its own last hour.'),
     body, updated);
   every(refreshMs, async () => {
     let models, scores, history;
@@ -150,9 +156,10 @@ export default function backends(el, {signal}) {
         m.enabled === false ? ' · disabled' : '', rows.length === 0 ? ' · wildcard, backends named by clients' : '');
       return h('section', {class: 'model', 'data-model': m.id}, table(cap, heads, rows, {class: 'data'}));
     });
-    const worst = [...st.entries()].filter(([, s]) => s === 'down' || s === 'slow');
+    const worst = [...st.entries()].filter(([, s]) => s !== 'ok' && s !== 'no data');
     replace(body,
-      worst.length ? message('warn', `Needs a look: ${worst.map(([k, s]) => `${k} (${s})`).join(', ')}.`) : message('ok', 'No backend is down or slow.'),
+      worst.length ? message(worst.some(([, s]) => stateClass[s] === 'bad') ? 'error' : 'warn', `Needs a look: ${worst.map(([k, s]) => `${k} (${s})`).join(', ')}.`) :
+        message('ok', 'No backend is down, failing, slow or failing its probe.'),
       tables.length ? tables : message('status', 'No models are configured.'));
     replace(updated, `Updated ${new Date().toLocaleTimeString()} (score epoch ${scores.epoch || 0}); refreshes every ${refreshMs / 1000} s.`);
   }, signal);
