@@ -10,6 +10,7 @@ import {sparkline} from '../chart.js';
 
 const refreshMs = 3000;
 const hourMs = 3600 * 1000;
+const minSpanMs = 60 * 1000;
 
 // A backend is slow when it takes at least slowFactor times, and slowMargin seconds
 // more than, the fastest backend of a model it serves; or than its own median of the
@@ -96,7 +97,7 @@ function states(models, byKey, history) {
 
 const stateClass = {'down': 'bad', 'failing': 'bad', 'slow': 'warn', 'probe failing': 'warn', 'ok': 'ok', 'no data': ''};
 
-function backendRow(model, b, sc, state, history, now) {
+function backendRow(model, b, sc, state, history, from, now) {
   const k = keyOf(b.provider, b.model);
   const lat = Number(sc?.latencySeconds || 0);
   const probe = !sc || !sc.probeOwner ? '—' :
@@ -109,8 +110,8 @@ function backendRow(model, b, sc, state, history, now) {
       h('td', {class: 'state'}, h('span', {class: ['tag', stateClass[state]]}, state || 'no data')),
       h('td', {class: 'num latency'}, fmt.secs(lat)),
       h('td', {class: 'num'}, fmt.secs(sc?.ttftSeconds)),
-      h('td', {}, sparkline(history.get(k) || [], {from: now - hourMs, to: now,
-        label: `${k} latency over the last hour${lat ? `, now ${fmt.secs(lat)}` : ''}`})),
+      h('td', {}, sparkline(history.get(k) || [], {from, to: now,
+        label: `${k} latency since ${new Date(from).toLocaleTimeString()}${lat ? `, now ${fmt.secs(lat)}` : ''}`})),
       h('td', {class: 'num'}, sc ? fmt.pct(sc.errorRate) : '—'),
       h('td', {class: 'num'}, sc ? Number(sc.requests).toFixed(1) : '—'),
       h('td', {class: 'num'}, sc ? String(sc.edges) : '—'),
@@ -148,10 +149,14 @@ export default function backends(el, {signal}) {
     remember(list, now);
     const hist = histories(history, now);
     const byKey = new Map(list.map((b) => [keyOf(b.provider, b.upstreamModel), b]));
+    // Every sparkline spans the same time: the last hour, or less when there is less
+    // history (a control plane that just started), but at least a minute.
+    const earliest = Math.min(now - minSpanMs, ...[...hist.values()].filter((p) => p.length).map((p) => p[0].t));
+    const from = Math.max(now - hourMs, earliest);
     const st = states(models.models || [], byKey, hist);
-    const heads = ['Backend', 'Fleet state', 'Latency', 'TTFT', 'Latency, last hour', 'Error rate', 'Recent requests', 'Edges measuring', 'Probe owner'];
+    const heads = ['Backend', 'Fleet state', 'Latency', 'TTFT', `Latency since ${new Date(from).toLocaleTimeString([], {hour: '2-digit', minute: '2-digit'})}`, 'Error rate', 'Recent requests', 'Edges measuring', 'Probe owner'];
     const tables = (models.models || []).map((m) => {
-      const rows = (m.backends || []).map((b) => backendRow(m, b, byKey.get(keyOf(b.provider, b.model)), st.get(keyOf(b.provider, b.model)), hist, now));
+      const rows = (m.backends || []).map((b) => backendRow(m, b, byKey.get(keyOf(b.provider, b.model)), st.get(keyOf(b.provider, b.model)), hist, from, now));
       const cap = h('span', {}, `Model ${m.name}`, m.name !== m.id ? ` (${m.id})` : '', ` · ${m.strategy || 'weighted_random'}`,
         m.enabled === false ? ' · disabled' : '', rows.length === 0 ? ' · wildcard, backends named by clients' : '');
       return h('section', {class: 'model', 'data-model': m.id}, table(cap, heads, rows, {class: 'data'}));
