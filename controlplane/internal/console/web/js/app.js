@@ -55,8 +55,8 @@ function showLogin(reason) {
     try {
       await api.call('GetServerInfo');
       loggingIn = false;
-      if (!location.hash || location.hash === '#' || location.hash.startsWith('#/login')) location.hash = '#/fleet';
-      route();
+      if (!location.hash || location.hash === '#') location.hash = '#/fleet'; // routes on hashchange
+      else route();
     } catch (err) {
       loggingIn = false;
       api.clearToken();
