@@ -448,7 +448,7 @@ func (st *stream) stripUsage(final bool) []byte {
 		end = completeEvents(b)
 	}
 	st.keep = end
-	if !bytes.Contains(b[:end], []byte(`"choices":[]`)) {
+	if !emptyChoices(b[:end]) {
 		return b[:end]
 	}
 	out := st.out[:0]
@@ -459,7 +459,7 @@ func (st *stream) stripUsage(final bool) []byte {
 			out = append(out, rest...)
 			break
 		}
-		if bytes.Contains(ev, []byte(`"choices":[]`)) && bytes.Contains(ev, []byte(`"usage"`)) {
+		if emptyChoices(ev) && bytes.Contains(ev, []byte(`"usage"`)) {
 			var data []byte
 			_, data, st.scratch = sse.Fields(ev, st.scratch)
 			if u, ok := jsonscan.ScanUsage(data); ok {
@@ -474,16 +474,33 @@ func (st *stream) stripUsage(final bool) []byte {
 	return out
 }
 
-// completeEvents is the length of b's complete events: up to its last blank line.
+// completeEvents is the length of b's complete events: up to its last blank line
+// ("\n\n" or "\n\r\n"). It reads back from the end, where that line usually is.
 func completeEvents(b []byte) int {
-	end := 0
-	if i := bytes.LastIndex(b, []byte("\n\n")); i >= 0 {
-		end = i + 2
+	for i := len(b) - 1; i > 0; i-- {
+		if b[i] == '\n' && (b[i-1] == '\n' || b[i-1] == '\r' && i > 1 && b[i-2] == '\n') {
+			return i + 1
+		}
 	}
-	if i := bytes.LastIndex(b, []byte("\n\r\n")); i >= 0 {
-		end = max(end, i+3)
+	return 0
+}
+
+// emptyChoices reports whether b holds `"choices":[]`, the mark of a usage-only
+// chunk. It looks for the rare ']' and checks what precedes it, rather than for the
+// needle's first byte, '"', which is everywhere in JSON.
+func emptyChoices(b []byte) bool {
+	const open = `"choices":[`
+	for i := 0; ; {
+		j := bytes.IndexByte(b[i:], ']')
+		if j < 0 {
+			return false
+		}
+		j += i
+		if j >= len(open) && string(b[j-len(open):j]) == open {
+			return true
+		}
+		i = j + 1
 	}
-	return end
 }
 
 // remember keeps the last tailSize bytes sent in st.tail: finish judges whether a
