@@ -173,28 +173,69 @@ func (s *Server) forward(ctx context.Context, req any, info *grpc.UnaryServerInf
 	}
 	in, _ := metadata.FromIncomingContext(ctx)
 	if len(in.Get(mdForwardedBy)) > 0 {
+		// Not executed: the member that forwarded it may try the new leader.
+		_ = grpc.SetTrailer(ctx, metadata.Pairs(mdNotLeader, c.replica.ID()))
 		return nil, status.Errorf(codes.Unavailable, "%s: %s was sent this call by %s as the leader, and no longer leads; retry",
 			cluster.ErrNotLeader, c.replica.ID(), in.Get(mdForwardedBy)[0])
 	}
+	// During an election there is no leader for a moment (about a second): the call
+	// waits for one, for half its deadline and at most forwardWait, rather than
+	// failing.
+	patience := forwardWait
+	if d, ok := ctx.Deadline(); ok {
+		// Leave the caller time to read why, instead of its own deadline's error.
+		patience = min(patience, time.Until(d)/2)
+	}
+	wait := time.NewTimer(patience)
+	defer wait.Stop()
+	for {
+		resp, again, err := c.forwardOnce(ctx, in, info, req)
+		if !again {
+			return resp, err
+		}
+		select {
+		case <-time.After(forwardRetry):
+		case <-wait.C:
+			return nil, err
+		case <-ctx.Done():
+			return nil, err
+		}
+	}
+}
+
+const (
+	// mdNotLeader is the trailer of a forwarded call refused, not executed, by a
+	// member that no longer leads.
+	mdNotLeader = "berry-not-leader"
+	// forwardWait bounds how long a follower waits for a leader to forward a call to;
+	// forwardRetry is how often it looks again.
+	forwardWait  = 5 * time.Second
+	forwardRetry = 100 * time.Millisecond
+)
+
+// forwardOnce sends a call to the leader. again says the call was not executed
+// because there was no leader, or the one it went to no longer leads.
+func (c *clusterState) forwardOnce(ctx context.Context, in metadata.MD, info *grpc.UnaryServerInfo, req any) (resp any, again bool, err error) {
 	cc, leader, err := c.leaderConn()
 	if err != nil {
-		return nil, err
+		return nil, true, err
 	}
 	out, err := newResponse(info.FullMethod)
 	if err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
+		return nil, false, status.Error(codes.Internal, err.Error())
 	}
 	md := metadata.Pairs(mdForwardedBy, c.replica.ID())
 	if auth := in.Get("authorization"); len(auth) > 0 {
 		md.Set("authorization", auth...)
 	}
-	if err := cc.Invoke(metadata.NewOutgoingContext(ctx, md), info.FullMethod, req, out); err != nil {
+	var trailer metadata.MD
+	if err := cc.Invoke(metadata.NewOutgoingContext(ctx, md), info.FullMethod, req, out, grpc.Trailer(&trailer)); err != nil {
 		if st, ok := status.FromError(err); ok && st.Code() == codes.Unavailable {
-			return nil, status.Errorf(codes.Unavailable, "forwarded to the leader %s: %s", leader, st.Message())
+			return nil, len(trailer.Get(mdNotLeader)) > 0, status.Errorf(codes.Unavailable, "forwarded to the leader %s: %s", leader, st.Message())
 		}
-		return nil, err
+		return nil, false, err
 	}
-	return out, nil
+	return out, false, nil
 }
 
 var readMethods = func() map[string]bool {
