@@ -521,10 +521,14 @@ func TestClusterUpgradeInPlace(t *testing.T) {
 			t.Fatalf("%s lineage %s, want %s", m.id, l, info.GetLineage())
 		}
 	}
-	code, out, _ := berryctl(t, env, "--server", n3.grpcAddr, "cluster", "status")
-	if code != 0 || !strings.Contains(out, "n1") || !strings.Contains(out, "n2") || !strings.Contains(out, "n3") || !strings.Contains(out, "leader") {
-		t.Fatalf("cluster status from n3: %q", out)
-	}
+	// n3 learns the membership entries after the snapshot it started from.
+	eventually(t, "cluster status from n3 names every member", func() error {
+		code, out, stderr := berryctl(t, env, "--server", n3.grpcAddr, "cluster", "status")
+		if code != 0 || !strings.Contains(out, "n1") || !strings.Contains(out, "n2") || !strings.Contains(out, "n3") || !strings.Contains(out, "leader") {
+			return fmt.Errorf("%q %s", out, stderr)
+		}
+		return nil
+	})
 
 	// Usage reported to a follower reaches the ledger of every member.
 	var follower *cpMember
