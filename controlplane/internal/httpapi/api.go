@@ -69,8 +69,8 @@ const acceptPost = "application/json, application/proto, application/connect+jso
 // transcodes each call to gRPC and hands it to opts.GRPC, so there is one API, one
 // set of handlers and one authorization for berryctl and browsers alike.
 func (s *Server) MountAPI(opts APIOptions) error {
-	if opts.GRPC == nil || opts.Auth == nil || len(opts.Services) == 0 {
-		return errors.New("httpapi: MountAPI needs a gRPC handler, an authorizer and services")
+	if opts.GRPC == nil || opts.Auth == nil || len(opts.Services) == 0 || opts.MaxBodyBytes <= 0 {
+		return errors.New("httpapi: MountAPI needs a gRPC handler, an authorizer, services and a body limit")
 	}
 	api := &api{opts: opts, methods: map[string]bool{}, errs: connect.NewErrorWriter()}
 	services := make([]*vanguard.Service, 0, len(opts.Services))

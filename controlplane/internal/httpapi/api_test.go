@@ -597,6 +597,9 @@ func TestMountAPIRefusesBadOptions(t *testing.T) {
 		t.Fatal("MountAPI without options succeeded")
 	}
 	p := auth.NewPolicy(nil, nil)
+	if err := s.MountAPI(APIOptions{GRPC: http.NotFoundHandler(), Auth: p, Services: []string{berryv1.AdminService_ServiceDesc.ServiceName}}); err == nil {
+		t.Fatal("MountAPI without a body limit succeeded")
+	}
 	if err := s.MountAPI(APIOptions{GRPC: http.NotFoundHandler(), Auth: p, Services: []string{"berry.v1.NoSuchService"}, MaxBodyBytes: 1}); err == nil {
 		t.Fatal("MountAPI of an unknown service succeeded")
 	}
