@@ -23,8 +23,8 @@ const slowMargin = 0.2;
 const failingRate = 0.25;
 
 // The control plane keeps an hour of fleet scores, sampled every 30 s or so
-// (GetScoreHistory); the page adds the scores it reads between two samples, so a
-// sparkline ends at the current value. seen holds those, per backend.
+// (GetScoreHistory); the page adds the scores it read while open, so a sparkline is
+// finer where it can be and ends at the current value. seen holds those, per backend.
 const seen = new Map();
 
 function keyOf(provider, model) {
@@ -41,7 +41,7 @@ function remember(scores, now) {
   }
 }
 
-// histories merges the control plane's samples with the page's newer ones.
+// histories merges the control plane's samples with the page's own, in time order.
 function histories(history, now) {
   const out = new Map();
   for (const b of history.backends || []) {
@@ -51,9 +51,7 @@ function histories(history, now) {
     out.set(keyOf(b.provider, b.upstreamModel), pts);
   }
   for (const [k, pts] of seen) {
-    const list = out.get(k) || [];
-    const last = list.length ? list[list.length - 1].t : 0;
-    out.set(k, list.concat(pts.filter((p) => p.t > last)));
+    out.set(k, (out.get(k) || []).concat(pts).sort((a, b) => a.t - b.t));
   }
   return out;
 }
