@@ -27,20 +27,10 @@ func classify(name, data []byte) eventKind {
 	if isErrorObject(d) {
 		return kindError
 	}
-	for _, k := range contentKeys {
-		if hasValue(d, k) {
-			return kindContent
-		}
+	if hasContent(d) {
+		return kindContent
 	}
 	return kindOther
-}
-
-// contentKeys are the chunk fields whose non-empty value means the model produced
-// output. Inside JSON strings a quote is always escaped, so a quoted key found in the
-// raw bytes is a real key, never part of a text value.
-var contentKeys = [][]byte{
-	[]byte(`"content"`), []byte(`"text"`), []byte(`"tool_calls"`),
-	[]byte(`"function_call"`), []byte(`"refusal"`), []byte(`"finish_reason"`),
 }
 
 // isErrorObject reports whether d is a JSON object whose first key is "error".
@@ -52,45 +42,91 @@ func isErrorObject(d []byte) bool {
 	return bytes.HasPrefix(d, []byte(`"error"`))
 }
 
-// hasValue reports whether some occurrence of key in d has a value other than null,
-// "", [] or {}.
-func hasValue(d, key []byte) bool {
-	for {
-		i := bytes.Index(d, key)
-		if i < 0 {
+// contentKey reports whether a chunk field's non-empty value means the model
+// produced output.
+func contentKey(key []byte) bool {
+	switch string(key) {
+	case "content", "text", "tool_calls", "function_call", "refusal", "finish_reason":
+		return true
+	}
+	return false
+}
+
+// hasContent reports whether some member of d, at any depth, has a content key
+// (contentKey) and a value other than null, "", [] or {}. It is one pass over d's
+// strings: a string followed by ':' is a key.
+func hasContent(d []byte) bool {
+	for i := 0; ; {
+		q := bytes.IndexByte(d[i:], '"')
+		if q < 0 {
 			return false
 		}
-		d = d[i+len(key):]
-		v := bytes.TrimLeft(d, " \t\r\n")
-		if len(v) == 0 || v[0] != ':' {
-			continue // the key text was a value, e.g. "role":"content"
-		}
-		v = bytes.TrimLeft(v[1:], " \t\r\n")
-		if len(v) < 2 {
+		start := i + q + 1
+		end := closingQuote(d, start)
+		if end < 0 {
 			return false
 		}
-		switch v[0] {
-		case 'n': // null
-		case '"':
-			if v[1] != '"' {
-				return true
-			}
-		case '[':
-			if c := firstNonSpace(v[1:]); c != ']' && c != 0 {
-				return true
-			}
-		case '{':
-			if c := firstNonSpace(v[1:]); c != '}' && c != 0 {
-				return true
-			}
-		default:
+		i = end + 1
+		v := trimWS(d[i:])
+		if len(v) == 0 || v[0] != ':' || !contentKey(d[start:end]) {
+			continue
+		}
+		if nonEmpty(trimWS(v[1:])) {
 			return true
 		}
 	}
 }
 
+// closingQuote returns the index of the quote that ends the string whose content
+// starts at d[i], or -1.
+func closingQuote(d []byte, i int) int {
+	for {
+		q := bytes.IndexByte(d[i:], '"')
+		if q < 0 {
+			return -1
+		}
+		q += i
+		escapes := 0
+		for j := q - 1; j >= i && d[j] == '\\'; j-- {
+			escapes++
+		}
+		if escapes%2 == 0 {
+			return q
+		}
+		i = q + 1
+	}
+}
+
+// nonEmpty reports whether the JSON value v starts with is other than null, "", []
+// or {}.
+func nonEmpty(v []byte) bool {
+	if len(v) < 2 {
+		return false
+	}
+	switch v[0] {
+	case 'n': // null
+		return false
+	case '"':
+		return v[1] != '"'
+	case '[':
+		c := firstNonSpace(v[1:])
+		return c != ']' && c != 0
+	case '{':
+		c := firstNonSpace(v[1:])
+		return c != '}' && c != 0
+	}
+	return true
+}
+
+func trimWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t' || b[0] == '\r' || b[0] == '\n') {
+		b = b[1:]
+	}
+	return b
+}
+
 func firstNonSpace(b []byte) byte {
-	b = bytes.TrimLeft(b, " \t\r\n")
+	b = trimWS(b)
 	if len(b) == 0 {
 		return 0
 	}

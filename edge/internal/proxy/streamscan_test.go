@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"encoding/json"
 	"testing"
 )
 
@@ -32,4 +33,73 @@ func TestStreamScans(t *testing.T) {
 			}
 		}
 	}
+}
+
+// hasContent agrees with its definition, a search for each quoted key followed by
+// ':' and a value other than null, "", [] or {} (what it replaced), on chunks of
+// every provider shape and on strings that only look like keys.
+func TestHasContent(t *testing.T) {
+	ref := hasContentDefinition
+	for _, tc := range []struct {
+		d    string
+		want bool
+	}{
+		{`{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}`, false},
+		{`{"choices":[{"index":0,"delta":{"role":"assistant","content":null,"refusal":null}}]}`, false},
+		{`{"choices":[{"index":0,"delta":{"content":"Hi"}}]}`, true},
+		{`{"choices":[{"delta":{},"finish_reason":"stop"}]}`, true},
+		{`{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"c"}]}}]}`, true},
+		{`{"choices":[{"delta":{"tool_calls":[ ]}}]}`, false},
+		{`{"choices":[{"delta":{"role":"content"}}]}`, false},
+		{`{"choices":[{"delta":{"role":"say \"content\": x"}}]}`, false},
+		{`{"choices":[{"delta":{"role":"a\\","content" : "x"}}]}`, true},
+		{`{"choices":[{"delta":{"role":"a\\\"content\": 1"}}]}`, false},
+		{`{"type":"content_block_delta","delta":{"type":"text_delta","text":"x"}}`, true},
+		{`{"type":"message_start","message":{"content":[]}}`, false},
+		{`{"type":"response.output_text.delta","delta":"x"}`, false},
+		{`{"content" :  {"a":1}}`, true},
+		{`{"content":{ }}`, false},
+		{`{"content":0}`, true},
+		{`{"content":`, false},
+		{`"content`, false},
+	} {
+		if got := hasContent([]byte(tc.d)); got != tc.want || got != ref([]byte(tc.d)) {
+			t.Errorf("hasContent(%s) = %v, want %v (definition: %v)", tc.d, got, tc.want, ref([]byte(tc.d)))
+		}
+	}
+}
+
+// hasContentDefinition is what hasContent replaced, one search per key.
+func hasContentDefinition(d []byte) bool {
+	for _, key := range []string{`"content"`, `"text"`, `"tool_calls"`, `"function_call"`, `"refusal"`, `"finish_reason"`} {
+		for rest := d; ; {
+			i := bytes.Index(rest, []byte(key))
+			if i < 0 {
+				break
+			}
+			rest = rest[i+len(key):]
+			v := bytes.TrimLeft(rest, " \t\r\n")
+			if len(v) == 0 || v[0] != ':' {
+				continue
+			}
+			if nonEmpty(bytes.TrimLeft(v[1:], " \t\r\n")) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func FuzzHasContent(f *testing.F) {
+	for _, s := range []string{`{"choices":[{"delta":{"content":"Hi"}}]}`, `{"a":"\\","text":""}`, `{"x":{"finish_reason":null}}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, d []byte) {
+		if !json.Valid(d) {
+			t.Skip()
+		}
+		if got, want := hasContent(d), hasContentDefinition(d); got != want {
+			t.Fatalf("hasContent(%s) = %v, its definition says %v", d, got, want)
+		}
+	})
 }
