@@ -20,6 +20,8 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/pkg/upstreamsim"
@@ -737,6 +739,21 @@ func TestConsoleConfigEditDiffRollback(t *testing.T) {
 	}
 	if m.GetModel().GetStrategy() != "least_latency" || m.GetModel().GetBackends()[1].GetWeight() != 3 || m.GetModel().GetBackends()[0].GetPrice().GetInputPerMtok() != 2 {
 		t.Fatalf("after the model form's write: %v", m.GetModel())
+	}
+
+	// A deletion is reviewed too.
+	b.setSelect("#edit-entry", "pin")
+	b.waitText("the pin model's form", "#edit-form", "Backend 1")
+	b.fill("#edit-message", "pin is not used")
+	b.do("review the deletion", chromedp.Click(chromedp.CSS("#delete-button")))
+	b.waitText("the deletion's dry run", "#review-changes", "models.pin", "removed")
+	b.do("delete", chromedp.Click(chromedp.CSS("#apply")))
+	b.waitText("the deletion rolls out", "#apply-result", fmt.Sprintf("Version %d is rolled out", before+4))
+	if _, err := env.cp.admin.GetModel(ctx, &berryv1.GetModelRequest{Id: "pin"}); status.Code(err) != codes.NotFound {
+		t.Fatalf("model pin after its deletion: %v", err)
+	}
+	if st, err := chatWith(env.edges[1], userToken, "pin"); err != nil || st != http.StatusNotFound {
+		t.Fatalf("a request for the deleted model: %d %v, want 404", st, err)
 	}
 }
 
