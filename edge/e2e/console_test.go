@@ -602,6 +602,11 @@ func TestConsoleKeys(t *testing.T) {
 	}
 	b.checkLabels("keys")
 	b.shot("keys-created")
+	b.do("hide the key", chromedp.Click(chromedp.CSS("#forget-key")))
+	b.waitText("the key is no longer shown", "#create-result", "no longer shown")
+	if n := eval[int](b, `document.querySelectorAll('#new-key').length`); n != 0 || strings.Contains(eval[string](b, `document.body.innerHTML`), key) {
+		t.Fatal("the key is still in the page after it was hidden")
+	}
 	v := env.currentVersion(t)
 	for _, e := range env.edges {
 		e.waitVersion(t, v)

@@ -65,9 +65,11 @@ function createSection(models, signal, onCreated) {
           copied.textContent = 'Selected: press Ctrl+C (⌘C) to copy.';
         }
       });
+      const done = h('button', {type: 'button', class: 'quiet', id: 'forget-key'}, 'I have copied it: hide it');
+      done.addEventListener('click', () => replace(out, message('status', `Key "${r.userId}" created in version ${r.version}; its value is no longer shown.`)));
       replace(out, h('div', {class: 'card created'},
         message('ok', `Key "${r.userId}" created in version ${r.version}. Copy it now: it is shown only this once (the control plane keeps only its SHA-256).`),
-        h('div', {class: 'keyline'}, key, copy, copied)));
+        h('div', {class: 'keyline'}, key, copy, done, copied)));
       form.querySelectorAll('input:not(#new-key)').forEach((i) => {
         if (i.type === 'checkbox') i.checked = false;
         else i.value = '';
