@@ -227,6 +227,7 @@ func TestClusterLeaderKilledDuringWrites(t *testing.T) {
 	const writes, killAt = 500, 150
 	acked := map[uint64]string{} // version → message of the write acknowledged as it
 	var failed int
+	var refusals []string // the first distinct errors, for the log
 	var killedAt, firstAfterKill time.Time
 	for i := range writes {
 		if i == killAt {
@@ -240,6 +241,9 @@ func TestClusterLeaderKilledDuringWrites(t *testing.T) {
 		code, stdout, stderr := berryctl(t, env, "--server", c.servers(), "--message", msg, "rollback", "1")
 		if code != 0 {
 			failed++
+			if len(refusals) < 3 && !slices.Contains(refusals, stderr) {
+				refusals = append(refusals, stderr)
+			}
 			if i < killAt {
 				t.Fatalf("write %d before the kill failed: %s", i, stderr)
 			}
@@ -263,6 +267,9 @@ func TestClusterLeaderKilledDuringWrites(t *testing.T) {
 	}
 	t.Logf("leader %s killed after %d writes; first write accepted %v after the kill; %d of %d writes acknowledged, %d refused (while electing)",
 		leader.id, killAt, firstAfterKill.Sub(killedAt).Round(time.Millisecond), len(acked), writes, failed)
+	for _, r := range refusals {
+		t.Logf("refused: %s", strings.TrimSpace(r))
+	}
 
 	var survivors []*cpMember
 	for _, m := range c.members {

@@ -12,6 +12,7 @@ import (
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -220,6 +221,11 @@ func (c *clusterState) forwardOnce(ctx context.Context, in metadata.MD, info *gr
 	if err != nil {
 		return nil, true, err
 	}
+	if err := connected(ctx, cc); err != nil {
+		// Nothing was sent: the leader this member knows is gone (it has not noticed
+		// yet), and a new one will be elected.
+		return nil, true, status.Errorf(codes.Unavailable, "%s: the leader %s cannot be reached: %v", cluster.ErrNotLeader, leader, err)
+	}
 	out, err := newResponse(info.FullMethod)
 	if err != nil {
 		return nil, false, status.Error(codes.Internal, err.Error())
@@ -251,6 +257,37 @@ var readMethods = func() map[string]bool {
 func writeMethod(full string) bool {
 	svc, _, _ := splitMethod(full)
 	return (svc == berryv1.AdminService_ServiceDesc.ServiceName || svc == berryv1.ClusterService_ServiceDesc.ServiceName) && !readMethods[full]
+}
+
+// connected waits (at most a second) until cc has a connection: a call is forwarded
+// only on one, so that a failure to reach the leader is known not to have sent it
+// (and may be retried), while one after is not retried (it may have been executed).
+func connected(ctx context.Context, cc *grpc.ClientConn) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	cc.Connect()
+	reset := false
+	for {
+		s := cc.GetState()
+		switch {
+		case s == connectivity.Ready:
+			return nil
+		case s == connectivity.TransientFailure && !reset:
+			// A member back after an outage would otherwise wait out gRPC's
+			// reconnect backoff (up to two minutes) before anyone forwards to it.
+			reset = true
+			cc.ResetConnectBackoff()
+			if !cc.WaitForStateChange(ctx, s) {
+				return ctx.Err()
+			}
+			continue
+		case s == connectivity.TransientFailure, s == connectivity.Shutdown:
+			return fmt.Errorf("connection %s", s)
+		}
+		if !cc.WaitForStateChange(ctx, s) {
+			return ctx.Err()
+		}
+	}
 }
 
 // newResponse returns an empty response message of a unary method.
