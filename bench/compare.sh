@@ -10,10 +10,15 @@
 #   bash bench/compare.sh                      # 15 s per run, the cases of docs/benchmarks.md
 #   DURATION=5s CASES="c16 stream64" bash bench/compare.sh
 #   ACCESS_LOG=on bash bench/compare.sh        # both proxies log every request to a file
+#   BASE=fc5492c bash bench/compare.sh         # also an edge built from that revision ("base")
+#   CASES="idle10000 streams1000" bash bench/compare.sh   # memory
 #
 # Cases: c1 c16 c64 c256 (non-stream, that many connections), stream64 (20-chunk
-# streams, 64 connections). wrk and nginx-light are installed from Debian's packages
-# when missing. Every process started here is stopped on exit.
+# streams, 64 connections); memory: idleN (N keep-alive client connections, each after
+# one request, held idle) and streamsN (N slow streams at once, 20 chunks 400 ms
+# apart), each against a freshly started proxy, reporting the proxy's highest RSS
+# while they are held (bench/conns). wrk and nginx-light are installed from Debian's
+# packages when missing. Every process started here is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +30,10 @@ SIM_PORT=${SIM_PORT:-18281}
 NGINX_PORT=${NGINX_PORT:-18282}
 CP_PORT=${CP_PORT:-18283}
 EDGE_PORT=${EDGE_PORT:-18284}
+BASE_PORT=${BASE_PORT:-18285}
+SLOW_PORT=${SLOW_PORT:-18286}
+NGINX_SLOW_PORT=${NGINX_SLOW_PORT:-18287}
+BASE=${BASE:-}
 
 need=()
 command -v wrk >/dev/null || need+=(wrk)
@@ -42,7 +51,7 @@ work=$(mktemp -d)
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	[ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+	[ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid" 2>/dev/null)" 2>/dev/null || true
 	wait 2>/dev/null || true
 	rm -rf "$work"
 }
@@ -50,7 +59,16 @@ trap cleanup EXIT
 
 echo "building binaries…" >&2
 mkdir -p "$work/bin"
-go build -o "$work/bin/" ./cmd/berry-sim ./edge/cmd/berry-edge ./controlplane/cmd/berry-controlplane
+go build -o "$work/bin/" ./cmd/berry-sim ./edge/cmd/berry-edge ./controlplane/cmd/berry-controlplane ./bench/conns
+targets="direct nginx edge"
+if [ -n "$BASE" ]; then
+	# The same edge built from another revision, measured in the same run.
+	rev=$(git rev-parse --short "$BASE")
+	git worktree add -q --detach "$work/base-src" "$rev"
+	(cd "$work/base-src" && go build -o "$work/base-bin/" ./edge/cmd/berry-edge)
+	git worktree remove --force "$work/base-src"
+	targets="direct nginx edge base"
+fi
 
 cat >"$work/config.toml" <<TOML
 [settings]
@@ -67,6 +85,18 @@ models = ["bench-up"]
 name = "bench"
 [[models.bench.backends]]
 provider = "sim"
+model = "bench-up"
+
+[providers.slow]
+name = "slow simulator"
+base_url = "http://127.0.0.1:${SLOW_PORT}/v1"
+api_key = "sk-sim"
+models = ["bench-up"]
+
+[models.slow]
+name = "slow"
+[[models.slow.backends]]
+provider = "slow"
 model = "bench-up"
 
 [users.load]
@@ -86,16 +116,27 @@ worker_processes auto;
 pid $work/nginx.pid;
 error_log $work/nginx-error.log warn;
 daemon off;
-events { worker_connections 4096; }
+worker_rlimit_nofile 65536;
+events { worker_connections 16384; }
 http {
 	$nginx_log
 	client_body_temp_path $work/nginx;
 	proxy_temp_path $work/nginx;
 	upstream sim { server 127.0.0.1:${SIM_PORT}; keepalive 256; }
+	upstream slow { server 127.0.0.1:${SLOW_PORT}; keepalive 256; }
 	server {
 		listen 127.0.0.1:${NGINX_PORT} reuseport;
 		location / {
 			proxy_pass http://sim;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+			proxy_buffering off;
+		}
+	}
+	server {
+		listen 127.0.0.1:${NGINX_SLOW_PORT} reuseport;
+		location / {
+			proxy_pass http://slow;
 			proxy_http_version 1.1;
 			proxy_set_header Connection "";
 			proxy_buffering off;
@@ -106,31 +147,55 @@ NGINX
 
 "$work/bin/berry-sim" --listen "127.0.0.1:${SIM_PORT}" --chunks 20 >"$work/sim.log" 2>&1 &
 pids+=($!)
-sim_pid=$!
-"$NGINX" -c "$work/nginx.conf" -p "$work" >"$work/nginx.out" 2>&1 &
+"$work/bin/berry-sim" --listen "127.0.0.1:${SLOW_PORT}" --chunks 20 --chunk-delay 400ms >"$work/slow.log" 2>&1 &
 pids+=($!)
 "$work/bin/berry-controlplane" --data "$work/berry.db" --grpc-listen "127.0.0.1:${CP_PORT}" --http-listen "" \
 	--bootstrap "$work/config.toml" --log-level warn >"$work/cp.log" 2>&1 &
 pids+=($!)
-"$work/bin/berry-edge" --listen "127.0.0.1:${EDGE_PORT}" --control-plane "127.0.0.1:${CP_PORT}" \
-	--access-log "$edge_log" --cache-dir "$work/edges" --log-level warn >"$work/edge.log" 2>&1 &
-pids+=($!)
-edge_pid=$!
 
-for i in $(seq 1 150); do
-	if curl -fsS "http://127.0.0.1:${EDGE_PORT}/readyz" >/dev/null 2>&1 &&
-		curl -fsS -o /dev/null "http://127.0.0.1:${NGINX_PORT}/v1/models" 2>/dev/null; then break; fi
-	if [ "$i" -eq 150 ]; then
-		echo "edge or nginx not ready after 30s" >&2
-		cat "$work/edge.log" "$work/cp.log" "$work/nginx-error.log" "$work/nginx.out" >&2 || true
-		exit 1
+# start_nginx, start_edge BIN PORT: (re)start a proxy and wait until it answers.
+nginx_master=""
+start_nginx() {
+	if [ -f "$work/nginx.pid" ]; then
+		kill "$(cat "$work/nginx.pid" 2>/dev/null)" 2>/dev/null || true
+		for _ in $(seq 1 50); do [ -f "$work/nginx.pid" ] || break; sleep 0.1; done
 	fi
-	sleep 0.2
-done
+	"$NGINX" -c "$work/nginx.conf" -p "$work" >"$work/nginx.out" 2>&1 &
+	pids+=($!)
+	ready "http://127.0.0.1:${NGINX_PORT}/v1/models"
+}
+declare -A edge_pid
+start_edge() { # target bin port
+	local old=${edge_pid[$1]:-}
+	if [ -n "$old" ]; then kill "$old" 2>/dev/null || true; wait "$old" 2>/dev/null || true; fi
+	"$2" --listen "127.0.0.1:$3" --control-plane "127.0.0.1:${CP_PORT}" \
+		--access-log "$edge_log" --cache-dir "$work/edges-$1" --log-level warn >>"$work/$1.log" 2>&1 &
+	pids+=($!)
+	edge_pid[$1]=$!
+	ready "http://127.0.0.1:$3/readyz"
+}
+ready() {
+	for i in $(seq 1 150); do
+		curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+		sleep 0.2
+	done
+	echo "$1 not ready after 30s" >&2
+	cat "$work"/*.log "$work/nginx.out" >&2 || true
+	exit 1
+}
+start_proxy() {
+	case $1 in
+	nginx) start_nginx ;;
+	edge) start_edge edge "$work/bin/berry-edge" "$EDGE_PORT" ;;
+	base) start_edge base "$work/base-bin/berry-edge" "$BASE_PORT" ;;
+	esac
+}
+for tg in $targets; do start_proxy "$tg"; done
+
 # nginx_pids: the master and its workers.
 nginx_pids() {
 	local m
-	m=$(cat "$work/nginx.pid")
+	m=$(cat "$work/nginx.pid" 2>/dev/null) || return 0
 	echo "$m $(pgrep -P "$m" | tr '\n' ' ')"
 }
 
@@ -200,10 +265,17 @@ run() {
 	stream*) stream=true; conns=${case#stream} ;;
 	c*) conns=${case#c} ;;
 	esac
+	case $case in
+	idle* | streams*)
+		memory "$target" "$case"
+		return
+		;;
+	esac
 	case $target in
 	direct) url="http://127.0.0.1:${SIM_PORT}/v1/chat/completions"; lua="$work/up-$stream.lua"; procs="" ;;
 	nginx) url="http://127.0.0.1:${NGINX_PORT}/v1/chat/completions"; lua="$work/up-$stream.lua"; procs=$(nginx_pids) ;;
-	edge) url="http://127.0.0.1:${EDGE_PORT}/v1/chat/completions"; lua="$work/edge-$stream.lua"; procs=$edge_pid ;;
+	edge) url="http://127.0.0.1:${EDGE_PORT}/v1/chat/completions"; lua="$work/edge-$stream.lua"; procs=${edge_pid[edge]} ;;
+	base) url="http://127.0.0.1:${BASE_PORT}/v1/chat/completions"; lua="$work/edge-$stream.lua"; procs=${edge_pid[base]} ;;
 	esac
 	wait_idle
 	local before after out t
@@ -234,6 +306,36 @@ run() {
 			tg, cs, rps, p50, p99, cores, us, mb }'
 }
 
+# memory TARGET CASE: a freshly started proxy holds the case's connections; prints a
+# result line with its highest RSS meanwhile.
+memory() {
+	local target=$1 case=$2 mode n url model procs line
+	mode=${case%%[0-9]*}
+	n=${case#"$mode"}
+	model=bench
+	case $target in
+	nginx) url="http://127.0.0.1:${NGINX_PORT}/v1/chat/completions"; procs=$(nginx_pids) ;;
+	edge) url="http://127.0.0.1:${EDGE_PORT}/v1/chat/completions"; procs=${edge_pid[edge]} ;;
+	base) url="http://127.0.0.1:${BASE_PORT}/v1/chat/completions"; procs=${edge_pid[base]} ;;
+	esac
+	if [ "$mode" = streams ]; then
+		model=slow
+		[ "$target" = nginx ] && url="http://127.0.0.1:${NGINX_SLOW_PORT}/v1/chat/completions"
+		[ "$target" = nginx ] && model=bench-up
+	else
+		[ "$target" = nginx ] && model=bench-up
+	fi
+	wait_idle
+	line=$("$work/bin/conns" -mode "$mode" -n "$n" -url "$url" -model "$model" -pids "$(tr ' ' ',' <<<"$procs")") || {
+		echo "run $target $case failed: $line" >&2
+		exit 1
+	}
+	awk -v tg="$target" -v cs="$case" -v l="$line" 'BEGIN{
+		split(l, f, " "); for (i in f) { split(f[i], kv, "="); v[kv[1]] = kv[2] }
+		printf "%-8s %-9s RSS before %6.1f MB, highest while held %6.1f MB (+%.1f)\n", tg, cs,
+			v["rss_before_mb"], v["rss_held_max_mb"], v["rss_held_max_mb"] - v["rss_before_mb"] }'
+}
+
 echo "wrk ${DURATION} per run, ${ROUNDS} rounds, access logs ${ACCESS_LOG}; $(nproc) CPUs shared by wrk, the simulator and the proxies; nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///')"
 results="$work/results"
 : >"$results"
@@ -241,9 +343,15 @@ for round in $(seq 1 "$ROUNDS"); do
 	echo "round $round"
 	for c in $CASES; do
 		# Alternate the order between rounds, so neither proxy always runs first.
-		order="direct nginx edge"
-		[ $((round % 2)) -eq 0 ] && order="direct edge nginx"
+		order=$targets
+		[ $((round % 2)) -eq 0 ] && order="direct $(tr ' ' '\n' <<<"${targets#direct }" | tac | tr '\n' ' ')"
 		for tg in $order; do
+			case $c in
+			idle* | streams*)
+				[ "$tg" = direct ] && continue
+				start_proxy "$tg" # here, not in run's subshell, so its pid is kept
+				;;
+			esac
 			line=$(run "$tg" "$c")
 			echo "  $line"
 			echo "$round $line" >>"$results"
@@ -252,15 +360,18 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 echo
-echo "per case, edge ÷ nginx (each round; CPU per request, throughput, added p50 over direct)"
-awk '
-	{ r=$1; tg=$2; cs=$3; rps[r,tg,cs]=$4; p50[r,tg,cs]=$7; us[r,tg,cs]=$15; cases[cs]=1; rounds[r]=1 }
+echo "per case, ÷ nginx (each round; CPU per request, throughput, added p50 over direct)"
+for tg in ${targets#direct nginx }; do
+	awk -v tg="$tg" '
+	$4 == "RSS" { next }
+	{ r=$1; t=$2; cs=$3; rps[r,t,cs]=$4; p50[r,t,cs]=$7; us[r,t,cs]=$15; cases[cs]=1; rounds[r]=1 }
 	END {
 		for (cs in cases) for (r in rounds) {
 			if (us[r,"nginx",cs] == "" || us[r,"nginx",cs] == "-") continue
-			printf "  %-9s round %s: cpu/req %.2fx (%s vs %s us)  throughput %.2fx  added p50: edge %+.3f ms, nginx %+.3f ms\n",
-				cs, r, us[r,"edge",cs] / us[r,"nginx",cs], us[r,"edge",cs], us[r,"nginx",cs],
-				rps[r,"edge",cs] / rps[r,"nginx",cs],
-				p50[r,"edge",cs] - p50[r,"direct",cs], p50[r,"nginx",cs] - p50[r,"direct",cs]
+			printf "  %-4s %-9s round %s: cpu/req %.2fx (%s vs %s us)  throughput %.2fx  added p50: %s %+.3f ms, nginx %+.3f ms\n",
+				tg, cs, r, us[r,tg,cs] / us[r,"nginx",cs], us[r,tg,cs], us[r,"nginx",cs],
+				rps[r,tg,cs] / rps[r,"nginx",cs], tg,
+				p50[r,tg,cs] - p50[r,"direct",cs], p50[r,"nginx",cs] - p50[r,"direct",cs]
 		}
 	}' "$results" | sort
+done

@@ -56,3 +56,17 @@ func BenchmarkValid(b *testing.B) {
 		}
 	})
 }
+
+// Scan, which validates the body as it finds the routing fields, allocates nothing
+// for a plain body (the edge scans every request body).
+func TestScanAllocs(t *testing.T) {
+	body := []byte(`{"model":"bench","stream":true,"user":"u1","max_tokens":256,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"` + strings.Repeat("x", 960) + `"}],"temperature":0.7}`)
+	var f Fields
+	if n := testing.AllocsPerRun(100, func() {
+		if err := Scan(body, &f); err != nil || !Valid(body) {
+			t.Fatal("the body is valid")
+		}
+	}); n != 0 {
+		t.Fatalf("%v allocations per Scan, want 0", n)
+	}
+}

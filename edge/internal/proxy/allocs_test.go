@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/berry-gateway/berry/edge/internal/accesslog"
+	"github.com/berry-gateway/berry/pkg/sse"
 )
 
 // TestHotPathAllocations holds the buffered passthrough and the route step at zero
@@ -53,6 +54,25 @@ func TestHotPathAllocations(t *testing.T) {
 			return func() { route(t, ctx, rt.Table()) }
 		}},
 		{"buffered passthrough", buffered(h)},
+		// What a stream does per event: classify it before the first content, find the
+		// end of complete events and look for the usage-only chunk after it.
+		{"stream event scans", func(t *testing.T) func() {
+			events := []byte(benchSSE + "data: {\"id\":\"c1\",\"choices\":[],\"usage\":{\"prompt_tokens\":3}}\n\n")
+			return func() {
+				for rest := events; len(rest) > 0; {
+					ev, next, ok := sse.Next(rest)
+					if !ok {
+						t.Fatal("benchSSE has an incomplete event")
+					}
+					name, data, _ := sse.Fields(ev, nil)
+					_ = classify(name, data)
+					rest = rest[next:]
+				}
+				if completeEvents(events) != len(events) || !emptyChoices(events) {
+					t.Fatal("the scans misread benchSSE")
+				}
+			}
+		}},
 		// The line is formatted into a pooled buffer and written by the logger's own
 		// goroutine into a reused bufio.Writer.
 		{"buffered passthrough, access log", buffered(logged)},
