@@ -413,6 +413,7 @@ func (env *consoleEnv) provider(t *testing.T, id string) *berryv1.Provider {
 // A wrong token is refused at the login, and nothing of the fleet shows; the right
 // one opens the Fleet page, which lists both edges on the current version.
 func TestConsoleLoginAndFleet(t *testing.T) {
+	chromiumPath(t) // skips before anything starts
 	env := startConsoleEnv(t)
 	b := startBrowser(t)
 
@@ -457,6 +458,7 @@ func TestConsoleLoginAndFleet(t *testing.T) {
 // The Backends page: a simulator slowed down shows as slow, in its models' tables,
 // while the other stays ok; the Usage page then shows the traffic per key.
 func TestConsoleBackendsAndUsage(t *testing.T) {
+	chromiumPath(t) // skips before anything starts
 	env := startConsoleEnv(t)
 	b := startBrowser(t)
 	b.login(env.url+"#/backends", adminToken)
@@ -585,6 +587,7 @@ func TestConsoleBackendsAndUsage(t *testing.T) {
 // Keys: a key created in the console works at an edge once the version reaches it,
 // and stops working when the console disables it.
 func TestConsoleKeys(t *testing.T) {
+	chromiumPath(t) // skips before anything starts
 	env := startConsoleEnv(t)
 	b := startBrowser(t)
 	b.login(env.url+"#/keys", adminToken)
@@ -643,6 +646,7 @@ func TestConsoleKeys(t *testing.T) {
 // two versions are compared side by side; a rollback, confirmed, restores the old
 // version everywhere.
 func TestConsoleConfigEditDiffRollback(t *testing.T) {
+	chromiumPath(t) // skips before anything starts
 	env := startConsoleEnv(t)
 	b := startBrowser(t)
 	b.login(env.url+"#/config?edit=provider:sim-fast", adminToken)
@@ -765,6 +769,7 @@ func TestConsoleConfigEditDiffRollback(t *testing.T) {
 // A read token sees the pages but cannot write: the write is refused with the
 // reason, and nothing changes.
 func TestConsoleReadTokenCannotWrite(t *testing.T) {
+	chromiumPath(t) // skips before anything starts
 	env := startConsoleEnv(t)
 	b := startBrowser(t)
 	b.login(env.url+"#/keys", readToken)
@@ -811,6 +816,7 @@ func TestConsoleAPIShapes(t *testing.T) {
 // A control plane with no tokens (a local one: it serves loopback clients only)
 // opens the console without a login.
 func TestConsoleWithoutTokens(t *testing.T) {
+	chromiumPath(t) // skips before anything starts
 	httpAddr := freeAddr(t)
 	cp := startControlPlane(t, t.TempDir(), "--http-listen", httpAddr)
 	importConfig(t, cp, `
