@@ -448,7 +448,7 @@ func TestConsoleLoginAndFleet(t *testing.T) {
 	// An edge that stops is shown disconnected; the roll-out counts the others.
 	env.edges[1].stop(t)
 	b.waitText("a stopped edge shows disconnected", `tr[data-edge="console-b"]`, "disconnected")
-	b.waitText("the roll-out counts connected edges", "#rollout", "all 1 connected edge has applied it")
+	b.waitText("the roll-out counts connected edges", "#rollout", "the one connected edge has applied it")
 	b.shot("fleet-one-edge-gone")
 
 	// A reload keeps the session (the token is in this tab's session storage).

@@ -44,3 +44,8 @@ export function hour(ts) {
   const d = new Date(ts);
   return d.toLocaleString([], {month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit'});
 }
+
+// edgesApplied says that n connected edges (all of them) have applied a version.
+export function edgesApplied(n) {
+  return n === 1 ? 'the one connected edge has applied it' : `all ${n} connected edges have applied it`;
+}

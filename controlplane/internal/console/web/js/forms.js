@@ -5,6 +5,7 @@
 
 import {h, replace, table, field, message} from './dom.js';
 import * as api from './api.js';
+import * as fmt from './fmt.js';
 
 // ---- controls ----
 
@@ -312,7 +313,7 @@ export async function watchRollout(el, version, signal) {
       return;
     }
     if (live.length && applied === live.length) {
-      replace(el, message('ok', `Version ${version} is rolled out: all ${live.length} connected edge${live.length === 1 ? ' has' : 's have'} applied it.`));
+      replace(el, message('ok', `Version ${version} is rolled out: ${fmt.edgesApplied(live.length)}.`));
       return;
     }
     if (nacks.length) {

@@ -16,7 +16,7 @@ function rollout(st) {
     return message('warn', `Current version ${current}. No edge is connected.`);
   }
   if (st.rolledOut) {
-    return message('ok', `Version ${current} is rolled out: all ${live.length} connected edge${live.length === 1 ? ' has' : 's have'} applied it.`);
+    return message('ok', `Version ${current} is rolled out: ${fmt.edgesApplied(live.length)}.`);
   }
   const nacked = live.filter((e) => e.lastNack).length;
   return message(nacked ? 'error' : 'warn', `Rolling out version ${current}: ${applied} of ${live.length} connected edges have applied it` +
