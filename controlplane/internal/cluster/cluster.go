@@ -285,11 +285,13 @@ func (n *Node) watch(notify <-chan bool) {
 			if n.raft.State() != raft.Leader {
 				continue
 			}
-			n.setReady(true)
-			n.log.Info("leading the cluster")
+			// Told before the member takes writes: what depends on leading (quota
+			// credit) is set up first.
 			if n.cfg.OnLeader != nil {
 				n.cfg.OnLeader(true)
 			}
+			n.setReady(true)
+			n.log.Info("leading the cluster")
 		}
 	}
 }

@@ -7,11 +7,13 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/berry-gateway/berry/controlplane/internal/auth"
 	"github.com/berry-gateway/berry/controlplane/internal/cluster"
+	"github.com/berry-gateway/berry/controlplane/internal/quota"
 	"github.com/berry-gateway/berry/controlplane/internal/store"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"google.golang.org/grpc/codes"
@@ -22,7 +24,7 @@ const memberTok = "member-token"
 
 // startMembers runs n control planes as one Raft cluster in this process, each with
 // its own store, Raft transport and gRPC server on loopback.
-func startMembers(t *testing.T, n int) []*harness {
+func startMembers(t *testing.T, n int, opts Options) ([]*harness, map[*harness]func()) {
 	t.Helper()
 	type member struct {
 		lis      net.Listener
@@ -44,6 +46,7 @@ func startMembers(t *testing.T, n int) []*harness {
 		peers = append(peers, cluster.Peer{ID: fmt.Sprint("n", i+1), Addr: ms[i].raftAddr})
 	}
 	var hs []*harness
+	stops := map[*harness]func(){}
 	for i, m := range ms {
 		dir := t.TempDir()
 		path := filepath.Join(dir, "berry.db")
@@ -53,12 +56,14 @@ func startMembers(t *testing.T, n int) []*harness {
 		}
 		logs := &syncBuffer{}
 		log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-		srv := New(st, Options{Log: log})
+		o := opts
+		o.Log = log
+		srv := New(st, o)
 		node, err := cluster.Start(context.Background(), cluster.Config{
 			NodeID: peers[i].ID, RaftAddress: m.raftAddr, GRPCAddress: m.lis.Addr().String(), Peers: peers,
 			Secret: []byte("a cluster secret of some length"), Dir: filepath.Join(dir, "raft"), Store: st, Log: log,
 			OnVersion: srv.ApplyVersion, OnLeader: srv.LeaderChanged,
-			HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond,
+			HeartbeatTimeout: 400 * time.Millisecond, ElectionTimeout: 400 * time.Millisecond, LeaderLeaseTimeout: 200 * time.Millisecond,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -76,15 +81,21 @@ func startMembers(t *testing.T, n int) []*harness {
 		}, ReadMethods)
 		gs := srv.NewGRPCServer(policy)
 		go func() { _ = gs.Serve(m.lis) }()
-		t.Cleanup(func() {
-			srv.Shutdown()
-			gs.Stop()
-			_ = node.Shutdown()
-			st.Close()
-		})
-		hs = append(hs, &harness{srv: srv, gs: gs, addr: m.lis.Addr().String(), logs: logs, path: path})
+		var once sync.Once
+		stop := func() {
+			once.Do(func() {
+				srv.Shutdown()
+				gs.Stop()
+				_ = node.Shutdown()
+				st.Close()
+			})
+		}
+		t.Cleanup(stop)
+		h := &harness{srv: srv, gs: gs, addr: m.lis.Addr().String(), logs: logs, path: path}
+		hs = append(hs, h)
+		stops[h] = stop
 	}
-	return hs
+	return hs, stops
 }
 
 // leading returns the harness whose member leads.
@@ -110,7 +121,7 @@ func leading(t *testing.T, hs []*harness) (*harness, []*harness) {
 // follower either); every member then serves it; reads stay local; the leases'
 // view (GetQuotas) is the leader's; fleet status lists the edges of every member.
 func TestClusterForwarding(t *testing.T) {
-	hs := startMembers(t, 3)
+	hs, _ := startMembers(t, 3, Options{})
 	leader, followers := leading(t, hs)
 	f := followers[0]
 
@@ -198,5 +209,88 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestClusterQuotaLeaderChange: quota credit is leased by the leader only, and its
+// counters go through the log. When the leader is lost, the new one takes the fleet's
+// consumption from its own copy and grants nothing (Hold) until the edge the old
+// leader granted credit to has reported: credit is never granted twice. An edge on a
+// follower is given no credit at all.
+func TestClusterQuotaLeaderChange(t *testing.T) {
+	hs, stops := startMembers(t, 3, fastQuotas)
+	old, followers := leading(t, hs)
+	old.apply(t, quotaSeed)
+	w := quota.Window(rpd, time.Now())
+
+	e1, _ := openSync(t, old, &berryv1.Hello{EdgeId: "e1"})
+	sendBatch(t, e1, &berryv1.ObservationBatch{Seq: 1, Instance: "e1",
+		Quota: []*berryv1.QuotaReport{{Key: "alice", Dimension: rpd, Window: w, Consumed: 10, Demand: 10}}})
+	g := nextGrants(t, e1, func(g *berryv1.QuotaGrants) bool { return len(g.GetGrants()) > 0 })
+	if c := g.GetGrants()[0].GetCredit(); c <= 0 || c > 90 {
+		t.Fatalf("credit %d with 10 of 100 used", c)
+	}
+	// The follower's copy of the counters and of the edges seen today.
+	for _, f := range followers {
+		waitFor(t, "the counters replicated", func() bool {
+			cs, err := f.srv.quota.store.QuotaCounters(ctxT(t), map[berryv1.QuotaDimension]int64{rpd: w})
+			es, eerr := f.srv.quota.store.QuotaEdges(ctxT(t), 0)
+			return err == nil && eerr == nil && len(cs) == 1 && cs[0].Consumed == 10 && len(es) == 1
+		})
+	}
+	// An edge on a follower: no credit from it.
+	e3, _ := openSync(t, followers[0], &berryv1.Hello{EdgeId: "e3"})
+	sendBatch(t, e3, &berryv1.ObservationBatch{Seq: 1, Instance: "e3",
+		Quota: []*berryv1.QuotaReport{{Key: "alice", Dimension: rpd, Window: w, Demand: 10}}})
+
+	stops[old]()
+	var next *harness
+	waitFor(t, "a new leader", func() bool {
+		for _, f := range followers {
+			if f.srv.cluster.replica.Leading() {
+				next = f
+				return true
+			}
+		}
+		return false
+	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("new leader's log:\n%s", next.logs.String())
+		}
+	})
+	e2, _ := openSync(t, next, &berryv1.Hello{EdgeId: "e2"})
+	sendBatch(t, e2, &berryv1.ObservationBatch{Seq: 1, Instance: "e2",
+		Quota: []*berryv1.QuotaReport{{Key: "alice", Dimension: rpd, Window: w, Demand: 10}}})
+	for range 3 {
+		g := nextGrants(t, e2, func(*berryv1.QuotaGrants) bool { return true })
+		if !g.GetHold() || len(g.GetGrants()) != 0 {
+			t.Fatalf("grants of the new leader while e1 has not reported: %v", g)
+		}
+	}
+	waitQuota(t, next, "alice", func(u *berryv1.QuotaUse) bool { return u.GetUsed() == 10 })
+	e1, _ = openSync(t, next, &berryv1.Hello{EdgeId: "e1"})
+	sendBatch(t, e1, &berryv1.ObservationBatch{Seq: 1, Instance: "e1",
+		Quota: []*berryv1.QuotaReport{{Key: "alice", Dimension: rpd, Window: w, Consumed: 5, Demand: 10}}})
+	nextGrants(t, e2, func(g *berryv1.QuotaGrants) bool { return !g.GetHold() })
+	// Edges report every second; e2's demand now reaches the new engine.
+	sendBatch(t, e2, &berryv1.ObservationBatch{Seq: 2, Instance: "e2",
+		Quota: []*berryv1.QuotaReport{{Key: "alice", Dimension: rpd, Window: w, Demand: 10}}})
+	g = nextGrants(t, e2, func(g *berryv1.QuotaGrants) bool { return !g.GetHold() && len(g.GetGrants()) > 0 })
+	if c := g.GetGrants()[0].GetCredit(); c <= 0 || c > 85 {
+		t.Fatalf("credit %d with 15 of 100 used", c)
+	}
+	if next != followers[0] {
+		// e3's member is still a follower: it never sent credit.
+		e3.CloseSend()
+		for {
+			msg, err := e3.Recv()
+			if err != nil {
+				break
+			}
+			if gr := msg.GetGrants(); gr != nil && len(gr.GetGrants()) > 0 {
+				t.Fatalf("a follower granted credit: %v", gr)
+			}
+		}
 	}
 }

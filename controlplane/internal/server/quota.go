@@ -41,7 +41,7 @@ type QuotaService struct {
 	engineGen uint64
 	opts      QuotaOptions
 	cluster   *clusterState // nil: one node
-	newTerm   atomic.Bool   // became the leader: start a new engine from the store
+	terms     atomic.Uint64 // leaderships gained: each starts a new engine from the store
 	store     *store.Store
 	snapshots *cache.Snapshots // the config: limits, retention
 	log       *slog.Logger
@@ -108,9 +108,11 @@ func (q *QuotaService) eng() (*quota.Engine, uint64) {
 // A new leader starts a new engine, restored from the replicated counters like a
 // restarted control plane: it holds credit until the edges the previous leader saw
 // have reported, so credit the old leader granted is never granted again.
+// The cluster calls it before the member takes writes, so a loop that sees this
+// member lead (granting) also sees the new term.
 func (q *QuotaService) leaderChanged(leading bool) {
 	if leading {
-		q.newTerm.Store(true)
+		q.terms.Add(1)
 	}
 }
 
@@ -127,6 +129,20 @@ func (q *QuotaService) renew() {
 	q.engineGen++
 	q.engineMu.Unlock()
 	q.restored.Store(false)
+}
+
+// wakeAll signals every stream: each takes its grants from the current engine,
+// connecting its edge to it first (a new leader's engine, once restored).
+func (q *QuotaService) wakeAll() {
+	q.mu.Lock()
+	ids := make([]string, 0, len(q.boxes))
+	for id := range q.boxes {
+		ids = append(ids, id)
+	}
+	q.mu.Unlock()
+	for _, id := range ids {
+		q.notify(id)
+	}
 }
 
 // QuotaStreams is told of every edge Sync stream (EdgeService.quotas).
@@ -234,14 +250,11 @@ func (q *QuotaService) Run(ctx context.Context) {
 	defer t.Stop()
 	var lastFlush, lastPurge time.Time
 	var applied *berryv1.Snapshot
-	var appliedGen uint64
+	var appliedGen, term uint64
 	if q.granting() {
 		q.restore(ctx)
 	}
 	for {
-		if q.newTerm.Swap(false) {
-			q.renew()
-		}
 		snap, changed := q.snapshots.Watch()
 		engine, gen := q.eng()
 		if snap != applied || gen != appliedGen {
@@ -256,7 +269,14 @@ func (q *QuotaService) Run(ctx context.Context) {
 			continue
 		case <-t.C:
 		}
-		if !q.granting() {
+		granting := q.granting()
+		if t := q.terms.Load(); t != term {
+			// Read after granting: a member that leads has counted its term.
+			term = t
+			q.renew()
+			continue
+		}
+		if !granting {
 			// A follower grants nothing (its edges apply their disconnected rule) and
 			// hands its edges' ledger rows to the leader.
 			if now := q.now(); now.Sub(lastFlush) >= q.flush {
@@ -265,8 +285,15 @@ func (q *QuotaService) Run(ctx context.Context) {
 			}
 			continue
 		}
-		if !q.restored.Load() && !q.restore(ctx) {
-			continue
+		if !q.restored.Load() {
+			if !q.restore(ctx) {
+				continue
+			}
+			if q.cluster != nil {
+				// The edges' streams are connected to the previous engine: they
+				// move to this one (which holds, or grants) when woken.
+				q.wakeAll()
+			}
 		}
 		for _, id := range engine.Tick() {
 			q.notify(id)
