@@ -40,15 +40,16 @@ func main() {
 	token := flag.String("token", "berry-load-key", "bearer token")
 	hold := flag.Duration("hold", 3*time.Second, "idle: how long the connections stay open after the last one is ready")
 	timeout := flag.Duration("timeout", 2*time.Minute, "give up after this long")
+	silent := flag.Bool("silent", false, "idle: connections open and send nothing at all (what a connection costs before its first request)")
 	inFlight := flag.Int("concurrency", 64, "idle: requests in flight at once while the connections open, so the upstream pool stays as a steady load leaves it")
 	flag.Parse()
-	if err := run(*mode, *n, *target, *pidList, *model, *token, *hold, *timeout, *inFlight); err != nil {
+	if err := run(*mode, *n, *target, *pidList, *model, *token, *hold, *timeout, *inFlight, *silent); err != nil {
 		fmt.Fprintln(os.Stderr, "conns:", err)
 		os.Exit(1)
 	}
 }
 
-func run(mode string, n int, target, pidList, model, token string, hold, timeout time.Duration, inFlight int) error {
+func run(mode string, n int, target, pidList, model, token string, hold, timeout time.Duration, inFlight int, silent bool) error {
 	u, err := url.Parse(target)
 	if err != nil || u.Host == "" {
 		return fmt.Errorf("-url %q: want http://127.x.x.x:port/path", target)
@@ -104,6 +105,11 @@ func run(mode string, n int, target, pidList, model, token string, hold, timeout
 			}
 			conns[i] = c
 			_ = c.SetDeadline(deadline)
+			if silent && !stream {
+				readyOnce()
+				<-release
+				return
+			}
 			if !stream {
 				slots <- struct{}{}
 			}
