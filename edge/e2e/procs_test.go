@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -129,14 +130,27 @@ func startProc(t *testing.T, name, bin string, args ...string) *proc {
 }
 
 // freeAddr returns a loopback address that was free a moment ago.
+//
+// The port is below Linux's ephemeral range (32768–60999), not one the kernel picks
+// for :0: many tests stop a process and start it again on the same address, and while
+// it is down its peers keep dialing it. A dial's own local port comes from the
+// ephemeral range, so a dead port there can be taken by an outgoing connection, or
+// by a dial to itself (TCP's simultaneous open), and the restarted process then
+// cannot bind it.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 200 {
+		port := 10000 + rand.IntN(22000)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue // taken
+		}
+		addr := l.Addr().String()
+		_ = l.Close()
+		return addr
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("no free port in 10000-31999 after 200 tries")
+	return ""
 }
 
 type controlPlane struct {
