@@ -713,19 +713,25 @@ const tailSize = 4 << 10
 // error event of its own, which the client has then seen.
 func (st *stream) lastEvent() eventKind {
 	rest := st.tailEvents()
-	last := kindOther
+	var last []byte // the last event with a name or data; only it is classified
 	for {
 		ev, next, ok := sse.Next(rest)
 		if !ok {
-			return last
+			break
 		}
 		rest = rest[next:]
 		var name, data []byte
 		name, data, st.scratch = sse.Fields(ev, st.scratch)
 		if data != nil || len(name) > 0 {
-			last = st.classify(name, data)
+			last = ev
 		}
 	}
+	if last == nil {
+		return kindOther
+	}
+	var name, data []byte
+	name, data, st.scratch = sse.Fields(last, st.scratch)
+	return st.classify(name, data)
 }
 
 // appendFailure appends the SSE error event that ends a started stream, in the

@@ -103,3 +103,24 @@ func FuzzHasContent(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkHasContent(b *testing.B) {
+	events := [][]byte{
+		[]byte(`{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"up-a","choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}]}`),
+		[]byte(`{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"up-a","choices":[{"index":0,"delta":{"content":"Load balancers hum"},"logprobs":null,"finish_reason":null}]}`),
+	}
+	b.Run("one-pass", func(b *testing.B) {
+		for b.Loop() {
+			for _, e := range events {
+				hasContent(e)
+			}
+		}
+	})
+	b.Run("per-key", func(b *testing.B) {
+		for b.Loop() {
+			for _, e := range events {
+				hasContentDefinition(e)
+			}
+		}
+	})
+}
