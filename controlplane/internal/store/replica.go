@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -39,13 +38,7 @@ func (s *Store) AppliedIndex(ctx context.Context) (uint64, error) {
 	return n, err
 }
 
-func applied(tx *bolt.Tx) uint64 {
-	b := tx.Bucket(bucketMeta).Get(keyApplied)
-	if len(b) != 8 {
-		return 0
-	}
-	return binary.BigEndian.Uint64(b)
-}
+func applied(tx *bolt.Tx) uint64 { return metaNumber(tx, keyApplied) }
 
 // markApplied records index as applied in tx, and reports whether the entry is new:
 // false when the file already holds it (index 0 is not a log entry: always new).

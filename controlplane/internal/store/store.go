@@ -193,8 +193,11 @@ func (s *Store) Get(ctx context.Context, version uint64) (*berryv1.ConfigVersion
 	return v, err
 }
 
-func current(tx *bolt.Tx) uint64 {
-	b := tx.Bucket(bucketMeta).Get(keyCurrent)
+func current(tx *bolt.Tx) uint64 { return metaNumber(tx, keyCurrent) }
+
+// metaNumber reads a big-endian uint64 of the meta bucket; 0 when it is not set.
+func metaNumber(tx *bolt.Tx, key []byte) uint64 {
+	b := tx.Bucket(bucketMeta).Get(key)
 	if len(b) != 8 {
 		return 0
 	}
