@@ -15,6 +15,11 @@ type inFlight struct {
 	mu          sync.Mutex
 	streams     map[*stream]struct{}
 	interrupted bool
+	// unfinished counts the streams added and not yet released: a stream leaves
+	// streams when its upstream connection is given up, but settles its usage and
+	// writes its access-log line after that, and a drain must not end the process
+	// before it has.
+	unfinished int
 }
 
 // add puts st in the set; after Interrupt, st is interrupted at once.
@@ -25,6 +30,7 @@ func (f *inFlight) add(st *stream) {
 		f.streams = make(map[*stream]struct{})
 	}
 	f.streams[st] = struct{}{}
+	f.unfinished++
 	if f.interrupted {
 		st.conn.interrupt()
 	}
@@ -36,11 +42,19 @@ func (f *inFlight) remove(st *stream) {
 	f.mu.Unlock()
 }
 
-// Streams counts the streams open now.
+// finished counts an added stream out once it is released.
+func (f *inFlight) finished() {
+	f.mu.Lock()
+	f.unfinished--
+	f.mu.Unlock()
+}
+
+// Streams counts the streams not yet ended: still relaying, or still settling their
+// usage and writing their access-log line.
 func (h *Handler) Streams() int {
 	h.open.mu.Lock()
 	defer h.open.mu.Unlock()
-	return len(h.open.streams)
+	return h.open.unfinished
 }
 
 // Interrupt ends every stream open now, and any opened later, for shutdown: one that

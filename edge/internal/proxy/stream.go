@@ -288,6 +288,9 @@ func (st *stream) interrupted() bool {
 }
 
 func (st *stream) release() {
+	if st.conn != nil {
+		st.h.open.finished() // its record is written: a drain need not wait for it
+	}
 	st.h, st.span, st.tr, st.client, st.err, st.conn = nil, span{}, nil, nil, nil, nil
 	st.rec, st.recID, st.sent, st.trace, st.model = accesslog.Record{}, st.recID[:0], 0, traced{}, st.model[:0]
 	st.metered, st.strip, st.keep = metered{}, false, 0
