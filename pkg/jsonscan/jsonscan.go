@@ -339,50 +339,6 @@ func skipWS(b []byte, i int) int {
 	return i
 }
 
-// skipString returns the index just past the string starting at b[i] == '"'. The body
-// has been validated, so bounds and syntax are known good.
-func skipString(b []byte, i int) int {
-	for i++; ; i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
-		}
-	}
-}
-
-func skipValue(b []byte, i int) int {
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for ; ; i++ {
-			switch b[i] {
-			case '"':
-				i = skipString(b, i) - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-		}
-	default:
-		for i < len(b) {
-			switch b[i] {
-			case ',', '}', ']', ' ', '\t', '\n', '\r':
-				return i
-			}
-			i++
-		}
-		return i
-	}
-}
-
 // AppendString appends s as a JSON string exactly as encoding/json writes it with
 // HTML escaping off (control characters, U+2028, U+2029 escaped; invalid UTF-8 as
 // U+FFFD), so hand-written and encoded output agree byte for byte. It is the one JSON string
@@ -459,7 +415,10 @@ func RenameKey(dst, body []byte, old, new string) (_ []byte, renamed bool) {
 			i = skipWS(body, i+1)
 		}
 		keyStart := i
-		keyEnd := skipString(body, i)
+		keyEnd := str(body, i)
+		if keyEnd < 0 {
+			return append(dst, body...), false
+		}
 		switch string(body[keyStart+1 : keyEnd-1]) {
 		case old:
 			at = keyStart
@@ -468,7 +427,9 @@ func RenameKey(dst, body []byte, old, new string) (_ []byte, renamed bool) {
 		}
 		i = skipWS(body, keyEnd)
 		i = skipWS(body, i+1) // ':'
-		i = skipValue(body, i)
+		if i = value(body, i, 1); i < 0 {
+			return append(dst, body...), false
+		}
 	}
 	if at < 0 {
 		return append(dst, body...), false

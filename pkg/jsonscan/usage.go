@@ -272,8 +272,8 @@ func member(b []byte, i int) (key, val []byte, next int) {
 	return key, b[i:ve], ve
 }
 
-// checkedString is skipString for input that may be malformed: -1 when the string
-// does not end.
+// checkedString skips the string at b[i] in input that may be malformed, without
+// validating its bytes (unlike str): -1 when the string does not end.
 func checkedString(b []byte, i int) int {
 	for i++; i < len(b); i++ {
 		switch b[i] {
@@ -286,8 +286,8 @@ func checkedString(b []byte, i int) int {
 	return -1
 }
 
-// checkedValue is skipValue for input that may be malformed: -1 when the value
-// does not end.
+// checkedValue skips the value at b[i] in input that may be malformed, without
+// validating what it holds (unlike value): -1 when the value does not end.
 func checkedValue(b []byte, i int) int {
 	if i >= len(b) {
 		return -1
