@@ -29,12 +29,28 @@ func (w *watchable[T]) offer(v T, seq uint64) bool {
 	if w.set && seq <= w.seq {
 		return false
 	}
+	w.publish(v, seq)
+	return true
+}
+
+// offerIf takes v when newer says it is newer than the current value (or there is
+// none), numbering it one above that value.
+func (w *watchable[T]) offerIf(v T, newer func(cur T) bool) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.set && !newer(w.cur) {
+		return false
+	}
+	w.publish(v, w.seq+1)
+	return true
+}
+
+func (w *watchable[T]) publish(v T, seq uint64) {
 	w.cur, w.seq, w.set = v, seq, true
 	if w.changed != nil {
 		close(w.changed)
 	}
 	w.changed = make(chan struct{})
-	return true
 }
 
 func (w *watchable[T]) watch() (T, <-chan struct{}) {
@@ -61,13 +77,20 @@ func (c *Snapshots) Set(s *berryv1.Snapshot) bool { return c.v.offer(s, s.GetVer
 func (c *Snapshots) Watch() (*berryv1.Snapshot, <-chan struct{}) { return c.v.watch() }
 
 // Scores is the latest merged fleet scores. The zero value is empty and ready for use.
+// Epochs count within one instance (the process that merged them): a cluster member
+// publishes its own merges while it leads and the leader's otherwise, so a message
+// of another instance replaces the current one whatever its epoch, as on an edge.
 type Scores struct {
 	v watchable[*berryv1.FleetScores]
 }
 
-// Set publishes s if its epoch is above the current scores' and reports whether it
-// did. s must not be modified afterwards.
-func (c *Scores) Set(s *berryv1.FleetScores) bool { return c.v.offer(s, s.GetEpoch()) }
+// Set publishes s if it comes from another instance than the current scores or has a
+// higher epoch, and reports whether it did. s must not be modified afterwards.
+func (c *Scores) Set(s *berryv1.FleetScores) bool {
+	return c.v.offerIf(s, func(cur *berryv1.FleetScores) bool {
+		return s.GetInstance() != cur.GetInstance() || s.GetEpoch() > cur.GetEpoch()
+	})
+}
 
 // Watch returns the latest scores (nil when none) and a channel that is closed when
 // newer ones are set.

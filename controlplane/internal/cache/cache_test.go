@@ -86,3 +86,28 @@ func TestWatchWakesEveryWatcher(t *testing.T) {
 		})
 	}
 }
+
+// TestScoresOfAnotherInstance: a member that stops leading publishes the leader's
+// scores, whose epochs are not comparable with its own.
+func TestScoresOfAnotherInstance(t *testing.T) {
+	var c Scores
+	for _, tc := range []struct {
+		instance string
+		epoch    uint64
+		want     bool
+	}{
+		{"a", 500, true},
+		{"a", 499, false},
+		{"b", 3, true}, // another instance, whatever its epoch
+		{"b", 3, false},
+		{"b", 4, true},
+		{"a", 501, true}, // back to the first
+	} {
+		if got := c.Set(&berryv1.FleetScores{Instance: tc.instance, Epoch: tc.epoch}); got != tc.want {
+			t.Errorf("Set(%s, %d) = %v, want %v", tc.instance, tc.epoch, got, tc.want)
+		}
+	}
+	if s, _ := c.Watch(); s.GetInstance() != "a" || s.GetEpoch() != 501 {
+		t.Fatalf("current = %s/%d, want a/501", s.GetInstance(), s.GetEpoch())
+	}
+}

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/berry-gateway/berry/controlplane/internal/cache"
 	"github.com/berry-gateway/berry/controlplane/internal/cluster"
 	"github.com/berry-gateway/berry/controlplane/internal/store"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
@@ -74,6 +77,10 @@ func (s *Server) AttachCluster(r Replica, opts ClusterOptions) {
 	s.admin.cluster = c
 	s.quota.cluster = c
 	s.clusterSvc.cluster = c
+	s.scoring.publishing = r.Leading
+	s.relay = newRelay(c, s.quota, s.admin.scores, s.log)
+	s.quota.relay = s.relay
+	s.reg.MustRegister(relayCollector{r: s.relay, c: s.clusterSvc})
 }
 
 // ApplyVersion publishes a version the log applied (on every member, in order).
@@ -342,8 +349,13 @@ func (c *clusterState) notLeader(ctx context.Context) error {
 
 // ClusterService implements berryv1.ClusterServiceServer.
 type ClusterService struct {
-	cluster *clusterState // nil: one-node mode
-	quota   *QuotaService
+	cluster   *clusterState // nil: one-node mode
+	quota     *QuotaService
+	scores    *cache.Scores // sent down Relay streams
+	callbacks EdgeCallbacks // told of relayed streams and batches, as of the edge service's
+	log       *slog.Logger
+
+	relayed, relayedStreams atomic.Int64 // Relay streams open, and the edge streams they relay
 	berryv1.UnimplementedClusterServiceServer
 }
 

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -238,10 +239,15 @@ func TestClusterQuotaLeaderChange(t *testing.T) {
 			return err == nil && eerr == nil && len(cs) == 1 && cs[0].Consumed == 10 && len(es) == 1
 		})
 	}
-	// An edge on a follower: no credit from it.
+	// An edge on a follower: the leader computes its credit, the follower relays it.
 	e3, _ := openSync(t, followers[0], &berryv1.Hello{EdgeId: "e3"})
 	sendBatch(t, e3, &berryv1.ObservationBatch{Seq: 1, Instance: "e3",
 		Quota: []*berryv1.QuotaReport{{Key: "alice", Dimension: rpd, Window: w, Demand: 10}}})
+	oldEngine, _ := old.srv.quota.eng()
+	g = nextGrants(t, e3, func(g *berryv1.QuotaGrants) bool { return len(g.GetGrants()) > 0 })
+	if g.GetInstance() != oldEngine.Instance() || g.GetEdges() != 2 {
+		t.Fatalf("e3's grants %v: want the leader's (instance %s) counting both edges", g, oldEngine.Instance())
+	}
 
 	stops[old]()
 	var next *harness
@@ -272,6 +278,10 @@ func TestClusterQuotaLeaderChange(t *testing.T) {
 	e1, _ = openSync(t, next, &berryv1.Hello{EdgeId: "e1"})
 	sendBatch(t, e1, &berryv1.ObservationBatch{Seq: 1, Instance: "e1",
 		Quota: []*berryv1.QuotaReport{{Key: "alice", Dimension: rpd, Window: w, Consumed: 5, Demand: 10}}})
+	// e3, which the old leader saw, reports again (through its member, whether it
+	// leads now or relays): the new leader stops holding once every edge reported.
+	sendBatch(t, e3, &berryv1.ObservationBatch{Seq: 2, Instance: "e3",
+		Quota: []*berryv1.QuotaReport{{Key: "alice", Dimension: rpd, Window: w, Demand: 10}}})
 	nextGrants(t, e2, func(g *berryv1.QuotaGrants) bool { return !g.GetHold() })
 	// Edges report every second; e2's demand now reaches the new engine.
 	sendBatch(t, e2, &berryv1.ObservationBatch{Seq: 2, Instance: "e2",
@@ -280,17 +290,169 @@ func TestClusterQuotaLeaderChange(t *testing.T) {
 	if c := g.GetGrants()[0].GetCredit(); c <= 0 || c > 85 {
 		t.Fatalf("credit %d with 15 of 100 used", c)
 	}
-	if next != followers[0] {
-		// e3's member is still a follower: it never sent credit.
-		e3.CloseSend()
-		for {
-			msg, err := e3.Recv()
-			if err != nil {
-				break
-			}
-			if gr := msg.GetGrants(); gr != nil && len(gr.GetGrants()) > 0 {
-				t.Fatalf("a follower granted credit: %v", gr)
-			}
+	// e3 gets the new leader's credit too, whether its member leads or relays.
+	sendBatch(t, e3, &berryv1.ObservationBatch{Seq: 3, Instance: "e3",
+		Quota: []*berryv1.QuotaReport{{Key: "alice", Dimension: rpd, Window: w, Demand: 10}}})
+	newEngine, _ := next.srv.quota.eng()
+	nextGrants(t, e3, func(g *berryv1.QuotaGrants) bool {
+		return g.GetInstance() == newEngine.Instance() && !g.GetHold() && len(g.GetGrants()) > 0
+	})
+}
+
+// nextScores reads the stream until a FleetScores that ok accepts.
+func nextScores(t *testing.T, s berryv1.EdgeService_SyncClient, ok func(*berryv1.FleetScores) bool) *berryv1.FleetScores {
+	t.Helper()
+	for {
+		msg, err := s.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sc := msg.GetScores(); sc != nil && ok(sc) {
+			return sc
 		}
 	}
+}
+
+// TestClusterRelayScores: the leader merges the observations of the edges of every
+// member, followers' relayed, and the same scores and probe owners reach every edge;
+// when the leader is lost, the new one's scores reach the edges left.
+func TestClusterRelayScores(t *testing.T) {
+	opts := fastQuotas
+	opts.ScoreInterval = 20 * time.Millisecond
+	hs, stops := startMembers(t, 3, opts)
+	leader, followers := leading(t, hs)
+	leader.apply(t, seed)
+	members := []*harness{leader, followers[0], followers[1]}
+	streams := make([]berryv1.EdgeService_SyncClient, 3)
+	ids := []string{"e0", "e1", "e2"}
+	report := func(i int, seq uint64) {
+		sendBatch(t, streams[i], &berryv1.ObservationBatch{Seq: seq, Instance: ids[i], Backends: []*berryv1.BackendObservation{{
+			Provider: "openai", UpstreamModel: "gpt-4o", LatencySeconds: 0.1 * float64(i+1), Samples: 10, Requests: 10}}})
+	}
+	for i, h := range members {
+		streams[i], _ = openSync(t, h, &berryv1.Hello{EdgeId: ids[i]})
+		report(i, 1)
+	}
+	fleetWide := func(instance string, edges uint32) func(*berryv1.FleetScores) bool {
+		return func(sc *berryv1.FleetScores) bool {
+			for _, b := range sc.GetBackends() {
+				if b.GetProvider() == "openai" && b.GetUpstreamModel() == "gpt-4o" {
+					return sc.GetInstance() == instance && b.GetEdges() == edges
+				}
+			}
+			return false
+		}
+	}
+	var owner string
+	for i := range streams {
+		sc := nextScores(t, streams[i], fleetWide(leader.srv.scoring.instance, 3))
+		o := sc.GetProbeOwners()["openai"]
+		if i == 0 {
+			owner = o
+		}
+		if o != owner || !slices.Contains(ids, o) {
+			t.Fatalf("%s's probe owner of openai is %q, e0's %q: want one edge of the fleet for all", ids[i], o, owner)
+		}
+	}
+
+	stops[leader]()
+	killed := time.Now()
+	var next *harness
+	waitFor(t, "a new leader", func() bool {
+		for _, f := range followers {
+			if f.srv.cluster.replica.Leading() {
+				next = f
+				return true
+			}
+		}
+		return false
+	})
+	// The survivors' edges report on (every second in a real edge).
+	for i := 1; i < 3; i++ {
+		report(i, 2)
+	}
+	for i := 1; i < 3; i++ {
+		sc := nextScores(t, streams[i], fleetWide(next.srv.scoring.instance, 2))
+		if o := sc.GetProbeOwners()["openai"]; o != "e1" && o != "e2" {
+			t.Fatalf("after the leader change, %s's probe owner of openai is %q", ids[i], o)
+		}
+		t.Logf("%s got the new leader's scores %v after the old leader stopped", ids[i], time.Since(killed).Round(time.Millisecond))
+	}
+}
+
+// TestClusterRelayQuota: edges on every member share one key's limit: the leader
+// grants each of them credit, followers' through the relay, counting the whole
+// fleet's edges, and never more in all than the limit. Each asks for little enough
+// that the first to report cannot take it all.
+func TestClusterRelayQuota(t *testing.T) {
+	hs, _ := startMembers(t, 3, fastQuotas)
+	leader, followers := leading(t, hs)
+	leader.apply(t, quotaSeed)
+	w := quota.Window(rpd, time.Now())
+	// The leader's engine: the one it started when it gained the leadership.
+	waitFor(t, "the leader's engine", func() bool {
+		_, gen := leader.srv.quota.eng()
+		return gen > 0 && leader.srv.quota.restored.Load()
+	})
+	engine, _ := leader.srv.quota.eng()
+	members := []*harness{leader, followers[0], followers[1]}
+	type result struct {
+		credit int64
+		err    error
+	}
+	results := make(chan result, len(members))
+	streams := make([]berryv1.EdgeService_SyncClient, len(members))
+	cancels := make([]func(), len(members))
+	for i, h := range members {
+		streams[i], cancels[i] = openSync(t, h, &berryv1.Hello{EdgeId: fmt.Sprint("e", i)})
+	}
+	waitFor(t, "the leader's engine counts every member's edge", func() bool { return engine.Connected() == 3 })
+	for i := range members {
+		id, s, cancel := fmt.Sprint("e", i), streams[i], cancels[i]
+		sendBatch(t, s, &berryv1.ObservationBatch{Seq: 1, Instance: id,
+			Quota: []*berryv1.QuotaReport{{Key: "alice", Dimension: rpd, Window: w, Demand: 10}}})
+		go func() {
+			var credit int64
+			deadline := time.Now().Add(2 * time.Second)
+			for time.Now().Before(deadline) {
+				msg, err := s.Recv()
+				if err != nil {
+					results <- result{err: fmt.Errorf("%s: %w", id, err)}
+					return
+				}
+				g := msg.GetGrants()
+				if g == nil {
+					continue
+				}
+				if g.GetInstance() != engine.Instance() {
+					results <- result{err: fmt.Errorf("%s got grants of instance %s, not the leader's %s", id, g.GetInstance(), engine.Instance())}
+					return
+				}
+				if len(g.GetGrants()) > 0 && g.GetEdges() != 3 {
+					results <- result{err: fmt.Errorf("%s's grants count %d edges in the fleet, want 3", id, g.GetEdges())}
+					return
+				}
+				for _, gr := range g.GetGrants() {
+					credit += gr.GetCredit()
+				}
+			}
+			cancel()
+			results <- result{credit: credit}
+		}()
+	}
+	var total int64
+	for range members {
+		r := <-results
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if r.credit <= 0 {
+			t.Fatalf("an edge got no credit (each asked for 10 of 100)")
+		}
+		total += r.credit
+	}
+	if total > 100 {
+		t.Fatalf("the fleet was granted %d of a limit of 100", total)
+	}
+	t.Logf("credit granted over three members' edges: %d of 100", total)
 }

@@ -181,7 +181,7 @@ func (e *EdgeService) Sync(stream grpc.BidiStreamingServer[berryv1.SyncRequest, 
 	}()
 
 	sent := edge.AppliedVersion
-	var sentEpoch uint64
+	var sentScores *berryv1.FleetScores // the cache orders them (instances and epochs)
 	for {
 		snap, changed := e.snapshots.Watch()
 		if snap != nil && snap.GetVersion() > sent {
@@ -192,18 +192,22 @@ func (e *EdgeService) Sync(stream grpc.BidiStreamingServer[berryv1.SyncRequest, 
 			sent = snap.GetVersion()
 		}
 		scores, scoresChanged := e.scores.Watch()
-		if scores != nil && scores.GetEpoch() > sentEpoch {
+		if scores != nil && scores != sentScores {
 			if err := stream.Send(&berryv1.SyncResponse{Kind: &berryv1.SyncResponse_Scores{Scores: scores}}); err != nil {
 				return err
 			}
 			e.scoresSent.Add(1)
-			sentEpoch = scores.GetEpoch()
+			sentScores = scores
 		}
 		select {
 		case <-changed:
 		case <-scoresChanged:
 		case <-grantsReady:
-			if err := stream.Send(&berryv1.SyncResponse{Kind: &berryv1.SyncResponse_Grants{Grants: quotas.Take()}}); err != nil {
+			g := quotas.Take()
+			if g == nil {
+				continue // a follower's edge: its grants come from the leader
+			}
+			if err := stream.Send(&berryv1.SyncResponse{Kind: &berryv1.SyncResponse_Grants{Grants: g}}); err != nil {
 				return err
 			}
 			e.grantsSent.Add(1)

@@ -14,6 +14,7 @@ import (
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/pkg/config"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
 )
 
 // Usage and quota defaults.
@@ -41,6 +42,7 @@ type QuotaService struct {
 	engineGen uint64
 	opts      QuotaOptions
 	cluster   *clusterState // nil: one node
+	relay     *relay        // a follower's edges' batches go to the leader through it; nil on one node
 	terms     atomic.Uint64 // leaderships gained: each starts a new engine from the store
 	store     *store.Store
 	snapshots *cache.Snapshots // the config: limits, retention
@@ -49,10 +51,13 @@ type QuotaService struct {
 	flush     time.Duration
 	now       func() time.Time
 
-	writeMu  sync.Mutex // one write at a time: counters are written as absolute values
-	mu       sync.Mutex
-	usage    map[store.UsageKey]store.UsageCounters // received, not yet written
-	boxes    map[string]*mailbox                    // edge id → its newest stream's mailbox
+	writeMu sync.Mutex // one write at a time: counters are written as absolute values
+	mu      sync.Mutex
+	usage   map[store.UsageKey]store.UsageCounters // received, not yet written
+	boxes   map[string]*mailbox                    // edge id → its newest stream's mailbox
+	// relayed holds, per edge of a follower, the grants the leader computed for it
+	// that its stream has not taken yet (in order: the edge applies each once).
+	relayed  map[string][]*berryv1.QuotaGrants
 	sessions uint64
 
 	restored   atomic.Bool // the counters of the current windows were read back
@@ -88,7 +93,7 @@ func NewQuotaService(st *store.Store, snapshots *cache.Snapshots, opts QuotaOpti
 		store: st, snapshots: snapshots, log: cmp.Or(opts.Log, slog.Default()),
 		interval: cmp.Or(opts.Interval, DefaultQuotaInterval), flush: cmp.Or(opts.FlushInterval, DefaultUsageFlushInterval),
 		now:   opts.Now,
-		usage: map[store.UsageKey]store.UsageCounters{}, boxes: map[string]*mailbox{}, opts: opts,
+		usage: map[store.UsageKey]store.UsageCounters{}, boxes: map[string]*mailbox{}, relayed: map[string][]*berryv1.QuotaGrants{}, opts: opts,
 	}
 	if q.now == nil {
 		q.now = time.Now
@@ -165,9 +170,10 @@ type QuotaStream interface {
 
 // quotaStream is one Sync stream's side of the quota service.
 type quotaStream struct {
-	q    *QuotaService
-	edge string
-	box  *mailbox
+	q     *QuotaService
+	edge  string
+	box   *mailbox
+	relay *relay // nil: on one node, and for the streams a follower relays to the leader
 
 	mu     sync.Mutex // the receiving and the sending goroutine both use the stream
 	engine *quota.Engine
@@ -178,7 +184,11 @@ type quotaStream struct {
 
 // OpenStream implements QuotaStreams: the stream becomes the one its edge's grants
 // go down (a reconnecting edge's newer stream takes over from the old one).
-func (q *QuotaService) OpenStream(edgeID string) QuotaStream {
+func (q *QuotaService) OpenStream(edgeID string) QuotaStream { return q.openStream(edgeID, false) }
+
+// openStream opens a stream of this member's edge, or, on the leader, one a
+// follower relays (which this member never relays in turn).
+func (q *QuotaService) openStream(edgeID string, relayed bool) *quotaStream {
 	e, gen := q.eng()
 	st := e.Connect(edgeID)
 	q.mu.Lock()
@@ -186,15 +196,63 @@ func (q *QuotaService) OpenStream(edgeID string) QuotaStream {
 	q.sessions++
 	box := &mailbox{ready: make(chan struct{}, 1), session: q.sessions}
 	q.boxes[edgeID] = box
-	return &quotaStream{q: q, edge: edgeID, stream: st, gen: gen, engine: e, box: box}
+	r := q.relay
+	if relayed {
+		r = nil
+	}
+	if r != nil {
+		r.opened(box.session, edgeID)
+	}
+	return &quotaStream{q: q, edge: edgeID, stream: st, gen: gen, engine: e, box: box, relay: r}
 }
 
 func (s *quotaStream) Ready() <-chan struct{} { return s.box.ready }
 
+// Take returns the grants to send: those the leader computed for a follower's edge
+// first, one message at a time, else the engine's; nil when there are none (a
+// follower's engine grants nothing).
 func (s *quotaStream) Take() *berryv1.QuotaGrants {
-	e, st := s.current()
-	_ = st
+	q := s.q
+	q.mu.Lock()
+	if gs := q.relayed[s.edge]; len(gs) > 0 {
+		g := gs[0]
+		if len(gs) == 1 {
+			delete(q.relayed, s.edge)
+		} else {
+			q.relayed[s.edge] = gs[1:]
+		}
+		q.mu.Unlock()
+		if len(gs) > 1 {
+			q.notify(s.edge)
+		}
+		return g
+	}
+	q.mu.Unlock()
+	if !q.granting() {
+		return nil
+	}
+	e, _ := s.current()
 	return e.Take(s.edge)
+}
+
+// maxRelayedGrants bounds the grants kept for an edge of a follower whose stream
+// does not take them (it is reconnecting): the oldest go first, and the edge's next
+// report of its balances corrects what the leader thinks it holds.
+const maxRelayedGrants = 64
+
+// deliver hands grants the leader computed for an edge of this follower to its stream.
+func (q *QuotaService) deliver(edge string, g *berryv1.QuotaGrants) {
+	if g == nil {
+		return
+	}
+	q.mu.Lock()
+	gs := append(q.relayed[edge], g)
+	if len(gs) > maxRelayedGrants {
+		gs = gs[len(gs)-maxRelayedGrants:]
+	}
+	q.relayed[edge] = gs
+	q.mu.Unlock()
+	q.notify(edge)
 }
 
 // current returns the engine the stream is connected to, connecting it to a new
@@ -213,8 +271,12 @@ func (s *quotaStream) Close() {
 	s.q.mu.Lock()
 	if cur := s.q.boxes[s.edge]; cur != nil && cur.session == s.box.session {
 		delete(s.q.boxes, s.edge)
+		delete(s.q.relayed, s.edge)
 	}
 	s.q.mu.Unlock()
+	if s.relay != nil {
+		s.relay.closed(s.box.session, s.edge)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
@@ -222,9 +284,23 @@ func (s *quotaStream) Close() {
 }
 
 // Observed takes a batch's quota reports and usage, once per batch: a batch the
-// engine has seen (same edge, process, stream and seq) is ignored.
+// engine has seen (same edge, process, stream and seq) is ignored. A follower's
+// engine only tells which batches are new: their quota reports go to the leader's
+// (relay), and their usage into this member's ledger rows, which go to the leader
+// through ForwardUsage.
 func (s *quotaStream) Observed(b *berryv1.ObservationBatch) {
-	if _, st := s.current(); !st.Observe(b) || len(b.GetUsage()) == 0 {
+	_, st := s.current()
+	if s.relay != nil && !s.q.granting() {
+		if !st.Observe(&berryv1.ObservationBatch{Instance: b.GetInstance(), Seq: b.GetSeq()}) {
+			return
+		}
+		relayed := proto.Clone(b).(*berryv1.ObservationBatch)
+		relayed.Usage = nil
+		s.relay.batch(s.box.session, s.edge, relayed)
+	} else if !st.Observe(b) {
+		return
+	}
+	if len(b.GetUsage()) == 0 {
 		return
 	}
 	hour := s.q.now().Unix() / 3600

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/berry-gateway/berry/controlplane/internal/cache"
-	"github.com/berry-gateway/berry/controlplane/internal/fleet"
 	"github.com/berry-gateway/berry/controlplane/internal/fleetscore"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/pkg/config"
@@ -36,9 +35,12 @@ const (
 type ScoreService struct {
 	snapshots *cache.Snapshots // the config: breaker threshold, providers to assign
 	scores    *cache.Scores    // where merged scores go
-	fleet     *fleet.Registry  // the connected edges, to assign probes to
 	interval  time.Duration
 	instance  string // names this process's epochs to edges
+	// publishing reports whether this control plane publishes its merges: always on
+	// one node; on a cluster, only the leader (the others publish the leader's scores,
+	// which it merges from the whole fleet's observations: relay.go).
+	publishing func() bool
 
 	merger   fleetscore.Merger[config.BackendKey]
 	observed atomic.Uint64 // backend observations absorbed
@@ -49,23 +51,23 @@ type ScoreService struct {
 	owners  map[string]string // provider id → probing edge, as last pushed
 	streams map[string]int    // edge id → open Sync streams (a reconnect overlaps the old one)
 	// reporting holds the edges with an open stream that have sent observations:
-	// only they are given probes.
+	// only they are given probes. On a cluster's leader the streams followers relay
+	// count too, so probes are assigned over the whole fleet.
 	reporting map[string]bool
 	probes    map[config.BackendKey]bool // the owner's last probe result per backend
 }
 
-// NewScoreService returns a score service reading the config from snapshots and the
-// connected edges from edges, publishing to scores every interval (default
-// DefaultScoreInterval); an edge's observations expire after ttl without a report
-// (default: the merger's, 10s).
-func NewScoreService(snapshots *cache.Snapshots, scores *cache.Scores, edges *fleet.Registry, interval, ttl time.Duration) *ScoreService {
+// NewScoreService returns a score service reading the config from snapshots,
+// publishing to scores every interval (default DefaultScoreInterval); an edge's
+// observations expire after ttl without a report (default: the merger's, 10s).
+func NewScoreService(snapshots *cache.Snapshots, scores *cache.Scores, interval, ttl time.Duration) *ScoreService {
 	if interval <= 0 {
 		interval = DefaultScoreInterval
 	}
 	var b [8]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
 	s := &ScoreService{
-		snapshots: snapshots, scores: scores, fleet: edges,
+		snapshots: snapshots, scores: scores,
 		interval: interval, instance: hex.EncodeToString(b[:]),
 	}
 	s.merger.TTL = ttl
@@ -81,6 +83,9 @@ func (s *ScoreService) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
+			if s.publishing != nil && !s.publishing() {
+				continue
+			}
 			s.scores.Set(s.merge(now))
 			s.merges.Add(1)
 		}
@@ -159,13 +164,8 @@ func (s *ScoreService) merge(now time.Time) *berryv1.FleetScores {
 	}
 	// Probes go to connected edges that report: an id that only opened a stream takes
 	// no provider's probes.
-	var connected []string
 	s.mu.Lock()
-	for _, e := range s.fleet.List() {
-		if e.Connected && s.reporting[e.ID] {
-			connected = append(connected, e.ID)
-		}
-	}
+	connected := slices.Collect(maps.Keys(s.reporting))
 	s.mu.Unlock()
 	owners := make(map[string]string)
 	if len(connected) > 0 {

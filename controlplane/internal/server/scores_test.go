@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/berry-gateway/berry/controlplane/internal/cache"
-	"github.com/berry-gateway/berry/controlplane/internal/fleet"
 	"github.com/berry-gateway/berry/controlplane/internal/fleetscore"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"github.com/berry-gateway/berry/pkg/config"
@@ -123,7 +122,7 @@ func TestProbeOwnerMovesOnlyTheLeaversProviders(t *testing.T) {
 // A reconnecting edge's old stream ending must not drop the new stream's
 // contributions.
 func TestOverlappingStreamsKeepContributions(t *testing.T) {
-	h := NewScoreService(&cache.Snapshots{}, &cache.Scores{}, &fleet.Registry{}, 0, 0)
+	h := NewScoreService(&cache.Snapshots{}, &cache.Scores{}, 0, 0)
 	now := time.Now()
 	b := config.BackendKey{Provider: "p", Model: "b"}
 	closeOld := h.StreamOpened("e")
@@ -171,7 +170,7 @@ func TestDownRuleByClass(t *testing.T) {
 				snaps.Set(&berryv1.Snapshot{Version: 1, Config: &berryv1.Config{
 					Settings: &berryv1.Settings{CircuitBreakerFailureThreshold: tt.threshold}}})
 			}
-			s := NewScoreService(&snaps, &cache.Scores{}, &fleet.Registry{}, 0, 0)
+			s := NewScoreService(&snaps, &cache.Scores{}, 0, 0)
 			o := proto.Clone(tt.obs).(*berryv1.BackendObservation)
 			o.Provider, o.UpstreamModel = key.Provider, key.Model
 			s.Observed("e", &berryv1.ObservationBatch{Backends: []*berryv1.BackendObservation{o}})

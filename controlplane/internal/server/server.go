@@ -68,6 +68,7 @@ type Server struct {
 	edge       *EdgeService
 	scoring    *ScoreService
 	quota      *QuotaService
+	relay      *relay // a cluster member's link to the leader; nil on one node
 	health     *health.Server
 	log        *slog.Logger
 	reg        *prometheus.Registry
@@ -90,7 +91,7 @@ func New(st *store.Store, opts Options) *Server {
 		scores    cache.Scores
 	)
 	edges := &fleet.Registry{Expiry: opts.EdgeExpiry}
-	scoring := NewScoreService(&snapshots, &scores, edges, opts.ScoreInterval, opts.ScoreTTL)
+	scoring := NewScoreService(&snapshots, &scores, opts.ScoreInterval, opts.ScoreTTL)
 	h := health.NewServer()
 	for _, name := range []string{"", berryv1.AdminService_ServiceDesc.ServiceName, berryv1.EdgeService_ServiceDesc.ServiceName} {
 		h.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
@@ -107,7 +108,7 @@ func New(st *store.Store, opts Options) *Server {
 	}
 	s.edge.quotas = quotas
 	s.admin.quota = quotas
-	s.clusterSvc = &ClusterService{quota: quotas}
+	s.clusterSvc = &ClusterService{quota: quotas, scores: &scores, callbacks: scoring, log: log}
 	if s.reg == nil {
 		s.reg = prometheus.NewRegistry()
 	}
@@ -137,6 +138,9 @@ func (s *Server) Start(ctx context.Context) {
 	s.loop.Go(func() { s.scoring.Run(ctx) })
 	s.loop.Go(func() { s.quota.Run(ctx) })
 	s.loop.Go(func() { s.admin.sampleScores(ctx) })
+	if s.relay != nil {
+		s.loop.Go(func() { s.relay.run(ctx) })
+	}
 }
 
 // Load publishes the store's current version, if any, to the snapshot cache.

@@ -513,6 +513,413 @@ func (*ForwardUsageResponse) Descriptor() ([]byte, []int) {
 	return file_berry_v1_cluster_proto_rawDescGZIP(), []int{8}
 }
 
+// RelayRequest is one message from a follower on its Relay stream. The first is a
+// hello; then edge streams are announced (every stream open on the follower again
+// after a reconnect) before their batches.
+type RelayRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Kind:
+	//
+	//	*RelayRequest_Hello
+	//	*RelayRequest_Opened
+	//	*RelayRequest_Closed
+	//	*RelayRequest_Batch
+	Kind          isRelayRequest_Kind `protobuf_oneof:"kind"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RelayRequest) Reset() {
+	*x = RelayRequest{}
+	mi := &file_berry_v1_cluster_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RelayRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RelayRequest) ProtoMessage() {}
+
+func (x *RelayRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_cluster_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RelayRequest.ProtoReflect.Descriptor instead.
+func (*RelayRequest) Descriptor() ([]byte, []int) {
+	return file_berry_v1_cluster_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RelayRequest) GetKind() isRelayRequest_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return nil
+}
+
+func (x *RelayRequest) GetHello() *RelayHello {
+	if x != nil {
+		if x, ok := x.Kind.(*RelayRequest_Hello); ok {
+			return x.Hello
+		}
+	}
+	return nil
+}
+
+func (x *RelayRequest) GetOpened() *RelayedStream {
+	if x != nil {
+		if x, ok := x.Kind.(*RelayRequest_Opened); ok {
+			return x.Opened
+		}
+	}
+	return nil
+}
+
+func (x *RelayRequest) GetClosed() uint64 {
+	if x != nil {
+		if x, ok := x.Kind.(*RelayRequest_Closed); ok {
+			return x.Closed
+		}
+	}
+	return 0
+}
+
+func (x *RelayRequest) GetBatch() *RelayedBatch {
+	if x != nil {
+		if x, ok := x.Kind.(*RelayRequest_Batch); ok {
+			return x.Batch
+		}
+	}
+	return nil
+}
+
+type isRelayRequest_Kind interface {
+	isRelayRequest_Kind()
+}
+
+type RelayRequest_Hello struct {
+	Hello *RelayHello `protobuf:"bytes,1,opt,name=hello,proto3,oneof"`
+}
+
+type RelayRequest_Opened struct {
+	Opened *RelayedStream `protobuf:"bytes,2,opt,name=opened,proto3,oneof"`
+}
+
+type RelayRequest_Closed struct {
+	// The id of a relayed stream that ended.
+	Closed uint64 `protobuf:"varint,3,opt,name=closed,proto3,oneof"`
+}
+
+type RelayRequest_Batch struct {
+	Batch *RelayedBatch `protobuf:"bytes,4,opt,name=batch,proto3,oneof"`
+}
+
+func (*RelayRequest_Hello) isRelayRequest_Kind() {}
+
+func (*RelayRequest_Opened) isRelayRequest_Kind() {}
+
+func (*RelayRequest_Closed) isRelayRequest_Kind() {}
+
+func (*RelayRequest_Batch) isRelayRequest_Kind() {}
+
+// RelayHello names the follower.
+type RelayHello struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MemberId      string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RelayHello) Reset() {
+	*x = RelayHello{}
+	mi := &file_berry_v1_cluster_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RelayHello) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RelayHello) ProtoMessage() {}
+
+func (x *RelayHello) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_cluster_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RelayHello.ProtoReflect.Descriptor instead.
+func (*RelayHello) Descriptor() ([]byte, []int) {
+	return file_berry_v1_cluster_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RelayHello) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+// RelayedStream is an edge's Sync stream open on the follower. Its id is the
+// follower's, unique on its relay stream; one edge may have two while it reconnects.
+type RelayedStream struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	EdgeId        string                 `protobuf:"bytes,2,opt,name=edge_id,json=edgeId,proto3" json:"edge_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RelayedStream) Reset() {
+	*x = RelayedStream{}
+	mi := &file_berry_v1_cluster_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RelayedStream) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RelayedStream) ProtoMessage() {}
+
+func (x *RelayedStream) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_cluster_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RelayedStream.ProtoReflect.Descriptor instead.
+func (*RelayedStream) Descriptor() ([]byte, []int) {
+	return file_berry_v1_cluster_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *RelayedStream) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *RelayedStream) GetEdgeId() string {
+	if x != nil {
+		return x.EdgeId
+	}
+	return ""
+}
+
+// RelayedBatch is an observation batch received on a relayed stream.
+type RelayedBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stream        uint64                 `protobuf:"varint,1,opt,name=stream,proto3" json:"stream,omitempty"`
+	Batch         *ObservationBatch      `protobuf:"bytes,2,opt,name=batch,proto3" json:"batch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RelayedBatch) Reset() {
+	*x = RelayedBatch{}
+	mi := &file_berry_v1_cluster_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RelayedBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RelayedBatch) ProtoMessage() {}
+
+func (x *RelayedBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_cluster_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RelayedBatch.ProtoReflect.Descriptor instead.
+func (*RelayedBatch) Descriptor() ([]byte, []int) {
+	return file_berry_v1_cluster_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *RelayedBatch) GetStream() uint64 {
+	if x != nil {
+		return x.Stream
+	}
+	return 0
+}
+
+func (x *RelayedBatch) GetBatch() *ObservationBatch {
+	if x != nil {
+		return x.Batch
+	}
+	return nil
+}
+
+// RelayResponse is one message from the leader on a Relay stream.
+type RelayResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Kind:
+	//
+	//	*RelayResponse_Scores
+	//	*RelayResponse_Grants
+	Kind          isRelayResponse_Kind `protobuf_oneof:"kind"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RelayResponse) Reset() {
+	*x = RelayResponse{}
+	mi := &file_berry_v1_cluster_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RelayResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RelayResponse) ProtoMessage() {}
+
+func (x *RelayResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_cluster_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RelayResponse.ProtoReflect.Descriptor instead.
+func (*RelayResponse) Descriptor() ([]byte, []int) {
+	return file_berry_v1_cluster_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *RelayResponse) GetKind() isRelayResponse_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return nil
+}
+
+func (x *RelayResponse) GetScores() *FleetScores {
+	if x != nil {
+		if x, ok := x.Kind.(*RelayResponse_Scores); ok {
+			return x.Scores
+		}
+	}
+	return nil
+}
+
+func (x *RelayResponse) GetGrants() *RelayedGrants {
+	if x != nil {
+		if x, ok := x.Kind.(*RelayResponse_Grants); ok {
+			return x.Grants
+		}
+	}
+	return nil
+}
+
+type isRelayResponse_Kind interface {
+	isRelayResponse_Kind()
+}
+
+type RelayResponse_Scores struct {
+	// The fleet's scores, as the leader pushes them to its own edges.
+	Scores *FleetScores `protobuf:"bytes,1,opt,name=scores,proto3,oneof"`
+}
+
+type RelayResponse_Grants struct {
+	Grants *RelayedGrants `protobuf:"bytes,2,opt,name=grants,proto3,oneof"`
+}
+
+func (*RelayResponse_Scores) isRelayResponse_Kind() {}
+
+func (*RelayResponse_Grants) isRelayResponse_Kind() {}
+
+// RelayedGrants is quota credit the leader computed for one edge of the follower.
+type RelayedGrants struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EdgeId        string                 `protobuf:"bytes,1,opt,name=edge_id,json=edgeId,proto3" json:"edge_id,omitempty"`
+	Grants        *QuotaGrants           `protobuf:"bytes,2,opt,name=grants,proto3" json:"grants,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RelayedGrants) Reset() {
+	*x = RelayedGrants{}
+	mi := &file_berry_v1_cluster_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RelayedGrants) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RelayedGrants) ProtoMessage() {}
+
+func (x *RelayedGrants) ProtoReflect() protoreflect.Message {
+	mi := &file_berry_v1_cluster_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RelayedGrants.ProtoReflect.Descriptor instead.
+func (*RelayedGrants) Descriptor() ([]byte, []int) {
+	return file_berry_v1_cluster_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RelayedGrants) GetEdgeId() string {
+	if x != nil {
+		return x.EdgeId
+	}
+	return ""
+}
+
+func (x *RelayedGrants) GetGrants() *QuotaGrants {
+	if x != nil {
+		return x.Grants
+	}
+	return nil
+}
+
 // RaftEntry is one entry of the replicated log: every change of the control plane's
 // store is one.
 type RaftEntry struct {
@@ -530,7 +937,7 @@ type RaftEntry struct {
 
 func (x *RaftEntry) Reset() {
 	*x = RaftEntry{}
-	mi := &file_berry_v1_cluster_proto_msgTypes[9]
+	mi := &file_berry_v1_cluster_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -542,7 +949,7 @@ func (x *RaftEntry) String() string {
 func (*RaftEntry) ProtoMessage() {}
 
 func (x *RaftEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_cluster_proto_msgTypes[9]
+	mi := &file_berry_v1_cluster_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -555,7 +962,7 @@ func (x *RaftEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftEntry.ProtoReflect.Descriptor instead.
 func (*RaftEntry) Descriptor() ([]byte, []int) {
-	return file_berry_v1_cluster_proto_rawDescGZIP(), []int{9}
+	return file_berry_v1_cluster_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RaftEntry) GetEntry() isRaftEntry_Entry {
@@ -645,7 +1052,7 @@ type UsageLedgerRow struct {
 
 func (x *UsageLedgerRow) Reset() {
 	*x = UsageLedgerRow{}
-	mi := &file_berry_v1_cluster_proto_msgTypes[10]
+	mi := &file_berry_v1_cluster_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -657,7 +1064,7 @@ func (x *UsageLedgerRow) String() string {
 func (*UsageLedgerRow) ProtoMessage() {}
 
 func (x *UsageLedgerRow) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_cluster_proto_msgTypes[10]
+	mi := &file_berry_v1_cluster_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -670,7 +1077,7 @@ func (x *UsageLedgerRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UsageLedgerRow.ProtoReflect.Descriptor instead.
 func (*UsageLedgerRow) Descriptor() ([]byte, []int) {
-	return file_berry_v1_cluster_proto_rawDescGZIP(), []int{10}
+	return file_berry_v1_cluster_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UsageLedgerRow) GetHour() int64 {
@@ -700,7 +1107,7 @@ type QuotaCounterEntry struct {
 
 func (x *QuotaCounterEntry) Reset() {
 	*x = QuotaCounterEntry{}
-	mi := &file_berry_v1_cluster_proto_msgTypes[11]
+	mi := &file_berry_v1_cluster_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -712,7 +1119,7 @@ func (x *QuotaCounterEntry) String() string {
 func (*QuotaCounterEntry) ProtoMessage() {}
 
 func (x *QuotaCounterEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_cluster_proto_msgTypes[11]
+	mi := &file_berry_v1_cluster_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -725,7 +1132,7 @@ func (x *QuotaCounterEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuotaCounterEntry.ProtoReflect.Descriptor instead.
 func (*QuotaCounterEntry) Descriptor() ([]byte, []int) {
-	return file_berry_v1_cluster_proto_rawDescGZIP(), []int{11}
+	return file_berry_v1_cluster_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *QuotaCounterEntry) GetKey() string {
@@ -767,7 +1174,7 @@ type QuotaEdgeEntry struct {
 
 func (x *QuotaEdgeEntry) Reset() {
 	*x = QuotaEdgeEntry{}
-	mi := &file_berry_v1_cluster_proto_msgTypes[12]
+	mi := &file_berry_v1_cluster_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -779,7 +1186,7 @@ func (x *QuotaEdgeEntry) String() string {
 func (*QuotaEdgeEntry) ProtoMessage() {}
 
 func (x *QuotaEdgeEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_cluster_proto_msgTypes[12]
+	mi := &file_berry_v1_cluster_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -792,7 +1199,7 @@ func (x *QuotaEdgeEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuotaEdgeEntry.ProtoReflect.Descriptor instead.
 func (*QuotaEdgeEntry) Descriptor() ([]byte, []int) {
-	return file_berry_v1_cluster_proto_rawDescGZIP(), []int{12}
+	return file_berry_v1_cluster_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *QuotaEdgeEntry) GetId() string {
@@ -822,7 +1229,7 @@ type UsageEntry struct {
 
 func (x *UsageEntry) Reset() {
 	*x = UsageEntry{}
-	mi := &file_berry_v1_cluster_proto_msgTypes[13]
+	mi := &file_berry_v1_cluster_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -834,7 +1241,7 @@ func (x *UsageEntry) String() string {
 func (*UsageEntry) ProtoMessage() {}
 
 func (x *UsageEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_cluster_proto_msgTypes[13]
+	mi := &file_berry_v1_cluster_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -847,7 +1254,7 @@ func (x *UsageEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UsageEntry.ProtoReflect.Descriptor instead.
 func (*UsageEntry) Descriptor() ([]byte, []int) {
-	return file_berry_v1_cluster_proto_rawDescGZIP(), []int{13}
+	return file_berry_v1_cluster_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UsageEntry) GetRows() []*UsageLedgerRow {
@@ -896,7 +1303,7 @@ type PurgeEntry struct {
 
 func (x *PurgeEntry) Reset() {
 	*x = PurgeEntry{}
-	mi := &file_berry_v1_cluster_proto_msgTypes[14]
+	mi := &file_berry_v1_cluster_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -908,7 +1315,7 @@ func (x *PurgeEntry) String() string {
 func (*PurgeEntry) ProtoMessage() {}
 
 func (x *PurgeEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_berry_v1_cluster_proto_msgTypes[14]
+	mi := &file_berry_v1_cluster_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -921,7 +1328,7 @@ func (x *PurgeEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeEntry.ProtoReflect.Descriptor instead.
 func (*PurgeEntry) Descriptor() ([]byte, []int) {
-	return file_berry_v1_cluster_proto_rawDescGZIP(), []int{14}
+	return file_berry_v1_cluster_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PurgeEntry) GetBeforeHour() int64 {
@@ -973,6 +1380,28 @@ const file_berry_v1_cluster_proto_rawDesc = "" +
 	"\x13ForwardUsageRequest\x12*\n" +
 	"\x05usage\x18\x01 \x01(\v2\x14.berry.v1.UsageEntryR\x05usage\"\x16\n" +
 	"\x14ForwardUsageResponse\"\xc1\x01\n" +
+	"\fRelayRequest\x12,\n" +
+	"\x05hello\x18\x01 \x01(\v2\x14.berry.v1.RelayHelloH\x00R\x05hello\x121\n" +
+	"\x06opened\x18\x02 \x01(\v2\x17.berry.v1.RelayedStreamH\x00R\x06opened\x12\x18\n" +
+	"\x06closed\x18\x03 \x01(\x04H\x00R\x06closed\x12.\n" +
+	"\x05batch\x18\x04 \x01(\v2\x16.berry.v1.RelayedBatchH\x00R\x05batchB\x06\n" +
+	"\x04kind\")\n" +
+	"\n" +
+	"RelayHello\x12\x1b\n" +
+	"\tmember_id\x18\x01 \x01(\tR\bmemberId\"8\n" +
+	"\rRelayedStream\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x17\n" +
+	"\aedge_id\x18\x02 \x01(\tR\x06edgeId\"X\n" +
+	"\fRelayedBatch\x12\x16\n" +
+	"\x06stream\x18\x01 \x01(\x04R\x06stream\x120\n" +
+	"\x05batch\x18\x02 \x01(\v2\x1a.berry.v1.ObservationBatchR\x05batch\"{\n" +
+	"\rRelayResponse\x12/\n" +
+	"\x06scores\x18\x01 \x01(\v2\x15.berry.v1.FleetScoresH\x00R\x06scores\x121\n" +
+	"\x06grants\x18\x02 \x01(\v2\x17.berry.v1.RelayedGrantsH\x00R\x06grantsB\x06\n" +
+	"\x04kind\"W\n" +
+	"\rRelayedGrants\x12\x17\n" +
+	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\x12-\n" +
+	"\x06grants\x18\x02 \x01(\v2\x15.berry.v1.QuotaGrantsR\x06grants\"\xc1\x01\n" +
 	"\tRaftEntry\x123\n" +
 	"\aversion\x18\x01 \x01(\v2\x17.berry.v1.ConfigVersionH\x00R\aversion\x12,\n" +
 	"\x05usage\x18\x02 \x01(\v2\x14.berry.v1.UsageEntryH\x00R\x05usage\x12,\n" +
@@ -1002,12 +1431,13 @@ const file_berry_v1_cluster_proto_rawDesc = "" +
 	"PurgeEntry\x12\x1f\n" +
 	"\vbefore_hour\x18\x01 \x01(\x03R\n" +
 	"beforeHour\x12B\n" +
-	"\x0ewindows_before\x18\x02 \x03(\v2\x1b.berry.v1.QuotaCounterEntryR\rwindowsBefore2\xc6\x02\n" +
+	"\x0ewindows_before\x18\x02 \x03(\v2\x1b.berry.v1.QuotaCounterEntryR\rwindowsBefore2\x84\x03\n" +
 	"\x0eClusterService\x12P\n" +
 	"\rClusterStatus\x12\x1e.berry.v1.ClusterStatusRequest\x1a\x1f.berry.v1.ClusterStatusResponse\x12D\n" +
 	"\tAddMember\x12\x1a.berry.v1.AddMemberRequest\x1a\x1b.berry.v1.AddMemberResponse\x12M\n" +
 	"\fRemoveMember\x12\x1d.berry.v1.RemoveMemberRequest\x1a\x1e.berry.v1.RemoveMemberResponse\x12M\n" +
-	"\fForwardUsage\x12\x1d.berry.v1.ForwardUsageRequest\x1a\x1e.berry.v1.ForwardUsageResponseB9Z7github.com/berry-gateway/berry/pkg/api/berry/v1;berryv1b\x06proto3"
+	"\fForwardUsage\x12\x1d.berry.v1.ForwardUsageRequest\x1a\x1e.berry.v1.ForwardUsageResponse\x12<\n" +
+	"\x05Relay\x12\x16.berry.v1.RelayRequest\x1a\x17.berry.v1.RelayResponse(\x010\x01B9Z7github.com/berry-gateway/berry/pkg/api/berry/v1;berryv1b\x06proto3"
 
 var (
 	file_berry_v1_cluster_proto_rawDescOnce sync.Once
@@ -1021,7 +1451,7 @@ func file_berry_v1_cluster_proto_rawDescGZIP() []byte {
 	return file_berry_v1_cluster_proto_rawDescData
 }
 
-var file_berry_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_berry_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_berry_v1_cluster_proto_goTypes = []any{
 	(*ClusterStatusRequest)(nil),  // 0: berry.v1.ClusterStatusRequest
 	(*ClusterMember)(nil),         // 1: berry.v1.ClusterMember
@@ -1032,42 +1462,60 @@ var file_berry_v1_cluster_proto_goTypes = []any{
 	(*RemoveMemberResponse)(nil),  // 6: berry.v1.RemoveMemberResponse
 	(*ForwardUsageRequest)(nil),   // 7: berry.v1.ForwardUsageRequest
 	(*ForwardUsageResponse)(nil),  // 8: berry.v1.ForwardUsageResponse
-	(*RaftEntry)(nil),             // 9: berry.v1.RaftEntry
-	(*UsageLedgerRow)(nil),        // 10: berry.v1.UsageLedgerRow
-	(*QuotaCounterEntry)(nil),     // 11: berry.v1.QuotaCounterEntry
-	(*QuotaEdgeEntry)(nil),        // 12: berry.v1.QuotaEdgeEntry
-	(*UsageEntry)(nil),            // 13: berry.v1.UsageEntry
-	(*PurgeEntry)(nil),            // 14: berry.v1.PurgeEntry
-	(*ConfigVersion)(nil),         // 15: berry.v1.ConfigVersion
-	(*UsageRecord)(nil),           // 16: berry.v1.UsageRecord
-	(QuotaDimension)(0),           // 17: berry.v1.QuotaDimension
+	(*RelayRequest)(nil),          // 9: berry.v1.RelayRequest
+	(*RelayHello)(nil),            // 10: berry.v1.RelayHello
+	(*RelayedStream)(nil),         // 11: berry.v1.RelayedStream
+	(*RelayedBatch)(nil),          // 12: berry.v1.RelayedBatch
+	(*RelayResponse)(nil),         // 13: berry.v1.RelayResponse
+	(*RelayedGrants)(nil),         // 14: berry.v1.RelayedGrants
+	(*RaftEntry)(nil),             // 15: berry.v1.RaftEntry
+	(*UsageLedgerRow)(nil),        // 16: berry.v1.UsageLedgerRow
+	(*QuotaCounterEntry)(nil),     // 17: berry.v1.QuotaCounterEntry
+	(*QuotaEdgeEntry)(nil),        // 18: berry.v1.QuotaEdgeEntry
+	(*UsageEntry)(nil),            // 19: berry.v1.UsageEntry
+	(*PurgeEntry)(nil),            // 20: berry.v1.PurgeEntry
+	(*ObservationBatch)(nil),      // 21: berry.v1.ObservationBatch
+	(*FleetScores)(nil),           // 22: berry.v1.FleetScores
+	(*QuotaGrants)(nil),           // 23: berry.v1.QuotaGrants
+	(*ConfigVersion)(nil),         // 24: berry.v1.ConfigVersion
+	(*UsageRecord)(nil),           // 25: berry.v1.UsageRecord
+	(QuotaDimension)(0),           // 26: berry.v1.QuotaDimension
 }
 var file_berry_v1_cluster_proto_depIdxs = []int32{
 	1,  // 0: berry.v1.ClusterStatusResponse.members:type_name -> berry.v1.ClusterMember
-	13, // 1: berry.v1.ForwardUsageRequest.usage:type_name -> berry.v1.UsageEntry
-	15, // 2: berry.v1.RaftEntry.version:type_name -> berry.v1.ConfigVersion
-	13, // 3: berry.v1.RaftEntry.usage:type_name -> berry.v1.UsageEntry
-	14, // 4: berry.v1.RaftEntry.purge:type_name -> berry.v1.PurgeEntry
-	16, // 5: berry.v1.UsageLedgerRow.record:type_name -> berry.v1.UsageRecord
-	17, // 6: berry.v1.QuotaCounterEntry.dimension:type_name -> berry.v1.QuotaDimension
-	10, // 7: berry.v1.UsageEntry.rows:type_name -> berry.v1.UsageLedgerRow
-	11, // 8: berry.v1.UsageEntry.quota_put:type_name -> berry.v1.QuotaCounterEntry
-	11, // 9: berry.v1.UsageEntry.quota_delete:type_name -> berry.v1.QuotaCounterEntry
-	12, // 10: berry.v1.UsageEntry.quota_edges:type_name -> berry.v1.QuotaEdgeEntry
-	11, // 11: berry.v1.PurgeEntry.windows_before:type_name -> berry.v1.QuotaCounterEntry
-	0,  // 12: berry.v1.ClusterService.ClusterStatus:input_type -> berry.v1.ClusterStatusRequest
-	3,  // 13: berry.v1.ClusterService.AddMember:input_type -> berry.v1.AddMemberRequest
-	5,  // 14: berry.v1.ClusterService.RemoveMember:input_type -> berry.v1.RemoveMemberRequest
-	7,  // 15: berry.v1.ClusterService.ForwardUsage:input_type -> berry.v1.ForwardUsageRequest
-	2,  // 16: berry.v1.ClusterService.ClusterStatus:output_type -> berry.v1.ClusterStatusResponse
-	4,  // 17: berry.v1.ClusterService.AddMember:output_type -> berry.v1.AddMemberResponse
-	6,  // 18: berry.v1.ClusterService.RemoveMember:output_type -> berry.v1.RemoveMemberResponse
-	8,  // 19: berry.v1.ClusterService.ForwardUsage:output_type -> berry.v1.ForwardUsageResponse
-	16, // [16:20] is the sub-list for method output_type
-	12, // [12:16] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	19, // 1: berry.v1.ForwardUsageRequest.usage:type_name -> berry.v1.UsageEntry
+	10, // 2: berry.v1.RelayRequest.hello:type_name -> berry.v1.RelayHello
+	11, // 3: berry.v1.RelayRequest.opened:type_name -> berry.v1.RelayedStream
+	12, // 4: berry.v1.RelayRequest.batch:type_name -> berry.v1.RelayedBatch
+	21, // 5: berry.v1.RelayedBatch.batch:type_name -> berry.v1.ObservationBatch
+	22, // 6: berry.v1.RelayResponse.scores:type_name -> berry.v1.FleetScores
+	14, // 7: berry.v1.RelayResponse.grants:type_name -> berry.v1.RelayedGrants
+	23, // 8: berry.v1.RelayedGrants.grants:type_name -> berry.v1.QuotaGrants
+	24, // 9: berry.v1.RaftEntry.version:type_name -> berry.v1.ConfigVersion
+	19, // 10: berry.v1.RaftEntry.usage:type_name -> berry.v1.UsageEntry
+	20, // 11: berry.v1.RaftEntry.purge:type_name -> berry.v1.PurgeEntry
+	25, // 12: berry.v1.UsageLedgerRow.record:type_name -> berry.v1.UsageRecord
+	26, // 13: berry.v1.QuotaCounterEntry.dimension:type_name -> berry.v1.QuotaDimension
+	16, // 14: berry.v1.UsageEntry.rows:type_name -> berry.v1.UsageLedgerRow
+	17, // 15: berry.v1.UsageEntry.quota_put:type_name -> berry.v1.QuotaCounterEntry
+	17, // 16: berry.v1.UsageEntry.quota_delete:type_name -> berry.v1.QuotaCounterEntry
+	18, // 17: berry.v1.UsageEntry.quota_edges:type_name -> berry.v1.QuotaEdgeEntry
+	17, // 18: berry.v1.PurgeEntry.windows_before:type_name -> berry.v1.QuotaCounterEntry
+	0,  // 19: berry.v1.ClusterService.ClusterStatus:input_type -> berry.v1.ClusterStatusRequest
+	3,  // 20: berry.v1.ClusterService.AddMember:input_type -> berry.v1.AddMemberRequest
+	5,  // 21: berry.v1.ClusterService.RemoveMember:input_type -> berry.v1.RemoveMemberRequest
+	7,  // 22: berry.v1.ClusterService.ForwardUsage:input_type -> berry.v1.ForwardUsageRequest
+	9,  // 23: berry.v1.ClusterService.Relay:input_type -> berry.v1.RelayRequest
+	2,  // 24: berry.v1.ClusterService.ClusterStatus:output_type -> berry.v1.ClusterStatusResponse
+	4,  // 25: berry.v1.ClusterService.AddMember:output_type -> berry.v1.AddMemberResponse
+	6,  // 26: berry.v1.ClusterService.RemoveMember:output_type -> berry.v1.RemoveMemberResponse
+	8,  // 27: berry.v1.ClusterService.ForwardUsage:output_type -> berry.v1.ForwardUsageResponse
+	13, // 28: berry.v1.ClusterService.Relay:output_type -> berry.v1.RelayResponse
+	24, // [24:29] is the sub-list for method output_type
+	19, // [19:24] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_berry_v1_cluster_proto_init() }
@@ -1078,6 +1526,16 @@ func file_berry_v1_cluster_proto_init() {
 	file_berry_v1_config_proto_init()
 	file_berry_v1_edge_proto_init()
 	file_berry_v1_cluster_proto_msgTypes[9].OneofWrappers = []any{
+		(*RelayRequest_Hello)(nil),
+		(*RelayRequest_Opened)(nil),
+		(*RelayRequest_Closed)(nil),
+		(*RelayRequest_Batch)(nil),
+	}
+	file_berry_v1_cluster_proto_msgTypes[13].OneofWrappers = []any{
+		(*RelayResponse_Scores)(nil),
+		(*RelayResponse_Grants)(nil),
+	}
+	file_berry_v1_cluster_proto_msgTypes[15].OneofWrappers = []any{
 		(*RaftEntry_Version)(nil),
 		(*RaftEntry_Usage)(nil),
 		(*RaftEntry_Purge)(nil),
@@ -1089,7 +1547,7 @@ func file_berry_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berry_v1_cluster_proto_rawDesc), len(file_berry_v1_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,6 +23,7 @@ const (
 	ClusterService_AddMember_FullMethodName     = "/berry.v1.ClusterService/AddMember"
 	ClusterService_RemoveMember_FullMethodName  = "/berry.v1.ClusterService/RemoveMember"
 	ClusterService_ForwardUsage_FullMethodName  = "/berry.v1.ClusterService/ForwardUsage"
+	ClusterService_Relay_FullMethodName         = "/berry.v1.ClusterService/Relay"
 )
 
 // ClusterServiceClient is the client API for ClusterService service.
@@ -48,6 +49,13 @@ type ClusterServiceClient interface {
 	// leader, which writes it through the log. Nodes call it on each other with the
 	// credential derived from the cluster's secret.
 	ForwardUsage(ctx context.Context, in *ForwardUsageRequest, opts ...grpc.CallOption) (*ForwardUsageResponse, error)
+	// Relay connects a follower to the leader for the edges connected to the follower:
+	// up go their streams' openings and closings and their observation batches (usage
+	// left out: the follower writes its edges' ledger rows through ForwardUsage); down
+	// come the fleet scores and each relayed edge's quota grants, which the leader
+	// computes for the whole fleet. A member that does not lead answers UNAVAILABLE.
+	// Nodes call it on each other with the credential derived from the cluster's secret.
+	Relay(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[RelayRequest, RelayResponse], error)
 }
 
 type clusterServiceClient struct {
@@ -98,6 +106,19 @@ func (c *clusterServiceClient) ForwardUsage(ctx context.Context, in *ForwardUsag
 	return out, nil
 }
 
+func (c *clusterServiceClient) Relay(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[RelayRequest, RelayResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ClusterService_ServiceDesc.Streams[0], ClusterService_Relay_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[RelayRequest, RelayResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ClusterService_RelayClient = grpc.BidiStreamingClient[RelayRequest, RelayResponse]
+
 // ClusterServiceServer is the server API for ClusterService service.
 // All implementations must embed UnimplementedClusterServiceServer
 // for forward compatibility.
@@ -121,6 +142,13 @@ type ClusterServiceServer interface {
 	// leader, which writes it through the log. Nodes call it on each other with the
 	// credential derived from the cluster's secret.
 	ForwardUsage(context.Context, *ForwardUsageRequest) (*ForwardUsageResponse, error)
+	// Relay connects a follower to the leader for the edges connected to the follower:
+	// up go their streams' openings and closings and their observation batches (usage
+	// left out: the follower writes its edges' ledger rows through ForwardUsage); down
+	// come the fleet scores and each relayed edge's quota grants, which the leader
+	// computes for the whole fleet. A member that does not lead answers UNAVAILABLE.
+	// Nodes call it on each other with the credential derived from the cluster's secret.
+	Relay(grpc.BidiStreamingServer[RelayRequest, RelayResponse]) error
 	mustEmbedUnimplementedClusterServiceServer()
 }
 
@@ -142,6 +170,9 @@ func (UnimplementedClusterServiceServer) RemoveMember(context.Context, *RemoveMe
 }
 func (UnimplementedClusterServiceServer) ForwardUsage(context.Context, *ForwardUsageRequest) (*ForwardUsageResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ForwardUsage not implemented")
+}
+func (UnimplementedClusterServiceServer) Relay(grpc.BidiStreamingServer[RelayRequest, RelayResponse]) error {
+	return status.Error(codes.Unimplemented, "method Relay not implemented")
 }
 func (UnimplementedClusterServiceServer) mustEmbedUnimplementedClusterServiceServer() {}
 func (UnimplementedClusterServiceServer) testEmbeddedByValue()                        {}
@@ -236,6 +267,13 @@ func _ClusterService_ForwardUsage_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ClusterService_Relay_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(ClusterServiceServer).Relay(&grpc.GenericServerStream[RelayRequest, RelayResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ClusterService_RelayServer = grpc.BidiStreamingServer[RelayRequest, RelayResponse]
+
 // ClusterService_ServiceDesc is the grpc.ServiceDesc for ClusterService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -260,6 +298,13 @@ var ClusterService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _ClusterService_ForwardUsage_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Relay",
+			Handler:       _ClusterService_Relay_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "berry/v1/cluster.proto",
 }
