@@ -408,6 +408,23 @@ func (n *Node) Leader() (id, grpcAddress string) {
 // ID returns this member's id.
 func (n *Node) ID() string { return n.cfg.NodeID }
 
+// Removed reports whether this member has been removed from the cluster: the latest
+// configuration it holds names other members and not it. A member waiting to be
+// added holds none.
+func (n *Node) Removed() bool {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	servers := f.Configuration().Servers
+	for _, s := range servers {
+		if string(s.ID) == n.cfg.NodeID {
+			return false
+		}
+	}
+	return len(servers) > 0
+}
+
 // Members returns the gRPC addresses of the other members this one knows.
 func (n *Node) Members() (map[string]string, error) {
 	f := n.raft.GetConfiguration()

@@ -31,6 +31,8 @@ type Replica interface {
 	ID() string
 	// Leading reports whether this member leads and may propose.
 	Leading() bool
+	// Removed reports whether this member was removed from the cluster.
+	Removed() bool
 	// Leader returns the leader's id and gRPC address ("" when unknown).
 	Leader() (id, grpcAddress string)
 	// Members returns the other members' gRPC addresses by id ("" when unknown).
@@ -85,6 +87,30 @@ func (s *Server) AttachCluster(r Replica, opts ClusterOptions) {
 
 // ApplyVersion publishes a version the log applied (on every member, in order).
 func (s *Server) ApplyVersion(v *berryv1.ConfigVersion) { s.admin.publish(v) }
+
+// removedCheck is how often a member looks whether it was removed from the cluster.
+const removedCheck = time.Second
+
+// watchRemoval ends this member's edge streams, refuses new ones and reports
+// NOT_SERVING once it is removed from the cluster, until ctx ends: a removed member
+// applies nothing any more, and its edges must move to a member that does.
+func (s *Server) watchRemoval(ctx context.Context) {
+	t := time.NewTicker(removedCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if s.cluster.replica.Removed() {
+			s.log.Warn("this member was removed from the cluster: it no longer serves edges (they move to the other members) and reports NOT_SERVING; stop it, or clear its data and Raft directory to add it again")
+			s.health.Shutdown()
+			s.edge.refuse("this control plane was removed from its cluster: connect to another member")
+			return
+		}
+	}
+}
 
 // LeaderChanged is told when this member gains or loses the leadership: fleet quota
 // credit is computed by the leader only.

@@ -18,6 +18,7 @@ import (
 	"github.com/berry-gateway/berry/controlplane/internal/store"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 )
 
@@ -455,4 +456,45 @@ func TestClusterRelayQuota(t *testing.T) {
 		t.Fatalf("the fleet was granted %d of a limit of 100", total)
 	}
 	t.Logf("credit granted over three members' edges: %d of 100", total)
+}
+
+// TestClusterRemovedMemberStopsServing: a member removed from the cluster applies
+// nothing any more; it ends its edges' streams so that they move to a member that
+// does, refuses new ones and reports NOT_SERVING.
+func TestClusterRemovedMemberStopsServing(t *testing.T) {
+	hs, _ := startMembers(t, 3, Options{})
+	leader, followers := leading(t, hs)
+	leader.apply(t, seed)
+	gone := followers[0]
+	e, _ := openSync(t, gone, &berryv1.Hello{EdgeId: "e1"})
+	if _, err := berryv1.NewClusterServiceClient(leader.conn(t, adminTok)).RemoveMember(ctxT(t),
+		&berryv1.RemoveMemberRequest{Id: gone.srv.cluster.replica.ID()}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, err := e.Recv()
+		if err == nil {
+			continue
+		}
+		if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "removed") {
+			t.Fatalf("the removed member ended its edge's stream with %v, want Unavailable saying it was removed", err)
+		}
+		break
+	}
+	s, err := berryv1.NewEdgeServiceClient(gone.conn(t, edgeTok)).Sync(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(&berryv1.SyncRequest{Kind: &berryv1.SyncRequest_Hello{Hello: &berryv1.Hello{EdgeId: "e2"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Recv(); status.Code(err) != codes.Unavailable {
+		t.Fatalf("a new stream to the removed member: %v, want Unavailable", err)
+	}
+	r, err := healthpb.NewHealthClient(gone.conn(t, edgeTok)).Check(ctxT(t), &healthpb.HealthCheckRequest{})
+	if err != nil || r.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("health of the removed member: %v %v, want NOT_SERVING", r, err)
+	}
+	// The others serve on.
+	openSync(t, followers[1], &berryv1.Hello{EdgeId: "e1"})
 }

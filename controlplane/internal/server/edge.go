@@ -46,6 +46,7 @@ type EdgeService struct {
 
 	done     chan struct{}
 	doneOnce sync.Once
+	refusal  string // why streams end when done is closed (set before)
 
 	// Counters for the metrics collector.
 	snapshotsSent, scoresSent, acks atomic.Uint64
@@ -70,8 +71,14 @@ func NewEdgeService(lineage func() string, snapshots *cache.Snapshots, scores *c
 
 // Shutdown ends every Sync stream with Unavailable, now and from now on, so that a
 // graceful gRPC stop can finish; edges reconnect elsewhere or later.
-func (e *EdgeService) Shutdown() {
-	e.doneOnce.Do(func() { close(e.done) })
+func (e *EdgeService) Shutdown() { e.refuse("control plane shutting down") }
+
+// refuse ends every Sync stream with Unavailable and the reason, now and from now on.
+func (e *EdgeService) refuse(reason string) {
+	e.doneOnce.Do(func() {
+		e.refusal = reason
+		close(e.done)
+	})
 }
 
 // holdsCurrent reports whether what an edge of this lineage says it serves is this data
@@ -106,6 +113,11 @@ func (e *EdgeService) Sync(stream grpc.BidiStreamingServer[berryv1.SyncRequest, 
 	hello := first.GetHello()
 	if hello == nil || hello.GetEdgeId() == "" {
 		return status.Error(codes.InvalidArgument, "the first message on a Sync stream must be a Hello with an edge_id")
+	}
+	select {
+	case <-e.done:
+		return status.Error(codes.Unavailable, e.refusal)
+	default:
 	}
 	lineage := e.lineage()
 	// Headers tell the edge its hello was accepted, before any snapshot (there may be
@@ -217,7 +229,7 @@ func (e *EdgeService) Sync(stream grpc.BidiStreamingServer[berryv1.SyncRequest, 
 			}
 			return err
 		case <-e.done:
-			return status.Error(codes.Unavailable, "control plane shutting down")
+			return status.Error(codes.Unavailable, e.refusal)
 		case <-ctx.Done():
 			return ctx.Err()
 		}

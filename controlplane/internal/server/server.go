@@ -138,8 +138,9 @@ func (s *Server) Start(ctx context.Context) {
 	s.loop.Go(func() { s.scoring.Run(ctx) })
 	s.loop.Go(func() { s.quota.Run(ctx) })
 	s.loop.Go(func() { s.admin.sampleScores(ctx) })
-	if s.relay != nil {
+	if s.cluster != nil {
 		s.loop.Go(func() { s.relay.run(ctx) })
+		s.loop.Go(func() { s.watchRemoval(ctx) })
 	}
 }
 
