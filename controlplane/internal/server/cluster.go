@@ -80,6 +80,7 @@ func (s *Server) AttachCluster(r Replica, opts ClusterOptions) {
 	s.quota.cluster = c
 	s.clusterSvc.cluster = c
 	s.scoring.publishing = r.Leading
+	s.edge.replicated = true
 	s.relay = newRelay(c, s.quota, s.admin.scores, s.log)
 	s.quota.relay = s.relay
 	s.reg.MustRegister(relayCollector{r: s.relay, c: s.clusterSvc})

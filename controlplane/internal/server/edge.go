@@ -47,6 +47,9 @@ type EdgeService struct {
 	done     chan struct{}
 	doneOnce sync.Once
 	refusal  string // why streams end when done is closed (set before)
+	// replicated: this control plane is a cluster member, whose applied state may
+	// lag the edge's.
+	replicated bool
 
 	// Counters for the metrics collector.
 	snapshotsSent, scoresSent, acks atomic.Uint64
@@ -90,6 +93,11 @@ func (e *EdgeService) holdsCurrent(hello *berryv1.Hello, log *slog.Logger) bool 
 	switch {
 	case cur == nil:
 		return true
+	case v > cur.GetVersion() && e.replicated:
+		// Normal on a cluster: the edge got it from a member ahead of this one.
+		log.Info("edge holds a version this member has not applied yet (it lags the leader, or is cut off from it); sending this member's snapshot, which the edge does not apply: it waits for a newer one or moves to another member",
+			"edge_version", v, "current", cur.GetVersion())
+		return false
 	case v > cur.GetVersion():
 		log.Warn("edge holds a version this data file has not reached: was the file put back outside berry-controlplane restore? sending the current snapshot",
 			"edge_version", v, "current", cur.GetVersion())
