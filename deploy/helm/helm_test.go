@@ -202,7 +202,8 @@ func TestChartRenders(t *testing.T) {
 			}
 			clusterArgs := []string{
 				"--node-id=$(POD_NAME)",
-				"--raft-listen=$(POD_NAME)." + peers + ":7001",
+				"--raft-listen=:7001",
+				"--raft-advertise=$(POD_NAME)." + peers + ":7001",
 				"--grpc-advertise=$(POD_NAME)." + peers + ":9090",
 				"--peers=" + strings.Join(wantPeers, ","),
 				"--raft-secret-file=/etc/berry/tokens/raft-secret",

@@ -25,19 +25,20 @@ import (
 // clusterFlags are the flags of a replicated control plane. Without --peers and
 // --raft-listen the control plane runs as one node, as it always has.
 type clusterFlags struct {
-	nodeID, raftListen, peers, secretFile, raftDir, advertise *string
-	secret                                                    []byte
-	peerList                                                  []cluster.Peer
+	nodeID, raftListen, raftAdvertise, peers, secretFile, raftDir, advertise *string
+	secret                                                                   []byte
+	peerList                                                                 []cluster.Peer
 }
 
 func registerClusterFlags(fs *flag.FlagSet) *clusterFlags {
 	return &clusterFlags{
-		nodeID:     fs.String("node-id", "", "this member's id in a cluster (e.g. n1); cluster mode only"),
-		raftListen: fs.String("raft-listen", "", "address of this member's Raft transport (e.g. 127.0.0.1:7001); setting it (or --peers) runs the control plane as a member of a cluster"),
-		peers:      fs.String("peers", "", "the cluster to bootstrap on first start, this member included: n1=host:7001,n2=host:7002,n3=host:7003; empty with --raft-listen: wait to be added (berryctl cluster add)"),
-		secretFile: fs.String("raft-secret-file", "", "file holding the cluster's shared secret, which authenticates and encrypts Raft traffic (required unless --peers names this node only)"),
-		raftDir:    fs.String("raft-dir", "", "directory of the Raft log and snapshots (default: the --data path with .raft appended)"),
-		advertise:  fs.String("grpc-advertise", "", "the gRPC address the other members reach this one at, to forward writes (default: --grpc-listen)"),
+		nodeID:        fs.String("node-id", "", "this member's id in a cluster (e.g. n1); cluster mode only"),
+		raftListen:    fs.String("raft-listen", "", "address of this member's Raft transport (e.g. 127.0.0.1:7001); setting it (or --peers) runs the control plane as a member of a cluster"),
+		raftAdvertise: fs.String("raft-advertise", "", "the Raft address the other members dial, and this member's in --peers, when it is not --raft-listen (e.g. --raft-listen :7001 --raft-advertise n1.berry-peers:7001); default: --raft-listen"),
+		peers:         fs.String("peers", "", "the cluster to bootstrap on first start, this member included: n1=host:7001,n2=host:7002,n3=host:7003; empty with --raft-listen: wait to be added (berryctl cluster add)"),
+		secretFile:    fs.String("raft-secret-file", "", "file holding the cluster's shared secret, which authenticates and encrypts Raft traffic (required unless --peers names this node only)"),
+		raftDir:       fs.String("raft-dir", "", "directory of the Raft log and snapshots (default: the --data path with .raft appended)"),
+		advertise:     fs.String("grpc-advertise", "", "the gRPC address the other members reach this one at, to forward writes (default: --grpc-listen)"),
 	}
 }
 
@@ -47,9 +48,9 @@ func (c *clusterFlags) enabled() bool { return *c.raftListen != "" || *c.peers !
 // load checks the flags and reads the secret.
 func (c *clusterFlags) load(log *slog.Logger) error {
 	if !c.enabled() {
-		for _, f := range []*string{c.nodeID, c.secretFile, c.raftDir, c.advertise} {
+		for _, f := range []*string{c.nodeID, c.secretFile, c.raftDir, c.advertise, c.raftAdvertise} {
 			if *f != "" {
-				return errors.New("--node-id, --raft-secret-file, --raft-dir and --grpc-advertise need --raft-listen (and --peers to bootstrap a cluster)")
+				return errors.New("--node-id, --raft-secret-file, --raft-dir, --raft-advertise and --grpc-advertise need --raft-listen (and --peers to bootstrap a cluster)")
 			}
 		}
 		return nil
@@ -110,7 +111,7 @@ func (c *clusterFlags) start(ctx context.Context, log *slog.Logger, st *store.St
 		adv = grpcListen
 	}
 	node, err := cluster.Start(ctx, cluster.Config{
-		NodeID: *c.nodeID, RaftAddress: *c.raftListen, GRPCAddress: adv, Peers: c.peerList,
+		NodeID: *c.nodeID, RaftAddress: *c.raftListen, RaftAdvertise: *c.raftAdvertise, GRPCAddress: adv, Peers: c.peerList,
 		Secret: c.secret, Dir: dir, Store: st, Log: log,
 		OnVersion: srv.ApplyVersion, OnLeader: srv.LeaderChanged,
 	})
@@ -127,7 +128,7 @@ func (c *clusterFlags) start(ctx context.Context, log *slog.Logger, st *store.St
 		opts.Token = c.token()
 	}
 	srv.AttachCluster(node, opts)
-	log.Info("cluster member started", "node", *c.nodeID, "raft", *c.raftListen, "grpc_advertise", adv, "raft_dir", dir)
+	log.Info("cluster member started", "node", *c.nodeID, "raft", *c.raftListen, "raft_advertise", *c.raftAdvertise, "grpc_advertise", adv, "raft_dir", dir)
 	return node, nil
 }
 

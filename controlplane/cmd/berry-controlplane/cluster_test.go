@@ -33,6 +33,8 @@ func TestClusterFlags(t *testing.T) {
 		{"bad peers", []string{"--node-id", "n1", "--raft-listen", "127.0.0.1:7001", "--peers", "n1", "--raft-secret-file", secret}, "--peers: peer \"n1\": want id=host:port"},
 		{"peers without this node", []string{"--node-id", "n9", "--raft-listen", "127.0.0.1:7009", "--peers", three, "--raft-secret-file", secret}, "--peers does not name this node (n9)"},
 		{"address mismatch", []string{"--node-id", "n1", "--raft-listen", "127.0.0.1:7011", "--peers", three, "--raft-secret-file", secret}, "but --raft-listen is 127.0.0.1:7011"},
+		{"advertised address mismatch", []string{"--node-id", "n1", "--raft-listen", ":7001", "--raft-advertise", "127.0.0.1:7011", "--peers", three, "--raft-secret-file", secret}, "but --raft-advertise is 127.0.0.1:7011"},
+		{"advertise alone", []string{"--raft-advertise", "127.0.0.1:7001"}, "need --raft-listen"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"--data", filepath.Join(t.TempDir(), "berry.db"), "--http-listen", "", "--grpc-listen", "127.0.0.1:0"}, tc.args...)

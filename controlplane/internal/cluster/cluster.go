@@ -82,9 +82,14 @@ const (
 // Config configures Start.
 type Config struct {
 	// NodeID names this member; RaftAddress is where its Raft transport listens
-	// (and what the others dial); GRPCAddress is where its gRPC API serves,
-	// told to the other members so they can forward writes here when it leads.
+	// and, unless RaftAdvertise is set, what the others dial; GRPCAddress is where
+	// its gRPC API serves, told to the other members so they can forward writes
+	// here when it leads.
 	NodeID, RaftAddress, GRPCAddress string
+	// RaftAdvertise is the Raft address the others dial when it is not the one
+	// listened on (a wildcard listen, a name that resolves only once the member
+	// runs, as a Kubernetes pod's). It is this member's address in the membership.
+	RaftAdvertise string
 	// Peers is the bootstrap configuration (this node included). Empty: the node
 	// waits to be added by the leader (AddMember).
 	Peers []Peer
@@ -161,7 +166,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: listen for raft: %w", err)
 	}
-	n.stream, err = newStreamLayer(ln, cfg.Secret, memberInfo{ID: cfg.NodeID, Raft: cfg.RaftAddress, GRPC: cfg.GRPCAddress}, n.book, log)
+	n.stream, err = newStreamLayer(ln, cfg.Secret, memberInfo{ID: cfg.NodeID, Raft: cfg.advertised(), GRPC: cfg.GRPCAddress}, n.book, log)
 	if err != nil {
 		_ = ln.Close()
 		return nil, fmt.Errorf("cluster: %w", err)
@@ -228,6 +233,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	return n, nil
 }
 
+// advertised is the Raft address of this member the others dial.
+func (cfg Config) advertised() string { return nonZero(cfg.RaftAdvertise, cfg.RaftAddress) }
+
 // checkPeers checks the bootstrap configuration. Once the cluster exists its
 // configuration is in the log, and --peers is ignored.
 func checkPeers(cfg Config) error {
@@ -238,8 +246,12 @@ func checkPeers(cfg Config) error {
 	for _, p := range cfg.Peers {
 		if p.ID == cfg.NodeID {
 			found = true
-			if p.Addr != cfg.RaftAddress {
-				return fmt.Errorf("cluster: --peers gives %s the address %s, but --raft-listen is %s", p.ID, p.Addr, cfg.RaftAddress)
+			if p.Addr != cfg.advertised() {
+				flag := "--raft-listen"
+				if cfg.RaftAdvertise != "" {
+					flag = "--raft-advertise"
+				}
+				return fmt.Errorf("cluster: --peers gives %s the address %s, but %s is %s", p.ID, p.Addr, flag, cfg.advertised())
 			}
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -27,6 +28,7 @@ func freeAddr(t testing.TB) string {
 
 type member struct {
 	id, addr, dir string
+	advertise     string // the address the others dial, when not addr
 	st            *store.Store
 	node          *Node
 	mu            sync.Mutex
@@ -52,7 +54,7 @@ func (m *member) start(t *testing.T, secret string, peers []Peer) {
 	}
 	m.st = st
 	n, err := Start(context.Background(), Config{
-		NodeID: m.id, RaftAddress: m.addr, GRPCAddress: "grpc-" + m.id, Peers: peers, Secret: []byte(secret),
+		NodeID: m.id, RaftAddress: m.addr, RaftAdvertise: m.advertise, GRPCAddress: "grpc-" + m.id, Peers: peers, Secret: []byte(secret),
 		Dir: filepath.Join(m.dir, "raft"), Store: st,
 		OnVersion: func(v *berryv1.ConfigVersion) {
 			m.mu.Lock()
@@ -283,5 +285,51 @@ func TestParsePeers(t *testing.T) {
 		if (err != nil) != tc.fail || len(ps) != tc.n {
 			t.Errorf("ParsePeers(%q) = %v, %v", tc.in, ps, err)
 		}
+	}
+}
+
+// TestRaftAdvertise: members that listen on one address and are dialled at another
+// (a wildcard listen and a name, as in Kubernetes) form a cluster under the
+// advertised addresses; --peers must give a member its advertised address.
+func TestRaftAdvertise(t *testing.T) {
+	var ms []*member
+	var peers []Peer
+	for _, id := range []string{"n1", "n2", "n3"} {
+		m := newMember(t, id)
+		_, port, err := net.SplitHostPort(m.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.addr, m.advertise = net.JoinHostPort("0.0.0.0", port), net.JoinHostPort("localhost", port)
+		ms = append(ms, m)
+		peers = append(peers, Peer{ID: id, Addr: m.advertise})
+	}
+	for _, m := range ms {
+		m.start(t, "an advertised secret", peers)
+		t.Cleanup(func() { m.stop(t) })
+	}
+	l := leaderOf(t, ms)
+	if err := write(context.Background(), l, "advertised"); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		waitFor(t, m.id+" applies the write", func() bool { return current(t, m) == 1 })
+	}
+	st, err := l.node.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mem := range st.GetMembers() {
+		if !strings.HasPrefix(mem.GetRaftAddress(), "localhost:") {
+			t.Errorf("member %s at %s, want its advertised address", mem.GetId(), mem.GetRaftAddress())
+		}
+	}
+
+	// A member whose advertised address is not the one --peers gives it is refused.
+	m := newMember(t, "n4")
+	_, err = Start(context.Background(), Config{NodeID: "n4", RaftAddress: m.addr, RaftAdvertise: "localhost:1",
+		Peers: []Peer{{"n4", m.addr}}, Secret: []byte("s"), Dir: t.TempDir(), Store: nil})
+	if err == nil || !strings.Contains(err.Error(), "--raft-advertise") {
+		t.Fatalf("peers giving the listen address, not the advertised one: %v", err)
 	}
 }

@@ -228,7 +228,14 @@ func (s *streamLayer) Close() error {
 }
 
 // Addr implements net.Listener.
-func (s *streamLayer) Addr() net.Addr { return s.ln.Addr() }
+func (s *streamLayer) Addr() net.Addr { return advertisedAddr(s.self.Raft) }
+
+// advertisedAddr is the member's Raft address as the others dial it, which Raft
+// takes for its own (a wildcard listen address would not do).
+type advertisedAddr string
+
+func (a advertisedAddr) Network() string { return "tcp" }
+func (a advertisedAddr) String() string  { return string(a) }
 
 // Dial implements raft.StreamLayer.
 func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
