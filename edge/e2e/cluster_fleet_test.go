@@ -8,11 +8,9 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -223,55 +221,17 @@ func TestClusterLeaderKilledEdgesMove(t *testing.T) {
 	var sentAtKill []int64
 
 	const writes, killAt = 60, 20
-	acked := map[uint64]string{}
-	var refused int
-	var killedAt, firstAfterKill time.Time
-	for i := range writes {
-		if i == killAt {
-			if err := leader.p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-				t.Fatal(err)
-			}
-			killedAt = time.Now()
-			for i := range loads {
-				sentAtKill = append(sentAtKill, loads[i].sent.Load())
-			}
-			for _, e := range edges {
-				watchers.Go(func() { e.watch(ctx, leader.grpcAddr, killedAt) })
-			}
-			<-leader.p.done
+	w := writesThroughKill(t, c, env, leader, writes, killAt, func(killedAt time.Time) {
+		for i := range loads {
+			sentAtKill = append(sentAtKill, loads[i].sent.Load())
 		}
-		msg := fmt.Sprintf("write-%02d", i)
-		code, stdout, stderr := berryctl(t, env, "--server", c.servers(), "--message", msg, "rollback", "1")
-		if code != 0 {
-			if i < killAt {
-				t.Fatalf("write %d before the kill failed: %s", i, stderr)
-			}
-			refused++
-			continue
+		for _, e := range edges {
+			watchers.Go(func() { e.watch(ctx, leader.grpcAddr, killedAt) })
 		}
-		m := newVersion.FindStringSubmatch(stdout)
-		if m == nil {
-			t.Fatalf("write %d: unexpected output %q", i, stdout)
-		}
-		v, _ := strconv.ParseUint(m[1], 10, 64)
-		if prev, dup := acked[v]; dup {
-			t.Fatalf("version %d acknowledged twice: %s and %s", v, prev, msg)
-		}
-		acked[v] = msg
-		if i >= killAt && firstAfterKill.IsZero() {
-			firstAfterKill = time.Now()
-		}
-	}
-	if firstAfterKill.IsZero() {
-		t.Fatal("no write was accepted after the leader was killed")
-	}
+	})
+	acked, refused, killedAt, firstAfterKill := w.acked, w.refused, w.killedAt, w.firstAfterKill
 
-	var survivors []*cpMember
-	for _, m := range c.members {
-		if m != leader {
-			survivors = append(survivors, m)
-		}
-	}
+	survivors := c.others(leader)
 	n := sameHistory(t, survivors)
 	newest := slices.Max(slices.Collect(maps.Keys(acked)))
 	if newest > n {

@@ -31,12 +31,7 @@ func TestClusterFleetRequestLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	members := []*cpMember{leader}
-	for _, m := range c.members {
-		if m != leader {
-			members = append(members, m)
-		}
-	}
+	members := append([]*cpMember{leader}, c.others(leader)...)
 	var edges []*edge
 	for i, m := range members {
 		e := startCachedEdge(t, m.grpcAddr, fmt.Sprint("edge-", i+1), t.TempDir())

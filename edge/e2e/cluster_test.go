@@ -114,6 +114,17 @@ func (c *cpCluster) leader(t *testing.T) *cpMember {
 	return l
 }
 
+// others returns the members but m.
+func (c *cpCluster) others(m *cpMember) []*cpMember {
+	var out []*cpMember
+	for _, o := range c.members {
+		if o != m {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
 // servers is berryctl's --server list: every member.
 func (c *cpCluster) servers() string {
 	var s []string
@@ -200,6 +211,66 @@ func sameHistory(t *testing.T, ms []*cpMember) uint64 {
 
 var newVersion = regexp.MustCompile(`as new version (\d+)`)
 
+// writeRun is what writesThroughKill saw.
+type writeRun struct {
+	acked    map[uint64]string // version → message of the write acknowledged as it
+	refused  int
+	refusals []string // the first distinct errors, for the log
+	// killedAt is when the leader was sent SIGKILL; firstAfterKill when the first
+	// write after it was acknowledged.
+	killedAt, firstAfterKill time.Time
+}
+
+// writesThroughKill makes writes config writes with berryctl (`rollback 1`, a
+// process each, given every member's address) and SIGKILLs the leader before write
+// killAt, calling atKill (if set) with the time of the kill before waiting for the
+// process to end. A write refused before the kill, a version acknowledged twice, or
+// no write acknowledged after the kill fails the test.
+func writesThroughKill(t *testing.T, c *cpCluster, env []string, leader *cpMember, writes, killAt int, atKill func(time.Time)) writeRun {
+	t.Helper()
+	w := writeRun{acked: map[uint64]string{}}
+	for i := range writes {
+		if i == killAt {
+			if err := leader.p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			w.killedAt = time.Now()
+			if atKill != nil {
+				atKill(w.killedAt)
+			}
+			<-leader.p.done
+		}
+		msg := fmt.Sprintf("write-%03d", i)
+		code, stdout, stderr := berryctl(t, env, "--server", c.servers(), "--message", msg, "rollback", "1")
+		if code != 0 {
+			if i < killAt {
+				t.Fatalf("write %d before the kill failed: %s", i, stderr)
+			}
+			w.refused++
+			if len(w.refusals) < 3 && !slices.Contains(w.refusals, stderr) {
+				w.refusals = append(w.refusals, stderr)
+			}
+			continue
+		}
+		m := newVersion.FindStringSubmatch(stdout)
+		if m == nil {
+			t.Fatalf("write %d: unexpected output %q", i, stdout)
+		}
+		v, _ := strconv.ParseUint(m[1], 10, 64)
+		if prev, dup := w.acked[v]; dup {
+			t.Fatalf("version %d acknowledged twice: %s and %s", v, prev, msg)
+		}
+		w.acked[v] = msg
+		if i >= killAt && w.firstAfterKill.IsZero() {
+			w.firstAfterKill = time.Now()
+		}
+	}
+	if w.firstAfterKill.IsZero() {
+		t.Fatal("no write was accepted after the leader was killed")
+	}
+	return w
+}
+
 // TestClusterLeaderKilledDuringWrites sends 500 config writes through berryctl (a
 // process per write, given every member's address) and SIGKILLs the leader after the
 // first 150. Every write berryctl reported as done must be on the survivors, with
@@ -225,58 +296,15 @@ func TestClusterLeaderKilledDuringWrites(t *testing.T) {
 	e.waitVersion(t, 1)
 
 	const writes, killAt = 500, 150
-	acked := map[uint64]string{} // version → message of the write acknowledged as it
-	var failed int
-	var refusals []string // the first distinct errors, for the log
-	var killedAt, firstAfterKill time.Time
-	for i := range writes {
-		if i == killAt {
-			if err := leader.p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-				t.Fatal(err)
-			}
-			<-leader.p.done
-			killedAt = time.Now()
-		}
-		msg := fmt.Sprintf("write-%03d", i)
-		code, stdout, stderr := berryctl(t, env, "--server", c.servers(), "--message", msg, "rollback", "1")
-		if code != 0 {
-			failed++
-			if len(refusals) < 3 && !slices.Contains(refusals, stderr) {
-				refusals = append(refusals, stderr)
-			}
-			if i < killAt {
-				t.Fatalf("write %d before the kill failed: %s", i, stderr)
-			}
-			continue
-		}
-		m := newVersion.FindStringSubmatch(stdout)
-		if m == nil {
-			t.Fatalf("write %d: unexpected output %q", i, stdout)
-		}
-		v, _ := strconv.ParseUint(m[1], 10, 64)
-		if prev, dup := acked[v]; dup {
-			t.Fatalf("version %d acknowledged twice: %s and %s", v, prev, msg)
-		}
-		acked[v] = msg
-		if i >= killAt && firstAfterKill.IsZero() {
-			firstAfterKill = time.Now()
-		}
-	}
-	if firstAfterKill.IsZero() {
-		t.Fatal("no write was accepted after the leader was killed")
-	}
+	w := writesThroughKill(t, c, env, leader, writes, killAt, nil)
+	acked, failed, refusals, killedAt, firstAfterKill := w.acked, w.refused, w.refusals, w.killedAt, w.firstAfterKill
 	t.Logf("leader %s killed after %d writes; first write accepted %v after the kill; %d of %d writes acknowledged, %d refused (while electing)",
 		leader.id, killAt, firstAfterKill.Sub(killedAt).Round(time.Millisecond), len(acked), writes, failed)
 	for _, r := range refusals {
 		t.Logf("refused: %s", strings.TrimSpace(r))
 	}
 
-	var survivors []*cpMember
-	for _, m := range c.members {
-		if m != leader {
-			survivors = append(survivors, m)
-		}
-	}
+	survivors := c.others(leader)
 	n := sameHistory(t, survivors)
 	h := survivors[0].history(t)
 	for v, msg := range acked {

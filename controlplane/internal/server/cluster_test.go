@@ -251,16 +251,7 @@ func TestClusterQuotaLeaderChange(t *testing.T) {
 	}
 
 	stops[old]()
-	var next *harness
-	waitFor(t, "a new leader", func() bool {
-		for _, f := range followers {
-			if f.srv.cluster.replica.Leading() {
-				next = f
-				return true
-			}
-		}
-		return false
-	})
+	next, _ := leading(t, followers)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("new leader's log:\n%s", next.logs.String())
@@ -358,16 +349,7 @@ func TestClusterRelayScores(t *testing.T) {
 
 	stops[leader]()
 	killed := time.Now()
-	var next *harness
-	waitFor(t, "a new leader", func() bool {
-		for _, f := range followers {
-			if f.srv.cluster.replica.Leading() {
-				next = f
-				return true
-			}
-		}
-		return false
-	})
+	next, _ := leading(t, followers)
 	// The survivors' edges report on (every second in a real edge).
 	for i := 1; i < 3; i++ {
 		report(i, 2)
