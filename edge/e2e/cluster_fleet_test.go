@@ -6,7 +6,6 @@ import (
 	"io"
 	"maps"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
-	"github.com/berry-gateway/berry/pkg/upstreamsim"
 )
 
 // clusterEdge is an edge given every member's address, with where it was before the
@@ -177,13 +175,7 @@ func (l *clientLoad) run(ctx context.Context, e *edge, maxRequests int64) {
 // reaches every edge. It logs, per edge, the time from the kill until it is connected
 // to a live member, and the fleet figure: the time for all edges to reconnect.
 func TestClusterLeaderKilledEdgesMove(t *testing.T) {
-	sim := startSim(t, upstreamsim.Options{Name: "sim-a", APIKey: "sk-sim-a-secret"})
-	c := startCPCluster(t, 3)
-	env := []string{"BERRY_TOKEN=" + adminToken}
-	base := writeFile(t, filepath.Join(t.TempDir(), "base.toml"), configTOML(sim.URL(), sim.URL(), "a"))
-	if code, _, stderr := berryctl(t, env, "--server", c.servers(), "import", base); code != 0 {
-		t.Fatalf("import: %s", stderr)
-	}
+	c, env := startBaseCluster(t)
 	leader := c.leader(t)
 	memberAt := map[string]string{}
 	for _, m := range c.members {

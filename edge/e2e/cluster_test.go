@@ -114,6 +114,20 @@ func (c *cpCluster) leader(t *testing.T) *cpMember {
 	return l
 }
 
+// startBaseCluster starts a simulator and a 3-member cluster holding the base config
+// (imported with berryctl), and returns the cluster with berryctl's environment.
+func startBaseCluster(t *testing.T) (*cpCluster, []string) {
+	t.Helper()
+	sim := startSim(t, upstreamsim.Options{Name: "sim-a", APIKey: "sk-sim-a-secret"})
+	c := startCPCluster(t, 3)
+	env := []string{"BERRY_TOKEN=" + adminToken}
+	base := writeFile(t, filepath.Join(t.TempDir(), "base.toml"), configTOML(sim.URL(), sim.URL(), "a"))
+	if code, _, stderr := berryctl(t, env, "--server", c.servers(), "import", base); code != 0 {
+		t.Fatalf("import: %s", stderr)
+	}
+	return c, env
+}
+
 // others returns the members but m.
 func (c *cpCluster) others(m *cpMember) []*cpMember {
 	var out []*cpMember
@@ -277,21 +291,9 @@ func writesThroughKill(t *testing.T, c *cpCluster, env []string, leader *cpMembe
 // its number; the histories are gap-free and identical on every member, the killed
 // one too once restarted. An edge connected to a follower serves the last version.
 func TestClusterLeaderKilledDuringWrites(t *testing.T) {
-	sim := startSim(t, upstreamsim.Options{Name: "sim-a", APIKey: "sk-sim-a-secret"})
-	c := startCPCluster(t, 3)
-	env := []string{"BERRY_TOKEN=" + adminToken}
-	base := writeFile(t, filepath.Join(t.TempDir(), "base.toml"), configTOML(sim.URL(), sim.URL(), "a"))
-	if code, _, stderr := berryctl(t, env, "--server", c.servers(), "import", base); code != 0 {
-		t.Fatalf("import: %s", stderr)
-	}
+	c, env := startBaseCluster(t)
 	leader := c.leader(t)
-	var follower *cpMember
-	for _, m := range c.members {
-		if m != leader {
-			follower = m
-			break
-		}
-	}
+	follower := c.others(leader)[0]
 	e := startCachedEdge(t, follower.grpcAddr, "e1", t.TempDir())
 	e.waitVersion(t, 1)
 
@@ -328,20 +330,9 @@ func TestClusterLeaderKilledDuringWrites(t *testing.T) {
 // serving its edge the last state it applied. When everyone runs again it catches up.
 // The whole cluster is then restarted (SIGTERM) and keeps its state.
 func TestClusterMinorityRefusesWrites(t *testing.T) {
-	sim := startSim(t, upstreamsim.Options{Name: "sim-a", APIKey: "sk-sim-a-secret"})
-	c := startCPCluster(t, 3)
-	env := []string{"BERRY_TOKEN=" + adminToken}
-	base := writeFile(t, filepath.Join(t.TempDir(), "base.toml"), configTOML(sim.URL(), sim.URL(), "a"))
-	if code, _, stderr := berryctl(t, env, "--server", c.servers(), "import", base); code != 0 {
-		t.Fatalf("import: %s", stderr)
-	}
+	c, env := startBaseCluster(t)
 	leader := c.leader(t)
-	var lone *cpMember
-	for _, m := range c.members {
-		if m != leader {
-			lone = m
-		}
-	}
+	lone := c.others(leader)[1]
 	e := startCachedEdge(t, lone.grpcAddr, "e-lone", t.TempDir())
 	e.waitVersion(t, 1)
 	signal := func(ms []*cpMember, sig syscall.Signal) {
