@@ -240,12 +240,18 @@ func (s *quotaStream) Take() *berryv1.QuotaGrants {
 // report of its balances corrects what the leader thinks it holds.
 const maxRelayedGrants = 64
 
-// deliver hands grants the leader computed for an edge of this follower to its stream.
+// deliver hands grants the leader computed for an edge of this follower to its
+// stream. Grants for an edge whose stream has closed are dropped: the leader learns
+// of the closing and counts what the edge reports when it is back.
 func (q *QuotaService) deliver(edge string, g *berryv1.QuotaGrants) {
 	if g == nil {
 		return
 	}
 	q.mu.Lock()
+	if q.boxes[edge] == nil {
+		q.mu.Unlock()
+		return
+	}
 	gs := append(q.relayed[edge], g)
 	if len(gs) > maxRelayedGrants {
 		gs = gs[len(gs)-maxRelayedGrants:]

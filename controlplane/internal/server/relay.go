@@ -60,10 +60,11 @@ type relay struct {
 	scores *cache.Scores // where the leader's scores are published
 	log    *slog.Logger
 
-	mu    sync.Mutex
-	open  map[uint64]string // every edge stream open on this member → its edge
-	queue []relayEvent      // not yet sent on the current relay stream
-	wake  chan struct{}     // capacity 1: queue has something
+	mu      sync.Mutex
+	open    map[uint64]string // every edge stream open on this member → its edge
+	queue   []relayEvent      // not yet sent on the current relay stream
+	batches int               // how many of queue's events are batches
+	wake    chan struct{}     // capacity 1: queue has something
 
 	connected atomic.Bool
 	dropped   atomic.Uint64 // batches dropped from a full backlog, or left when this member became the leader
@@ -94,21 +95,17 @@ func (r *relay) closed(stream uint64, edge string) {
 func (r *relay) batch(stream uint64, edge string, b *berryv1.ObservationBatch) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	n := 0
-	for _, e := range r.queue {
-		if e.b != nil {
-			n++
-		}
-	}
-	if n >= maxRelayBacklog {
+	if r.batches >= maxRelayBacklog {
 		for i, e := range r.queue {
 			if e.b != nil {
 				r.queue = append(r.queue[:i], r.queue[i+1:]...)
+				r.batches--
 				r.dropped.Add(1)
 				break
 			}
 		}
 	}
+	r.batches++
 	r.push(relayEvent{stream: stream, edge: edge, b: b})
 }
 
@@ -126,7 +123,7 @@ func (r *relay) take() []relayEvent {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	q := r.queue
-	r.queue = nil
+	r.queue, r.batches = nil, 0
 	return q
 }
 
@@ -137,7 +134,7 @@ func (r *relay) announce() []*berryv1.RelayRequest {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	q := r.queue
-	r.queue = nil
+	r.queue, r.batches = nil, 0
 	queuedOpen := map[uint64]bool{}
 	for _, e := range q {
 		if e.b == nil && !e.closed {
@@ -230,13 +227,8 @@ func (r *relay) run(ctx context.Context) {
 func (r *relay) dropLeftBatches() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	n := 0
-	for _, e := range r.queue {
-		if e.b != nil {
-			n++
-		}
-	}
-	r.queue = nil // the open streams are announced again from r.open
+	n := r.batches
+	r.queue, r.batches = nil, 0 // the open streams are announced again from r.open
 	r.dropped.Add(uint64(n))
 	return n
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/berry-gateway/berry/controlplane/internal/cache"
 	berryv1 "github.com/berry-gateway/berry/pkg/api/berry/v1"
 )
 
@@ -98,5 +99,29 @@ func TestRelayBacklogBound(t *testing.T) {
 	_, batches := replayAnnounce(t, r.announce())
 	if got := batches[1]; len(got) != maxRelayBacklog || got[0] != 11 {
 		t.Fatalf("kept %d batches from seq %d, want %d from 11", len(got), got[0], maxRelayBacklog)
+	}
+}
+
+// Grants relayed for an edge go down its open stream, in order; those for an edge
+// with no stream open on this member are not kept.
+func TestRelayedGrantsDelivery(t *testing.T) {
+	q := NewQuotaService(nil, &cache.Snapshots{}, QuotaOptions{})
+	q.deliver("gone", &berryv1.QuotaGrants{Seq: 1})
+	if len(q.relayed) != 0 {
+		t.Fatalf("grants kept for an edge without a stream: %v", q.relayed)
+	}
+	s := q.OpenStream("e1")
+	defer s.Close()
+	q.deliver("e1", &berryv1.QuotaGrants{Seq: 1})
+	q.deliver("e1", &berryv1.QuotaGrants{Seq: 2})
+	for _, want := range []uint64{1, 2} {
+		<-s.Ready()
+		if g := s.Take(); g.GetSeq() != want {
+			t.Fatalf("took grants seq %d, want %d", g.GetSeq(), want)
+		}
+	}
+	s.Close()
+	if len(q.relayed) != 0 {
+		t.Fatalf("grants kept after the stream closed: %v", q.relayed)
 	}
 }
